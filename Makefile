@@ -1,0 +1,35 @@
+# The two commands of the README: `make demo` and `make test`. Both set everything up.
+VENV   ?= .venv
+PYTHON ?= python3
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+ARCH   := $(shell uname -m)
+
+# torch builds that install offline on the project machines (see README, "Install").
+ifeq ($(ARCH),x86_64)
+TORCH := torch==2.14.1 torchvision==0.29.1
+else ifeq ($(ARCH),aarch64)
+TORCH := torch==2.9.1 torchvision==0.24.1
+else
+TORCH := torch torchvision
+endif
+
+.PHONY: demo test install clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PY) -c "import torch, torchvision" 2>/dev/null || $(PIP) install --quiet $(TORCH)
+	$(PIP) install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/featcache demo
+
+test: $(VENV)/.installed
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) demo runs .pytest_cache

@@ -1,0 +1,1 @@
+"""The ``featcache`` command line (typer + rich)."""

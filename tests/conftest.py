@@ -1,0 +1,28 @@
+"""Shared test fixtures.
+
+Real clips and photos live in ``../shared/data/real`` beside the repository (or wherever
+``FEATCACHE_REAL_DATA`` points). A user's clone has no such folder: tests that need it
+are skipped cleanly through the ``real_data`` fixture.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+REAL_DATA = Path(os.environ.get("FEATCACHE_REAL_DATA", REPO_ROOT.parent / "shared" / "data" / "real"))
+
+# Two cores: keep torch from oversubscribing them in tests.
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(scope="session")
+def real_data() -> Path:
+    """``../shared/data/real`` (read-only); skips the test when it is absent."""
+    if not (REAL_DATA / "manifest.csv").exists():
+        pytest.skip(f"real test data not found at {REAL_DATA}")
+    return REAL_DATA
