@@ -1,5 +1,137 @@
-"""Placeholder command module: its commands are being written (see the open issues)."""
+"""``featcache data check`` and ``featcache data import-{ucf101,hmdb51,stanford40}``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+MAPPING_HELP = "class-mapping YAML, a shipped mapping name (ssvac40), or 'none' to keep every source class"
 
 
 def register(app, data_app) -> None:
-    pass
+    data_app.command("check")(check)
+    data_app.command("import-ucf101")(import_ucf101)
+    data_app.command("import-hmdb51")(import_hmdb51)
+    data_app.command("import-stanford40")(import_stanford40)
+
+
+def check(
+    root: Path = typer.Argument(..., help="dataset root in folder layout"),
+    deep: bool = typer.Option(False, "--deep", help="decode every image and open every video (>= 2 frames)"),
+    exact_frames: bool = typer.Option(False, "--exact-frames", help="with --deep: count video frames by decoding whole videos"),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="parallel decoders (default: up to 4)"),
+) -> None:
+    """Validate a dataset: class x split counts, and every problem with its path and reason."""
+    from rich.console import Console
+
+    from featcache.check import check_dataset
+
+    report = check_dataset(root, deep=deep, exact_frames=exact_frames, workers=workers)
+    console = Console()
+    if report.classes:
+        console.print(_counts_table(report))
+    for warning in report.warnings:
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    err = Console(stderr=True)
+    for problem in report.problems:
+        err.print(f"[red]problem:[/] {problem}", highlight=False, soft_wrap=True)
+    depth = "decoded" if deep else "checked (existence only; --deep decodes them)"
+    if report.ok:
+        console.print(f"[green]ok[/]: {report.checked} files {depth}, {len(report.classes)} classes", highlight=False)
+        return
+    err.print(f"featcache: {len(report.problems)} problem(s) in {report.root}", highlight=False)
+    raise typer.Exit(1)
+
+
+def import_ucf101(
+    src: Path = typer.Argument(..., help="UCF-101 folder (holding UCF-101/ and ucfTrainTestlist/)"),
+    out: Path = typer.Argument(..., help="output dataset root (folder layout); may already hold other imports"),
+    mapping: Optional[str] = typer.Option(None, "--mapping", help=MAPPING_HELP + " [default: ssvac40]"),
+    split: int = typer.Option(1, "--split", min=1, max=3, help="official train/test split number"),
+    splits_dir: Optional[Path] = typer.Option(None, "--splits-dir", help="folder with classInd.txt and the split lists"),
+) -> None:
+    """Import UCF-101 videos (classInd.txt, trainlist0N.txt, testlist0N.txt) by symlink."""
+    from featcache.importers import ClassMapping
+    from featcache.importers import import_ucf101 as run
+
+    _print_summary(run(src, out, mapping=ClassMapping.load(mapping), split=split, splits_dir=splits_dir))
+
+
+def import_hmdb51(
+    src: Path = typer.Argument(..., help="HMDB-51 folder (holding hmdb51/ and testTrainMulti_7030_splits/)"),
+    out: Path = typer.Argument(..., help="output dataset root (folder layout); may already hold other imports"),
+    mapping: Optional[str] = typer.Option(None, "--mapping", help=MAPPING_HELP + " [default: ssvac40]"),
+    split: int = typer.Option(1, "--split", min=1, max=3, help="official train/test split number"),
+    splits_dir: Optional[Path] = typer.Option(None, "--splits-dir", help="folder with the <class>_test_splitN.txt files"),
+) -> None:
+    """Import HMDB-51 videos (<class>_test_splitN.txt: 1 train, 2 test, 0 unused) by symlink."""
+    from featcache.importers import ClassMapping
+    from featcache.importers import import_hmdb51 as run
+
+    _print_summary(run(src, out, mapping=ClassMapping.load(mapping), split=split, splits_dir=splits_dir))
+
+
+def import_stanford40(
+    src: Path = typer.Argument(..., help="Stanford40 folder (holding JPEGImages/ and ImageSplits/)"),
+    out: Path = typer.Argument(..., help="output dataset root (folder layout); may already hold other imports"),
+    mapping: Optional[str] = typer.Option(None, "--mapping", help=MAPPING_HELP + " [default: ssvac40]"),
+    val_fraction: float = typer.Option(0.1, "--val-fraction", help="fraction of each class's train images moved to val"),
+    seed: int = typer.Option(0, "--seed", help="seed of the train/val carve"),
+) -> None:
+    """Import Stanford40 still images (ImageSplits/<action>_train|test.txt) by symlink, carving a val split."""
+    from featcache.importers import ClassMapping
+    from featcache.importers import import_stanford40 as run
+
+    _print_summary(run(src, out, mapping=ClassMapping.load(mapping), val_fraction=val_fraction, seed=seed))
+
+
+# -- rendering ----------------------------------------------------------------
+def _counts_table(report):
+    from rich.table import Table
+
+    from featcache.dataset import KINDS
+
+    columns = [(kind, split) for kind in KINDS if kind in report.counts for split in report.counts[kind]]
+    table = Table(title=f"{report.root}: {len(report.classes)} classes", title_justify="left")
+    table.add_column("class", no_wrap=True)
+    for kind, split in columns:
+        table.add_column(f"{kind}\n{split}", justify="right")
+    for name in report.classes:
+        table.add_row(name, *(_cell(report.counts[kind][split].get(name, 0)) for kind, split in columns))
+    totals = [str(report.split_totals(kind)[split]) for kind, split in columns]
+    table.add_section()
+    table.add_row("[bold]total", *totals)
+    return table
+
+
+def _cell(count: int) -> str:
+    return str(count) if count else "[dim]0"
+
+
+def _print_summary(summary) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    splits = sorted({s for by_split in summary.counts.values() for s in by_split}, key=("train", "val", "test").index)
+    table = Table(title=f"{summary.source} -> {summary.root}/{summary.kind}", title_justify="left")
+    table.add_column("class")
+    for split in splits:
+        table.add_column(split, justify="right")
+    for name, by_split in summary.counts.items():
+        table.add_row(name, *(_cell(by_split.get(s, 0)) for s in splits))
+    table.add_section()
+    table.add_row("[bold]total", *(str(sum(b.get(s, 0) for b in summary.counts.values())) for s in splits))
+    console = Console()
+    console.print(table)
+    skipped = sum(summary.skipped_classes.values())
+    if summary.skipped_classes:
+        names = ", ".join(sorted(summary.skipped_classes)[:10]) + (" ..." if len(summary.skipped_classes) > 10 else "")
+        console.print(f"skipped {skipped} file(s) of {len(summary.skipped_classes)} unmapped class(es) ({names})", highlight=False)
+    if summary.unused:
+        console.print(f"skipped {summary.unused} file(s) marked unused (id 0) in this split", highlight=False)
+    console.print(
+        f"[green]imported[/] {summary.total} {summary.kind}: {summary.linked} linked, {summary.present} already present",
+        highlight=False,
+    )
