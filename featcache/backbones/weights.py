@@ -1,0 +1,81 @@
+"""Finding weight files, hashing them, and loading them as state dicts."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+from functools import lru_cache
+from pathlib import Path
+
+from featcache.errors import FeatcacheError
+
+OFFLINE_ENV = "FEATCACHE_OFFLINE"  # set to 1 to never try a download
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    path = Path(path)
+    stat = path.stat()
+    return _sha256_cached(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@lru_cache(maxsize=32)
+def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_weights_file(path: str | os.PathLike) -> dict:
+    """A weights file (plain state dict or featcache checkpoint) as a dict on the CPU."""
+    import torch
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FeatcacheError(f"weights file not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many kinds for a bad file
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise FeatcacheError(f"{path}: not a loadable PyTorch weights file ({reason})") from None
+    if not isinstance(state, dict):
+        raise FeatcacheError(f"{path}: expected a state dict or a featcache checkpoint, found {type(state).__name__}")
+    return state
+
+
+def hub_checkpoint_dir() -> Path:
+    """Where torchvision keeps downloaded weights: ``$TORCH_HOME/hub/checkpoints``."""
+    import torch
+
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def find_in_hub_cache(file_names: tuple[str, ...]) -> Path | None:
+    for name in file_names:
+        path = hub_checkpoint_dir() / name
+        if path.is_file() and path.stat().st_size > 0:
+            return path
+    return None
+
+
+def download_to_hub_cache(url: str, timeout: float = 20.0) -> Path | None:
+    """Download ``url`` into the torch hub cache; None when there is no network."""
+    import torch
+
+    if os.environ.get(OFFLINE_ENV, "") not in ("", "0"):
+        return None
+    target = hub_checkpoint_dir() / Path(url).name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(timeout)
+    try:
+        # torchvision file names carry the first hex digits of their sha256.
+        prefix = Path(url).stem.split("-")[-1]
+        torch.hub.download_url_to_file(url, str(target), hash_prefix=prefix, progress=True)
+    except Exception:
+        return None
+    finally:
+        socket.setdefaulttimeout(previous)
+    return target if target.is_file() else None
