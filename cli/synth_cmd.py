@@ -1,5 +1,98 @@
-"""Placeholder command module: its commands are being written (see the open issues)."""
+"""``featcache data synth``: write the procedural synthetic action dataset."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+
+from featcache.errors import DatasetError
+
+
+def parse_counts(text: str, splits: tuple[str, ...], what: str) -> dict[str, int]:
+    """'24,8,12' -> one count per split; a single number N gives train N and the other splits a share of it."""
+    try:
+        numbers = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise DatasetError(f"{what}: expected integers like {','.join('1' * len(splits))}, got {text!r}") from None
+    if len(numbers) == 1:
+        n = numbers[0]
+        shares = {"train": 1.0, "val": 1 / 3, "test": 1 / 2} if len(splits) == 3 else {"train": 1.0, "test": 0.4}
+        numbers = [max(1, round(n * shares[s])) if n > 0 else 0 for s in splits]
+    if len(numbers) != len(splits) or any(n < 0 for n in numbers):
+        raise DatasetError(f"{what}: expected one count or {len(splits)} counts ({', '.join(splits)}), got {text!r}")
+    return dict(zip(splits, numbers))
+
+
+def parse_size(text: str, what: str) -> tuple[int, int]:
+    """'96x128' (H x W) or '224' (square)."""
+    try:
+        parts = [int(x) for x in text.lower().split("x")]
+    except ValueError:
+        raise DatasetError(f"{what}: expected HxW such as 96x128, got {text!r}") from None
+    if len(parts) == 1:
+        parts *= 2
+    if len(parts) != 2:
+        raise DatasetError(f"{what}: expected HxW such as 96x128, got {text!r}")
+    return parts[0], parts[1]
 
 
 def register(app, data_app) -> None:
-    pass
+    @data_app.command("synth")
+    def synth(
+        root: Path = typer.Argument(..., help="Folder to write the dataset into (created if missing)."),
+        classes: int = typer.Option(8, "--classes", help="Number of action classes (2-12, taken in pairs)."),
+        seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives byte-identical files."),
+        stills_per_class: str = typer.Option(
+            "24,8,12", "--stills-per-class", help="Stills per class: TRAIN,VAL,TEST, or one number for train."),
+        videos_per_class: str = typer.Option(
+            "10,4", "--videos-per-class", help="Videos per class: TRAIN,TEST, or one number for train."),
+        frames: int = typer.Option(64, "--frames", help="Frames per video (>= 40; flow stacks use the middle 61)."),
+        still_size: str = typer.Option("224x224", "--still-size", help="Still size HxW."),
+        video_size: str = typer.Option("96x128", "--video-size", help="Video frame size HxW."),
+        workers: int = typer.Option(
+            min(2, os.cpu_count() or 1), "--workers", help="Processes rendering in parallel."),
+        overwrite: bool = typer.Option(
+            False, "--overwrite", help="Replace a dataset already in ROOT (otherwise a matching one is resumed)."),
+        list_classes: bool = typer.Option(False, "--list-classes", help="Print the classes and exit."),
+    ) -> None:
+        """Write a synthetic still+video action dataset (folder layout) where paired classes differ only in motion.
+
+        An interrupted run resumes when rerun with the same settings; a ROOT holding anything else is refused unless --overwrite is given.
+        """
+        from rich.console import Console
+        from rich.table import Table
+
+        from featcache.dataset import FolderDataset
+        from featcache.synth.actions import ACTIONS, pair_of
+        from featcache.synth.generate import SynthConfig, generate
+
+        console = Console()
+        if list_classes:
+            table = Table("label", "class", "pair", "what it shows")
+            for action in ACTIONS[: max(2, min(classes, len(ACTIONS)))]:
+                table.add_row(str(action.id), action.name, pair_of(action).name, action.description)
+            console.print(table)
+            return
+        config = SynthConfig(
+            classes=classes, seed=seed,
+            stills=parse_counts(stills_per_class, ("train", "val", "test"), "--stills-per-class"),
+            videos=parse_counts(videos_per_class, ("train", "test"), "--videos-per-class"),
+            frames=frames, still_size=parse_size(still_size, "--still-size"),
+            video_size=parse_size(video_size, "--video-size"),
+        )
+        result = generate(root, config, overwrite=overwrite, workers=max(1, workers))
+        dataset = FolderDataset(root)  # check that what was written loads
+        verb = "resumed" if result["resumed"] else "wrote"
+        console.print(
+            f"{verb} {root}: {result['written']} files written, {result['skipped']} already there, "
+            f"in {result['seconds']:.1f} s"
+        )
+        table = Table("label", "class", "what it shows")
+        for label, name in enumerate(dataset.classes):
+            table.add_row(str(label), name, next(a.description for a in ACTIONS if a.name == name))
+        console.print(table)
+        summary = dataset.summary()
+        console.print("  ".join(f"{kind}: " + ", ".join(f"{s} {n}" for s, n in splits.items())
+                                for kind, splits in summary.items()))
