@@ -1,0 +1,182 @@
+"""Hyperparameters of the stage-2 heads: defaults per method and temporal modality, and
+``--set KEY=VALUE`` parsing with type and range checks.
+
+Layer sizes, lambda, alpha, learning rates and P x K sampling come from the paper
+(Tables 5-8). The paper gives no epochs or batch sizes; ours are chosen so each head
+trains in well under 30 s on a 2-core CPU at SSVAC-40 size (7k stills, 21k temporal
+rows of 2048-d) and converges on it: see ``benchmarks/heads.py``.
+
+Keys:
+  seed              every random stream (weights, dropout, noise, batch order)
+  still_model       auto | logits | linear: the still stream. ``logits`` uses the
+                    backbone's own class scores from the still cache (a backbone fine-tuned
+                    on these classes, Resnet-Still); ``linear`` trains a softmax classifier
+                    on the still features; ``auto`` takes logits when the cache has them
+  still_lr, still_epochs, still_batch_size, still_weight_decay   linear still model (Adam)
+  d1                compact temporal dimension (dimensionality-reduction network)
+  dimred_lr, dimred_epochs, dimred_batch_size, dimred_dropout    its training (Adam)
+  d0, d2            generator/embedding hidden width; discriminator width (GAN)
+  lambda            weight of the auxiliary classification loss (GAN, eq. 3)
+  alpha             triplet margin (eq. 4)
+  lr, epochs, batch_size   the head itself (RMSProp for the GAN, Adam for the embedding)
+  dropout, noise    dropout rate and Gaussian-noise sd inside generator/embedding
+  classes_per_batch, instances_per_class   P x K batches of the embedding (Table 8: 4 x 4)
+  classifier_lr, classifier_epochs         the embedding classifier on compact temporal features
+  select            fused | derived: the val accuracy that picks the best epoch
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable, Mapping
+
+from featcache.errors import FeatcacheError
+
+METHODS = ("classifier", "gan", "embed")
+TEMPORAL_KINDS = ("flow", "dynamic")
+CHOICES = {"still_model": ("auto", "logits", "linear"), "select": ("fused", "derived")}
+
+STILL_DEFAULTS: dict[str, Any] = {
+    "seed": 0,
+    "still_model": "auto",
+    "still_lr": 1e-3,
+    "still_epochs": 30,
+    "still_batch_size": 256,
+    "still_weight_decay": 1e-4,
+}
+DIMRED_DEFAULTS: dict[str, Any] = {
+    "d1": 128,
+    "dimred_lr": 1e-3,
+    "dimred_epochs": 8,
+    "dimred_batch_size": 256,
+    "dimred_dropout": 0.5,
+}
+# Table 6 (identical for both modalities).
+GAN_DEFAULTS: dict[str, Any] = {
+    "d0": 256,
+    "d1": 128,
+    "d2": 256,
+    "lambda": 1.0,
+    "lr": 1e-3,
+    "epochs": 10,
+    "batch_size": 128,
+    "dropout": 0.5,
+    "noise": 0.01,
+    "select": "fused",
+}
+# Table 8.
+EMBED_DEFAULTS: dict[str, dict[str, Any]] = {
+    "flow": {"d0": 256, "d1": 256, "alpha": 1.0},
+    "dynamic": {"d0": 128, "d1": 256, "alpha": 0.5},
+}
+EMBED_COMMON: dict[str, Any] = {
+    "lr": 2e-4,
+    "epochs": 3,
+    "classes_per_batch": 4,
+    "instances_per_class": 4,
+    "dropout": 0.5,
+    "noise": 0.01,
+    "classifier_lr": 1e-3,
+    "classifier_epochs": 10,
+    "select": "fused",
+}
+
+# Keys that fix tensor shapes or the number of steps: configurations trained together in
+# one stacked group (``train_group``) must agree on them; every other key may differ.
+SHAPE_KEYS = (
+    "still_model", "still_epochs", "still_batch_size",
+    "d0", "d1", "d2", "dimred_epochs", "dimred_batch_size",
+    "epochs", "batch_size", "classes_per_batch", "instances_per_class", "classifier_epochs",
+)
+# Keys that determine each trained part; equal values -> the same trained part.
+STILL_KEYS = tuple(STILL_DEFAULTS)
+DIMRED_KEYS = ("seed", *DIMRED_DEFAULTS)
+
+POSITIVE_INT = {"still_epochs", "d0", "d1", "d2", "dimred_epochs", "epochs", "classes_per_batch",
+                "classifier_epochs"}
+BATCH_INT = {"still_batch_size", "dimred_batch_size", "batch_size", "instances_per_class"}
+POSITIVE_FLOAT = {"still_lr", "dimred_lr", "lr", "classifier_lr"}
+NON_NEGATIVE_FLOAT = {"still_weight_decay", "lambda", "alpha", "noise"}
+RATE = {"dropout", "dimred_dropout"}
+
+
+def default_config(method: str, temporal: str) -> dict[str, Any]:
+    """The paper's defaults for ``method`` on temporal modality ``temporal``."""
+    if method not in METHODS:
+        raise FeatcacheError(f"unknown head method {method!r}; expected one of {', '.join(METHODS)}")
+    if temporal not in TEMPORAL_KINDS:
+        raise FeatcacheError(f"unknown temporal modality {temporal!r}; expected one of {', '.join(TEMPORAL_KINDS)}")
+    config = {**STILL_DEFAULTS, **DIMRED_DEFAULTS}
+    if method == "gan":
+        config.update(GAN_DEFAULTS)
+    elif method == "embed":
+        config.update(EMBED_COMMON)
+        config.update(EMBED_DEFAULTS[temporal])
+    return config
+
+
+def parse_value(key: str, text: str, default: Any) -> Any:
+    """``text`` converted to the type of ``default`` and range-checked, or FeatcacheError."""
+    text = text.strip()
+    try:
+        if isinstance(default, bool):
+            if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError
+            value: Any = text.lower() in ("true", "1", "yes")
+        elif isinstance(default, int):
+            value = int(text)
+        elif isinstance(default, float):
+            value = float(text)
+            if not math.isfinite(value):
+                raise ValueError
+        else:
+            value = text
+    except ValueError:
+        kind = type(default).__name__
+        raise FeatcacheError(f"--set {key}={text}: expected {'a finite ' if kind == 'float' else 'an '}{kind}") from None
+    check_value(key, value)
+    return value
+
+
+def check_value(key: str, value: Any) -> None:
+    """Range check of one key; FeatcacheError naming the key and the allowed range."""
+    problem = None
+    if key in CHOICES and value not in CHOICES[key]:
+        problem = f"expected one of {', '.join(CHOICES[key])}"
+    elif key in POSITIVE_INT and value < 1:
+        problem = "expected an integer >= 1"
+    elif key in BATCH_INT and value < 2:
+        problem = "expected an integer >= 2 (batch norm needs two rows)"
+    elif key in POSITIVE_FLOAT and value <= 0:
+        problem = "expected a number > 0"
+    elif key in NON_NEGATIVE_FLOAT and value < 0:
+        problem = "expected a number >= 0"
+    elif key in RATE and not 0 <= value < 1:
+        problem = "expected a rate in [0, 1)"
+    if problem:
+        raise FeatcacheError(f"--set {key}={value}: {problem}")
+
+
+def parse_sets(method: str, temporal: str, assignments: Iterable[str]) -> dict[str, Any]:
+    """Apply ``KEY=VALUE`` strings to the defaults; unknown keys list the valid ones."""
+    config = default_config(method, temporal)
+    for item in assignments or ():
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise FeatcacheError(f"--set {item!r}: expected KEY=VALUE")
+        if key not in config:
+            raise FeatcacheError(
+                f"--set {key}: unknown key for train-head {method}; valid keys: {', '.join(sorted(config))}"
+            )
+        config[key] = parse_value(key, text, config[key])
+    return config
+
+
+def shape_key(method: str, config: Mapping[str, Any]) -> tuple:
+    """What configurations trained together in one stacked group must share."""
+    return (method, *((k, config[k]) for k in SHAPE_KEYS if k in config))
+
+
+def part_key(config: Mapping[str, Any], keys: Iterable[str]) -> tuple:
+    return tuple((k, config[k]) for k in keys)

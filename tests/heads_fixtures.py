@@ -1,0 +1,61 @@
+"""Fixtures shared by the tests of the stage-2 heads (imported by tests/test_heads_*.py)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from heads.config import default_config
+from heads.head_data import HeadData
+from heads.synthetic_cache import write_synthetic_caches
+
+# Small schedules: the synthetic task is learnable in a few epochs.
+FAST = {"still_epochs": 15, "still_batch_size": 32, "dimred_epochs": 5, "dimred_batch_size": 32, "d0": 32,
+        "d1": 32, "d2": 32, "classifier_epochs": 5}
+
+
+def fast_config(method: str, temporal: str = "flow", **overrides):
+    config = default_config(method, temporal)
+    config.update({k: v for k, v in FAST.items() if k in config})
+    if method == "gan":
+        config.update(epochs=10, batch_size=16)
+    if method == "embed":
+        config.update(epochs=6, lr=5e-3)
+    config.update(overrides)
+    return config
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny matrices: one thread is faster, and much faster on a shared, loaded CPU."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def synthetic_cache_dir(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("heads-cache")
+    write_synthetic_caches(directory, num_classes=6, dim=48, seed=3)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def head_data(synthetic_cache_dir):
+    return HeadData.load(synthetic_cache_dir, "flow")
+
+
+@pytest.fixture
+def head_data64(synthetic_cache_dir):
+    """The same data in float64, with float64 weights: a group must equal single runs to
+    double rounding. (In float32 RMSProp's near-sign steps on near-zero gradients turn
+    rounding differences between batched and single matrix products into ~lr changes.)"""
+    data = HeadData.load(synthetic_cache_dir, "flow")
+    for splits in (data.still, data.temporal):
+        for split in splits.values():
+            split.features = split.features.double()
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield data
+    torch.set_default_dtype(previous)

@@ -1,0 +1,91 @@
+"""Stacked building blocks against brute-force per-member references."""
+
+import torch
+import torch.nn.functional as F
+
+from heads.gaussian_noise import GaussianNoise
+from heads.member_random import MemberRandom
+from heads.stacked_adam import StackedAdam
+from heads.stacked_batch_norm import StackedBatchNorm
+from heads.stacked_dropout import StackedDropout
+from heads.stacked_linear import StackedLinear
+from heads.stacked_rmsprop import StackedRMSProp
+from tests.heads_fixtures import one_thread  # noqa: F401
+
+
+def test_stacked_linear_matches_per_member_linear():
+    layer = StackedLinear(3, 5, 4, MemberRandom.from_seeds([0, 1, 2], "init"))
+    x = torch.randn(3, 7, 5)
+    y = layer(x)
+    for g in range(3):
+        expected = F.linear(x[g], layer.weight[g].T, layer.bias[g, 0])
+        torch.testing.assert_close(y[g], expected)
+
+
+def test_member_initialisation_does_not_depend_on_group_size():
+    alone = StackedLinear(1, 6, 3, MemberRandom.from_seeds([7], "init"))
+    grouped = StackedLinear(3, 6, 3, MemberRandom.from_seeds([1, 7, 2], "init"))
+    torch.testing.assert_close(grouped.weight[1], alone.weight[0])
+    assert not torch.allclose(grouped.weight[0], grouped.weight[1])
+
+
+def test_stacked_batch_norm_matches_batch_norm_1d():
+    stacked = StackedBatchNorm(2, 4, eps=1e-5, momentum=0.1)
+    refs = [torch.nn.BatchNorm1d(4, eps=1e-5, momentum=0.1) for _ in range(2)]
+    for _ in range(3):
+        x = torch.randn(2, 10, 4) * 3 + 1
+        out = stacked(x)
+        for g in range(2):
+            torch.testing.assert_close(out[g], refs[g](x[g]))
+    stacked.eval()
+    x = torch.randn(2, 5, 4)
+    out = stacked(x)
+    for g in range(2):
+        refs[g].eval()
+        torch.testing.assert_close(out[g], refs[g](x[g]))
+
+
+def test_dropout_and_noise_streams_are_per_member():
+    x = torch.ones(1, 8, 16)
+    alone = StackedDropout([0.5], MemberRandom.from_seeds([4], "train"))
+    grouped = StackedDropout([0.2, 0.5, 0.5], MemberRandom.from_seeds([0, 4, 9], "train"))
+    a, b = alone(x), grouped(x.expand(3, -1, -1))
+    torch.testing.assert_close(b[1], a[0])
+    assert set(a.unique().tolist()) <= {0.0, 2.0}  # inverted dropout keeps the expectation
+    noise = GaussianNoise([0.01, 1.0], MemberRandom.from_seeds([0, 0], "noise"))
+    out = noise(torch.zeros(2, 500, 8))
+    assert 0.005 < out[0].std() < 0.02 and 0.9 < out[1].std() < 1.1
+    noise.eval()
+    assert torch.equal(noise(torch.zeros(2, 3, 8)), torch.zeros(2, 3, 8))
+
+
+def test_stacked_rmsprop_matches_the_keras_formula():
+    p = torch.nn.Parameter(torch.randn(2, 3, 4))
+    start = p.detach().clone()
+    opt = StackedRMSProp([p], lr=[0.1, 0.01], rho=0.9, eps=1e-7)
+    square = torch.zeros_like(start)
+    expected = start.clone()
+    for step in range(3):
+        grad = torch.randn(2, 3, 4)
+        p.grad = grad.clone()
+        opt.step()
+        square = 0.9 * square + 0.1 * grad**2
+        lr = torch.tensor([0.1, 0.01]).view(2, 1, 1)
+        expected = expected - lr * grad / (square.sqrt() + 1e-7)
+    torch.testing.assert_close(p.detach(), expected)
+
+
+def test_stacked_adam_matches_torch_adam_per_member():
+    p = torch.nn.Parameter(torch.randn(2, 5))
+    refs = [torch.nn.Parameter(p.detach()[g].clone()) for g in range(2)]
+    opt = StackedAdam([p], lr=[1e-2, 3e-3], weight_decay=[0.0, 0.1])
+    ref_opts = [torch.optim.Adam([refs[0]], lr=1e-2), torch.optim.Adam([refs[1]], lr=3e-3, weight_decay=0.1)]
+    for _ in range(4):
+        grad = torch.randn(2, 5)
+        p.grad = grad.clone()
+        opt.step()
+        for g in range(2):
+            refs[g].grad = grad[g].clone()
+            ref_opts[g].step()
+    for g in range(2):
+        torch.testing.assert_close(p.detach()[g], refs[g].detach())
