@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from cli import data_cmd, extract_cmd, heads_cmd, prepare_cmd, report_cmd, synth_cmd, tsn_cmd
+from cli import data_cmd, extract_cmd, grid_cmd, heads_cmd, prepare_cmd, report_cmd, synth_cmd, tsn_cmd
 from featcache.errors import FeatcacheError
 
 app = typer.Typer(
@@ -25,7 +25,7 @@ app = typer.Typer(
 data_app = typer.Typer(help="Datasets: generate, import and check folder-layout datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
-for module in (data_cmd, synth_cmd, prepare_cmd, extract_cmd, heads_cmd, tsn_cmd, report_cmd):
+for module in (data_cmd, synth_cmd, prepare_cmd, extract_cmd, heads_cmd, grid_cmd, tsn_cmd, report_cmd):
     module.register(app, data_app)
 
 
