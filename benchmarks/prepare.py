@@ -1,0 +1,99 @@
+"""Throughput of the temporal representations, side by side on the same clips.
+
+    python benchmarks/prepare.py [--clips 3] [--size 256x340] [--frames 61] [--threads 1]
+
+Decodes the middle ``--frames`` frames of a few real clips (``../shared/data/real`` or
+``$FEATCACHE_REAL_DATA``; generated clips when absent), then times optical flow with each
+method (tvl1, farneback, dis) and dynamic images on exactly those frames. Prints frames per
+second (flow: frame pairs per second; dynamic images: input frames per second), by wall
+clock and by this process's CPU time (fair on a shared machine), and the ratio to TV-L1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from featcache.representations import dynamic_image, optical_flow  # noqa: E402
+from featcache.video import read_middle_frames  # noqa: E402
+
+REAL_DATA = Path(os.environ.get("FEATCACHE_REAL_DATA", Path(__file__).resolve().parents[2] / "shared" / "data" / "real"))
+DEFAULT_CLIPS = (
+    "videos/apply_eye_makeup/ucf101_v_ApplyEyeMakeup_g01_c01.avi",
+    "videos/fencing/ucf101_v_Fencing_g01_c06.mp4",
+    "videos/riding_segway/kinetics400_R6llTwEh07w.mp4",
+)
+
+
+def generated_clip(frames: int, size: tuple[int, int], seed: int) -> np.ndarray:
+    """A textured scene panning right with a bright square crossing it (RGB uint8)."""
+    height, width = size
+    rng = np.random.default_rng(seed)
+    scene = cv2.GaussianBlur(rng.integers(0, 256, (height, width + 2 * frames, 3), dtype=np.uint8), (9, 9), 3)
+    clip = np.stack([scene[:, 2 * t : 2 * t + width] for t in range(frames)])
+    for t in range(frames):
+        y, x = height // 3, (5 * t) % (width - 40)
+        clip[t, y : y + 40, x : x + 40] = 255
+    return clip
+
+
+def load_clips(count: int, size: tuple[int, int], frames: int) -> list[tuple[str, np.ndarray]]:
+    if (REAL_DATA / "manifest.csv").exists():
+        paths = [REAL_DATA / c for c in DEFAULT_CLIPS if (REAL_DATA / c).exists()][:count]
+        return [(p.name, read_middle_frames(p, frames, size=size)[0]) for p in paths]
+    return [(f"generated-{i}", generated_clip(frames, size, i)) for i in range(count)]
+
+
+def timed(fn) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process): CPU time stays fair on a busy machine."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def total(times) -> tuple[float, float]:
+    times = list(times)
+    return sum(t[0] for t in times), sum(t[1] for t in times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clips", type=int, default=3)
+    parser.add_argument("--size", default="256x340", help="HxW the frames are resized to")
+    parser.add_argument("--frames", type=int, default=61, help="middle frames per clip (61 -> 60 flow fields)")
+    parser.add_argument("--threads", type=int, default=1, help="OpenCV threads (prepare uses 1 per worker)")
+    args = parser.parse_args()
+    size = tuple(int(v) for v in args.size.lower().split("x"))
+    cv2.setNumThreads(args.threads)
+
+    clips = load_clips(args.clips, size, args.frames)
+    print(f"{len(clips)} clips ({', '.join(name for name, _ in clips)}), {args.frames} frames each at {size[0]}x{size[1]}, "
+          f"{args.threads} OpenCV thread(s)")
+    results = []  # (name, frames processed, (wall s, CPU s))
+    for method in optical_flow.FLOW_METHODS:
+        estimator = optical_flow.create_flow_method(method)
+        pairs = sum(len(c) - 1 for _, c in clips)
+        seconds = total(timed(lambda c=c: optical_flow.flow_stacks(c, estimator, num_frames=args.frames - 1)) for _, c in clips)
+        results.append((f"flow {method}", pairs, seconds))
+    consumed = sum(min(len(c), dynamic_image.frames_needed()) for _, c in clips)
+    seconds = total(timed(lambda c=c: dynamic_image.dynamic_images(c)) for _, c in clips)
+    results.append(("dynamic images", consumed, seconds))
+
+    tvl1_wall, tvl1_cpu = results[0][1] / results[0][2][0], results[0][1] / results[0][2][1]
+    print(f"{'representation':<18}{'frames':>7}{'wall s':>9}{'frames/s':>10}{'x tvl1':>9}{'CPU s':>9}{'frames/CPU s':>14}{'x tvl1':>9}")
+    for name, count, (wall, cpu) in results:
+        print(
+            f"{name:<18}{count:>7}{wall:>9.2f}{count / wall:>10.1f}{count / wall / tvl1_wall:>9.1f}"
+            f"{cpu:>9.2f}{count / cpu:>14.1f}{count / cpu / tvl1_cpu:>9.1f}"
+        )
+
+if __name__ == "__main__":
+    main()
