@@ -1,5 +1,161 @@
-"""Placeholder command module: its commands are being written (see the open issues)."""
+"""The paper's experiments as commands: ``keyframes``, ``baseline``, ``oracle``, ``report``,
+``demo`` and ``data midframes``."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from featcache.errors import FeatcacheError
+
+
+class Baseline(str, Enum):
+    still = "still"
+    aug_frames = "aug-frames"
+
+
+class Temporal(str, Enum):
+    flow = "flow"
+    dynamic = "dynamic"
+    both = "both"
+
+
+class Experiment(str, Enum):
+    main = "main"
+    midframe = "midframe"
 
 
 def register(app, data_app) -> None:
-    pass
+    @app.command("keyframes")
+    def keyframes_command(
+        root: Path = typer.Argument(..., help="Dataset root in folder layout (reads ROOT/videos/train)."),
+        cache: Path = typer.Option(Path("cache"), "--cache", help="Cache folder with the still cache; writes keyframes-<backbone>.h5."),
+        backbone: Optional[str] = typer.Option(None, "--backbone", help="Still cache to match (when there are several)."),
+        weights: Optional[Path] = typer.Option(None, "--weights", help="Weights file the still cache was extracted with (checked by sha256)."),
+        max_clusters: int = typer.Option(5, "--max-clusters", help="At most this many key frames a video (x-means, chosen by BIC)."),
+        max_frames: int = typer.Option(32, "--max-frames", help="Frames sampled evenly from each video for clustering."),
+        reduce_dim: int = typer.Option(16, "--reduce-dim", help="PCA dimensions the frames are clustered in (0: none)."),
+        seed: int = typer.Option(0, "--seed"),
+        device: str = typer.Option("cpu", "--device", help="auto, cpu or cuda."),
+    ) -> None:
+        """Mine key frames from every training video (x-means on frame features; resumable)."""
+        from featcache.keyframes import KeyframeSettings, mine_keyframes
+
+        if max_clusters < 1 or max_frames < 1:
+            raise FeatcacheError("--max-clusters and --max-frames must be >= 1")
+        device = _device(device)
+        settings = KeyframeSettings(max_clusters=max_clusters, max_frames=max_frames, reduce_dim=reduce_dim, seed=seed)
+        path = mine_keyframes(root, cache, backbone=backbone, weights=weights, settings=settings, device=device)
+        typer.echo(f"key frames: {path}")
+
+    @app.command("baseline")
+    def baseline_command(
+        method: Baseline = typer.Argument(..., help="still: the still model alone; aug-frames: still + mined key frames."),
+        root: Optional[Path] = typer.Option(None, "--root", help="aug-frames: mine the key frames from ROOT first when missing."),
+        cache: Path = typer.Option(Path("cache"), "--cache", help="Cache folder."),
+        backbone: Optional[str] = typer.Option(None, "--backbone", help="Still cache to use (when there are several)."),
+        sets: List[str] = typer.Option([], "--set", help="KEY=VALUE for the still model (still_lr, still_epochs, ...)."),
+        experiment: Experiment = typer.Option(Experiment.main, "--experiment", help="main, or midframe for the mid-frame dataset's cache."),
+        out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default runs/<method>)."),
+        device: str = typer.Option("cpu", "--device"),
+    ) -> None:
+        """Table 1 baselines: the still model, and Aug. Still+Frame (still + key frames)."""
+        from featcache.keyframes import keyframes_cache_path, mine_keyframes
+        from featcache.feature_cache import FeatureCache, find_cache
+        from heads.baselines import still_config, train_baseline
+        from heads.evaluation import print_metrics
+
+        config = still_config(sets)
+        if method is Baseline.aug_frames and root is not None:
+            still = FeatureCache.open(find_cache(cache, "still", backbone))
+            if not keyframes_cache_path(cache, still.backbone).exists():
+                mine_keyframes(root, cache, backbone=still.backbone, device=_device(device))
+        out = out or Path("runs") / method.value
+        metrics = train_baseline(method.value, cache, backbone=backbone, config=config, device=_device(device),
+                                 out=out, experiment=experiment.value)
+        print_metrics(metrics)
+        typer.echo(f"metrics: {out / 'metrics.json'}")
+
+    @app.command("oracle")
+    def oracle_command(
+        cache: Path = typer.Option(Path("cache"), "--cache", help="Cache folder with the still and temporal caches."),
+        temporal: Temporal = typer.Option(Temporal.both, "--temporal", help="Temporal modality: flow, dynamic or both."),
+        runs: int = typer.Option(100, "--runs", help="Oracle runs (fresh co-class draws each)."),
+        seed: int = typer.Option(0, "--seed"),
+        backbone: Optional[str] = typer.Option(None, "--backbone", help="Backbone of the caches (when there are several)."),
+        experiment: Experiment = typer.Option(Experiment.main, "--experiment"),
+        out: Path = typer.Option(Path("runs/oracle"), "--out", help="Run directory; one sub-folder per modality."),
+        device: str = typer.Option("cpu", "--device"),
+    ) -> None:
+        """Table 4: the oracle upper bound (still + a co-class unseen temporal instance)."""
+        from rich.console import Console
+
+        from heads.oracle import run_oracle
+
+        if runs < 1:
+            raise FeatcacheError(f"--runs must be >= 1, got {runs}")
+        kinds = ("flow", "dynamic") if temporal is Temporal.both else (temporal.value,)
+        console = Console()
+        for kind in kinds:
+            metrics = run_oracle(cache, kind, runs=runs, seed=seed, backbone=backbone, device=_device(device),
+                                 out=out / kind, experiment=experiment.value)
+            still = metrics["still"]
+            for split, entry in metrics["improvement"].items():
+                console.print(
+                    f"oracle {kind:8s} {split:4s}: still {still[split]:.1f}% -> fused {metrics['fused'][split]:.1f}%, "
+                    f"improvement {entry['mean']:+.2f} ± {entry['std']:.2f} pp over {runs} runs"
+                )
+            typer.echo(f"metrics: {out / kind / 'metrics.json'}")
+
+    @app.command("report")
+    def report_command(
+        runs: List[Path] = typer.Argument(None, help="Folders holding run directories (default: runs)."),
+        out: Path = typer.Option(Path("report"), "--out", help="Writes DIR/report.md, DIR/report.html and DIR/figures/."),
+        plots: bool = typer.Option(True, "--plots/--no-plots", help="Class-wise improvement figures (Figures 7-8)."),
+    ) -> None:
+        """The paper's Tables 1-4 and Figures 7-8 from every metrics.json under RUNS."""
+        from heads.report import print_report, write_report
+
+        report, tables, path = write_report(runs or [Path("runs")], out, plots=plots)
+        print_report(tables, path)
+        if report.skipped:
+            typer.echo(f"{len(report.skipped)} unreadable metrics.json skipped (listed in the report)", err=True)
+
+    @app.command("demo")
+    def demo_command(
+        out: Path = typer.Option(Path("demo"), "--out", help="Everything goes here: data, cache, runs, report."),
+        classes: int = typer.Option(6, "--classes", help="Classes of the synthetic dataset."),
+        seed: int = typer.Option(0, "--seed"),
+        quick: bool = typer.Option(False, "--quick", help="Smaller dataset and budgets (a smoke run)."),
+    ) -> None:
+        """The whole T2SIL pipeline from nothing: data, representations, features, heads, oracle, report."""
+        from heads.demo import run_demo
+
+        run_demo(out, classes=classes, seed=seed, quick=quick)
+
+    @data_app.command("midframes")
+    def midframes_command(
+        root: Path = typer.Argument(..., help="Dataset root with videos/{train,test}."),
+        out: Path = typer.Argument(..., help="New dataset root: middle frames as stills, videos linked."),
+        val_fraction: float = typer.Option(0.1, "--val-fraction", help="Share of each class's train videos whose frames become val stills."),
+        seed: int = typer.Option(0, "--seed"),
+    ) -> None:
+        """Section 5.4: a dataset whose stills are the videos' middle frames (no domain shift)."""
+        from featcache.midframes import build_midframes
+
+        dataset = build_midframes(root, out, val_fraction=val_fraction, seed=seed)
+        counts = dataset.summary()
+        typer.echo(f"mid-frame dataset {dataset.root}: stills {counts['stills']}, videos {counts['videos']}")
+
+
+def _device(device: str) -> str:
+    if device == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise FeatcacheError(f"--device {device!r}: expected auto, cpu or cuda")
+    return device

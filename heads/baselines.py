@@ -1,0 +1,115 @@
+"""The paper's two baselines (section 5, Table 1), on cached features.
+
+- ``still``: the still model of the heads (:func:`heads.train_head.fit_still_models`:
+  linear softmax on still features, or the backbone's logits) on the still train split.
+- ``aug-frames`` (Aug. Still+Frame): the same linear still model trained on the still
+  train rows plus the key frames mined from the training videos
+  (``keyframes-<backbone>.h5``, :mod:`featcache.keyframes`).
+
+Both are evaluated on the still val/test splits and write ``metrics.json`` + ``model.pt``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+
+from featcache.errors import CacheError, FeatcacheError
+from featcache.feature_cache import FeatureCache, SplitData, check_same_classes, find_cache
+from heads.checkpoint import save_checkpoint
+from heads.config import STILL_DEFAULTS, parse_value
+from heads.evaluation import build_metrics, write_metrics
+from heads.head_data import HeadData
+
+BASELINES = ("still", "aug-frames")
+
+
+def still_config(assignments: Iterable[str] = ()) -> dict[str, Any]:
+    """The heads' still-model defaults with ``KEY=VALUE`` overrides (still keys only)."""
+    config = dict(STILL_DEFAULTS)
+    for item in assignments or ():
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or key not in config:
+            raise FeatcacheError(f"--set {item!r}: expected KEY=VALUE with KEY one of {', '.join(sorted(config))}")
+        config[key] = parse_value(key, text, config[key])
+    return config
+
+
+def still_only_data(still_cache: FeatureCache) -> HeadData:
+    """HeadData with the still stream only (the still model needs nothing temporal)."""
+    if still_cache.modality != "still":
+        raise CacheError(f"{still_cache.path}: modality is {still_cache.modality!r}, expected 'still'")
+    missing = [s for s in ("train", "test") if s not in still_cache.split_names()]
+    if missing:
+        raise CacheError(f"{still_cache.path}: no {' or '.join(missing)} rows; the still baseline needs train and test")
+    still = {name: still_cache.split(name, all_views=name == "train") for name in still_cache.split_names()}
+    return HeadData(None, still_cache.classes, still, {}, still_cache, None)
+
+
+def concat_rows(a: SplitData, b: SplitData) -> SplitData:
+    return SplitData(
+        features=torch.cat([a.features, b.features]),
+        labels=torch.cat([a.labels, b.labels]),
+        source=list(a.source) + list(b.source),
+        instance=torch.cat([a.instance, b.instance]),
+        logits=None,
+    )
+
+
+def train_baseline(method: str, cache_dir: str | os.PathLike = "cache", *, backbone: str | None = None,
+                   config: dict | None = None, device: str = "cpu", out: str | os.PathLike | None = None,
+                   experiment: str = "main", progress: bool = True) -> dict:
+    """Train baseline ``method`` ('still' or 'aug-frames'); returns its metrics (written to ``out``)."""
+    from featcache.keyframes import keyframes_cache_path
+    from heads.train_head import Phases, fit_still_models, resolve_device
+
+    if method not in BASELINES:
+        raise FeatcacheError(f"unknown baseline {method!r}; expected one of {', '.join(BASELINES)}")
+    config = dict(config or still_config())
+    start = time.perf_counter()
+    still_cache = FeatureCache.open(find_cache(cache_dir, "still", backbone))
+    data = still_only_data(still_cache)
+    config["num_train"] = len(data.still["train"])
+    if method == "aug-frames":
+        path = keyframes_cache_path(cache_dir, still_cache.backbone)
+        if not path.exists():
+            raise CacheError(f"no key-frame cache {path}; run: featcache keyframes ROOT --cache {cache_dir}")
+        keyframes = FeatureCache.open(path)
+        check_same_classes(still_cache, keyframes)
+        if keyframes.feature_dim != still_cache.feature_dim:
+            raise CacheError(f"{path}: {keyframes.feature_dim}-d features, the still cache has {still_cache.feature_dim}-d")
+        extra = keyframes.split("train")
+        data.still["train"] = concat_rows(data.still["train"], extra)
+        config["num_keyframes"] = len(extra)
+        config["still_model"] = "linear"  # key frames have features, not the still backbone's logits
+    with _maybe_progress(progress) as bar:
+        stream = fit_still_models(data, [config], resolve_device(device), Phases(bar))
+    probs = {split: None if p is None else p[0].cpu() for split, p in stream.probs.items()}
+    labels = {s: data.still[s].labels if s in data.still else None for s in ("val", "test")}
+    metrics = build_metrics(method, None, config, probs, None, labels, data.classes,
+                            time.perf_counter() - start, experiment=experiment)
+    metrics["still_model"] = stream.mode
+    metrics["backbones"] = {"still": still_cache.backbone}
+    if out is not None:
+        write_metrics(out, metrics)
+        save_checkpoint(Path(out) / "model.pt", {
+            "method": method, "config": config, "classes": data.classes, "still_model": stream.mode,
+            "still_cache": str(still_cache.path), "dims": {"still": still_cache.feature_dim, "classes": data.num_classes},
+            "state": {"still": stream.states[0]},
+        })
+    return metrics
+
+
+def _maybe_progress(enabled: bool):
+    import contextlib
+
+    if not enabled:
+        return contextlib.nullcontext(None)
+    from featcache.progress import make_progress
+
+    return make_progress()
