@@ -167,4 +167,26 @@ def test_reused_adaptive_miner_stays_exact_over_batches():
     for part in torch.arange(300).split(60):
         args = anchors[part], labels[part], positives[part]
         assert torch.equal(miner(*args), brute(*args))
-    assert miner._start_k > 4  # adapted to the k the batches needed
+    assert miner._k > 4  # adapted to the depth the batches needed
+
+
+def test_faiss_resolves_near_anchors_and_skips_when_it_cannot_help():
+    # Anchors close to their positives (a trained embedding): FAISS resolves them at small k.
+    g = torch.Generator().manual_seed(9)
+    temporal = torch.randn(4000, 16, generator=g)
+    temporal_labels = torch.randint(20, (4000,), generator=g)
+    labels = torch.randint(20, (256,), generator=g)
+    positives = sample_positives(labels, temporal_labels, g)
+    anchors = temporal[positives] + 0.01 * torch.randn(256, 16, generator=g)
+    brute = BruteForceSemiHardMiner(temporal, temporal_labels)
+    miner = FaissSemiHardMiner(temporal, temporal_labels, use_gpu=False, initial_k=32, max_k=128, probe_every=3)
+    assert torch.equal(miner(anchors, labels, positives), brute(anchors, labels, positives))
+    by_faiss = sum(v for k, v in miner.stats.items() if k.startswith("k="))
+    assert by_faiss >= 0.9 * 256 and miner.stats["exact_fallback"] == 256 - by_faiss
+    # Far positives (random anchors): even max_k resolves too few, so the next calls skip FAISS.
+    far = torch.randn(256, 16, generator=g) * 3
+    for _ in range(3):
+        assert torch.equal(miner(far, labels, positives), brute(far, labels, positives))
+    miner.reset_stats()
+    assert torch.equal(miner(far, labels, positives), brute(far, labels, positives))
+    assert miner.stats["exact_fallback"] == 256 and not any(k.startswith("k=") for k in miner.stats)
