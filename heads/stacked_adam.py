@@ -15,9 +15,10 @@ class StackedAdam(StackedOptimizer):
     def update(self, param, grad, state, lr) -> None:
         beta1, beta2 = self.betas
         step = state["step"] = state.get("step", 0) + 1
-        exp_avg = state.setdefault("exp_avg", torch.zeros_like(param))
-        exp_avg_sq = state.setdefault("exp_avg_sq", torch.zeros_like(param))
+        if "exp_avg" not in state:  # not setdefault: that would zero full copies every step
+            state["exp_avg"], state["exp_avg_sq"] = torch.zeros_like(param), torch.zeros_like(param)
+        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
         exp_avg.lerp_(grad, 1 - beta1)
         exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
         denom = (exp_avg_sq / (1 - beta2**step)).sqrt_().add_(self.eps)
-        param.sub_(lr / (1 - beta1**step) * exp_avg / denom)
+        param.addcdiv_(exp_avg, denom.div_(lr / (1 - beta1**step)), value=-1.0)

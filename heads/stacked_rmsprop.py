@@ -14,6 +14,10 @@ class StackedRMSProp(StackedOptimizer):
         self.rho, self.eps = rho, eps
 
     def update(self, param, grad, state, lr) -> None:
-        square_avg = state.setdefault("square_avg", torch.zeros_like(param))
+        if "square_avg" not in state:  # not setdefault: that would zero a full copy every step
+            state["square_avg"] = torch.zeros_like(param)
+        square_avg = state["square_avg"]
         square_avg.mul_(self.rho).addcmul_(grad, grad, value=1 - self.rho)
-        param.sub_(lr * grad / (square_avg.sqrt() + self.eps))
+        # In place, one temporary: these tensors hold every member, so each pass is costly.
+        denom = square_avg.sqrt().add_(self.eps).div_(lr)
+        param.addcdiv_(grad, denom, value=-1.0)
