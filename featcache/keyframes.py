@@ -87,6 +87,11 @@ def still_backbone(still_cache: Path, weights: str | os.PathLike | None, device:
     name, expected = attrs.get("backbone"), str(attrs.get("weights", ""))
     if not name:
         raise CacheError(f"{still_cache}: no 'backbone' attribute; not a feature cache")
+    if weights is None:  # a still cache built from a fine-tuned model: its default place
+        from featcache.backbones.checkpoint import model_path
+
+        default = model_path(still_cache.parent, "still", name)
+        weights = default if expected not in ("", "random") and default.is_file() else None
     if expected == "random" and weights is None:
         raise CacheError(f"{still_cache}: extracted with random weights, which cannot be recreated; pass --weights")
     backbone = create_backbone(name, modality="still", weights=weights)

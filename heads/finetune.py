@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from featcache.backbones.checkpoint import model_path  # the default place of fine-tuned models
 from featcache.errors import DatasetError, FeatcacheError
 from featcache.progress import console
 from featcache.schema import MODALITIES, temporal_cache_path
@@ -30,10 +31,6 @@ from heads import finetune_engine as engine
 CHECKPOINT_FILE = "checkpoint.pt"
 DEFAULTS = {"epochs": 3, "lr": 0.01, "batch_size": 32, "momentum": 0.9, "weight_decay": 1e-4}
 
-
-def model_path(cache_dir: str | os.PathLike, modality: str, backbone: str) -> Path:
-    """Where a fine-tuned model lives by default: ``<cache>/models/<modality>-<backbone>.pt``."""
-    return Path(cache_dir) / "models" / f"{modality}-{backbone}.pt"
 
 
 def default_run_dir(method: str, backbone: str) -> Path:

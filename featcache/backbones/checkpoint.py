@@ -13,6 +13,11 @@ CHECKPOINT_FORMAT = "featcache-backbone"
 CHECKPOINT_KEYS = ("format", "backbone", "modality", "in_channels", "num_classes", "classes", "state_dict", "extra")
 
 
+def model_path(cache_dir: str | os.PathLike, modality: str, backbone: str) -> Path:
+    """Where a fine-tuned model lives by default: ``<cache>/models/<modality>-<backbone>.pt``."""
+    return Path(cache_dir) / "models" / f"{modality}-{backbone}.pt"
+
+
 def save_checkpoint(path: str | os.PathLike, backbone, *, classes: list[str], modality: str, extra: dict | None = None) -> Path:
     """Write ``backbone`` (trunk + head) as a plain dict, atomically."""
     import torch
