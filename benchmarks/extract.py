@@ -6,7 +6,7 @@ workers, runs under inference_mode (AMP + channels_last on CUDA) and writes the 
 Both timings include building the backbone; the extractor's includes writing its cache.
 
     python benchmarks/extract.py ROOT [--backbone efficientnet-lite0] [--device cpu|cuda]
-        [--limit 200] [--batch-size 32] [--workers 2] [--resize 256] [--crop 224]
+        [--limit 200] [--batch-size N] [--workers 2] [--resize 256] [--crop 224]
 """
 
 from __future__ import annotations
@@ -67,8 +67,8 @@ def main() -> None:
     parser.add_argument("--weights", default=None, help="default: ImageNet weights; 'random' for a quick run")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--limit", type=int, default=200, help="number of stills")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=None, help="default: featcache extract's (4 on the CPU, 64 on CUDA)")
+    parser.add_argument("--workers", type=int, default=None, help="default: featcache extract's")
     parser.add_argument("--resize", type=int, default=256)
     parser.add_argument("--crop", type=int, default=224)
     args = parser.parse_args()
@@ -95,7 +95,7 @@ def main() -> None:
           f"resize {args.resize} crop {args.crop}, torch threads {torch.get_num_threads()}")
     print(f"{'method':<44}{'seconds':>10}{'images/s':>12}")
     print(f"{'plain loop (PIL, one image per forward)':<44}{plain_s:>10.2f}{n / plain_s:>12.1f}")
-    label = f"featcache extract (batch {args.batch_size}, {args.workers} workers)"
+    label = f"featcache extract (batch {args.batch_size or 'auto'}, {'auto' if args.workers is None else args.workers} workers)"
     print(f"{label:<44}{extract_s:>10.2f}{n / extract_s:>12.1f}")
     print(f"speed-up: {plain_s / extract_s:.2f}x; feature cosine similarity plain vs extract: "
           f"mean {cos.mean():.4f}, min {cos.min():.4f} (resize differs slightly: PIL vs torch antialias)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -35,8 +36,8 @@ def register(app, data_app) -> None:
         cache: Path = typer.Option(Path("cache"), "--cache", help="Cache folder; writes DIR/<modality>-<backbone>.h5."),
         device: Device = typer.Option(Device.auto, "--device", help="auto: CUDA (fp16 autocast, channels_last) when present, else CPU."),
         views: int = typer.Option(1, "--views", help="Views per row: view 0 the centre crop, the others seeded random crops + flips."),
-        batch_size: int = typer.Option(32, "--batch-size", help="Rows per forward pass (times --views images)."),
-        workers: int = typer.Option(2, "--workers", help="DataLoader processes decoding images (0: decode in the main process)."),
+        batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Rows per forward pass (times --views images); default 64 on CUDA, 4 on the CPU."),
+        workers: Optional[int] = typer.Option(None, "--workers", help="DataLoader processes decoding images (0: decode in the main process); default 0 on 2 cores, else up to 2."),
         resize: int = typer.Option(256, "--resize", help="Short side after resizing."),
         crop: int = typer.Option(224, "--crop", help="Square crop size."),
         dtype: Dtype = typer.Option(Dtype.float32, "--dtype", help="Storage type of the features."),

@@ -55,8 +55,8 @@ class ExtractSettings:
     resize: int = 256
     views: int = 1
     dtype: str = "float32"
-    batch_size: int = 32
-    workers: int = 2
+    batch_size: int | None = None  # None -> batch_size_for(device)
+    workers: int | None = None  # None -> default_workers()
     device: str = "auto"
     shard_size: int = 256
     seed: int = 0
@@ -65,11 +65,11 @@ class ExtractSettings:
         if self.dtype not in FEATURE_DTYPES:
             raise FeatcacheError(f"--dtype must be one of {', '.join(FEATURE_DTYPES)}, not {self.dtype!r}")
         for name in ("views", "batch_size", "shard_size", "crop", "resize"):
-            if int(getattr(self, name)) < 1:
+            if getattr(self, name) is not None and int(getattr(self, name)) < 1:
                 raise FeatcacheError(f"{name} must be at least 1, not {getattr(self, name)}")
         if self.crop > self.resize:
             raise FeatcacheError(f"--crop ({self.crop}) must not exceed --resize ({self.resize})")
-        if self.workers < 0:
+        if self.workers is not None and self.workers < 0:
             raise FeatcacheError(f"--workers must be 0 or more, not {self.workers}")
 
 
@@ -313,6 +313,20 @@ def extract(
     return report
 
 
+def default_workers() -> int:
+    """Decoding processes: none on a 2-core machine, where a worker only competes with the
+    network's two threads (measured slower), up to 2 where cores are free."""
+    return min(2, max(0, (os.cpu_count() or 1) - 2))
+
+
+def batch_size_for(settings: ExtractSettings, device) -> int:
+    """The given batch size, else 64 on CUDA and 4 on the CPU: on a 2-core CPU, batches of 4
+    in channels_last ran ~2x faster per image than batches of 32 (memory-bound activations)."""
+    if settings.batch_size:
+        return int(settings.batch_size)
+    return 64 if device.type == "cuda" else 4
+
+
 def _make_dataset(rows, root, cache_dir, settings):
     common = dict(views=settings.views, crop=settings.crop, resize=settings.resize, seed=settings.seed)
     if settings.modality == "still":
@@ -322,19 +336,19 @@ def _make_dataset(rows, root, cache_dir, settings):
 
 def _run_shards(rows, root, cache_dir, settings, backbone, device, logits, shards, pending, parts, stop_after_shards, say) -> int:
     dataset = _make_dataset(rows, root, cache_dir, settings)
+    workers = default_workers() if settings.workers is None else settings.workers
     loader = DataLoader(
         dataset,
-        batch_sampler=ShardBatches([shards[k] for k in pending], settings.batch_size),
-        num_workers=settings.workers,
+        batch_sampler=ShardBatches([shards[k] for k in pending], batch_size_for(settings, device)),
+        num_workers=workers,
         collate_fn=_collate,
         pin_memory=device.type == "cuda",
-        worker_init_fn=_worker_init if settings.workers else None,
-        prefetch_factor=4 if settings.workers else None,
+        worker_init_fn=_worker_init if workers else None,
+        prefetch_factor=4 if workers else None,
     )
     cuda = device.type == "cuda"
-    backbone = backbone.eval().to(device)
-    if cuda:
-        backbone = backbone.to(memory_format=torch.channels_last)
+    # channels_last on the CPU too: ~1.5x faster per image here than contiguous.
+    backbone = backbone.eval().to(device).to(memory_format=torch.channels_last)
     buffers: dict[int, dict[str, list]] = {}
     done_this_run = computed = 0
     total = sum(len(s) for s in shards)
@@ -346,9 +360,7 @@ def _run_shards(rows, root, cache_dir, settings, backbone, device, logits, shard
             progress.update(task, completed=total - sum(len(shards[k]) for k in pending))
             for batch_rows, batch, errors in loader:
                 b, v = batch.shape[:2]
-                x = batch.flatten(0, 1).to(device, non_blocking=True)
-                if cuda:
-                    x = x.contiguous(memory_format=torch.channels_last)
+                x = batch.flatten(0, 1).to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
                 with torch.autocast("cuda", dtype=torch.float16, enabled=cuda):
                     features = backbone.forward_features(x)
                     scores = backbone.forward_head(features) if logits else None
