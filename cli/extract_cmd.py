@@ -8,17 +8,7 @@ from typing import Optional
 
 import typer
 
-
-class Modality(str, Enum):
-    still = "still"
-    flow = "flow"
-    dynamic = "dynamic"
-
-
-class Device(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
+from cli.choices import Device, Modality
 
 
 class Dtype(str, Enum):

@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import List
 
 import typer
 
-
-class Method(str, Enum):
-    gan = "gan"
-    embed = "embed"
-    classifier = "classifier"
-
-
-class Temporal(str, Enum):
-    flow = "flow"
-    dynamic = "dynamic"
+from cli.choices import Method, Temporal
 
 
 def register(app, data_app) -> None:

@@ -2,28 +2,12 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
-
-class Method(str, Enum):
-    classifier = "classifier"
-    gan = "gan"
-    embed = "embed"
-
-
-class Temporal(str, Enum):
-    flow = "flow"
-    dynamic = "dynamic"
-
-
-class Device(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
+from cli.choices import Device, Method, Temporal
 
 
 def default_run_dir(method: str, temporal: str) -> Path:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from cli.choices import Temporal
 from featcache.errors import FeatcacheError
 
 
@@ -14,11 +15,6 @@ class FlowMethod(str, Enum):
     tvl1 = "tvl1"
     farneback = "farneback"
     dis = "dis"
-
-
-class Kind(str, Enum):
-    dynamic = "dynamic"
-    flow = "flow"
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -37,7 +33,7 @@ def register(app, data_app) -> None:
         cache: Path = typer.Option(Path("cache"), "--cache", help="Cache folder; writes DIR/temporal.h5."),
         flow: FlowMethod = typer.Option(FlowMethod.tvl1, "--flow", help="Optical-flow method (tvl1 is the paper's; farneback and dis are faster)."),
         size: str = typer.Option("256x340", "--size", help="Frames are resized to HxW before anything is computed."),
-        only: Kind = typer.Option(None, "--only", help="Prepare only dynamic images or only flow stacks."),
+        only: Temporal = typer.Option(None, "--only", help="Prepare only dynamic images or only flow stacks."),
         window: int = typer.Option(10, "--window", help="Frames per dynamic image."),
         stride: int = typer.Option(6, "--stride", help="Frames between dynamic-image windows."),
         count: int = typer.Option(6, "--count", help="Dynamic images per video (from the middle)."),

@@ -12,20 +12,11 @@ from typing import Optional
 
 import typer
 
+from cli.choices import Modality, Temporal
+
 # CPU-friendly image sizes: the paper's 256/224 costs ~4x more and is the default on CUDA.
 CPU_CROP, CPU_RESIZE = 112, 128
 GPU_CROP, GPU_RESIZE = 224, 256
-
-
-class Modality(str, Enum):
-    still = "still"
-    dynamic = "dynamic"
-    flow = "flow"
-
-
-class Temporal(str, Enum):
-    dynamic = "dynamic"
-    flow = "flow"
 
 
 class Targets(str, Enum):

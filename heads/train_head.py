@@ -398,6 +398,23 @@ def selection_scores(still: StillStream, derived_val: torch.Tensor, labels: torc
     return primary + 1e-4 * secondary  # secondary <= 0.01: below any primary difference (N_val < 10^4)
 
 
+def train_selected(run_epoch, derive, keeper: BestKeeper, data: HeadData, configs, still: StillStream,
+                   advance, device) -> dict:
+    """Run the head's epochs, keeping each member's best epoch by its val selection score
+    (the last epoch when there is no val split); returns the derived softmax of val and test."""
+    members, val = len(configs), data.still.get("val")
+    for epoch in range(configs[0]["epochs"]):
+        run_epoch()
+        if val is None:
+            scores = torch.full((members,), float(epoch))
+        else:
+            scores = selection_scores(still, derive(val.features), val.labels.to(device), configs)
+        keeper.update(scores, epoch)
+        advance()
+    keeper.restore()
+    return {s: derive(data.still[s].features) if s in data.still else None for s in ("val", "test")}
+
+
 def fit_gan(data: HeadData, configs, device, phases: Phases, still: StillStream, dimred: DimRedParts):
     members, first = len(configs), configs[0]
     seeds = [c["seed"] for c in configs]
@@ -417,20 +434,13 @@ def fit_gan(data: HeadData, configs, device, phases: Phases, still: StillStream,
 
     both = nn.ModuleDict({"generator": generator, "discriminator": discriminator})
     keeper = BestKeeper(both, members)
-    train, val = data.still["train"], data.still.get("val")
-    advance = phases.start("GAN", first["epochs"])
+    train = data.still["train"]
     still_x, still_y = train.features.to(device), train.labels.to(device)
-    for epoch in range(first["epochs"]):
-        train_gan_epoch(generator, discriminator, aux, opt_g, opt_d, still_x, still_y,
-                        dimred.compact_train, dimred.owner, lambdas, first["batch_size"], rng)
-        if val is None:
-            scores = torch.full((members,), float(epoch))
-        else:
-            scores = selection_scores(still, derive(val.features), val.labels.to(device), configs)
-        keeper.update(scores, epoch)
-        advance()
-    keeper.restore()
-    derived = {s: derive(data.still[s].features) if s in data.still else None for s in ("val", "test")}
+    derived = train_selected(
+        lambda: train_gan_epoch(generator, discriminator, aux, opt_g, opt_d, still_x, still_y,
+                                dimred.compact_train, dimred.owner, lambdas, first["batch_size"], rng),
+        derive, keeper, data, configs, still, phases.start("GAN", first["epochs"]), device,
+    )
     parts = {"generator": generator, "discriminator": discriminator}
     return derived, parts, keeper.epoch.tolist()
 
@@ -502,7 +512,7 @@ def fit_embedding(data: HeadData, configs, device, phases: Phases, still: StillS
     miners = [FaissSemiHardMiner(dimred.compact_train[u], labels_t) for u in range(dimred.compact_train.shape[0])]
     from heads.pk_sampler import PKSampler
 
-    train, val = data.still["train"], data.still.get("val")
+    train = data.still["train"]
     samplers = [PKSampler(train.labels, first["classes_per_batch"], first["instances_per_class"], generator=g)
                 for g in MemberRandom.from_seeds(seeds, "embed-batches").generators]
     positive_rng = MemberRandom.from_seeds(seeds, "embed-positives")
@@ -511,19 +521,14 @@ def fit_embedding(data: HeadData, configs, device, phases: Phases, still: StillS
         embedder.eval()
         return predict(lambda rows: classifier(embedder(rows)), x.to(device), members).softmax(-1)
 
+    still_x, still_y = train.features.to(device), train.labels.to(device)
     keeper = BestKeeper(embedder, members)
-    advance = phases.start("triplet embedding", first["epochs"])
-    for epoch in range(first["epochs"]):
-        train_embedding_epoch(embedder, optimizer, loss_fn, train.features.to(device), train.labels.to(device),
-                              dimred.compact_train, dimred.owner, labels_t, miners, samplers, positive_rng)
-        if val is None:
-            scores = torch.full((members,), float(epoch))
-        else:
-            scores = selection_scores(still, derive(val.features), val.labels.to(device), configs)
-        keeper.update(scores, epoch)
-        advance()
-    keeper.restore()
-    derived = {s: derive(data.still[s].features) if s in data.still else None for s in ("val", "test")}
+    derived = train_selected(
+        lambda: train_embedding_epoch(embedder, optimizer, loss_fn, still_x, still_y, dimred.compact_train,
+                                      dimred.owner, labels_t, miners, samplers, positive_rng),
+        derive, keeper, data, configs, still,
+        phases.start("triplet embedding", first["epochs"]), device,
+    )
     return derived, {"embedding": embedder, "classifier": classifier}, keeper.epoch.tolist()
 
 

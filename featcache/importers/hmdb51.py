@@ -16,7 +16,7 @@ from pathlib import Path
 from featcache.errors import DatasetError
 from featcache.importers.class_mapping import ClassMapping
 from featcache.importers.layout_writer import ImportSummary, LayoutWriter
-from featcache.importers.source_files import VideoLocator, find_folder, read_lines
+from featcache.importers.source_files import VideoLocator, check_video_source, find_folder, read_lines
 
 SOURCE = "hmdb51"
 VIDEO_FOLDERS = ["hmdb51", "hmdb51_org", "HMDB51", "videos", "."]
@@ -28,7 +28,6 @@ SPLIT_FOLDERS = [
     ".",
 ]
 SPLIT_IDS = {"0": None, "1": "train", "2": "test"}
-NUM_SPLITS = 3
 
 
 def split_files(lists: Path, split: int) -> dict[str, Path]:
@@ -50,11 +49,7 @@ def import_hmdb51(
     progress: bool = True,
 ) -> ImportSummary:
     """Link the HMDB-51 clips of train/test split ``split`` (1..3) into ``out``."""
-    if split not in range(1, NUM_SPLITS + 1):
-        raise DatasetError(f"HMDB-51 split must be 1, 2 or 3, not {split}")
-    src = Path(src).expanduser()
-    if not src.is_dir():
-        raise DatasetError(f"{src}: HMDB-51 source folder not found")
+    src = check_video_source(src, "HMDB-51", split)
     mapping = mapping or ClassMapping.load()
     videos = find_folder(src, VIDEO_FOLDERS, what="video class")
     lists = find_folder(src, SPLIT_FOLDERS, what="split-list", marker=f"*_test_split{split}.txt", explicit=splits_dir)

@@ -9,6 +9,19 @@ from featcache.dataset import VIDEO_EXTENSIONS
 from featcache.errors import DatasetError
 
 
+NUM_SPLITS = 3  # UCF-101 and HMDB-51 both ship three train/test splits
+
+
+def check_video_source(src: str | os.PathLike, dataset: str, split: int) -> Path:
+    """The source folder of a video dataset with official splits 1..3, or a DatasetError."""
+    if split not in range(1, NUM_SPLITS + 1):
+        raise DatasetError(f"{dataset} split must be 1, 2 or 3, not {split}")
+    src = Path(src).expanduser()
+    if not src.is_dir():
+        raise DatasetError(f"{src}: {dataset} source folder not found")
+    return src
+
+
 def find_folder(
     src: Path, candidates: list[str], *, what: str, marker: str | None = None, explicit: Path | None = None
 ) -> Path:

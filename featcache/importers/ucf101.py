@@ -16,12 +16,11 @@ from pathlib import Path
 from featcache.errors import DatasetError
 from featcache.importers.class_mapping import ClassMapping
 from featcache.importers.layout_writer import ImportSummary, LayoutWriter
-from featcache.importers.source_files import VideoLocator, find_folder, read_lines
+from featcache.importers.source_files import VideoLocator, check_video_source, find_folder, read_lines
 
 SOURCE = "ucf101"
 VIDEO_FOLDERS = ["UCF-101", "UCF101", "."]
 SPLIT_FOLDERS = ["ucfTrainTestlist", "UCF101TrainTestSplits-RecognitionTask/ucfTrainTestlist", "../ucfTrainTestlist", "."]
-NUM_SPLITS = 3
 
 
 def read_class_index(path: Path) -> dict[int, str]:
@@ -46,11 +45,7 @@ def import_ucf101(
     progress: bool = True,
 ) -> ImportSummary:
     """Link the UCF-101 clips of train/test split ``split`` (1..3) into ``out``."""
-    if split not in range(1, NUM_SPLITS + 1):
-        raise DatasetError(f"UCF-101 split must be 1, 2 or 3, not {split}")
-    src = Path(src).expanduser()
-    if not src.is_dir():
-        raise DatasetError(f"{src}: UCF-101 source folder not found")
+    src = check_video_source(src, "UCF-101", split)
     mapping = mapping or ClassMapping.load()
     videos = find_folder(src, VIDEO_FOLDERS, what="video class")
     lists = find_folder(src, SPLIT_FOLDERS, what="split-list", marker="classInd.txt", explicit=splits_dir)
