@@ -23,8 +23,7 @@ class StackedBatchNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training and x.shape[1] > 1:
-            mean = x.mean(dim=1, keepdim=True)
-            var = x.var(dim=1, unbiased=False, keepdim=True)
+            var, mean = torch.var_mean(x, dim=1, unbiased=False, keepdim=True)  # one pass
             with torch.no_grad():
                 n = x.shape[1]
                 self.running_mean.lerp_(mean, self.momentum)
