@@ -99,6 +99,10 @@ def fmt(value: float | None) -> str:
     return DASH if value is None else f"{value:.1f}"
 
 
+def fmt_percent(value: float | None) -> str:
+    return DASH if value is None else f"{value:.1f}%"
+
+
 def fmt_mean_std(entry: dict[str, Any] | None) -> str:
     if not entry or entry.get("mean") is None:
         return DASH
@@ -226,9 +230,9 @@ def build_tables(report: Report) -> dict[str, tuple[str, list[list[str]]]]:
         "table2": ("Table 2: Accuracy in still image action classification with T2SIL: the derived temporal "
                    "stream alone and after two-stream fusion with the still stream.", table2(report)),
         "table3": (f"Table 3: Mid-frame experiment (video middle frames as stills), test accuracy. "
-                   f"Still baseline on test mid-frames: {fmt(mid)}{'%' if mid is not None else ''}.", table3(report)),
-        "table4": (f"Table 4: Oracle improvement over the still baseline (Val: {fmt(base['val'])}%, "
-                   f"Test: {fmt(base['test'])}%), percentage points, mean ± std over runs.", table4(report)),
+                   f"Still baseline on test mid-frames: {fmt_percent(mid)}.", table3(report)),
+        "table4": (f"Table 4: Oracle improvement over the still baseline (Val: {fmt_percent(base['val'])}, "
+                   f"Test: {fmt_percent(base['test'])}), percentage points, mean ± std over runs.", table4(report)),
     }
 
 
