@@ -6,29 +6,13 @@ import os
 import re
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
-from PIL import Image
 from typer.testing import CliRunner
 
 from featcache.check import check_dataset, check_file
+from tests.media_fixtures import make_image, make_video
 
 
-def make_video(path: Path, frames: int = 5, seed: int = 0) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (32, 24))
-    rng = np.random.default_rng(seed)
-    for _ in range(frames):
-        writer.write(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8))
-    writer.release()
-    return path
-
-
-def make_image(path: Path, seed: int = 0) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(path)
-    return path
 
 
 @pytest.fixture

@@ -12,17 +12,15 @@ import json
 import os
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 import yaml
-from PIL import Image
 from typer.testing import CliRunner
 
 from featcache.dataset import FolderDataset
 from featcache.errors import DatasetError
 from featcache.importers import ClassMapping, import_hmdb51, import_stanford40, import_ucf101
 from featcache.importers.stanford40 import carve_val
+from tests.media_fixtures import make_image, make_video
 
 # Official class lists, to check the shipped mapping names real classes.
 UCF101_CLASSES = """ApplyEyeMakeup ApplyLipstick Archery BabyCrawling BalanceBeam BandMarching BaseballPitch
@@ -126,22 +124,6 @@ def write_mapping(path: Path, classes: dict) -> Path:
     path.write_text(yaml.safe_dump({"name": path.stem, "classes": classes}, sort_keys=False))
     return path
 
-
-# -- tiny generated media (no real data needed) ---------------------------------
-def make_video(path: Path, frames: int = 6, seed: int = 0) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (32, 24))
-    rng = np.random.default_rng(seed)
-    for _ in range(frames):
-        writer.write(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8))
-    writer.release()
-    return path
-
-
-def make_image(path: Path, seed: int = 0) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(path)
-    return path
 
 
 @pytest.fixture
