@@ -16,8 +16,9 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REAL_DATA = Path(os.environ.get("FEATCACHE_REAL_DATA", REPO_ROOT.parent / "shared" / "data" / "real"))
 
-# Two cores: keep torch from oversubscribing them in tests.
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# One intra-op thread for the whole suite: its tensors and models are tiny, and extra
+# OpenMP threads only spin (measured up to ~10x slower on a busy 2-core machine).
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

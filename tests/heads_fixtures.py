@@ -25,15 +25,6 @@ def fast_config(method: str, temporal: str = "flow", **overrides):
     return config
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny matrices: one thread is faster, and much faster on a shared, loaded CPU."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def synthetic_cache_dir(tmp_path_factory):
     directory = tmp_path_factory.mktemp("heads-cache")

@@ -19,16 +19,6 @@ from featcache.backbones.weights import sha256_file
 from featcache.errors import FeatcacheError
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # One intra-op thread: OpenMP threads spinning against other processes on a shared
-    # 2-core machine make small convolutions an order of magnitude slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_registry_lists_both_backbones_with_configs():
     assert {"resnet50", "efficientnet-lite0"} <= set(list_backbones())
     assert get_config("resnet50").feature_dim == 2048

@@ -78,14 +78,8 @@ def quiet(_message: str) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _seed_and_one_thread():
-    # One intra-op thread: on a shared 2-core machine, OpenMP threads spinning against other
-    # processes make tiny convolutions ~10x slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _seed():
     torch.manual_seed(0)  # random weights: same for every run of a test
-    yield
-    torch.set_num_threads(threads)
 
 
 ONE_THREAD_ENV = {**os.environ, "OMP_NUM_THREADS": "1"}

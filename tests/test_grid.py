@@ -23,7 +23,6 @@ TINY = ["still_epochs=3", "still_batch_size=16", "dimred_epochs=3", "dimred_batc
 TINY_GAN = TINY + ["still_lr=0.01", "d0=16", "d2=16", "epochs=2", "dropout=0.1"]
 
 
-
 def with_sets(base, *extra):
     """``base`` with the keys of ``extra`` replaced by ``extra``."""
     keys = {e.split("=")[0] for e in extra}
@@ -65,15 +64,6 @@ def cache_dir(tmp_path_factory):
     write_cache(feature_cache_path(root, "still", "fake"), "still", *still)
     write_cache(feature_cache_path(root, "flow", "fake"), "flow", *flow)
     return root
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: a second torch thread only adds waiting on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def one_by_one(method, cache_dir, configs):

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from cli.app import app
 from heads.checkpoint import load_checkpoint
-from tests.heads_fixtures import one_thread, synthetic_cache_dir  # noqa: F401
+from tests.heads_fixtures import synthetic_cache_dir  # noqa: F401
 
 FAST_SETS = ["still_epochs=5", "still_batch_size=32", "dimred_epochs=3", "dimred_batch_size=32", "d0=32",
              "d1=16", "d2=32", "epochs=2", "batch_size=32"]

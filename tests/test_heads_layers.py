@@ -10,7 +10,6 @@ from heads.stacked_batch_norm import StackedBatchNorm
 from heads.stacked_dropout import StackedDropout
 from heads.stacked_linear import StackedLinear
 from heads.stacked_rmsprop import StackedRMSProp
-from tests.heads_fixtures import one_thread  # noqa: F401
 
 
 def test_stacked_linear_matches_per_member_linear():

@@ -7,7 +7,7 @@ from heads.checkpoint import load_checkpoint, save_checkpoint
 from heads.generator import Generator
 from heads.member_random import MemberRandom
 from heads.train_head import DimRedStore, train_group, train_head
-from tests.heads_fixtures import fast_config, head_data, head_data64, one_thread, synthetic_cache_dir  # noqa: F401
+from tests.heads_fixtures import fast_config, head_data, head_data64, synthetic_cache_dir  # noqa: F401
 
 CHANCE = 100.0 / 6
 
