@@ -9,15 +9,16 @@ from heads.stacked_optimizer import StackedOptimizer
 
 
 class StackedRMSProp(StackedOptimizer):
+    state_names = ("square_avg",)
+
     def __init__(self, params, lr, rho: float = 0.9, eps: float = 1e-7, weight_decay=0.0):
         super().__init__(params, lr, weight_decay)
         self.rho, self.eps = rho, eps
 
-    def update(self, param, grad, state, lr) -> None:
-        if "square_avg" not in state:  # not setdefault: that would zero a full copy every step
-            state["square_avg"] = torch.zeros_like(param)
+    def update(self, params, grads, state, lr) -> None:
         square_avg = state["square_avg"]
-        square_avg.mul_(self.rho).addcmul_(grad, grad, value=1 - self.rho)
-        # In place, one temporary: these tensors hold every member, so each pass is costly.
-        denom = square_avg.sqrt().add_(self.eps).div_(lr)
-        param.addcdiv_(grad, denom, value=-1.0)
+        torch._foreach_mul_(square_avg, self.rho)
+        torch._foreach_addcmul_(square_avg, grads, grads, value=1 - self.rho)
+        denom = torch._foreach_sqrt(square_avg)
+        torch._foreach_add_(denom, self.eps)
+        torch._foreach_addcdiv_(params, grads, denom, [-x for x in lr])
