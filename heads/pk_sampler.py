@@ -91,25 +91,14 @@ class PKSampler:
 
 
 def sample_positives(labels, temporal_labels, generator: torch.Generator | None = None) -> torch.Tensor:
-    """For each anchor label, a uniformly random temporal index of the same class ``[B]``.
+    """For each anchor label, a uniformly random temporal index of the same class ``[B]``
+    (one call; a training loop keeps a :class:`~heads.positive_sampler.PositiveSampler`).
 
     Raises :class:`CacheError` if an anchor's class has no temporal rows.
     """
-    labels = torch.as_tensor(labels).long().reshape(-1)
-    temporal_labels = torch.as_tensor(temporal_labels).long().reshape(-1)
-    device = temporal_labels.device
-    num_classes = int(max(temporal_labels.max().item() if temporal_labels.numel() else -1,
-                          labels.max().item() if labels.numel() else -1)) + 1
-    counts = torch.bincount(temporal_labels.cpu(), minlength=num_classes)
-    anchor_counts = counts[labels.cpu()]
-    if labels.numel() and int(anchor_counts.min()) == 0:
-        missing = sorted({int(c) for c in labels.cpu()[anchor_counts == 0]})
-        raise CacheError(f"the temporal set has no rows of class index {missing}; positives need co-class temporal instances")
-    order = torch.argsort(temporal_labels.cpu(), stable=True)
-    offsets = torch.cumsum(counts, 0) - counts
-    draws = torch.rand(labels.numel(), generator=generator, dtype=torch.float64)
-    picks = (draws * anchor_counts).long().clamp_max(anchor_counts - 1)
-    return order[offsets[labels.cpu()] + picks].to(device)
+    from heads.positive_sampler import PositiveSampler
+
+    return PositiveSampler(temporal_labels)(labels, generator)
 
 
 def pk_batch(labels, classes_per_batch: int = 4, samples_per_class: int = 4,

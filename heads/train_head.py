@@ -42,7 +42,7 @@ from heads.evaluation import build_metrics
 from heads.generator import Generator
 from heads.head_data import HeadData
 from heads.linear_classifier import LinearClassifier
-from heads.member_random import MemberRandom
+from heads.member_random import MemberRandom, member_generators
 from heads.stacked_adam import StackedAdam
 from heads.stacked_rmsprop import StackedRMSProp
 
@@ -72,6 +72,8 @@ def take(x: torch.Tensor, index: torch.Tensor, owner: torch.Tensor | None = None
     """Rows ``index [G, B]`` of ``x``: shared ``[N, ...]``, or per-owner ``[U, N, ...]`` where
     member g reads owner ``owner[g]`` (members sharing a frozen part share its features)."""
     if owner is None:
+        if index.shape[0] > 1 and index.stride(0) == 0:  # one batch order shared by all members
+            return x[index[0]].expand(index.shape[0], *([-1] * x.dim()))
         return x[index]
     return x[owner[:, None], index]
 
@@ -362,10 +364,12 @@ def train_gan_epoch(generator, discriminator, aux, opt_g, opt_d, still_x, still_
         opt_d.zero_grad()
         loss_d.sum().backward()
         opt_d.step()
+        discriminator.requires_grad_(False)  # the G step needs gradients through D, not for D
         loss_gan, loss_aux = generator_losses(discriminator(fake), aux(fake), y)
         opt_g.zero_grad()
         (loss_gan + lambdas * loss_aux).sum().backward()
         opt_g.step()
+        discriminator.requires_grad_(True)
         for name, value in (("d", loss_d), ("gan", loss_gan), ("aux", loss_aux)):
             sums[name] += value.detach().cpu()
         steps += 1
@@ -446,23 +450,20 @@ def fit_gan(data: HeadData, configs, device, phases: Phases, still: StillStream,
 
 
 # -- triplet embedding head (section 3.2) ----------------------------------------------
-def train_embedding_epoch(embedder, optimizer, loss_fn, still_x, still_y, compact, owner, temporal_labels,
-                          miners, samplers, positive_rng) -> torch.Tensor:
+def train_embedding_epoch(embedder, optimizer, loss_fn, still_x, still_y, compact, owner, miners, samplers,
+                          positive_sampler, positive_rng) -> torch.Tensor:
     """One epoch of P x K batches of still anchors (one sampler per member); positives are
     random co-class temporal instances, negatives the semi-hard ones mined over the whole
     compact temporal train set. Returns the mean triplet loss per member."""
-    from heads.pk_sampler import sample_positives
-
     embedder.train()
     members, device = len(samplers), still_x.device
-    labels_cpu = temporal_labels.cpu()
     total, batches = torch.zeros(members), len(samplers[0])
     for _ in range(batches):
         index = torch.tensor([sampler.next_batch() for sampler in samplers], device=device)
         labels = still_y[index]
         anchors = embedder(still_x[index])
         positives = torch.stack([
-            sample_positives(labels[g].cpu(), labels_cpu, generator=positive_rng.generators[g]) for g in range(members)
+            positive_sampler(labels[g], positive_rng[g]) for g in range(members)
         ]).to(device)
         negatives = torch.stack([
             miners[int(owner[g])](anchors[g].detach(), labels[g], positives[g]).to(device) for g in range(members)
@@ -511,11 +512,12 @@ def fit_embedding(data: HeadData, configs, device, phases: Phases, still: StillS
     labels_t = dimred.temporal_train_labels
     miners = [FaissSemiHardMiner(dimred.compact_train[u], labels_t) for u in range(dimred.compact_train.shape[0])]
     from heads.pk_sampler import PKSampler
+    from heads.positive_sampler import PositiveSampler
 
     train = data.still["train"]
     samplers = [PKSampler(train.labels, first["classes_per_batch"], first["instances_per_class"], generator=g)
-                for g in MemberRandom.from_seeds(seeds, "embed-batches").generators]
-    positive_rng = MemberRandom.from_seeds(seeds, "embed-positives")
+                for g in member_generators(seeds, "embed-batches")]
+    positive_rng = member_generators(seeds, "embed-positives")
 
     def derive(x):
         embedder.eval()
@@ -525,7 +527,8 @@ def fit_embedding(data: HeadData, configs, device, phases: Phases, still: StillS
     keeper = BestKeeper(embedder, members)
     derived = train_selected(
         lambda: train_embedding_epoch(embedder, optimizer, loss_fn, still_x, still_y, dimred.compact_train,
-                                      dimred.owner, labels_t, miners, samplers, positive_rng),
+                                      dimred.owner, miners, samplers, PositiveSampler(labels_t),
+                                      positive_rng),
         derive, keeper, data, configs, still,
         phases.start("triplet embedding", first["epochs"]), device,
     )
