@@ -4,7 +4,8 @@ The temporal space is frozen while the embedding trains, so one ``IndexFlatL2`` 
 squared L2) is built once, on the GPU when faiss has GPU support and CUDA is available.
 Each batch gets ONE search of the ``k`` nearest rows; anchors it cannot resolve (their
 semi-hard negative lies deeper than ``k``, or none exists and the farthest negative is
-needed) get an exact full scan. A flat search is itself a full scan, so a second, deeper
+needed) get an exact full scan: float32 distances to every row, re-scored in float64
+where float32 cannot decide. A flat search is itself a full scan, so a second, deeper
 search would cost as much as the exact one: instead ``k`` adapts across calls (grows when
 fewer than 90% of anchors resolve, shrinks when they resolve well inside it), and while
 even ``max_k`` resolves fewer than half of them, as early in training when positives are
@@ -31,6 +32,7 @@ from heads.base_semi_hard_miner import (
 
 # Unit round-off of float32, scaled per distance term in the error bound below.
 _EPS32 = 2.0**-24
+SCAN_CHUNK = 256  # anchors per float32 scan: [256, N] distances at a time
 
 
 def faiss_gpu_available() -> bool:
@@ -84,6 +86,9 @@ class FaissSemiHardMiner(BaseSemiHardMiner):
         index.add(rows32)
         self.index = index
         self._max_row_sq = float(self._rows_sq.max())
+        self._rows32_t = self.temporal_features.float().T.contiguous()  # [d, N]: the fastest layout for the scan
+        self._rows_sq32 = self._rows_sq.float()
+        self._all_rows = torch.arange(len(self), device=self.device)
         self.stats: dict[str, int] = {}
         self.reset_stats()
 
@@ -98,12 +103,12 @@ class FaissSemiHardMiner(BaseSemiHardMiner):
         semi_hard = torch.zeros(count, dtype=torch.bool, device=self.device)
         pending = torch.arange(count, device=self.device)
         self.stats["anchors"] += count
+        # Bound on |float32 distance - float64 distance| per anchor (FAISS and the scan below).
+        tolerance = (self.dim + 4) * _EPS32 * 4.0 * ((anchors64 * anchors64).sum(1) + self._max_row_sq)
         k = min(self._k, len(self))
         if self._skip:
             self._skip -= 1
         elif k < len(self):
-            # Bound on |faiss float32 distance - float64 distance| per anchor.
-            tolerance = (self.dim + 4) * _EPS32 * 4.0 * ((anchors64 * anchors64).sum(1) + self._max_row_sq)
             resolved, found, ranks = self._search_round(
                 anchors64.float().cpu().numpy(), anchors64, anchor_labels, positive_distances, tolerance, k
             )
@@ -114,9 +119,9 @@ class FaissSemiHardMiner(BaseSemiHardMiner):
                 self._adapt(k, float(resolved.float().mean()), ranks)
         if pending.numel():
             self.stats["exact_fallback"] += int(pending.numel())
-            rest = self.exact_negatives(anchors64[pending], anchor_labels[pending], positive_distances[pending])
-            negatives[pending] = rest.negatives
-            semi_hard[pending] = rest.semi_hard
+            for part in pending.split(SCAN_CHUNK):
+                negatives[part], semi_hard[part] = self._scan(
+                    anchors64[part], anchor_labels[part], positive_distances[part], tolerance[part])
         return MiningResult(negatives, semi_hard)
 
     def _adapt(self, k: int, resolved_fraction: float, ranks: torch.Tensor) -> None:
@@ -130,27 +135,70 @@ class FaissSemiHardMiner(BaseSemiHardMiner):
 
     def _search_round(self, anchors32, anchors64, anchor_labels, positive_distances, tolerance, k):
         """Search ``k`` neighbours of every anchor; returns (resolved mask, their negatives,
-        the rank of each resolved negative in the FAISS list).
-
-        Only candidates that can be the answer are re-scored in float64: negatives whose
-        FAISS distance is above ``d(a, p) - tol`` and within ``2 tol`` of the nearest surely
-        qualifying one (the others are either not farther than the positive or farther
-        than a qualifying candidate, whatever the float32 round-off). An anchor is resolved
-        only when its answer lies clearly inside the searched radius.
-        """
+        the rank of each resolved negative in the FAISS list). An anchor is resolved only
+        when its answer lies clearly inside the searched radius."""
         found_d, found_i = self.index.search(np.ascontiguousarray(anchors32), k)
         index = torch.from_numpy(found_i).to(self.device)
         approx = torch.from_numpy(found_d).to(self.device, torch.float64)
-        tol, d_ap = tolerance[:, None], positive_distances[:, None]
-        negative = self.temporal_labels[index] != anchor_labels[:, None]
-        inf = torch.tensor(float("inf"), dtype=torch.float64, device=self.device)
-        surely = torch.where(negative & (approx > d_ap + 2 * tol), approx, inf).min(1, keepdim=True).values
-        rescore = negative & (approx > d_ap - tol) & (approx <= surely + 2 * tol)
-        rows, cols = torch.nonzero(rescore, as_tuple=True)
-        distances = torch.full_like(approx, -inf)  # not re-scored: never qualifies
-        a, t = anchors64[rows], self._rows64[index[rows, cols]]
-        distances[rows, cols] = ((a * a).sum(1) + self._rows_sq[index[rows, cols]] - 2.0 * (a * t).sum(1)).clamp_min(0.0)
-        best, has, nearest, _ = select_negatives(distances, self.temporal_labels[index], index, anchor_labels, d_ap[:, 0])
-        resolved = has & (nearest + tol[:, 0] < approx[:, -1])
+        best, has, nearest = self._nearest_qualifying(
+            approx, index, self.temporal_labels[index], anchors64, anchor_labels, positive_distances, tolerance)
+        resolved = has & (nearest + tolerance < approx[:, -1])
         ranks = (index[resolved] == best[resolved, None]).float().argmax(1)
         return resolved, best[resolved], ranks
+
+    def _scan(self, anchors64, anchor_labels, positive_distances, tolerance):
+        """The exact answer for every anchor from a float32 scan of all rows, re-scored in
+        float64 where float32 cannot decide: the brute-force result, with half the bytes
+        read and a float32 product instead of a float64 one."""
+        anchors32 = anchors64.float()
+        approx = torch.addmm(self._rows_sq32.expand(anchors32.shape[0], -1), anchors32, self._rows32_t, alpha=-2.0)
+        approx.add_((anchors32 * anchors32).sum(1, keepdim=True))
+        index = self._all_rows.expand(anchors64.shape[0], -1)
+        labels = self.temporal_labels.expand(anchors64.shape[0], -1)
+        best, has, _ = self._nearest_qualifying(
+            approx, index, labels, anchors64, anchor_labels, positive_distances, tolerance)
+        if not has.all():  # no semi-hard negative: the farthest negative, decided the same way
+            rest = ~has
+            negative = labels[rest] != anchor_labels[rest, None]
+            far = torch.where(negative, approx[rest], -torch.inf)
+            near_far = negative & (far >= far.max(1, keepdim=True).values - 2 * tolerance[rest, None])
+            distances, candidate_labels, candidates = self._rescore(near_far, index[rest], anchors64[rest], anchor_labels[rest])
+            _, _, _, farthest = select_negatives(distances, candidate_labels, candidates, anchor_labels[rest],
+                                                 positive_distances[rest])
+            best = best.clone()
+            best[rest] = farthest
+        return best, has
+
+    def _nearest_qualifying(self, approx, index, labels, anchors64, anchor_labels, positive_distances, tolerance):
+        """Among candidates ``index [B, M]`` with float32 distances ``approx``, the nearest
+        negative farther than the positive, exactly: only candidates that can be the answer
+        are re-scored in float64 (negatives above ``d(a, p) - tol`` and within ``2 tol`` of
+        the nearest surely qualifying one; the others are either not farther than the
+        positive or farther than a qualifying candidate, whatever the round-off).
+        Returns (negative index, whether one exists, its float64 distance)."""
+        tol, d_ap = tolerance[:, None], positive_distances[:, None]
+        negative = labels != anchor_labels[:, None]
+        surely = torch.where(negative & (approx > d_ap + 2 * tol), approx, torch.inf).min(1, keepdim=True).values
+        rescore = negative & (approx > d_ap - tol) & (approx <= surely + 2 * tol)
+        distances, candidate_labels, candidates = self._rescore(rescore, index, anchors64, anchor_labels)
+        best, has, nearest, _ = select_negatives(distances, candidate_labels, candidates, anchor_labels, positive_distances)
+        return best, has, nearest
+
+    def _rescore(self, mask, index, anchors64, anchor_labels):
+        """The candidates where ``mask [B, M]`` is set, packed to ``[B, M']`` (M' the most any
+        anchor has): float64 distances, labels and temporal indices. Padding has distance
+        -inf and the anchor's own label, so it is never chosen."""
+        rows, cols = torch.nonzero(mask, as_tuple=True)
+        count = mask.shape[0]
+        per_anchor = torch.bincount(rows, minlength=count)
+        width = max(int(per_anchor.max()) if rows.numel() else 0, 1)
+        slot = torch.arange(rows.numel(), device=self.device) - (torch.cumsum(per_anchor, 0) - per_anchor)[rows]
+        rows_t = index[rows, cols]
+        a = anchors64[rows]
+        distances = torch.full((count, width), -torch.inf, dtype=torch.float64, device=self.device)
+        distances[rows, slot] = ((a * a).sum(1) + self._rows_sq[rows_t] - 2.0 * (a * self._rows64[rows_t]).sum(1)).clamp_min(0.0)
+        labels = anchor_labels[:, None].repeat(1, width)
+        labels[rows, slot] = self.temporal_labels[rows_t]
+        candidates = torch.zeros((count, width), dtype=torch.long, device=self.device)
+        candidates[rows, slot] = rows_t
+        return distances, labels, candidates

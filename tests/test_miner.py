@@ -55,6 +55,24 @@ def test_faiss_equals_brute_force(n, dim, classes, batch, seed):
         assert torch.equal(brute.negatives, naive_semi_hard(anchors, labels, positives, temporal, temporal_labels))
 
 
+@pytest.mark.parametrize("spread, scale, seed", [(0.2, 1.0, 10), (3.0, 1.0, 11), (1.0, 40.0, 12), (1.0, 1e-3, 13)])
+def test_exact_scan_alone_equals_brute_force(spread, scale, seed):
+    # k = N: FAISS is never asked, every anchor goes through the float32 scan + float64 re-scoring,
+    # with close classes (many near-ties), far ones, and large and tiny norms for the error bound.
+    anchors, labels, positives, temporal, temporal_labels = random_problem(1500, 24, 12, 96, seed, spread)
+    anchors, temporal = anchors * scale, temporal * scale
+    positives[:8] = positives[0]
+    temporal[positives[0]] = temporal[positives[0]] * 50  # a far positive: no semi-hard negative
+    labels[:8] = temporal_labels[positives[0]]
+    brute = BruteForceSemiHardMiner(temporal, temporal_labels).mine(anchors, labels, positives)
+    miner = FaissSemiHardMiner(temporal, temporal_labels, use_gpu=False, initial_k=1500, max_k=1500)
+    fast = miner.mine(anchors, labels, positives)
+    assert miner.stats["exact_fallback"] == 96
+    assert not brute.semi_hard[:8].any()
+    assert torch.equal(fast.negatives, brute.negatives)
+    assert torch.equal(fast.semi_hard, brute.semi_hard)
+
+
 def test_no_semi_hard_negative_gives_farthest_negative():
     # Row 0 (class 0) lies far away: used as the positive, no negative is farther than it.
     g = torch.Generator().manual_seed(5)
