@@ -88,3 +88,44 @@ def test_stacked_adam_matches_torch_adam_per_member():
             ref_opts[g].step()
     for g in range(2):
         torch.testing.assert_close(p.detach()[g], refs[g].detach())
+
+
+def test_members_sharing_a_seed_share_draws_equal_to_drawing_alone():
+    shared = MemberRandom.from_seeds([3, 5, 3], "stream")
+    same = MemberRandom.from_seeds([3, 3, 3, 3], "stream")
+    alone = {seed: MemberRandom.from_seeds([seed], "stream") for seed in (3, 5)}
+    assert len(shared.generators) == 2 and len(same.generators) == 1 and len(shared) == 3
+    for draw in ("rand", "randn", "randperm", "randint"):
+        args = {"rand": (4, 2), "randn": (4, 2), "randperm": (9,), "randint": (7, 5)}[draw]
+        got, together = getattr(shared, draw)(*args), getattr(same, draw)(*args)
+        want = {seed: getattr(r, draw)(*args)[0] for seed, r in alone.items()}
+        for g, seed in enumerate((3, 5, 3)):
+            assert torch.equal(got[g], want[seed])
+        assert together.shape[0] == 4 and all(torch.equal(together[g], want[3]) for g in range(4))
+
+
+def test_take_with_one_shared_batch_order_equals_the_gather():
+    from heads.train_head import take
+
+    x = torch.randn(20, 6)
+    index = MemberRandom.from_seeds([1, 1, 1], "order").randperm(20)[:, :8]
+    assert index.stride(0) == 0  # one draw, broadcast to the members
+    torch.testing.assert_close(take(x, index), x[index.contiguous()])
+    torch.testing.assert_close(take(x[:, 0], index), x[:, 0][index.contiguous()])
+
+
+def test_positive_sampler_matches_the_one_call_form_and_names_missing_classes():
+    import pytest
+
+    from featcache.errors import CacheError
+    from heads.pk_sampler import sample_positives
+    from heads.positive_sampler import PositiveSampler
+
+    temporal_labels = torch.tensor([2, 0, 1, 2, 0, 2, 1, 1])
+    labels = torch.tensor([0, 2, 2, 1, 0])
+    sampler = PositiveSampler(temporal_labels)
+    first = sampler(labels, torch.Generator().manual_seed(4))
+    assert torch.equal(first, sample_positives(labels, temporal_labels, torch.Generator().manual_seed(4)))
+    assert torch.equal(temporal_labels[first], labels)
+    with pytest.raises(CacheError, match=r"class index \[3\]"):
+        sampler(torch.tensor([3]))
