@@ -7,9 +7,10 @@ semi-hard negative lies deeper than ``k``, or none exists and the farthest negat
 needed) get an exact full scan: float32 distances to every row, re-scored in float64
 where float32 cannot decide. A flat search is itself a full scan, so a second, deeper
 search would cost as much as the exact one: instead ``k`` adapts across calls (grows when
-fewer than 90% of anchors resolve, shrinks when they resolve well inside it), and while
-even ``max_k`` resolves fewer than half of them, as early in training when positives are
-far, the search is skipped and re-probed every ``probe_every`` calls.
+fewer than 90% of anchors resolve, shrinks when they resolve well inside it). When even
+``max_k`` resolves fewer than half of them, as early in training when positives are far,
+the miner scans only; each scan also gives the rank of every answer, so the search comes
+back, at a depth fitted to those ranks, as soon as it would resolve the batch.
 
 Candidates returned by FAISS (float32) are re-scored in float64 with the same formula
 as :class:`~heads.brute_force_semi_hard_miner.BruteForceSemiHardMiner`. An anchor is
@@ -60,7 +61,6 @@ class FaissSemiHardMiner(BaseSemiHardMiner):
         max_k: int = 2048,
         gpu_device: int = 0,
         adaptive: bool = True,
-        probe_every: int = 25,
     ):
         import faiss
 
@@ -72,12 +72,12 @@ class FaissSemiHardMiner(BaseSemiHardMiner):
         self.on_gpu = bool(gpu_ok and use_gpu in ("auto", True))
         device = torch.device("cuda", gpu_device) if self.on_gpu else torch.device("cpu")
         super().__init__(temporal_features, temporal_labels, device=device)
-        if initial_k < 1 or growth < 2 or max_k < initial_k or probe_every < 1:
-            raise ValueError(f"need 1 <= initial_k <= max_k, growth >= 2, probe_every >= 1; got {initial_k}, {growth}, {max_k}, {probe_every}")
+        if initial_k < 1 or growth < 2 or max_k < initial_k:
+            raise ValueError(f"need 1 <= initial_k <= max_k and growth >= 2; got {initial_k}, {growth}, {max_k}")
         self.initial_k, self.growth, self.max_k = int(initial_k), int(growth), int(max_k)
-        self.adaptive, self.probe_every = adaptive, int(probe_every)
+        self.adaptive = adaptive
         self._k = self.initial_k
-        self._skip = 0  # calls left before FAISS is probed again
+        self._scan_only = False  # FAISS cannot resolve these batches yet: scan until the ranks say it can
         rows32 = np.ascontiguousarray(self.temporal_features.float().cpu().numpy())
         index = faiss.IndexFlatL2(self.dim)
         if self.on_gpu:
@@ -106,9 +106,7 @@ class FaissSemiHardMiner(BaseSemiHardMiner):
         # Bound on |float32 distance - float64 distance| per anchor (FAISS and the scan below).
         tolerance = (self.dim + 4) * _EPS32 * 4.0 * ((anchors64 * anchors64).sum(1) + self._max_row_sq)
         k = min(self._k, len(self))
-        if self._skip:
-            self._skip -= 1
-        elif k < len(self):
+        if k < len(self) and not self._scan_only:
             resolved, found, ranks = self._search_round(
                 anchors64.float().cpu().numpy(), anchors64, anchor_labels, positive_distances, tolerance, k
             )
@@ -119,16 +117,27 @@ class FaissSemiHardMiner(BaseSemiHardMiner):
                 self._adapt(k, float(resolved.float().mean()), ranks)
         if pending.numel():
             self.stats["exact_fallback"] += int(pending.numel())
+            ranks = []
             for part in pending.split(SCAN_CHUNK):
-                negatives[part], semi_hard[part] = self._scan(
+                negatives[part], semi_hard[part], part_ranks = self._scan(
                     anchors64[part], anchor_labels[part], positive_distances[part], tolerance[part])
+                ranks.append(part_ranks)
+            if self._scan_only and self.adaptive:
+                self._resume_search(torch.cat(ranks))
         return MiningResult(negatives, semi_hard)
+
+    def _resume_search(self, ranks: torch.Tensor) -> None:
+        """After a scan-only batch: search again when ``max_k`` would hold 90% of the answers."""
+        depth = int(ranks.float().quantile(0.9)) + 1 if ranks.numel() else len(self)
+        if depth * self.growth <= self.max_k:
+            self._scan_only = False
+            self._k = max(self.initial_k, min(self.max_k, depth * self.growth))
 
     def _adapt(self, k: int, resolved_fraction: float, ranks: torch.Tensor) -> None:
         """Choose the next call's search depth from how this one went."""
         if resolved_fraction < 0.9:
             if k >= self.max_k and resolved_fraction < 0.5:
-                self._skip = self.probe_every  # FAISS cannot help yet: exact scans only
+                self._scan_only = True  # FAISS cannot help yet: exact scans only
             self._k = min(k * self.growth, self.max_k)
         elif ranks.numel() and int(ranks.float().quantile(0.9)) * self.growth < k:
             self._k = max(self.initial_k, k // self.growth)
@@ -149,14 +158,16 @@ class FaissSemiHardMiner(BaseSemiHardMiner):
     def _scan(self, anchors64, anchor_labels, positive_distances, tolerance):
         """The exact answer for every anchor from a float32 scan of all rows, re-scored in
         float64 where float32 cannot decide: the brute-force result, with half the bytes
-        read and a float32 product instead of a float64 one."""
+        read and a float32 product instead of a float64 one. Also returns, for anchors with a
+        semi-hard negative, how many rows lie nearer than it (its rank in a FAISS search)."""
         anchors32 = anchors64.float()
         approx = torch.addmm(self._rows_sq32.expand(anchors32.shape[0], -1), anchors32, self._rows32_t, alpha=-2.0)
         approx.add_((anchors32 * anchors32).sum(1, keepdim=True))
         index = self._all_rows.expand(anchors64.shape[0], -1)
         labels = self.temporal_labels.expand(anchors64.shape[0], -1)
-        best, has, _ = self._nearest_qualifying(
+        best, has, nearest = self._nearest_qualifying(
             approx, index, labels, anchors64, anchor_labels, positive_distances, tolerance)
+        ranks = (approx[has] < nearest[has, None]).sum(1)
         if not has.all():  # no semi-hard negative: the farthest negative, decided the same way
             rest = ~has
             negative = labels[rest] != anchor_labels[rest, None]
@@ -167,7 +178,7 @@ class FaissSemiHardMiner(BaseSemiHardMiner):
                                                  positive_distances[rest])
             best = best.clone()
             best[rest] = farthest
-        return best, has
+        return best, has, ranks
 
     def _nearest_qualifying(self, approx, index, labels, anchors64, anchor_labels, positive_distances, tolerance):
         """Among candidates ``index [B, M]`` with float32 distances ``approx``, the nearest

@@ -197,7 +197,7 @@ def test_faiss_resolves_near_anchors_and_skips_when_it_cannot_help():
     positives = sample_positives(labels, temporal_labels, g)
     anchors = temporal[positives] + 0.01 * torch.randn(256, 16, generator=g)
     brute = BruteForceSemiHardMiner(temporal, temporal_labels)
-    miner = FaissSemiHardMiner(temporal, temporal_labels, use_gpu=False, initial_k=32, max_k=128, probe_every=3)
+    miner = FaissSemiHardMiner(temporal, temporal_labels, use_gpu=False, initial_k=32, max_k=128)
     assert torch.equal(miner(anchors, labels, positives), brute(anchors, labels, positives))
     by_faiss = sum(v for k, v in miner.stats.items() if k.startswith("k="))
     assert by_faiss >= 0.9 * 256 and miner.stats["exact_fallback"] == 256 - by_faiss
@@ -208,3 +208,8 @@ def test_faiss_resolves_near_anchors_and_skips_when_it_cannot_help():
     miner.reset_stats()
     assert torch.equal(miner(far, labels, positives), brute(far, labels, positives))
     assert miner.stats["exact_fallback"] == 256 and not any(k.startswith("k=") for k in miner.stats)
+    # Near anchors again: the scan's ranks bring the search back, with no blind probe.
+    assert torch.equal(miner(anchors, labels, positives), brute(anchors, labels, positives))
+    miner.reset_stats()
+    assert torch.equal(miner(anchors, labels, positives), brute(anchors, labels, positives))
+    assert sum(v for k, v in miner.stats.items() if k.startswith("k=")) >= 0.9 * 256
