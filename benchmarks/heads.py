@@ -9,6 +9,8 @@ A synthetic cache like SSVAC-40 (40 classes, 2048-d; 6821/728/4798 still train/v
      when its d1 matches, as ``featcache train-head`` does);
   2. a GAN grid of ``--members`` configurations (lr x lambda) trained as ONE stacked group
      vs the same configurations trained one after another, side by side with the ratio;
+     then benchmarks/gan_step_bound.py: one epoch at G=1 and G=members, and how much of it
+     is matrix products, i.e. the most batching can gain on this machine;
   3. benchmarks/mining.py (FAISS vs brute-force semi-hard mining).
 """
 
@@ -105,17 +107,22 @@ def main(argv=None) -> None:
             gaps = [abs(g.metrics["fused"]["val"] - s.metrics["fused"]["val"]) for g, s in zip(grouped, singles)]
             print(f"  largest fused-val difference batched vs single: {max(gaps):.2f} points (float32 rounding)")
 
+            print("\n  where the time goes (benchmarks/gan_step_bound.py)")
+            sibling("gan_step_bound").main(["--threads", str(args.threads), "--members", str(args.members)])
+
     if not args.no_mining:
         print("\n3. semi-hard mining (benchmarks/mining.py)")
-        try:
-            from benchmarks import mining
-        except ImportError:
-            import importlib.util
+        sibling("mining").main(["--threads", str(args.threads), "--repeats", "3"])
 
-            spec = importlib.util.spec_from_file_location("mining", Path(__file__).with_name("mining.py"))
-            mining = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(mining)
-        mining.main(["--threads", str(args.threads), "--repeats", "3"])
+
+def sibling(name: str):
+    """Another script of benchmarks/, imported as a module."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 if __name__ == "__main__":

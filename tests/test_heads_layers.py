@@ -129,3 +129,18 @@ def test_positive_sampler_matches_the_one_call_form_and_names_missing_classes():
     assert torch.equal(temporal_labels[first], labels)
     with pytest.raises(CacheError, match=r"class index \[3\]"):
         sampler(torch.tensor([3]))
+
+
+def test_stacked_linear_gradients_match_baddbmm_with_chunked_weight_gradient(monkeypatch):
+    import heads.stacked_linear as stacked_linear
+
+    layer = StackedLinear(5, 30, 4, MemberRandom.from_seeds(range(5), "init")).double()
+    x = torch.randn(5, 7, 30, dtype=torch.float64, requires_grad=True)
+    torch.autograd.gradcheck(stacked_linear._StackedAffine.apply, (x, layer.weight, layer.bias))
+    monkeypatch.setattr(stacked_linear, "WEIGHT_GRAD_CHUNK_BYTES", 2 * 30 * 4 * 8)  # two members per product
+    layer(x).pow(2).sum().backward()
+    w, b = layer.weight.detach().clone().requires_grad_(), layer.bias.detach().clone().requires_grad_()
+    x_ref = x.detach().clone().requires_grad_()
+    torch.baddbmm(b, x_ref, w).pow(2).sum().backward()
+    for got, want in ((layer.weight.grad, w.grad), (layer.bias.grad, b.grad), (x.grad, x_ref.grad)):
+        torch.testing.assert_close(got, want)
