@@ -28,6 +28,7 @@ from featcache.errors import FeatcacheError
 from heads.base_semi_hard_miner import (
     BaseSemiHardMiner,
     MiningResult,
+    gathered_squared_distances,
     select_negatives,
 )
 
@@ -117,13 +118,14 @@ class FaissSemiHardMiner(BaseSemiHardMiner):
                 self._adapt(k, float(resolved.float().mean()), ranks)
         if pending.numel():
             self.stats["exact_fallback"] += int(pending.numel())
-            ranks = []
+            want_ranks = self._scan_only and self.adaptive
+            scan_ranks = []
             for part in pending.split(SCAN_CHUNK):
                 negatives[part], semi_hard[part], part_ranks = self._scan(
-                    anchors64[part], anchor_labels[part], positive_distances[part], tolerance[part])
-                ranks.append(part_ranks)
-            if self._scan_only and self.adaptive:
-                self._resume_search(torch.cat(ranks))
+                    anchors64[part], anchor_labels[part], positive_distances[part], tolerance[part], want_ranks)
+                scan_ranks.append(part_ranks)
+            if want_ranks:
+                self._resume_search(torch.cat(scan_ranks))
         return MiningResult(negatives, semi_hard)
 
     def _resume_search(self, ranks: torch.Tensor) -> None:
@@ -155,11 +157,12 @@ class FaissSemiHardMiner(BaseSemiHardMiner):
         ranks = (index[resolved] == best[resolved, None]).float().argmax(1)
         return resolved, best[resolved], ranks
 
-    def _scan(self, anchors64, anchor_labels, positive_distances, tolerance):
+    def _scan(self, anchors64, anchor_labels, positive_distances, tolerance, want_ranks=False):
         """The exact answer for every anchor from a float32 scan of all rows, re-scored in
         float64 where float32 cannot decide: the brute-force result, with half the bytes
-        read and a float32 product instead of a float64 one. Also returns, for anchors with a
-        semi-hard negative, how many rows lie nearer than it (its rank in a FAISS search)."""
+        read and a float32 product instead of a float64 one. With ``want_ranks``, also returns
+        for anchors with a semi-hard negative how many rows lie nearer than it (its rank in a
+        FAISS search); otherwise None."""
         anchors32 = anchors64.float()
         approx = torch.addmm(self._rows_sq32.expand(anchors32.shape[0], -1), anchors32, self._rows32_t, alpha=-2.0)
         approx.add_((anchors32 * anchors32).sum(1, keepdim=True))
@@ -167,7 +170,7 @@ class FaissSemiHardMiner(BaseSemiHardMiner):
         labels = self.temporal_labels.expand(anchors64.shape[0], -1)
         best, has, nearest = self._nearest_qualifying(
             approx, index, labels, anchors64, anchor_labels, positive_distances, tolerance)
-        ranks = (approx[has] < nearest[has, None]).sum(1)
+        ranks = (approx[has] < nearest[has, None]).sum(1) if want_ranks else None
         if not has.all():  # no semi-hard negative: the farthest negative, decided the same way
             rest = ~has
             negative = labels[rest] != anchor_labels[rest, None]
@@ -205,9 +208,8 @@ class FaissSemiHardMiner(BaseSemiHardMiner):
         width = max(int(per_anchor.max()) if rows.numel() else 0, 1)
         slot = torch.arange(rows.numel(), device=self.device) - (torch.cumsum(per_anchor, 0) - per_anchor)[rows]
         rows_t = index[rows, cols]
-        a = anchors64[rows]
         distances = torch.full((count, width), -torch.inf, dtype=torch.float64, device=self.device)
-        distances[rows, slot] = ((a * a).sum(1) + self._rows_sq[rows_t] - 2.0 * (a * self._rows64[rows_t]).sum(1)).clamp_min(0.0)
+        distances[rows, slot] = gathered_squared_distances(anchors64[rows], self._rows64, self._rows_sq, rows_t[:, None])[:, 0]
         labels = anchor_labels[:, None].repeat(1, width)
         labels[rows, slot] = self.temporal_labels[rows_t]
         candidates = torch.zeros((count, width), dtype=torch.long, device=self.device)

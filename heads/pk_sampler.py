@@ -14,6 +14,7 @@ from typing import Iterator
 import torch
 
 from featcache.errors import CacheError
+from heads.positive_sampler import PositiveSampler
 
 
 class PKSampler:
@@ -96,8 +97,6 @@ def sample_positives(labels, temporal_labels, generator: torch.Generator | None 
 
     Raises :class:`CacheError` if an anchor's class has no temporal rows.
     """
-    from heads.positive_sampler import PositiveSampler
-
     return PositiveSampler(temporal_labels)(labels, generator)
 
 

@@ -517,7 +517,7 @@ def fit_embedding(data: HeadData, configs, device, phases: Phases, still: StillS
     train = data.still["train"]
     samplers = [PKSampler(train.labels, first["classes_per_batch"], first["instances_per_class"], generator=g)
                 for g in member_generators(seeds, "embed-batches")]
-    positive_rng = member_generators(seeds, "embed-positives")
+    positive_sampler, positive_rng = PositiveSampler(labels_t), member_generators(seeds, "embed-positives")
 
     def derive(x):
         embedder.eval()
@@ -527,8 +527,7 @@ def fit_embedding(data: HeadData, configs, device, phases: Phases, still: StillS
     keeper = BestKeeper(embedder, members)
     derived = train_selected(
         lambda: train_embedding_epoch(embedder, optimizer, loss_fn, still_x, still_y, dimred.compact_train,
-                                      dimred.owner, miners, samplers, PositiveSampler(labels_t),
-                                      positive_rng),
+                                      dimred.owner, miners, samplers, positive_sampler, positive_rng),
         derive, keeper, data, configs, still,
         phases.start("triplet embedding", first["epochs"]), device,
     )
