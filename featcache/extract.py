@@ -51,8 +51,8 @@ class ExtractSettings:
     modality: str = "still"
     backbone: str | None = None  # None -> default_backbone()
     weights: str | None = None  # None -> ImageNet; "random"; or a path
-    crop: int = 224
-    resize: int = 256
+    crop: int | None = None  # None -> the backbone's (224; a timm model's pretrained config)
+    resize: int | None = None  # None -> the backbone's (256; from a timm model's crop_pct)
     views: int = 1
     dtype: str = "float32"
     batch_size: int | None = None  # None -> batch_size_for(device)
@@ -67,7 +67,7 @@ class ExtractSettings:
         for name in ("views", "batch_size", "shard_size", "crop", "resize"):
             if getattr(self, name) is not None and int(getattr(self, name)) < 1:
                 raise FeatcacheError(f"{name} must be at least 1, not {getattr(self, name)}")
-        if self.crop > self.resize:
+        if self.crop is not None and self.resize is not None and self.crop > self.resize:
             raise FeatcacheError(f"--crop ({self.crop}) must not exceed --resize ({self.resize})")
         if self.workers is not None and self.workers < 0:
             raise FeatcacheError(f"--workers must be 0 or more, not {self.workers}")
@@ -111,14 +111,26 @@ def resolve_device(device: str) -> torch.device:
 
 
 # -- identity -----------------------------------------------------------------
-def cache_identity(settings: ExtractSettings, backbone_name: str, weights_id: str, rows: SourceRows, logits: bool) -> dict[str, Any]:
+def input_size(settings: ExtractSettings, data_config: dict) -> dict[str, Any]:
+    """Crop, resize and interpolation: the given ones, else the backbone's (``Backbone.data_config``)."""
+    crop = settings.crop or data_config["crop"]
+    resize = settings.resize or max(data_config["resize"], crop)
+    if crop > resize:
+        raise FeatcacheError(f"--crop ({crop}) must not exceed --resize ({resize})")
+    return {"crop": int(crop), "resize": int(resize), "interpolation": data_config["interpolation"]}
+
+
+def cache_identity(settings: ExtractSettings, backbone_name: str, weights_id: str, rows: SourceRows, logits: bool,
+                   data_config: dict | None = None) -> dict[str, Any]:
     """Everything that makes a cache's values what they are; two runs mix only if equal."""
+    data_config = data_config or {"crop": 224, "resize": 256, "interpolation": "bilinear"}
+    native = {"backbone_input": data_config["native"]} if "native" in data_config else {}
     return {
         "modality": settings.modality,
         "backbone": backbone_name,
         "weights": weights_id,
         "preprocessing": preprocessing_config(
-            settings.modality, crop=settings.crop, resize=settings.resize, views=settings.views, view_seed=settings.seed
+            settings.modality, **input_size(settings, data_config), views=settings.views, view_seed=settings.seed, **native
         ),
         "classes": list(rows.classes),
         "rows_sha256": rows.digest(),
@@ -284,7 +296,7 @@ def extract(
     report = ExtractReport(path=path, backbone=name, backbone_description=backbone.describe(), device=str(device), rows=len(rows), logits=logits)
     say(f"backbone: {report.backbone_description} on {device}")
 
-    identity = cache_identity(settings, name, backbone.weights_id, rows, logits)
+    identity = cache_identity(settings, name, backbone.weights_id, rows, logits, backbone.data_config())
     if check_existing(path, identity, overwrite):
         with h5py.File(path, "r") as f:
             report.written = int(f["labels"].shape[0])
@@ -305,7 +317,8 @@ def extract(
 
     compute_start = time.perf_counter()
     if pending:
-        report.computed_rows = _run_shards(rows, root, cache_dir, settings, backbone, device, logits, shards, pending, parts, stop_after_shards, say)
+        size = input_size(settings, backbone.data_config())
+        report.computed_rows = _run_shards(rows, root, cache_dir, settings, size, backbone, device, logits, shards, pending, parts, stop_after_shards, say)
     report.seconds = time.perf_counter() - compute_start
 
     report.written, report.skipped, report.feature_shape = assemble(path, parts, shards, rows, identity)
@@ -327,15 +340,15 @@ def batch_size_for(settings: ExtractSettings, device) -> int:
     return 64 if device.type == "cuda" else 4
 
 
-def _make_dataset(rows, root, cache_dir, settings):
-    common = dict(views=settings.views, crop=settings.crop, resize=settings.resize, seed=settings.seed)
+def _make_dataset(rows, root, cache_dir, settings, size):
+    common = dict(views=settings.views, seed=settings.seed, **size)
     if settings.modality == "still":
         return StillImages(root, rows, **common)
     return TemporalImages(temporal_cache_path(cache_dir), settings.modality, rows, **common)
 
 
-def _run_shards(rows, root, cache_dir, settings, backbone, device, logits, shards, pending, parts, stop_after_shards, say) -> int:
-    dataset = _make_dataset(rows, root, cache_dir, settings)
+def _run_shards(rows, root, cache_dir, settings, size, backbone, device, logits, shards, pending, parts, stop_after_shards, say) -> int:
+    dataset = _make_dataset(rows, root, cache_dir, settings, size)
     workers = default_workers() if settings.workers is None else settings.workers
     loader = DataLoader(
         dataset,

@@ -92,10 +92,12 @@ def view_seed(seed: int, source: str, instance: int, view: int) -> int:
 class ViewDataset(Dataset):
     """Base class: decode row ``i`` with ``load(i)`` and turn it into ``views`` crops."""
 
-    def __init__(self, rows: SourceRows, modality: str, *, views: int = 1, crop: int = 224, resize: int = 256, seed: int = 0):
+    def __init__(self, rows: SourceRows, modality: str, *, views: int = 1, crop: int = 224, resize: int = 256,
+                 interpolation: str = "bilinear", seed: int = 0):
         self.rows, self.views, self.seed = rows, int(views), int(seed)
-        self.center = build_transform(modality, train=False, crop=crop, resize=resize)
-        self.augment = build_transform(modality, train=True, crop=crop, resize=resize)
+        size = dict(crop=crop, resize=resize, interpolation=interpolation)
+        self.center = build_transform(modality, train=False, **size)
+        self.augment = build_transform(modality, train=True, **size)
         self.shape = (self.views, self.center.channels, crop, crop)
 
     def load(self, index: int) -> np.ndarray:

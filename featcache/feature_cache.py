@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from featcache.errors import CacheError
-from featcache.schema import MODALITIES, SPLIT_CODE, open_complete, read_root_attrs, read_rows
+from featcache.schema import MODALITIES, SPLIT_CODE, feature_cache_path, open_complete, read_root_attrs, read_rows
 
 
 @dataclass
@@ -161,7 +161,7 @@ def find_cache(cache_dir: str | os.PathLike, modality: str, backbone: str | None
         raise CacheError(f"unknown modality {modality!r}; expected one of {', '.join(MODALITIES)}")
     cache_dir = Path(cache_dir)
     if backbone:
-        path = cache_dir / f"{modality}-{backbone}.h5"
+        path = feature_cache_path(cache_dir, modality, backbone)
         if not path.exists():
             raise CacheError(f"no {modality} cache for backbone {backbone!r}: {path} not found; run featcache extract")
         return path

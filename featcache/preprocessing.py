@@ -22,17 +22,17 @@ from featcache.schema import MODALITIES
 
 FLOW_CENTER = 128.0
 FLOW_SCALE = 128.0
-INTERPOLATION = "bilinear, antialiased"
+INTERPOLATIONS = ("bilinear", "bicubic")  # antialiased resizes F.interpolate offers
 
 
-def preprocessing_config(modality: str, *, crop: int = 224, resize: int = 256, **extra) -> dict:
+def preprocessing_config(modality: str, *, crop: int = 224, resize: int = 256, interpolation: str = "bilinear", **extra) -> dict:
     """What a cache records about how its inputs were made (root attribute ``preprocessing``)."""
-    _check(modality, crop, resize)
+    _check(modality, crop, resize, interpolation)
     config = {
         "modality": modality,
         "resize_short_side": int(resize),
         "crop": int(crop),
-        "interpolation": INTERPOLATION,
+        "interpolation": f"{interpolation}, antialiased",
         "eval": "center crop",
         "train": "random crop + horizontal flip",
     }
@@ -45,7 +45,9 @@ def preprocessing_config(modality: str, *, crop: int = 224, resize: int = 256, *
     return config
 
 
-def _check(modality: str, crop: int, resize: int) -> None:
+def _check(modality: str, crop: int, resize: int, interpolation: str = "bilinear") -> None:
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(f"unknown interpolation {interpolation!r}; expected one of {', '.join(INTERPOLATIONS)}")
     if modality not in MODALITIES:
         raise ValueError(f"unknown modality {modality!r}; expected one of {', '.join(MODALITIES)}")
     if not 0 < crop <= resize:
@@ -55,9 +57,10 @@ def _check(modality: str, crop: int, resize: int) -> None:
 class Transform:
     """uint8 ``[H, W, C]`` array -> normalised float tensor ``[C, crop, crop]``."""
 
-    def __init__(self, modality: str, *, train: bool, crop: int = 224, resize: int = 256):
-        _check(modality, crop, resize)
+    def __init__(self, modality: str, *, train: bool, crop: int = 224, resize: int = 256, interpolation: str = "bilinear"):
+        _check(modality, crop, resize, interpolation)
         self.modality, self.train, self.crop, self.resize = modality, train, int(crop), int(resize)
+        self.interpolation = interpolation
         self.channels = modality_channels(modality)
         if modality == "flow":
             self.mean = torch.full((self.channels, 1, 1), FLOW_CENTER)
@@ -73,7 +76,7 @@ class Transform:
         if image.ndim != 3 or image.shape[2] != self.channels:
             raise ValueError(f"{self.modality} input must be [H, W, {self.channels}], got {list(image.shape)}")
         x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float()
-        x = resize_short_side(x, self.resize)
+        x = resize_short_side(x, self.resize, self.interpolation)
         if self.train:
             top, left, flip = random_crop_params(x.shape[1:], self.crop, generator)
         else:
@@ -87,18 +90,18 @@ class Transform:
         return f"Transform({self.modality!r}, train={self.train}, crop={self.crop}, resize={self.resize})"
 
 
-def build_transform(modality: str, *, train: bool, crop: int = 224, resize: int = 256) -> Transform:
-    return Transform(modality, train=train, crop=crop, resize=resize)
+def build_transform(modality: str, *, train: bool, crop: int = 224, resize: int = 256, interpolation: str = "bilinear") -> Transform:
+    return Transform(modality, train=train, crop=crop, resize=resize, interpolation=interpolation)
 
 
-def resize_short_side(x: torch.Tensor, size: int) -> torch.Tensor:
+def resize_short_side(x: torch.Tensor, size: int, interpolation: str = "bilinear") -> torch.Tensor:
     """Resize float ``[C, H, W]`` so that min(H, W) == size, keeping the aspect ratio."""
     h, w = x.shape[1:]
     if min(h, w) == size:
         return x
     scale = size / min(h, w)
     new_h, new_w = max(size, round(h * scale)), max(size, round(w * scale))
-    out = F.interpolate(x[None], size=(new_h, new_w), mode="bilinear", align_corners=False, antialias=True)
+    out = F.interpolate(x[None], size=(new_h, new_w), mode=interpolation, align_corners=False, antialias=True)
     return out[0].clamp_(0.0, 255.0)
 
 

@@ -44,10 +44,11 @@ TEMPORAL_FILE = "temporal.h5"
 
 
 def feature_cache_path(cache_dir: str | os.PathLike, modality: str, backbone: str) -> Path:
-    """``DIR/<modality>-<backbone>.h5``."""
+    """``DIR/<modality>-<backbone>.h5`` (``timm:convnext_tiny`` -> ``still-timm-convnext_tiny.h5``:
+    no colon in a file name, which Windows refuses)."""
     if modality not in MODALITIES:
         raise CacheError(f"unknown modality {modality!r}; expected one of {', '.join(MODALITIES)}")
-    return Path(cache_dir) / f"{modality}-{backbone}.h5"
+    return Path(cache_dir) / f"{modality}-{backbone.replace(':', '-')}.h5"
 
 
 def temporal_cache_path(cache_dir: str | os.PathLike) -> Path:

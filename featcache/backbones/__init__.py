@@ -5,7 +5,9 @@
 
 ``weights``: None -> the backbone's ImageNet weights (resnet50: torch hub cache or download;
 efficientnet-lite0: shipped in its package); ``"random"`` -> random initialisation (tests);
-a path -> a featcache checkpoint (trunk + head for a dataset's classes) or a plain state dict.
+a path -> a featcache checkpoint (trunk + head for a dataset's classes) or a plain state dict
+(``.pth`` or ``.safetensors``). ``timm:<model>`` names any timm model (``pip install featcache[timm]``);
+it has no default weights: pass a local file or ``"random"``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from featcache.backbones import efficientnet_lite0, resnet50  # noqa: F401  (register them)
+from featcache.backbones import efficientnet_lite0, resnet50, timm_backbone  # noqa: F401  (register them)
 from featcache.backbones.base import Backbone, inflate_first_conv, modality_channels
 from featcache.backbones.checkpoint import is_checkpoint, load_checkpoint, save_checkpoint, check_checkpoint
 from featcache.backbones.registry import BackboneConfig, get_backbone_class, get_config, list_backbones

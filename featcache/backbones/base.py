@@ -83,6 +83,12 @@ class Backbone(nn.Module):
     def set_first_conv(self, conv: nn.Conv2d) -> None:
         raise NotImplementedError
 
+    def data_config(self) -> dict:
+        """The input this backbone expects: ``crop``, short-side ``resize``, ``interpolation``
+        (and ``native``, a model's own pretrained config, for timm models). Built-ins take
+        featcache's one preprocessing, the paper's."""
+        return {"crop": 224, "resize": 256, "interpolation": "bilinear"}
+
     # -- the contract -----------------------------------------------------------
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled features ``[B, feature_dim]`` of a preprocessed batch."""

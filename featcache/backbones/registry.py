@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -23,6 +24,7 @@ class BackboneConfig:
 
 _BUILDERS: dict[str, Callable] = {}
 _CONFIGS: dict[str, BackboneConfig] = {}
+_FAMILIES: dict[str, Callable] = {}  # "timm:" -> builder(model_name, modality=...)
 
 
 def register_backbone(config: BackboneConfig) -> Callable:
@@ -39,15 +41,28 @@ def register_backbone(config: BackboneConfig) -> Callable:
     return wrap
 
 
+def register_backbone_family(prefix: str, builder: Callable) -> None:
+    """Backbones named ``<prefix><model>`` (e.g. ``timm:resnet18``), built by ``builder(model, modality=...)``."""
+    _FAMILIES[prefix] = builder
+
+
 def get_backbone_class(name: str):
+    """The builder of backbone ``name``: called as ``builder(modality=...)``."""
+    for prefix, builder in _FAMILIES.items():
+        if name.startswith(prefix) and len(name) > len(prefix):
+            return functools.partial(builder, name[len(prefix):])
     try:
         return _BUILDERS[name]
     except KeyError:
-        raise FeatcacheError(f"unknown backbone {name!r}; choose one of {', '.join(sorted(_BUILDERS))}") from None
+        families = "".join(f", {p}<model>" for p in sorted(_FAMILIES))
+        raise FeatcacheError(f"unknown backbone {name!r}; choose one of {', '.join(sorted(_BUILDERS))}{families}") from None
 
 
 def get_config(name: str) -> BackboneConfig:
+    """The registered config of a built-in backbone (family members describe themselves)."""
     get_backbone_class(name)
+    if name not in _CONFIGS:
+        raise FeatcacheError(f"{name}: no registered config; its model's own config is Backbone.data_config()")
     return _CONFIGS[name]
 
 

@@ -35,6 +35,8 @@ def load_weights_file(path: str | os.PathLike) -> dict:
     path = Path(path).expanduser()
     if not path.is_file():
         raise FeatcacheError(f"weights file not found: {path}")
+    if path.suffix == ".safetensors":
+        return load_safetensors_file(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many kinds for a bad file
@@ -43,6 +45,19 @@ def load_weights_file(path: str | os.PathLike) -> dict:
     if not isinstance(state, dict):
         raise FeatcacheError(f"{path}: expected a state dict or a featcache checkpoint, found {type(state).__name__}")
     return state
+
+
+def load_safetensors_file(path: Path) -> dict:
+    """A ``.safetensors`` state dict on the CPU (the safetensors package comes with timm)."""
+    try:
+        from safetensors.torch import load_file
+    except ImportError:
+        raise FeatcacheError(f"{path}: reading .safetensors needs the safetensors package: pip install 'featcache[timm]'") from None
+    try:
+        return load_file(str(path), device="cpu")
+    except Exception as exc:  # safetensors raises its own error types for a bad header
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise FeatcacheError(f"{path}: not a loadable safetensors file ({reason})") from None
 
 
 def hub_checkpoint_dir() -> Path:
