@@ -1,7 +1,8 @@
 """Semi-hard negatives over the whole temporal set with an exact FAISS index.
 
 The temporal space is frozen while the embedding trains, so one ``IndexFlatL2`` (exact,
-squared L2) is built once, on the GPU when faiss has GPU support and CUDA is available.
+squared L2) is built once, on the GPU when the tensors live on CUDA and FAISS sees a GPU
+(faiss-gpu, the dependency on Linux x86_64; it runs CPU indexes where there is no GPU).
 Each batch gets ONE search of the ``k`` nearest rows; anchors it cannot resolve (their
 semi-hard negative lies deeper than ``k``, or none exists and the farthest negative is
 needed) get an exact full scan: float32 distances to every row, re-scored in float64
@@ -37,18 +38,40 @@ _EPS32 = 2.0**-24
 SCAN_CHUNK = 256  # anchors per float32 scan: [256, N] distances at a time
 
 
-def faiss_gpu_available() -> bool:
+def faiss_gpu_count() -> int:
+    """GPUs FAISS can use: 0 with a CPU-only build (faiss-cpu) or without a visible GPU."""
     import faiss
 
-    return hasattr(faiss, "StandardGpuResources") and torch.cuda.is_available() and faiss.get_num_gpus() > 0
+    return int(faiss.get_num_gpus()) if hasattr(faiss, "StandardGpuResources") and torch.cuda.is_available() else 0
+
+
+def faiss_gpu_available() -> bool:
+    return faiss_gpu_count() > 0
+
+
+def miner_device(use_gpu: bool | str, features_device: torch.device, gpu_device: int | None = None) -> torch.device:
+    """Where the index and the re-scoring live. ``"auto"``: the tensors' GPU when they live on
+    CUDA and FAISS sees a GPU (faiss-gpu), else the CPU; ``True``: a GPU or a clear error."""
+    if use_gpu not in ("auto", True, False):
+        raise ValueError(f"use_gpu must be 'auto', True or False, got {use_gpu!r}")
+    gpus = faiss_gpu_count()
+    if use_gpu is True and gpus == 0:
+        raise FeatcacheError("FaissSemiHardMiner(use_gpu=True): faiss has no GPU support here or CUDA is unavailable; install faiss-gpu or use use_gpu='auto'")
+    on_cuda = torch.device(features_device).type == "cuda"
+    if use_gpu is True or (use_gpu == "auto" and gpus > 0 and on_cuda):
+        if gpu_device is None:
+            gpu_device = torch.device(features_device).index if on_cuda else None
+        return torch.device("cuda", gpu_device or 0)
+    return torch.device("cpu")
 
 
 class FaissSemiHardMiner(BaseSemiHardMiner):
     """``miner(anchors, anchor_labels, positives) -> negatives`` over the fixed temporal set.
 
-    ``use_gpu``: ``"auto"`` (GPU when possible), ``True`` (error without faiss GPU
-    support) or ``False``. ``initial_k``/``growth``/``max_k`` bound the adaptive search
-    depth; ``adaptive=False`` always searches ``initial_k``. ``stats`` counts anchors
+    ``use_gpu``: ``"auto"`` (a GPU index when the temporal tensors live on CUDA and FAISS
+    sees a GPU, see :func:`miner_device`), ``True`` (error without faiss GPU support) or
+    ``False``; ``gpu_device`` defaults to the tensors' GPU. ``initial_k``/``growth``/``max_k``
+    bound the adaptive search depth; ``adaptive=False`` always searches ``initial_k``. ``stats`` counts anchors
     resolved by the FAISS search (per k) and by the exact fallback.
     """
 
@@ -60,18 +83,13 @@ class FaissSemiHardMiner(BaseSemiHardMiner):
         initial_k: int = 64,
         growth: int = 4,
         max_k: int = 2048,
-        gpu_device: int = 0,
+        gpu_device: int | None = None,
         adaptive: bool = True,
     ):
         import faiss
 
-        if use_gpu not in ("auto", True, False):
-            raise ValueError(f"use_gpu must be 'auto', True or False, got {use_gpu!r}")
-        gpu_ok = faiss_gpu_available()
-        if use_gpu is True and not gpu_ok:
-            raise FeatcacheError("FaissSemiHardMiner(use_gpu=True): faiss has no GPU support here or CUDA is unavailable; install faiss-gpu or use use_gpu='auto'")
-        self.on_gpu = bool(gpu_ok and use_gpu in ("auto", True))
-        device = torch.device("cuda", gpu_device) if self.on_gpu else torch.device("cpu")
+        device = miner_device(use_gpu, torch.as_tensor(temporal_features).device, gpu_device)
+        self.on_gpu = device.type == "cuda"
         super().__init__(temporal_features, temporal_labels, device=device)
         if initial_k < 1 or growth < 2 or max_k < initial_k:
             raise ValueError(f"need 1 <= initial_k <= max_k and growth >= 2; got {initial_k}, {growth}, {max_k}")
@@ -83,7 +101,7 @@ class FaissSemiHardMiner(BaseSemiHardMiner):
         index = faiss.IndexFlatL2(self.dim)
         if self.on_gpu:
             self._gpu_resources = faiss.StandardGpuResources()
-            index = faiss.index_cpu_to_gpu(self._gpu_resources, gpu_device, index)
+            index = faiss.index_cpu_to_gpu(self._gpu_resources, device.index, index)
         index.add(rows32)
         self.index = index
         self._max_row_sq = float(self._rows_sq.max())
