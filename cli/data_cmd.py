@@ -34,14 +34,17 @@ def check(
         console.print(_counts_table(report))
     for warning in report.warnings:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    for skipped in report.skipped:
+        console.print(f"[yellow]skipped:[/] {skipped}", highlight=False, soft_wrap=True)
+    unsupported = f", {len(report.skipped)} file(s) of an unsupported type skipped" if report.skipped else ""
     err = Console(stderr=True)
     for problem in report.problems:
         err.print(f"[red]problem:[/] {problem}", highlight=False, soft_wrap=True)
     depth = "decoded" if deep else "checked (existence only; --deep decodes them)"
     if report.ok:
-        console.print(f"[green]ok[/]: {report.checked} files {depth}, {len(report.classes)} classes", highlight=False)
+        console.print(f"[green]ok[/]: {report.checked} files {depth}, {len(report.classes)} classes{unsupported}", highlight=False)
         return
-    err.print(f"featcache: {len(report.problems)} problem(s) in {report.root}", highlight=False)
+    err.print(f"featcache: {len(report.problems)} problem(s) in {report.root}{unsupported}", highlight=False)
     raise typer.Exit(1)
 
 

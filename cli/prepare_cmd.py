@@ -64,3 +64,7 @@ def register(app, data_app) -> None:
             typer.echo(f"{len({s for s, _ in report.notes})} short videos gave fewer dynamic images / flow stacks (listed above)")
         for source, reason in report.failed:
             typer.echo(f"  failed: {reason}", err=True)
+        if report.unsupported:
+            typer.echo(f"{len(report.unsupported)} file(s) of an unsupported type skipped:", err=True)
+            for source, reason in report.unsupported:
+                typer.echo(f"  skipped: {source}: {reason}", err=True)

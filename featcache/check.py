@@ -2,8 +2,8 @@
 
 Always: every listed file exists (imports are symlinks, which break when the source moves)
 and is not empty. With ``deep=True``: every image decodes (``featcache.images.read_image``)
-and every video opens, reports at least two frames and decodes its first two
-(``featcache.video``); ``exact_frames=True`` also counts frames by decoding whole videos.
+and every video (file, GIF or frame folder) opens, reports at least two frames and decodes
+its first two (``featcache.video``); files of an unsupported type are listed as skipped; ``exact_frames=True`` also counts frames by decoding whole videos.
 Every problem is collected (path + reason) instead of stopping at the first, and
 warnings point out what will hurt T2SIL (a class with stills but no videos, an empty split).
 """
@@ -37,6 +37,7 @@ class CheckReport:
     counts: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)  # kind -> split -> class -> n
     problems: list[Problem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    skipped: list[Problem] = field(default_factory=list)  # files of an unsupported type, left out
     checked: int = 0  # files examined
     deep: bool = False
 
@@ -64,6 +65,7 @@ def check_dataset(
         report.problems.append(Problem("", str(exc)))
         return report
     report.classes = list(dataset.classes)
+    report.skipped = [Problem(path, reason) for path, reason in dataset.skipped]
     files: list[tuple[str, Path]] = []
     for kind in KINDS:
         if not dataset.has(kind):
@@ -86,8 +88,9 @@ def check_file(kind: str, path: Path, *, deep: bool = False, exact_frames: bool 
     if not path.exists():
         target = f" (broken link to {os.readlink(path)})" if path.is_symlink() else ""
         return Problem(str(path), f"file not found{target}")
-    if path.stat().st_size == 0:
-        return Problem(str(path), "empty file (0 bytes)")
+    content = _first_frame(path) if path.is_dir() else path  # a frame-folder video: its first frame
+    if content.stat().st_size == 0:
+        return Problem(str(content), "empty file (0 bytes)")
     if not deep:
         return None
     try:
@@ -106,6 +109,12 @@ def check_file(kind: str, path: Path, *, deep: bool = False, exact_frames: bool 
     except MediaError as exc:
         return Problem(str(path), _reason(str(exc), path))
     return None
+
+
+def _first_frame(folder: Path) -> Path:
+    from featcache.dataset import frame_files
+
+    return (frame_files(folder) or [folder])[0]
 
 
 def _check_files(files, *, deep: bool, exact_frames: bool, workers: int | None, progress: bool) -> list[Problem]:

@@ -4,6 +4,11 @@
     ROOT/videos/{train,test}/<class>/<video>
     ROOT/classes.txt            # optional, fixes the class order
 
+A video is a video file (``.avi``, ``.mp4``, ``.gif``, ...) or a folder of frames, the
+rawframes layout of mmaction2 / denseflow (``<video>/img_00001.jpg ...``; other images in it,
+such as denseflow's ``flow_x_*.jpg``, are ignored when ``img_*`` frames are present).
+A file of an unsupported type is skipped and listed in :attr:`FolderDataset.skipped`.
+
 Every command reads datasets through :class:`FolderDataset`, so the class list, the
 splits and the file lists have one definition.
 """
@@ -11,6 +16,7 @@ splits and the file lists have one definition.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +24,8 @@ from featcache.errors import DatasetError
 from featcache.schema import SPLITS, VIDEO_SPLITS
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
-VIDEO_EXTENSIONS = frozenset({".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v", ".wmv", ".flv", ".3gp"})
+VIDEO_EXTENSIONS = frozenset({".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v", ".wmv", ".flv", ".3gp", ".gif"})
+FRAME_PREFIX = "img_"  # mmaction2 / denseflow rawframes: img_00001.jpg, ...
 CLASSES_FILE = "classes.txt"
 KINDS = {"stills": (SPLITS, IMAGE_EXTENSIONS), "videos": (VIDEO_SPLITS, VIDEO_EXTENSIONS)}
 
@@ -30,6 +37,23 @@ class Sample:
     path: str
     label: int
     split: str
+
+
+def _natural_key(path: Path) -> tuple:
+    """img_2.jpg before img_10.jpg (zero-padded names sort the same either way)."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name))
+
+
+def frame_files(folder: Path) -> list[Path]:
+    """The frames of a frame-folder video in order: its ``img_*`` images if any, else all its images."""
+    images = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".") and p.is_file()]
+    frames = [p for p in images if p.name.startswith(FRAME_PREFIX)] or images
+    return sorted(frames, key=_natural_key)
+
+
+def is_frame_folder(path: Path) -> bool:
+    """A folder holding image files directly: one video given as its frames."""
+    return path.is_dir() and any(p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file() for p in path.iterdir())
 
 
 def read_classes_file(path: Path) -> list[str]:
@@ -48,7 +72,8 @@ class FolderDataset:
 
     Raises :class:`DatasetError` naming the exact path for: a missing root, neither
     ``stills/`` nor ``videos/``, an unknown split folder, a class folder not in
-    ``classes.txt``, an empty class folder, or a file with an unsupported extension.
+    ``classes.txt`` or an empty class folder. Files of an unsupported type are skipped:
+    ``skipped`` lists them as ``(path relative to the root, reason)``.
     """
 
     def __init__(self, root: str | os.PathLike):
@@ -58,6 +83,7 @@ class FolderDataset:
         present = [kind for kind in KINDS if (self.root / kind).is_dir()]
         if not present:
             raise DatasetError(f"{self.root}: no stills/ or videos/ folder; see the folder layout in the README")
+        self.skipped: list[tuple[str, str]] = []
         self._files: dict[str, dict[str, dict[str, list[str]]]] = {
             kind: self._scan(kind) for kind in present
         }
@@ -83,21 +109,31 @@ class FolderDataset:
                     continue
                 if not class_dir.is_dir():
                     raise DatasetError(f"{class_dir}: expected a class folder, found a file")
-                files = []
-                for path in sorted(class_dir.rglob("*")):
-                    if path.name.startswith(".") or path.is_dir():
-                        continue
-                    if path.suffix.lower() not in extensions:
-                        raise DatasetError(
-                            f"{path}: unsupported file type {path.suffix or '(none)'} in {kind}/; "
-                            f"expected one of {', '.join(sorted(extensions))}"
-                        )
-                    files.append(path.relative_to(self.root).as_posix())
+                files = self._class_files(class_dir, kind)
                 if not files:
                     raise DatasetError(f"{class_dir}: empty class folder (no {kind[:-1]} files)")
                 classes[class_dir.name] = files
             out[split_dir.name] = classes
         return out
+
+    def _class_files(self, folder: Path, kind: str) -> list[str]:
+        """Files of one class folder (and its sub-folders); a frame folder under videos/ is one video."""
+        extensions = KINDS[kind][1]
+        files = []
+        for path in sorted(folder.iterdir()):
+            if path.name.startswith("."):
+                continue
+            if path.is_dir():
+                if kind == "videos" and is_frame_folder(path):
+                    files.append(path.relative_to(self.root).as_posix())
+                else:
+                    files.extend(self._class_files(path, kind))
+            elif path.suffix.lower() in extensions:
+                files.append(path.relative_to(self.root).as_posix())
+            else:
+                reason = f"unsupported file type {path.suffix or '(none)'} in {kind}/ (expected {', '.join(sorted(extensions))})"
+                self.skipped.append((path.relative_to(self.root).as_posix(), reason))
+        return files
 
     def _class_list(self) -> list[str]:
         seen = sorted({c for splits in self._files.values() for classes in splits.values() for c in classes})

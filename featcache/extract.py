@@ -283,6 +283,8 @@ def extract(
 
     if settings.modality == "still":
         rows = still_rows(root)
+        for source, reason in rows.unsupported:
+            say(f"[yellow]skipped[/] {escape(source)}: {escape(reason)}")
     else:
         rows = temporal_rows(root, cache_dir, settings.modality)
 

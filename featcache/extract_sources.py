@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,7 @@ class SourceRows:
     split: np.ndarray
     source: list[str]
     instance: np.ndarray
+    unsupported: list[tuple[str, str]] = field(default_factory=list)  # files of other types, skipped
 
     def __len__(self) -> int:
         return len(self.source)
@@ -57,6 +58,7 @@ def still_rows(root: str | os.PathLike) -> SourceRows:
         split=np.array([SPLIT_CODE[s.split] for s in samples], dtype=np.int8),
         source=[s.path for s in samples],
         instance=np.zeros(len(samples), dtype=np.int32),
+        unsupported=list(dataset.skipped),
     )
 
 

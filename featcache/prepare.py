@@ -127,6 +127,7 @@ class PrepareReport:
     rows: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     up_to_date: bool = False
+    unsupported: list[tuple[str, str]] = field(default_factory=list)  # files of other types in the tree, skipped
 
     @property
     def prepared(self) -> int:
@@ -184,7 +185,13 @@ def read_temporal(path: str | os.PathLike, kind: str) -> TemporalSet:
 
 # -- one video ----------------------------------------------------------------
 def file_stamp(path: Path) -> str:
-    """Size and mtime: a changed video file is computed again."""
+    """Size and mtime (of a frame folder: its frames' total size, latest mtime and count):
+    a changed video is computed again."""
+    if path.is_dir():
+        from featcache.dataset import frame_files
+
+        stats = [f.stat() for f in frame_files(path)]
+        return f"{sum(s.st_size for s in stats)}:{max((s.st_mtime_ns for s in stats), default=0)}:{len(stats)}"
     stat = path.stat()
     return f"{stat.st_size}:{stat.st_mtime_ns}"
 
@@ -479,7 +486,7 @@ def prepare(
         raise DatasetError(f"{dataset.root / 'videos'}: no video files; nothing to prepare")
     out = temporal_cache_path(cache_dir)
     parts = out.with_name(out.name + PARTS_SUFFIX)
-    report = PrepareReport(path=out, videos=len(samples))
+    report = PrepareReport(path=out, videos=len(samples), unsupported=list(dataset.skipped))
     stamps = {s.path: file_stamp(dataset.path(s)) for s in samples}
     digest = video_list_digest(samples, stamps)
 

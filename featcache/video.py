@@ -7,6 +7,11 @@ blindly: raw MPEG-4 (.m4v-in-.mp4) streams report garbage and some AVI indexes c
 frame too many, so :func:`probe_video` counts by decoding when the metadata is implausible
 (or when asked to with ``exact=True``), and :func:`read_frames` clips ``stop`` to the
 frames really present, like slicing.
+
+A video may also be a folder of frames (mmaction2 / denseflow rawframes,
+``<video>/img_00001.jpg ...``, see :func:`featcache.dataset.frame_files`): its frames are the
+images, decoded with :func:`featcache.images.read_image`; it has no frame rate (fps 0).
+Animated GIFs are read by both decoders like any other container.
 """
 
 from __future__ import annotations
@@ -160,6 +165,31 @@ def _read_av(path: Path, size, start: int, stop: int | None) -> np.ndarray:
     return np.stack(frames) if frames else np.empty((0, 0, 0, 3), np.uint8)
 
 
+# -- frame folders --------------------------------------------------------------
+def _folder_frames(path: Path) -> list[Path]:
+    from featcache.dataset import frame_files
+
+    frames = frame_files(path)
+    if not frames:
+        raise MediaError(f"{path}: folder holds no frame images (expected img_00001.jpg ...)")
+    return frames
+
+
+def _probe_folder(path: Path) -> VideoInfo:
+    from featcache.images import read_image
+
+    frames = _folder_frames(path)
+    first = read_image(frames[0])
+    return VideoInfo(len(frames), first.shape[0], first.shape[1], 0.0)
+
+
+def _read_folder(path: Path, size, start: int, stop: int | None) -> np.ndarray:
+    from featcache.images import read_image
+
+    frames = [_resize(read_image(frame), size) for frame in _folder_frames(path)[start:stop]]
+    return np.stack(frames) if frames else np.empty((0, 0, 0, 3), np.uint8)
+
+
 # -- public API ---------------------------------------------------------------
 def probe_video(path: str | os.PathLike, exact: bool = False) -> VideoInfo:
     """Frame count, size and fps of a video; ``exact=True`` counts frames by decoding.
@@ -167,13 +197,21 @@ def probe_video(path: str | os.PathLike, exact: bool = False) -> VideoInfo:
     Raises MediaError for a missing, empty, corrupt or one-frame video.
     """
     path = Path(path)
+    if path.is_dir():
+        info = _probe_folder(path)
+    else:
+        info = _probe_file(path, exact)
+    if info.num_frames < 2:
+        raise MediaError(f"{path}: only one frame; a video needs at least two")
+    return info
+
+
+def _probe_file(path: Path, exact: bool) -> VideoInfo:
     _check_file(path)
     try:
         info = _probe_cv2(path, exact)
     except MediaError:
         info = _probe_av(path, exact)  # the fallback; its error names FFmpeg's reason
-    if info.num_frames < 2:
-        raise MediaError(f"{path}: only one frame; a video needs at least two")
     return info
 
 
@@ -190,6 +228,18 @@ def read_frames(
     """
     path = Path(path)
     _check_range(start, stop)
+    frames = _read_folder(path, size, start, stop) if path.is_dir() else _read_file(path, size, start, stop)
+    if len(frames) == 0:
+        probe_video(path)  # names the real problem (cannot open, one frame...) if the whole file is bad
+        if start > 0:
+            raise MediaError(f"{path}: no frames in range {start}:{stop}")
+        raise MediaError(f"{path}: no decodable frames (corrupt or unsupported codec)")
+    if start == 0 and (stop is None or stop > 1) and len(frames) < 2:
+        raise MediaError(f"{path}: only one frame; a video needs at least two")
+    return frames
+
+
+def _read_file(path: Path, size, start: int, stop: int | None) -> np.ndarray:
     _check_file(path)
     try:
         frames = _read_cv2(path, size, start, stop)
@@ -200,13 +250,6 @@ def read_frames(
             frames = _read_av(path, size, start, stop)
         except MediaError:
             pass
-    if len(frames) == 0:
-        probe_video(path)  # names the real problem (cannot open, one frame...) if the whole file is bad
-        if start > 0:
-            raise MediaError(f"{path}: no frames in range {start}:{stop}")
-        raise MediaError(f"{path}: no decodable frames (corrupt or unsupported codec)")
-    if start == 0 and (stop is None or stop > 1) and len(frames) < 2:
-        raise MediaError(f"{path}: only one frame; a video needs at least two")
     return frames
 
 

@@ -60,10 +60,12 @@ def test_unknown_split_named(tree):
         FolderDataset(tree)
 
 
-def test_unsupported_file_named(tree):
+def test_unsupported_file_named_and_skipped(tree):
     touch(tree, "stills/train/wave/notes.txt")
-    with pytest.raises(DatasetError, match=r"notes.txt: unsupported file type .txt"):
-        FolderDataset(tree)
+    dataset = FolderDataset(tree)
+    assert dataset.skipped == [("stills/train/wave/notes.txt", dataset.skipped[0][1])]
+    assert "unsupported file type .txt" in dataset.skipped[0][1]
+    assert "stills/train/wave/notes.txt" not in {s.path for s in dataset.stills()}
 
 
 def test_missing_root_and_empty_root(tmp_path):

@@ -19,7 +19,7 @@ from featcache.importers.layout_writer import ImportSummary, LayoutWriter
 from featcache.importers.source_files import VideoLocator, check_video_source, find_folder, read_lines
 
 SOURCE = "hmdb51"
-VIDEO_FOLDERS = ["hmdb51", "hmdb51_org", "HMDB51", "videos", "."]
+VIDEO_FOLDERS = ["hmdb51", "hmdb51_org", "HMDB51", "videos", "rawframes", "."]  # rawframes: mmaction2 frame folders
 SPLIT_FOLDERS = [
     "testTrainMulti_7030_splits",
     "test_train_splits/testTrainMulti_7030_splits",

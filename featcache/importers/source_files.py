@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from featcache.dataset import VIDEO_EXTENSIONS
+from featcache.dataset import VIDEO_EXTENSIONS, is_frame_folder
 from featcache.errors import DatasetError
 
 
@@ -64,7 +64,8 @@ class VideoLocator:
     """Finds a listed clip in a class folder, tolerating case and re-encoded extensions.
 
     Split files name ``clip.avi``; copies often differ in case (UCF-101's
-    ``HandStandPushups``) or were re-encoded to ``clip.mp4``.
+    ``HandStandPushups``), were re-encoded to ``clip.mp4`` or ``clip.gif``, or were
+    extracted to a folder of frames ``clip/img_00001.jpg ...`` (mmaction2 rawframes).
     """
 
     def __init__(self, root: Path):
@@ -73,14 +74,14 @@ class VideoLocator:
 
     def find(self, class_folder: str, name: str) -> Path | None:
         exact = self.root / class_folder / name
-        if exact.is_file():
+        if exact.is_file() or is_frame_folder(exact):
             return exact
         files = self._index(class_folder)
         hit = files.get(name.lower())
         if hit is not None:
             return hit
         stem = Path(name).stem.lower()
-        for ext in sorted(VIDEO_EXTENSIONS):
+        for ext in sorted(VIDEO_EXTENSIONS) + [""]:  # "": a frame folder named after the clip
             hit = files.get(stem + ext)
             if hit is not None:
                 return hit
@@ -91,6 +92,6 @@ class VideoLocator:
         if key not in self._folders:
             folders = [p for p in self.root.iterdir() if p.is_dir() and p.name.lower() == key]
             self._folders[key] = {
-                f.name.lower(): f for folder in folders for f in folder.iterdir() if f.is_file()
+                f.name.lower(): f for folder in folders for f in folder.iterdir() if f.is_file() or is_frame_folder(f)
             }
         return self._folders[key]

@@ -2,7 +2,8 @@
 
 Source layout::
 
-    SRC/UCF-101/<ClassName>/v_<ClassName>_gXX_cYY.avi     (or SRC/UCF101/..., or SRC itself)
+    SRC/UCF-101/<ClassName>/v_<ClassName>_gXX_cYY.avi     (or SRC/UCF101/..., or SRC itself;
+                                                           rawframes/<ClassName>/<clip>/img_00001.jpg too)
     SRC/ucfTrainTestlist/classInd.txt                      "1 ApplyEyeMakeup"
     SRC/ucfTrainTestlist/trainlist0N.txt                   "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 1"
     SRC/ucfTrainTestlist/testlist0N.txt                    "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi"
@@ -19,7 +20,7 @@ from featcache.importers.layout_writer import ImportSummary, LayoutWriter
 from featcache.importers.source_files import VideoLocator, check_video_source, find_folder, read_lines
 
 SOURCE = "ucf101"
-VIDEO_FOLDERS = ["UCF-101", "UCF101", "."]
+VIDEO_FOLDERS = ["UCF-101", "UCF101", "rawframes", "."]  # rawframes: mmaction2 frame folders
 SPLIT_FOLDERS = ["ucfTrainTestlist", "UCF101TrainTestSplits-RecognitionTask/ucfTrainTestlist", "../ucfTrainTestlist", "."]
 
 
