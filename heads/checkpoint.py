@@ -46,13 +46,12 @@ def save_checkpoint(path: str | os.PathLike, checkpoint: Mapping[str, Any]) -> P
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """A head checkpoint written by :func:`save_checkpoint`, or FeatcacheError saying why not."""
+    from featcache.safe_load import torch_load
+
     path = Path(path)
     if not path.is_file():
         raise FeatcacheError(f"head checkpoint not found: {path}")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a corrupt file
-        raise FeatcacheError(f"{path}: not a readable head checkpoint ({type(exc).__name__})") from None
+    checkpoint = torch_load(path, "head checkpoint")
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
         raise FeatcacheError(f"{path}: not a featcache head checkpoint")
     return checkpoint

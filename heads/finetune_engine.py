@@ -205,7 +205,11 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, env: Di
 
 # -- checkpoints ----------------------------------------------------------------
 def capture_rng() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """Every RNG's state as tensors and plain types (loadable with ``weights_only=True``)."""
+    name, key, pos, has_gauss, gauss = np.random.get_state()
+    numpy_state = {"name": str(name), "key": torch.from_numpy(key.astype(np.int64)), "pos": int(pos),
+                   "has_gauss": int(has_gauss), "gauss": float(gauss)}
+    state = {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -213,7 +217,8 @@ def capture_rng() -> dict[str, Any]:
 
 def restore_rng(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    n = state["numpy"]
+    np.random.set_state((n["name"], n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -226,11 +231,10 @@ def save_training_state(path: str | os.PathLike, state: dict[str, Any]) -> None:
 
 
 def load_training_state(path: str | os.PathLike) -> dict[str, Any]:
+    from featcache.safe_load import torch_load
+
     path = Path(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # a truncated or foreign file
-        raise FeatcacheError(f"{path}: not a readable training checkpoint ({exc.__class__.__name__}: {exc})") from None
+    state = torch_load(path, "training checkpoint")
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise FeatcacheError(f"{path}: not a featcache training checkpoint")
     return state

@@ -163,7 +163,9 @@ def cached_teacher_targets(teacher: nn.Module, instances, *, cache_file: Path, s
         return logits
     stamp = {"teacher": teacher.weights_id, "crop": crop, "resize": resize, "keys": keys}
     if store.exists():
-        saved = torch.load(store, map_location="cpu", weights_only=False)
+        from featcache.safe_load import torch_load
+
+        saved = torch_load(store, "teacher-targets file")  # tensors and plain types only
         if isinstance(saved, dict) and saved.get("stamp") == stamp:
             return saved["logits"]
     if env.is_main:

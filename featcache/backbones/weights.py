@@ -30,18 +30,14 @@ def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
 
 def load_weights_file(path: str | os.PathLike) -> dict:
     """A weights file (plain state dict or featcache checkpoint) as a dict on the CPU."""
-    import torch
+    from featcache.safe_load import torch_load
 
     path = Path(path).expanduser()
     if not path.is_file():
         raise FeatcacheError(f"weights file not found: {path}")
     if path.suffix == ".safetensors":
         return load_safetensors_file(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many kinds for a bad file
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise FeatcacheError(f"{path}: not a loadable PyTorch weights file ({reason})") from None
+    state = torch_load(path, "PyTorch weights file")
     if not isinstance(state, dict):
         raise FeatcacheError(f"{path}: expected a state dict or a featcache checkpoint, found {type(state).__name__}")
     return state
