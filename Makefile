@@ -14,7 +14,7 @@ else
 TORCH := torch torchvision
 endif
 
-.PHONY: demo test install clean
+.PHONY: demo test install clean docs
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,9 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest
+
+docs: $(VENV)/.installed
+	$(PY) -m cli.commands_doc > docs/commands.md.tmp && mv docs/commands.md.tmp docs/commands.md
 
 clean:
 	rm -rf $(VENV) demo runs .pytest_cache
