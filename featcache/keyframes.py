@@ -99,7 +99,9 @@ def still_backbone(still_cache: Path, weights: str | os.PathLike | None, device:
         hint = "pass the --weights file the still cache was extracted with" if weights is None else "it is not the still cache's"
         raise CacheError(f"{still_cache}: weights sha256 {expected[:12]} differ from {backbone.weights_id[:12]}; {hint}")
     pre = attrs.get("preprocessing") or {}
-    transform = build_transform("still", train=False, crop=int(pre.get("crop", 224)), resize=int(pre.get("resize_short_side", 256)))
+    interpolation = str(pre.get("interpolation", "bilinear")).split(",")[0]  # e.g. "bicubic, antialiased" (timm)
+    transform = build_transform("still", train=False, crop=int(pre.get("crop", 224)), resize=int(pre.get("resize_short_side", 256)),
+                                interpolation=interpolation)
     backbone.eval().to(torch.device(device))
     return backbone, transform, attrs
 

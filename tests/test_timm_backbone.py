@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import h5py
+import numpy as np
 import pytest
 import torch
 
@@ -123,3 +124,14 @@ def test_cli_extract_timm_and_refusal_of_second_weights(tmp_path):
     settings = ExtractSettings(backbone="timm:resnet18", weights=str(second), crop=24, resize=28, workers=0, device="cpu")
     with pytest.raises(CacheError, match="other weights"):
         extract(root, tmp_path / "cache", settings, on_event=quiet)
+
+
+def test_transform_interpolation_follows_the_config():
+    from featcache.preprocessing import build_transform
+
+    image = np.random.default_rng(0).integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    bilinear = build_transform("still", train=False, crop=48, resize=56)(image)
+    bicubic = build_transform("still", train=False, crop=48, resize=56, interpolation="bicubic")(image)
+    assert bilinear.shape == bicubic.shape == (3, 48, 48) and not torch.allclose(bilinear, bicubic)
+    with pytest.raises(ValueError, match="interpolation"):
+        build_transform("still", train=False, interpolation="lanczos")
