@@ -78,12 +78,13 @@ def _time(fn, repeats: int) -> tuple[float, Any]:
 
 
 def bench_mining(rows: int = 21000, dim: int = 256, classes: int = 40, batches=(16, 1024), repeats: int = 5,
-                 with_pml: bool = True, use_gpu: bool | str = "auto") -> list[dict[str, Any]]:
-    """One dict per (batch size, method): seconds per batch, agreement with brute force, notes."""
+                 with_pml: bool = True, use_gpu: bool | str = "auto", device: str = "cpu") -> list[dict[str, Any]]:
+    """One dict per (batch size, method): seconds per batch, agreement with brute force, notes.
+    ``device``: where the FAISS miner's tensors live (on CUDA it builds a GPU index when FAISS sees one)."""
     features, labels, anchors_for, g = make_temporal_space(rows, dim, classes)
     brute = BruteForceSemiHardMiner(features, labels)
     t0 = time.perf_counter()
-    faiss_miner = FaissSemiHardMiner(features, labels, use_gpu=use_gpu)
+    faiss_miner = FaissSemiHardMiner(features.to(device), labels.to(device), use_gpu=use_gpu)
     build = time.perf_counter() - t0
     results = []
     for batch in batches:
@@ -99,7 +100,7 @@ def bench_mining(rows: int = 21000, dim: int = 256, classes: int = 40, batches=(
         semi = torch.cat([r.semi_hard for r in reference]).float().mean().item()
         methods = {
             "brute force (torch f64)": lambda r: brute.mine(*problems[r]).negatives,
-            f"faiss IndexFlatL2 ({'gpu' if faiss_miner.on_gpu else 'cpu'})": lambda r: faiss_miner.mine(*problems[r]).negatives,
+            f"faiss IndexFlatL2 ({'gpu' if faiss_miner.on_gpu else 'cpu'})": lambda r: faiss_miner.mine(*problems[r]).negatives.cpu(),
         }
         if with_pml and batch <= 16:
             methods["pytorch-metric-learning semihard"] = lambda r: pml_semi_hard(*problems[r], features, labels)
@@ -140,9 +141,12 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-pml", action="store_true")
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]: where the FAISS miner's tensors live")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    results = bench_mining(args.rows, args.dim, args.classes, tuple(args.batches), args.repeats, not args.no_pml)
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    results = bench_mining(args.rows, args.dim, args.classes, tuple(args.batches), args.repeats, not args.no_pml,
+                           device=device)
     print_results(results, args.rows, args.dim, args.classes)
 
 
