@@ -28,7 +28,7 @@ import numpy as np
 from featcache.dataset import FolderDataset, Sample
 from featcache.errors import CacheError, FeatcacheError, MediaError
 from featcache.progress import console, make_progress
-from featcache.schema import SPLIT_CODE, atomic_path, mark_complete, open_complete, read_root_attrs, write_root_attrs, write_rows
+from featcache.schema import SPLIT_CODE, atomic_path, backbone_file_tag, mark_complete, open_complete, read_root_attrs, write_root_attrs, write_rows
 from featcache.xmeans import XMeans
 
 MODALITY = "keyframes"
@@ -46,7 +46,7 @@ class KeyframeSettings:
 
 
 def keyframes_cache_path(cache_dir: str | os.PathLike, backbone: str) -> Path:
-    return Path(cache_dir) / f"{MODALITY}-{backbone}.h5"
+    return Path(cache_dir) / f"{MODALITY}-{backbone_file_tag(backbone)}.h5"
 
 
 # -- selection (pure) ---------------------------------------------------------------

@@ -48,7 +48,12 @@ def feature_cache_path(cache_dir: str | os.PathLike, modality: str, backbone: st
     no colon in a file name, which Windows refuses)."""
     if modality not in MODALITIES:
         raise CacheError(f"unknown modality {modality!r}; expected one of {', '.join(MODALITIES)}")
-    return Path(cache_dir) / f"{modality}-{backbone.replace(':', '-')}.h5"
+    return Path(cache_dir) / f"{modality}-{backbone_file_tag(backbone)}.h5"
+
+
+def backbone_file_tag(backbone: str) -> str:
+    """A backbone name as it appears in file names (``timm:resnet18`` -> ``timm-resnet18``)."""
+    return backbone.replace(":", "-")
 
 
 def temporal_cache_path(cache_dir: str | os.PathLike) -> Path:

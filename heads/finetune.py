@@ -25,7 +25,7 @@ import torch
 from featcache.backbones.checkpoint import model_path  # the default place of fine-tuned models
 from featcache.errors import DatasetError, FeatcacheError
 from featcache.progress import console
-from featcache.schema import MODALITIES, temporal_cache_path
+from featcache.schema import MODALITIES, backbone_file_tag, temporal_cache_path
 from heads import finetune_engine as engine
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -34,7 +34,7 @@ DEFAULTS = {"epochs": 3, "lr": 0.01, "batch_size": 32, "momentum": 0.9, "weight_
 
 
 def default_run_dir(method: str, backbone: str) -> Path:
-    return Path("runs") / f"{method}-{backbone}"
+    return Path("runs") / f"{method}-{backbone_file_tag(backbone)}"
 
 
 def build_datasets(root, modality: str, cache_dir, *, crop: int, resize: int) -> dict[str, Any]:

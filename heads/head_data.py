@@ -11,10 +11,10 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 from featcache.errors import CacheError
 from featcache.feature_cache import FeatureCache, SplitData, check_same_classes, find_cache
+from featcache.schema import feature_cache_path
 
 
 @dataclass
@@ -53,7 +53,7 @@ class HeadData:
         only temporal cache of the kind.
         """
         still_path = find_cache(cache_dir, "still", backbone)
-        if temporal_backbone is None and backbone and (Path(cache_dir) / f"{temporal}-{backbone}.h5").exists():
+        if temporal_backbone is None and backbone and feature_cache_path(cache_dir, temporal, backbone).exists():
             temporal_backbone = backbone
         temporal_path = find_cache(cache_dir, temporal, temporal_backbone)
         return cls.from_caches(FeatureCache.open(still_path), FeatureCache.open(temporal_path))

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from featcache.errors import FeatcacheError
+from featcache.schema import backbone_file_tag
 from heads.checkpoint import load_checkpoint, member_state, save_checkpoint, stack_states
 from heads.config import DIMRED_KEYS, METHODS, STILL_KEYS, part_key, shape_key
 from heads.dim_reduction_network import DimReductionNetwork
@@ -256,7 +257,7 @@ class DimRedStore:
 
         keys = repr(part_key(config, DIMRED_KEYS))
         digest = hashlib.sha256(f"{data.temporal_identity()}|{keys}".encode()).hexdigest()[:12]
-        return f"dimred-{data.temporal_kind}-{data.temporal_cache.backbone}-{digest}.pt"
+        return f"dimred-{data.temporal_kind}-{backbone_file_tag(data.temporal_cache.backbone)}-{digest}.pt"
 
     def load(self, data: HeadData, config: dict) -> dict | None:
         name = self.file_name(data, config)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from featcache.errors import FeatcacheError
-from featcache.schema import atomic_path
+from featcache.schema import atomic_path, backbone_file_tag
 
 CHECKPOINT_FORMAT = "featcache-backbone"
 CHECKPOINT_KEYS = ("format", "backbone", "modality", "in_channels", "num_classes", "classes", "state_dict", "extra")
@@ -15,7 +15,7 @@ CHECKPOINT_KEYS = ("format", "backbone", "modality", "in_channels", "num_classes
 
 def model_path(cache_dir: str | os.PathLike, modality: str, backbone: str) -> Path:
     """Where a fine-tuned model lives by default: ``<cache>/models/<modality>-<backbone>.pt``."""
-    return Path(cache_dir) / "models" / f"{modality}-{backbone}.pt"
+    return Path(cache_dir) / "models" / f"{modality}-{backbone_file_tag(backbone)}.pt"
 
 
 def save_checkpoint(path: str | os.PathLike, backbone, *, classes: list[str], modality: str, extra: dict | None = None) -> Path:
