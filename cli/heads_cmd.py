@@ -49,7 +49,11 @@ def register(app, data_app) -> None:
                           f"({data.still_cache.backbone} vs {data.temporal_cache.backbone})")
         run_dir = out or default_run_dir(method.value, temporal.value)
         store = DimRedStore([run_dir, Path(cache) / "heads"], [run_dir, Path(cache) / "heads"], log=console.print)
-        result = train_head(method.value, data, config, torch_device, dimred_store=store, progress=True)
+        from heads.history import History
+
+        with History(run_dir) as history:
+            result = train_head(method.value, data, config, torch_device, dimred_store=store, progress=True,
+                                history=history)
         save_checkpoint(run_dir / "model.pt", result.checkpoint)
         write_metrics(run_dir, result.metrics)
         print_metrics(result.metrics)

@@ -114,7 +114,7 @@ def main(root, modality: str, *, backbone: str | None = None, weights: str | Non
             train_data=data["train"], val_data=select, score_fn=lambda logits: accuracy(logits, select_labels),
             epochs=epochs, batch_size=batch_size, checkpoint_path=run_dir / CHECKPOINT_FILE,
             run_key={**config, "classes": classes}, device=dev, env=env, seed=seed, workers=workers,
-            resume=resume, amp=amp, channels_last=channels_last,
+            resume=resume, amp=amp, channels_last=channels_last, phase="finetune", loss_name="loss_ce",
         )
         probs, labels = {}, {}
         for split in ("val", "test"):

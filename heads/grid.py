@@ -157,7 +157,15 @@ def train_and_write(spec: GridSpec, data, configs: list[dict], run_dirs: list[Pa
     from heads.checkpoint import save_checkpoint
     from heads.train_head import train_group
 
-    results = train_group(spec.method, data, configs, spec.device, dimred_store=dimred_store(spec))
+    from heads.history import History
+
+    histories = [History(run_dir) for run_dir in run_dirs]  # one learning curve per configuration
+    try:
+        results = train_group(spec.method, data, configs, spec.device, dimred_store=dimred_store(spec),
+                              histories=histories)
+    finally:
+        for history in histories:
+            history.close()
     metrics_list = []
     for result, run_dir in zip(results, run_dirs):
         metrics = dict(result.metrics)

@@ -265,7 +265,9 @@ def main(root, *, temporal: str = "dynamic", backbone: str | None = None, cache_
             epochs=epochs, batch_size=batch_size, checkpoint_path=run_dir / CHECKPOINT_FILE,
             run_key={**config, "classes": classes}, device=dev, env=env, seed=seed, workers=workers,
             resume=resume, targets_fn=teacher_model if targets == "live" else None, amp=amp,
-            channels_last=channels_last)
+            channels_last=channels_last, phase="tsn", loss_name="loss_distillation",
+            val_values=lambda logits: {f"{select}_{stream}": accuracy(probs, select_labels) for stream, probs in (
+                ("still", select_still), ("derived", softmax(logits)), ("fused", fuse(select_still, softmax(logits))))})
         derived = {s: predict(still_model, s) if evals[s] is not None else None for s in ("val", "test")}
         if not env.is_main:
             return {}
