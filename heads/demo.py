@@ -121,25 +121,15 @@ def extract_features(root: Path, cache: Path, backbone: str, budget: DemoBudget,
 
 
 def train_heads(cache: Path, runs: Path, methods, experiment: str) -> None:
-    from heads.checkpoint import save_checkpoint
-    from heads.config import default_config
-    from heads.evaluation import print_metrics, write_metrics
-    from heads.head_data import HeadData
-    from heads.train_head import DimRedStore, train_head
+    from heads.api import fit_head
+    from heads.evaluation import print_metrics
 
-    store = DimRedStore([cache / "heads"], [cache / "heads"])
     for temporal in TEMPORAL:
-        data = None
         for method in methods:
             run_dir = runs / f"{method}-{temporal}"
-            if done(run_dir):
-                continue
-            data = data or HeadData.load(cache, temporal)
-            result = train_head(method, data, default_config(method, temporal), dimred_store=store, progress=True)
-            result.metrics["experiment"] = experiment
-            save_checkpoint(run_dir / "model.pt", result.checkpoint)
-            write_metrics(run_dir, result.metrics)
-            print_metrics(result.metrics)
+            if not done(run_dir):
+                print_metrics(fit_head(cache, method, temporal, out=run_dir, progress=True,
+                                       experiment=experiment).metrics)
 
 
 def train_tsn(root: Path, cache: Path, runs: Path, backbone: str, budget: DemoBudget, experiment: str) -> None:
@@ -196,7 +186,12 @@ def link_temporal(cache: Path, mid_cache: Path, backbone: str) -> None:
 
 
 # -- the pipeline ------------------------------------------------------------------
-def run_demo(out: str | os.PathLike = "demo", *, classes: int = 6, seed: int = 0, quick: bool = False) -> Path:
+def run_demo(out: str | os.PathLike = "demo", *, classes: int = 6, seed: int = 0, quick: bool = False,
+             restart: bool = False) -> Path:
+    """Every stage into ``out``, each skipping finished work; ``restart`` first removes what an
+    earlier demo wrote there (data, caches, runs, report)."""
+    import shutil
+
     import torch
 
     from featcache.backbones import default_backbone
@@ -210,6 +205,9 @@ def run_demo(out: str | os.PathLike = "demo", *, classes: int = 6, seed: int = 0
     out = Path(out)
     root, cache, runs = out / "data" / "synth", out / "cache", out / "runs"
     mid_root, mid_cache, mid_runs = out / "data" / "midframes", out / "cache-midframes", out / "runs" / "midframe"
+    if restart:
+        for folder in (out / "data", cache, mid_cache, runs, out / "report"):
+            shutil.rmtree(folder, ignore_errors=True)
     backbone = default_backbone()
     console.print(f"featcache demo -> {out.resolve()} (backbone {backbone}, {classes} classes, seed {seed}"
                   f"{', quick' if quick else ''})")

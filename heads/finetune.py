@@ -76,6 +76,7 @@ def main(root, modality: str, *, backbone: str | None = None, weights: str | Non
          channels_last: bool | None = None, amp: bool | None = None) -> dict[str, Any]:
     """Fine-tune one backbone end to end; returns the run's metrics dict."""
     from featcache.backbones import create_backbone, default_backbone, save_checkpoint
+    from heads.config import write_config
     from heads.evaluation import accuracy, build_metrics, print_metrics, softmax, write_metrics
 
     if modality not in MODALITIES:
@@ -107,6 +108,8 @@ def main(root, modality: str, *, backbone: str | None = None, weights: str | Non
                   "lr": lr, "batch_size": batch_size * env.world_size, "momentum": momentum,
                   "weight_decay": weight_decay, "crop": crop, "resize": resize, "seed": seed,
                   "optimizer": "sgd", "schedule": "cosine", "world_size": env.world_size}
+        if env.is_main:
+            write_config(run_dir, config, f"featcache finetune {modality} {root}: resolved settings of this run")
         select = data["val"] if data["val"] is not None else data["test"]
         select_labels = torch.as_tensor(select.labels)
         state = engine.fit(

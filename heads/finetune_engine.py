@@ -27,6 +27,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
+from featcache.device import resolve_device
 from featcache.errors import FeatcacheError
 from featcache.progress import console, make_progress
 from featcache.schema import atomic_path
@@ -57,19 +58,14 @@ def setup(device: str = "auto") -> tuple[DistEnv, torch.device]:
     """Join the ``torchrun`` process group if there is one; pick this process's device."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     env = DistEnv(int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0")), world_size)
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise FeatcacheError("--device cuda requested but no CUDA device is available; use --device cpu")
-        if device == "cuda":
-            device = f"cuda:{env.local_rank}"
-        torch.cuda.set_device(torch.device(device))
-    elif device != "cpu":
-        raise FeatcacheError(f"unknown device {device!r}; expected auto, cpu or cuda")
+    resolved = resolve_device(device)
+    if resolved.type == "cuda":
+        if resolved.index is None:  # one GPU per torchrun process
+            resolved = torch.device("cuda", env.local_rank)
+        torch.cuda.set_device(resolved)
     if env.distributed and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
-    return env, torch.device(device)
+        dist.init_process_group(backend="nccl" if resolved.type == "cuda" else "gloo")
+    return env, resolved
 
 
 def teardown(env: DistEnv) -> None:

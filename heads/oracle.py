@@ -128,7 +128,8 @@ def run_oracle(cache_dir="cache", temporal: str = "dynamic", *, runs: int = 100,
     from heads.config import default_config
     from heads.evaluation import build_metrics, write_metrics
     from heads.head_data import HeadData
-    from heads.train_head import DimRedStore, Phases, fit_dimred_networks, fit_still_models, predict, resolve_device
+    from featcache.device import resolve_device
+    from heads.train_head import DimRedStore, Phases, fit_dimred_networks, fit_still_models, predict
 
     start = time.perf_counter()
     config = dict(config or default_config("classifier", temporal))

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from featcache.device import resolve_device
 from featcache.errors import FeatcacheError
 from heads.checkpoint import load_checkpoint, member_state, save_checkpoint, stack_states
 from heads.config import DIMRED_KEYS, METHODS, STILL_KEYS, part_key, shape_key
@@ -58,15 +59,6 @@ class HeadResult:
     seconds: float  # wall time of the group divided by its number of members
     # stream (still, derived, fused) -> split (val, test) -> softmax [N, C] on the CPU (None when absent)
     predictions: dict = field(default_factory=dict)
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise FeatcacheError("--device cuda: CUDA is not available on this machine; use --device cpu or auto")
-    return device
 
 
 # -- small tensor helpers ----------------------------------------------------------

@@ -188,6 +188,7 @@ def main(root, *, temporal: str = "dynamic", backbone: str | None = None, cache_
     from featcache.backbones import default_backbone, save_checkpoint
     from featcache.dataset import FolderDataset
     from featcache.preprocessing import build_transform
+    from heads.config import write_config
     from heads.distillation_loss import DistillationLoss
     from heads.evaluation import accuracy, build_metrics, fuse, print_metrics, softmax, write_metrics
     from heads.image_data import CoClassPairs, StillImages, TemporalInstances
@@ -256,6 +257,8 @@ def main(root, *, temporal: str = "dynamic", backbone: str | None = None, cache_
                   "lr": lr, "epochs": epochs, "batch_size": batch_size * env.world_size, "num_convs": num_convs,
                   "crop": crop, "resize": resize, "seed": seed, "optimizer": "rmsprop",
                   "world_size": env.world_size}
+        if env.is_main:
+            write_config(run_dir, config, f"featcache tsn {root} --temporal {temporal}: resolved settings of this run")
         select_still = still_probs[select]
         select_labels = labels[select]
         state = engine.fit(
