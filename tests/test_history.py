@@ -127,3 +127,23 @@ def test_finetune_and_tsn_runs_write_history_in_their_run_folder(tmp_path):
     entries = lines(tmp_path / "tsn", "tsn")
     assert [e["epoch"] for e in entries] == [1, 2]
     assert all({"loss_distillation", "val_still", "val_derived", "val_fused", "lr"} <= set(e) for e in entries)
+
+
+def test_baseline_and_oracle_runs_leave_curves_and_config(synthetic_cache_dir, tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(app, ["baseline", "still", "--cache", str(synthetic_cache_dir), "--out", str(tmp_path / "b"),
+                                 "--device", "cpu", "--set", "still_epochs=4"])
+    assert result.exit_code == 0, result.output
+    assert [e["epoch"] for e in lines(tmp_path / "b", "still")] == [1, 2, 3, 4]
+    assert (tmp_path / "b" / "config.yaml").is_file()
+    again = runner.invoke(app, ["baseline", "still", "--cache", str(synthetic_cache_dir), "--out", str(tmp_path / "c"),
+                                "--device", "cpu", "--config", str(tmp_path / "b" / "config.yaml")])
+    assert again.exit_code == 0, again.output
+    first, second = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in "bc")
+    assert first["still"] == second["still"] and first["config"] == second["config"]
+    result = runner.invoke(app, ["oracle", "--cache", str(synthetic_cache_dir), "--temporal", "flow", "--runs", "3",
+                                 "--out", str(tmp_path / "o"), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    phases = [e["phase"] for e in lines(tmp_path / "o" / "flow")]
+    assert phases.count("still") == 30 and set(phases) <= {"still", "dimred"}  # dimred may be reused from the cache
+    assert (tmp_path / "o" / "flow" / "config.yaml").is_file()
