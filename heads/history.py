@@ -59,7 +59,7 @@ class History:
 
     def start(self, entries: Iterable[Mapping[str, Any]] = ()) -> "History":
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        lines = "".join(json.dumps(dict(e)) + "\n" for e in entries)
+        lines = "".join(json.dumps({k: _plain(v) for k, v in e.items()}) + "\n" for e in entries)
         tmp = self.path.with_name(self.path.name + ".tmp")
         tmp.write_text(lines, encoding="utf-8")
         os.replace(tmp, self.path)

@@ -177,3 +177,24 @@ def test_extract_restart_recomputes_and_overwrite_stays_a_hidden_alias(tmp_path)
     assert CliRunner().invoke(app, other).exit_code == 1
     assert "extracted 9/9" in CliRunner().invoke(app, [*other, "--overwrite"]).output
     assert "--overwrite" not in CliRunner().invoke(app, ["extract", "--help"]).output
+
+
+def test_finetune_out_is_the_run_folder_and_restart_starts_over(tmp_path):
+    from tests.test_finetune import CROP, RESIZE, TINY, make_dataset
+
+    root = make_dataset(tmp_path / "data")
+    args = ["finetune", "still", str(root), "--backbone", TINY, "--weights", "random", "--cache", str(root / "cache"),
+            "--out", str(tmp_path / "run"), "--model", str(tmp_path / "still.pt"), "--crop", str(CROP), "--resize",
+            str(RESIZE), "--batch-size", "8", "--device", "cpu"]
+    assert CliRunner().invoke(app, [*args, "--epochs", "1"]).exit_code == 0
+    assert {"metrics.json", "checkpoint.pt", "history.jsonl", "config.yaml"} <= {p.name for p in (tmp_path / "run").iterdir()}
+    assert (tmp_path / "still.pt").is_file()
+    curve = lambda: (tmp_path / "run" / "history.jsonl").read_text()  # noqa: E731
+    assert CliRunner().invoke(app, [*args, "--epochs", "2"]).exit_code == 0  # other settings: a fresh run
+    first = curve()
+    assert [json.loads(line)["epoch"] for line in first.splitlines()] == [1, 2]
+    assert CliRunner().invoke(app, [*args, "--epochs", "2"]).exit_code == 0  # the same run, finished: resumed as is
+    assert curve() == first
+    assert CliRunner().invoke(app, [*args, "--epochs", "2", "--restart"]).exit_code == 0  # trained again
+    again = curve()
+    assert [json.loads(line)["epoch"] for line in again.splitlines()] == [1, 2] and again != first
