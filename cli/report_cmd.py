@@ -134,11 +134,12 @@ def register(app, data_app) -> None:
         seed: int = typer.Option(0, "--seed", help="Seed of the synthetic dataset and every training run."),
         quick: bool = typer.Option(False, "--quick", help="Smaller dataset and budgets (a smoke run)."),
         restart: bool = typer.Option(False, "--restart", help="Start over: remove the data, caches, runs and report an earlier demo left in OUT (default: resume it)."),
+        device: str = device_option(),
     ) -> None:
         """The whole T2SIL pipeline from nothing: data, representations, features, heads, oracle, report."""
         from heads.demo import run_demo
 
-        run_demo(out, classes=classes, seed=seed, quick=quick, restart=restart)
+        run_demo(out, classes=classes, seed=seed, quick=quick, restart=restart, device=device)
 
     @data_app.command("midframes")
     def midframes_command(

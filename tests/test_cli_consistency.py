@@ -19,7 +19,8 @@ from tests.test_heads_cli import FAST_SETS, sets
 
 COMPUTING = {"extract": ["extract", "root", "--modality", "still"], "train-head": ["train-head", "gan"],
              "grid": ["grid", "gan"], "finetune": ["finetune", "still", "root"], "tsn": ["tsn", "root"],
-             "keyframes": ["keyframes", "root"], "baseline": ["baseline", "still"], "oracle": ["oracle"]}
+             "keyframes": ["keyframes", "root"], "baseline": ["baseline", "still"], "oracle": ["oracle"],
+             "demo": ["demo"]}
 RESUMABLE = ("prepare", "extract", "grid", "finetune", "tsn", "keyframes", "data synth", "demo")
 
 
