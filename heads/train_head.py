@@ -476,16 +476,17 @@ def fit_gan(data: HeadData, configs, device, phases: Phases, still: StillStream,
 
 # -- triplet embedding head (section 3.2) ----------------------------------------------
 def train_embedding_epoch(embedder, optimizer, loss_fn, still_x, still_y, compact, owner, miners, samplers,
-                          positive_sampler, positive_rng) -> torch.Tensor:
+                          positive_sampler, positive_rng) -> dict[str, Any]:
     """One epoch of P x K batches of still anchors (one sampler per member); positives are
     random co-class temporal instances, negatives the semi-hard ones mined over the whole
     compact temporal train set. Returns per member the mean triplet loss, the share of anchors
-    that had a semi-hard negative and, from its miner, the share the FAISS search resolved
-    (the rest took an exact scan) and the search depth it ended at (0: scanning only)."""
+    that had a semi-hard negative and, from its miner (shared by the members with the same
+    dim-reduction network), the share the FAISS search resolved (the rest took an exact scan)
+    and the search depth it ended at (0: scanning only)."""
     embedder.train()
     members, device = len(samplers), still_x.device
     total, batches = torch.zeros(members), len(samplers[0])
-    semi_hard = torch.zeros(members)
+    semi_hard = torch.zeros(members, device=device)  # summed on the device: no sync per batch
     for miner in miners:
         miner.reset_stats()
     for _ in range(batches):
@@ -497,14 +498,14 @@ def train_embedding_epoch(embedder, optimizer, loss_fn, still_x, still_y, compac
         ]).to(device)
         mined = [miners[int(owner[g])].mine(anchors[g].detach(), labels[g], positives[g]) for g in range(members)]
         negatives = torch.stack([m.negatives.to(device) for m in mined])
-        semi_hard += torch.stack([m.semi_hard.float().mean().cpu() for m in mined])
+        semi_hard += torch.stack([m.semi_hard.float().mean().to(device) for m in mined])
         losses = loss_fn(anchors, take(compact, positives, owner), take(compact, negatives, owner))
         optimizer.zero_grad()
         losses.sum().backward()
         optimizer.step()
         total += losses.detach().cpu()
     searched = [miners[int(owner[g])].stats for g in range(members)]
-    return {"loss_triplet": total / batches, "semi_hard_share": semi_hard / batches,
+    return {"loss_triplet": total / batches, "semi_hard_share": semi_hard.cpu() / batches,
             "search_resolved_share": [1.0 - s["exact_fallback"] / max(s["anchors"], 1) for s in searched],
             "search_depth": [miners[int(owner[g])].search_depth for g in range(members)]}
 
