@@ -50,7 +50,7 @@ class GridResult:
     """A finished grid: what was trained (``spec``), every run best first, and ``grid.csv``."""
 
     spec: Any  # heads.grid.GridSpec
-    runs: list  # [heads.grid.GridRun]: config, run_dir, metrics, reused
+    runs: list  # [heads.grid.GridRun]: config, run_dir, metrics, reused, predictions (None when reused)
     csv: Path
 
 

@@ -40,6 +40,8 @@ class GridRun:
     run_dir: Path
     metrics: dict[str, Any] | None = None
     reused: bool = False
+    # stream -> split -> softmax [N, C] of a configuration trained in this call (None when reused)
+    predictions: dict[str, Any] | None = None
 
     @property
     def score(self) -> tuple[float | None, str]:
@@ -172,12 +174,13 @@ def dimred_store(spec: GridSpec):
     return DimRedStore([parts], [parts])
 
 
-def train_and_write(spec: GridSpec, data, configs: list[dict], run_dirs: list[Path]) -> list[dict]:
-    """Train one shape group as a stacked model; write each member's model.pt, then metrics.json."""
+def train_and_write(spec: GridSpec, data, configs: list[dict], run_dirs: list[Path]) -> list[tuple[dict, dict]]:
+    """Train one shape group as a stacked model; write each member's model.pt, config.yaml and
+    history.jsonl, then metrics.json. Returns each member's (metrics, predictions)."""
     from heads.checkpoint import save_checkpoint
-    from heads.train_head import train_group
-
+    from heads.config import write_config
     from heads.history import History
+    from heads.train_head import train_group
 
     histories = [History(run_dir) for run_dir in run_dirs]  # one learning curve per configuration
     try:
@@ -186,9 +189,7 @@ def train_and_write(spec: GridSpec, data, configs: list[dict], run_dirs: list[Pa
     finally:
         for history in histories:
             history.close()
-    from heads.config import write_config
-
-    metrics_list = []
+    outcomes = []
     for result, run_dir in zip(results, run_dirs):
         metrics = dict(result.metrics)
         metrics["grid"] = {"group_size": len(configs), "run": run_dir.name}
@@ -196,11 +197,11 @@ def train_and_write(spec: GridSpec, data, configs: list[dict], run_dirs: list[Pa
         write_config(run_dir, result.config, f"featcache grid {spec.method} --temporal {spec.temporal}: member "
                                              f"{run_dir.name}; train it alone with train-head --config this-file")
         write_metrics(run_dir, metrics)  # last: marks the configuration finished
-        metrics_list.append(metrics)
-    return metrics_list
+        outcomes.append((metrics, result.predictions))
+    return outcomes
 
 
-def _worker_train(spec: GridSpec, configs: list[dict], run_dirs: list[str], threads: int) -> list[dict]:
+def _worker_train(spec: GridSpec, configs: list[dict], run_dirs: list[str], threads: int) -> list[tuple[dict, dict]]:
     """Process-pool entry point: loads the caches once per worker process."""
     import torch
 
@@ -231,9 +232,9 @@ def run_grid(
     groups = shape_groups(spec.method, runs, max_group)
     spec.out_dir.mkdir(parents=True, exist_ok=True)
 
-    def finish(group: list[GridRun], metrics_list: list[dict], advance) -> None:
-        for run, metrics in zip(group, metrics_list):
-            run.metrics = metrics
+    def finish(group: list[GridRun], outcomes: list[tuple[dict, dict]], advance) -> None:
+        for run, (metrics, predictions) in zip(group, outcomes):
+            run.metrics, run.predictions = metrics, predictions
         advance(len(group))
         if on_group_done:
             on_group_done(group)
@@ -251,8 +252,8 @@ def run_grid(
             advance = lambda n: progress.advance(task, n)  # noqa: E731
         if jobs == 1 or len(groups) <= 1:
             for group in groups:
-                metrics_list = train_and_write(spec, data, [r.config for r in group], [r.run_dir for r in group])
-                finish(group, metrics_list, advance)
+                outcomes = train_and_write(spec, data, [r.config for r in group], [r.run_dir for r in group])
+                finish(group, outcomes, advance)
         else:
             _run_pool(spec, groups, jobs, finish, advance)
     return rank_runs(runs)

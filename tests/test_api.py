@@ -66,6 +66,14 @@ def test_fit_grid_returns_ranked_runs(tmp_path):
     assert sorted(r.config["still_lr"] for r in result.runs) == [1e-3, 1e-2]
     scores = [r.score[0] for r in result.runs]
     assert scores == sorted(scores, reverse=True)
+    labels = featcache.open_cache(tmp_path / "cache", "still").split("test").labels
+    for run in result.runs:  # the classifier method: still predictions only
+        probs = run.predictions["still"]["test"]
+        accuracy = float((probs.argmax(1) == labels).float().mean() * 100)
+        assert accuracy == pytest.approx(run.metrics["still"]["test"], abs=1e-3) and run.predictions["fused"] is None
+    again = heads.fit_grid(tmp_path / "cache", "classifier", "flow", grid={"still_lr": [1e-3, 1e-2]},
+                           sets=["still_epochs=3", "dimred_epochs=2", "d1=8"], out=tmp_path / "grid", device="cpu")
+    assert all(r.reused and r.predictions is None for r in again.runs)
 
 
 def test_stage1_entry_points(tmp_path):
