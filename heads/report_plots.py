@@ -129,7 +129,8 @@ def plot_learning_curves(runs: Sequence[Any], out_dir: Path) -> list[tuple[str, 
     figures = []
     for run in runs:
         entries = read_history(run.path)
-        name = "-".join(p for p in (run.experiment, run.method, run.temporal or "", run.path.name) if p)
+        folder = run.path.name if run.method in run.path.name else f"{run.method}-{run.path.name}"
+        name = f"{run.experiment}-{folder}"  # main-gan-flow, main-oracle-flow, midframe-tsn-dynamic
         title = f"{run.method}" + (f" ({run.temporal})" if run.temporal else "") + f": {run.path}"
         if entries and (png := plot_curves(entries, title, Path(out_dir) / f"curves-{name}.png")):
             figures.append((title, png))
