@@ -109,6 +109,7 @@ def plot_curves(entries: Sequence[dict], title: str, path: Path) -> Path | None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(len(phases), 2, figsize=(10, 2.6 * len(phases) + 0.6), squeeze=False)
     for row, (phase, series) in zip(axes, phases.items()):
@@ -117,6 +118,7 @@ def plot_curves(entries: Sequence[dict], title: str, path: Path) -> Path | None:
                 ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", markersize=3, label=key)
             ax.set_title(f"{phase}: {kind}", fontsize=9)
             ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             if series[kind]:
                 ax.legend(fontsize=7)
     return save_figure(fig, title, path, dpi=100)
