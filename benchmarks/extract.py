@@ -23,7 +23,8 @@ from torchvision import transforms
 
 from featcache.backbones import create_backbone, default_backbone
 from featcache.dataset import FolderDataset
-from featcache.extract import ExtractSettings, extract, resolve_device
+from featcache.device import resolve_device
+from featcache.extract import ExtractSettings, extract
 from featcache.feature_cache import FeatureCache
 
 

@@ -16,4 +16,20 @@ def choices(name: str, values) -> type[Enum]:
 Modality = choices("Modality", MODALITIES)
 Temporal = choices("Temporal", TEMPORAL_KINDS)
 Method = choices("Method", METHODS)
-Device = choices("Device", ("auto", "cpu", "cuda"))
+
+
+def check_device(spec: str) -> str:
+    """The one ``--device`` check (:func:`featcache.device.resolve_device`), run while the
+    command line is parsed: an invalid or unavailable device stops the command before any
+    work, with one line. ``auto`` becomes ``cuda`` or ``cpu``."""
+    from featcache.device import resolve_device
+
+    return str(resolve_device(spec))
+
+
+def device_option(note: str = ""):
+    """``--device auto|cpu|cuda[:N]``, default auto, the same on every command that computes."""
+    import typer
+
+    return typer.Option("auto", "--device", metavar="auto|cpu|cuda[:N]", callback=check_device,
+                        help="auto: CUDA when present, else the CPU; or cpu, cuda, cuda:N." + (f" {note}" if note else ""))

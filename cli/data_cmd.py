@@ -44,7 +44,7 @@ def check(
     if report.ok:
         console.print(f"[green]ok[/]: {report.checked} files {depth}, {len(report.classes)} classes{unsupported}", highlight=False)
         return
-    err.print(f"featcache: {len(report.problems)} problem(s) in {report.root}{unsupported}", highlight=False)
+    err.print(f"featcache: error: {len(report.problems)} problem(s) in {report.root}{unsupported}", highlight=False)
     raise typer.Exit(1)
 
 

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from cli.choices import Device, Modality
+from cli.choices import Modality, device_option
 
 
 class Dtype(str, Enum):
@@ -24,7 +24,7 @@ def register(app, data_app) -> None:
         backbone: str = typer.Option(None, "--backbone", help="resnet50, efficientnet-lite0 or timm:<model_name> (needs timm and --weights) (default: resnet50 if its ImageNet weights are on this machine, else efficientnet-lite0)."),
         weights: str = typer.Option(None, "--weights", help="Weights file (.pth, .safetensors or a featcache checkpoint), or 'random'. Default: ImageNet (built-ins)."),
         cache: Path = typer.Option(Path("cache"), "--cache", help="Cache folder; writes DIR/<modality>-<backbone>.h5."),
-        device: Device = typer.Option(Device.auto, "--device", help="auto: CUDA (fp16 autocast, channels_last) when present, else CPU."),
+        device: str = device_option("CUDA runs with fp16 autocast and channels_last."),
         views: int = typer.Option(1, "--views", help="Views per row: view 0 the centre crop, the others seeded random crops + flips."),
         batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Rows per forward pass (times --views images); default 64 on CUDA, 4 on the CPU."),
         workers: Optional[int] = typer.Option(None, "--workers", help="DataLoader processes decoding images (0: decode in the main process); default 0 on 2 cores, else up to 2."),
@@ -32,16 +32,17 @@ def register(app, data_app) -> None:
         crop: Optional[int] = typer.Option(None, "--crop", help="Square crop size (default: the backbone's: 224, or a timm model's input size)."),
         dtype: Dtype = typer.Option(Dtype.float32, "--dtype", help="Storage type of the features."),
         shard_size: int = typer.Option(256, "--shard-size", help="Rows per resumable shard."),
-        overwrite: bool = typer.Option(False, "--overwrite", help="Replace a cache (or unfinished parts) built with other settings."),
+        restart: bool = typer.Option(False, "--restart", help="Start over: discard this cache and its unfinished parts (default: resume them, refusing other settings)."),
+        overwrite: bool = typer.Option(False, "--overwrite", hidden=True, help="Deprecated: use --restart."),
     ) -> None:
         """Backbone features of every still image, dynamic image or flow stack (resumable)."""
         from featcache.extract import ExtractSettings, extract
 
         settings = ExtractSettings(
             modality=modality.value, backbone=backbone, weights=weights, crop=crop, resize=resize, views=views,
-            dtype=dtype.value, batch_size=batch_size, workers=workers, device=device.value, shard_size=shard_size,
+            dtype=dtype.value, batch_size=batch_size, workers=workers, device=device, shard_size=shard_size,
         )
-        report = extract(root, cache, settings, overwrite=overwrite)
+        report = extract(root, cache, settings, overwrite=overwrite, restart=restart)
         shape = "x".join(str(s) for s in report.feature_shape)
         logits = ", with logits" if report.logits else ""
         if report.up_to_date:

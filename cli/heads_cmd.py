@@ -7,7 +7,12 @@ from typing import List, Optional
 
 import typer
 
-from cli.choices import Device, Method, Temporal
+from cli.choices import Method, Temporal, device_option
+from heads.config import defaults_table
+
+SET_KEYS_HELP = ("--set keys and their defaults (classifier and gan: the same for flow and dynamic):\n\n"
+                 + defaults_table())
+CONFIG_HELP = "YAML file of KEY: VALUE (a run's config.yaml reruns it); --set wins over it."
 
 
 def default_run_dir(method: str, temporal: str) -> Path:
@@ -17,42 +22,28 @@ def default_run_dir(method: str, temporal: str) -> Path:
 
 
 def register(app, data_app) -> None:
-    @app.command("train-head")
+    @app.command("train-head", epilog=SET_KEYS_HELP)
     def train_head_command(
         method: Method = typer.Argument(..., help="classifier: still model + dim-reduction/temporal classifier; gan: adversarial (3.1); embed: triplet embedding (3.2)."),
         cache: Path = typer.Option(Path("cache"), "--cache", help="Folder with still-<backbone>.h5 and <temporal>-<backbone>.h5."),
         temporal: Temporal = typer.Option(Temporal.dynamic, "--temporal", help="Temporal modality whose knowledge is transferred."),
         backbone: Optional[str] = typer.Option(None, "--backbone", help="Backbone of the still cache (default: the only one in --cache)."),
         temporal_backbone: Optional[str] = typer.Option(None, "--temporal-backbone", help="Backbone of the temporal cache (default: --backbone if that cache exists, else the only one)."),
-        sets: Optional[List[str]] = typer.Option(None, "--set", help="Hyperparameter KEY=VALUE (repeatable); defaults from the paper's tables. Unknown keys list the valid ones."),
-        out: Optional[Path] = typer.Option(None, "--out", help="Run folder for metrics.json and model.pt (default: runs/<method>-<temporal>-<timestamp>)."),
-        device: Device = typer.Option(Device.auto, "--device", help="auto: CUDA when present, else CPU."),
+        sets: Optional[List[str]] = typer.Option(None, "--set", help="Hyperparameter KEY=VALUE (repeatable); the keys and their defaults (the paper's tables) are listed below."),
+        config: Optional[Path] = typer.Option(None, "--config", help=CONFIG_HELP),
+        out: Optional[Path] = typer.Option(None, "--out", help="Run folder for metrics.json, model.pt, history.jsonl and config.yaml (default: runs/<method>-<temporal>-<timestamp>)."),
+        device: str = device_option(),
     ) -> None:
         """Train a head on cached features; print val/test accuracy (still, derived temporal, fused)."""
         from featcache.progress import console
-        from heads.checkpoint import save_checkpoint
-        from heads.config import parse_sets
-        from heads.evaluation import print_metrics, write_metrics
-        from heads.head_data import HeadData
-        from heads.train_head import DimRedStore, resolve_device, train_head
+        from heads.api import fit_head
+        from heads.evaluation import print_metrics
 
-        config = parse_sets(method.value, temporal.value, sets or [])
-        torch_device = resolve_device(device.value)
-        data = HeadData.load(cache, temporal.value, backbone, temporal_backbone)
-        console.print(
-            f"still: {data.still_cache.path} ({data.still_cache.backbone}, {len(data.still['train'])} train rows); "
-            f"{temporal.value}: {data.temporal_cache.path} ({data.temporal_cache.backbone}, "
-            f"{len(data.temporal['train'])} train rows); {data.num_classes} classes; device {torch_device}"
-        )
-        if data.still_cache.backbone != data.temporal_cache.backbone:
-            console.print(f"note: still and temporal features come from different backbones "
-                          f"({data.still_cache.backbone} vs {data.temporal_cache.backbone})")
         run_dir = out or default_run_dir(method.value, temporal.value)
-        store = DimRedStore([run_dir, Path(cache) / "heads"], [run_dir, Path(cache) / "heads"], log=console.print)
-        result = train_head(method.value, data, config, torch_device, dimred_store=store, progress=True)
-        save_checkpoint(run_dir / "model.pt", result.checkpoint)
-        write_metrics(run_dir, result.metrics)
-        print_metrics(result.metrics)
+        run = fit_head(cache, method.value, temporal.value, config_file=config, sets=sets or [], out=run_dir,
+                       device=device, backbone=backbone, temporal_backbone=temporal_backbone, progress=True,
+                       log=console.print)
+        print_metrics(run.metrics)
         typer.echo(f"temporal classifier ({temporal.value}, test videos): "
-                   f"{result.metrics['temporal_classifier']['test']:.1f}%; still model: {result.checkpoint['still_model']}")
-        typer.echo(f"wrote {run_dir / 'metrics.json'} and {run_dir / 'model.pt'}")
+                   f"{run.metrics['temporal_classifier']['test']:.1f}%; still model: {run.checkpoint['still_model']}")
+        typer.echo(f"wrote {run_dir / 'metrics.json'}, model.pt, history.jsonl and config.yaml")

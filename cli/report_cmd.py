@@ -9,6 +9,7 @@ from typing import List, Optional
 
 import typer
 
+from cli.choices import device_option
 from featcache.errors import FeatcacheError
 
 
@@ -38,17 +39,18 @@ def register(app, data_app) -> None:
         max_clusters: int = typer.Option(5, "--max-clusters", help="At most this many key frames a video (x-means, chosen by BIC)."),
         max_frames: int = typer.Option(32, "--max-frames", help="Frames sampled evenly from each video for clustering."),
         reduce_dim: int = typer.Option(16, "--reduce-dim", help="PCA dimensions the frames are clustered in (0: none)."),
-        seed: int = typer.Option(0, "--seed"),
-        device: str = typer.Option("cpu", "--device", help="auto, cpu or cuda."),
+        seed: int = typer.Option(0, "--seed", help="Seed of the frame sampling, PCA and x-means."),
+        device: str = device_option(),
+        restart: bool = typer.Option(False, "--restart", help="Start over: discard the key-frame file and its unfinished parts."),
     ) -> None:
         """Mine key frames from every training video (x-means on frame features; resumable)."""
         from featcache.keyframes import KeyframeSettings, mine_keyframes
 
         if max_clusters < 1 or max_frames < 1:
             raise FeatcacheError("--max-clusters and --max-frames must be >= 1")
-        device = _device(device)
         settings = KeyframeSettings(max_clusters=max_clusters, max_frames=max_frames, reduce_dim=reduce_dim, seed=seed)
-        path = mine_keyframes(root, cache, backbone=backbone, weights=weights, settings=settings, device=device)
+        path = mine_keyframes(root, cache, backbone=backbone, weights=weights, settings=settings, device=device,
+                              restart=restart)
         typer.echo(f"key frames: {path}")
 
     @app.command("baseline")
@@ -58,9 +60,10 @@ def register(app, data_app) -> None:
         cache: Path = typer.Option(Path("cache"), "--cache", help="Cache folder."),
         backbone: Optional[str] = typer.Option(None, "--backbone", help="Still cache to use (when there are several)."),
         sets: List[str] = typer.Option([], "--set", help="KEY=VALUE for the still model (still_lr, still_epochs, ...)."),
+        config: Optional[Path] = typer.Option(None, "--config", help="YAML file of KEY: VALUE (a run's config.yaml reruns it); --set wins over it."),
         experiment: Experiment = typer.Option(Experiment.main, "--experiment", help="main, or midframe for the mid-frame dataset's cache."),
         out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default runs/<method>)."),
-        device: str = typer.Option("cpu", "--device"),
+        device: str = device_option(),
     ) -> None:
         """Table 1 baselines: the still model, and Aug. Still+Frame (still + key frames)."""
         from featcache.keyframes import keyframes_cache_path, mine_keyframes
@@ -68,13 +71,13 @@ def register(app, data_app) -> None:
         from heads.baselines import still_config, train_baseline
         from heads.evaluation import print_metrics
 
-        config = still_config(sets)
+        config = still_config(sets, config_file=config)
         if method is Baseline.aug_frames and root is not None:
             still = FeatureCache.open(find_cache(cache, "still", backbone))
             if not keyframes_cache_path(cache, still.backbone).exists():
-                mine_keyframes(root, cache, backbone=still.backbone, device=_device(device))
+                mine_keyframes(root, cache, backbone=still.backbone, device=device)
         out = out or Path("runs") / method.value
-        metrics = train_baseline(method.value, cache, backbone=backbone, config=config, device=_device(device),
+        metrics = train_baseline(method.value, cache, backbone=backbone, config=config, device=device,
                                  out=out, experiment=experiment.value)
         print_metrics(metrics)
         typer.echo(f"metrics: {out / 'metrics.json'}")
@@ -84,11 +87,11 @@ def register(app, data_app) -> None:
         cache: Path = typer.Option(Path("cache"), "--cache", help="Cache folder with the still and temporal caches."),
         temporal: Temporal = typer.Option(Temporal.both, "--temporal", help="Temporal modality: flow, dynamic or both."),
         runs: int = typer.Option(100, "--runs", help="Oracle runs (fresh co-class draws each)."),
-        seed: int = typer.Option(0, "--seed"),
+        seed: int = typer.Option(0, "--seed", help="Seed of the random co-class draws of all runs."),
         backbone: Optional[str] = typer.Option(None, "--backbone", help="Backbone of the caches (when there are several)."),
-        experiment: Experiment = typer.Option(Experiment.main, "--experiment"),
+        experiment: Experiment = typer.Option(Experiment.main, "--experiment", help="main, or midframe for the mid-frame dataset's caches."),
         out: Path = typer.Option(Path("runs/oracle"), "--out", help="Run directory; one sub-folder per modality."),
-        device: str = typer.Option("cpu", "--device"),
+        device: str = device_option(),
     ) -> None:
         """Table 4: the oracle upper bound (still + a co-class unseen temporal instance)."""
         from rich.console import Console
@@ -100,7 +103,7 @@ def register(app, data_app) -> None:
         kinds = ("flow", "dynamic") if temporal is Temporal.both else (temporal.value,)
         console = Console()
         for kind in kinds:
-            metrics = run_oracle(cache, kind, runs=runs, seed=seed, backbone=backbone, device=_device(device),
+            metrics = run_oracle(cache, kind, runs=runs, seed=seed, backbone=backbone, device=device,
                                  out=out / kind, experiment=experiment.value)
             still = metrics["still"]
             for split, entry in metrics["improvement"].items():
@@ -128,20 +131,22 @@ def register(app, data_app) -> None:
     def demo_command(
         out: Path = typer.Option(Path("demo"), "--out", help="Everything goes here: data, cache, runs, report."),
         classes: int = typer.Option(6, "--classes", help="Classes of the synthetic dataset."),
-        seed: int = typer.Option(0, "--seed"),
+        seed: int = typer.Option(0, "--seed", help="Seed of the synthetic dataset and every training run."),
         quick: bool = typer.Option(False, "--quick", help="Smaller dataset and budgets (a smoke run)."),
+        restart: bool = typer.Option(False, "--restart", help="Start over: remove the data, caches, runs and report an earlier demo left in OUT (default: resume it)."),
+        device: str = device_option(),
     ) -> None:
         """The whole T2SIL pipeline from nothing: data, representations, features, heads, oracle, report."""
         from heads.demo import run_demo
 
-        run_demo(out, classes=classes, seed=seed, quick=quick)
+        run_demo(out, classes=classes, seed=seed, quick=quick, restart=restart, device=device)
 
     @data_app.command("midframes")
     def midframes_command(
         root: Path = typer.Argument(..., help="Dataset root with videos/{train,test}."),
         out: Path = typer.Argument(..., help="New dataset root: middle frames as stills, videos linked."),
         val_fraction: float = typer.Option(0.1, "--val-fraction", help="Share of each class's train videos whose frames become val stills."),
-        seed: int = typer.Option(0, "--seed"),
+        seed: int = typer.Option(0, "--seed", help="Seed choosing the videos whose frames become val stills."),
     ) -> None:
         """Section 5.4: a dataset whose stills are the videos' middle frames (no domain shift)."""
         from featcache.midframes import build_midframes
@@ -150,12 +155,3 @@ def register(app, data_app) -> None:
         counts = dataset.summary()
         typer.echo(f"mid-frame dataset {dataset.root}: stills {counts['stills']}, videos {counts['videos']}")
 
-
-def _device(device: str) -> str:
-    if device == "auto":
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise FeatcacheError(f"--device {device!r}: expected auto, cpu or cuda")
-    return device

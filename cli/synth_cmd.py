@@ -53,13 +53,14 @@ def register(app, data_app) -> None:
         video_size: str = typer.Option("96x128", "--video-size", help="Video frame size HxW."),
         workers: int = typer.Option(
             min(2, os.cpu_count() or 1), "--workers", help="Processes rendering in parallel."),
-        overwrite: bool = typer.Option(
-            False, "--overwrite", help="Replace a dataset already in ROOT (otherwise a matching one is resumed)."),
+        restart: bool = typer.Option(
+            False, "--restart", help="Start over: replace a dataset already in ROOT (otherwise a matching one is resumed)."),
+        overwrite: bool = typer.Option(False, "--overwrite", hidden=True, help="Deprecated: use --restart."),
         list_classes: bool = typer.Option(False, "--list-classes", help="Print the classes and exit."),
     ) -> None:
         """Write a synthetic still+video action dataset (folder layout) where paired classes differ only in motion.
 
-        An interrupted run resumes when rerun with the same settings; a ROOT holding anything else is refused unless --overwrite is given.
+        An interrupted run resumes when rerun with the same settings; a ROOT holding anything else is refused unless --restart is given.
         """
         from rich.console import Console
         from rich.table import Table
@@ -82,7 +83,7 @@ def register(app, data_app) -> None:
             frames=frames, still_size=parse_size(still_size, "--still-size"),
             video_size=parse_size(video_size, "--video-size"),
         )
-        result = generate(root, config, overwrite=overwrite, workers=max(1, workers))
+        result = generate(root, config, overwrite=restart or overwrite, workers=max(1, workers))
         dataset = FolderDataset(root)  # check that what was written loads
         verb = "resumed" if result["resumed"] else "wrote"
         console.print(

@@ -12,7 +12,7 @@ from typing import Optional
 
 import typer
 
-from cli.choices import Modality, Temporal
+from cli.choices import Modality, Temporal, device_option
 
 # CPU-friendly image sizes: the paper's 256/224 costs ~4x more and is the default on CUDA.
 CPU_CROP, CPU_RESIZE = 112, 128
@@ -25,10 +25,9 @@ class Targets(str, Enum):
 
 
 def _sizes(device: str, crop: Optional[int], resize: Optional[int]) -> tuple[int, int]:
-    """--crop / --resize, defaulting to the paper's 224/256 on CUDA and 112/128 on the CPU."""
-    import torch
-
-    cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    """--crop / --resize, defaulting to the paper's 224/256 on CUDA and 112/128 on the CPU
+    (``device`` as resolved by the --device check: cpu, cuda or cuda:N)."""
+    cuda = device.startswith("cuda")
     crop = crop or (GPU_CROP if cuda else CPU_CROP)
     resize = resize or max(crop, GPU_RESIZE if cuda else CPU_RESIZE)
     return crop, resize
@@ -42,8 +41,9 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
         backbone: Optional[str] = typer.Option(None, help="backbone name (default: resnet50 if its weights are here, else efficientnet-lite0)"),
         weights: Optional[str] = typer.Option(None, help="initial weights: a .pth / featcache checkpoint, or 'random' (default: ImageNet)"),
         cache: Path = typer.Option(Path("cache"), help="cache folder (temporal.h5 is read from it; models/ is written in it)"),
-        out: Optional[Path] = typer.Option(None, help="fine-tuned model path (default: CACHE/models/<modality>-<backbone>.pt)"),
-        run_dir: Optional[Path] = typer.Option(None, help="run folder for metrics.json and the resumable checkpoint (default: runs/finetune-<modality>-<backbone>)"),
+        out: Optional[Path] = typer.Option(None, "--out", help="run folder for metrics.json, history.jsonl, config.yaml and the resumable checkpoint (default: runs/finetune-<modality>-<backbone>)"),
+        model: Optional[Path] = typer.Option(None, "--model", help="where the fine-tuned model goes (default: CACHE/models/<modality>-<backbone>.pt, where tsn and extract find it)"),
+        run_dir: Optional[Path] = typer.Option(None, "--run-dir", hidden=True, help="Deprecated: use --out."),
         epochs: int = typer.Option(3, help="training epochs"),
         lr: float = typer.Option(0.01, help="SGD learning rate (cosine decay)"),
         batch_size: int = typer.Option(32, help="batch size per process (the paper: 128)"),
@@ -51,19 +51,21 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
         weight_decay: float = typer.Option(1e-4, help="SGD weight decay"),
         crop: Optional[int] = typer.Option(None, help="crop size (default: 224 on CUDA, 112 on CPU)"),
         resize: Optional[int] = typer.Option(None, help="short side before cropping (default: 256 on CUDA, 128 on CPU)"),
-        device: str = typer.Option("auto", help="auto, cpu or cuda"),
+        device: str = device_option("Under torchrun, cuda means cuda:LOCAL_RANK."),
         workers: Optional[int] = typer.Option(None, help="data-loading workers (default: 0 on CPU, up to 8 on CUDA)"),
         seed: int = typer.Option(0, help="random seed (data order, augmentation, head init)"),
-        resume: Optional[bool] = typer.Option(None, "--resume/--no-resume", help="resume RUN_DIR/checkpoint.pt (default: when it holds the same run)"),
+        restart: bool = typer.Option(False, "--restart", help="start over, ignoring RUN_DIR/checkpoint.pt (default: resume it when it holds the same run)"),
+        resume: Optional[bool] = typer.Option(None, "--resume/--no-resume", hidden=True, help="Deprecated: --no-resume is --restart."),
     ) -> None:
         """Fine-tune a backbone end to end on stills or on temporal instances (paper section 5)."""
         from heads import finetune as finetune_main
 
         crop_px, resize_px = _sizes(device, crop, resize)
         finetune_main.main(
-            root, modality.value, backbone=backbone, weights=weights, cache_dir=cache, out=out, run_dir=run_dir,
+            root, modality.value, backbone=backbone, weights=weights, cache_dir=cache, out=model, run_dir=out or run_dir,
             epochs=epochs, lr=lr, batch_size=batch_size, momentum=momentum, weight_decay=weight_decay,
-            crop=crop_px, resize=resize_px, device=device, workers=workers, seed=seed, resume=resume,
+            crop=crop_px, resize=resize_px, device=device, workers=workers, seed=seed,
+            resume=False if restart else resume,
         )
 
     @app.command("tsn")
@@ -83,10 +85,11 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
         num_convs: int = typer.Option(3, help="how many final conv layers of the student train"),
         crop: Optional[int] = typer.Option(None, help="crop size (default: 224 on CUDA, 112 on CPU)"),
         resize: Optional[int] = typer.Option(None, help="short side before cropping (default: 256 on CUDA, 128 on CPU)"),
-        device: str = typer.Option("auto", help="auto, cpu or cuda"),
+        device: str = device_option("Under torchrun, cuda means cuda:LOCAL_RANK."),
         workers: Optional[int] = typer.Option(None, help="data-loading workers (default: 0 on CPU, up to 8 on CUDA)"),
         seed: int = typer.Option(0, help="random seed (pairs, data order, augmentation)"),
-        resume: Optional[bool] = typer.Option(None, "--resume/--no-resume", help="resume RUN_DIR/checkpoint.pt (default: when it holds the same run)"),
+        restart: bool = typer.Option(False, "--restart", help="start over, ignoring RUN_DIR/checkpoint.pt (default: resume it when it holds the same run)"),
+        resume: Optional[bool] = typer.Option(None, "--resume/--no-resume", hidden=True, help="Deprecated: --no-resume is --restart."),
     ) -> None:
         """Teacher-student networks: distil the temporal model into the still model; prints still / derived / fused accuracy."""
         from heads import tsn as tsn_main
@@ -96,5 +99,5 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
             root, temporal=temporal.value, backbone=backbone, cache_dir=cache, out=out, student=student,
             teacher=teacher, targets=targets.value, temperature=temperature, lr=lr, epochs=epochs,
             batch_size=batch_size, num_convs=num_convs, crop=crop_px, resize=resize_px, device=device,
-            workers=workers, seed=seed, resume=resume,
+            workers=workers, seed=seed, resume=False if restart else resume,
         )

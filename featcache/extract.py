@@ -8,7 +8,7 @@ shard is there they are assembled into the final file under a temporary name, ``
 is set last, the file is renamed into place and the parts are removed.
 
 Rerunning with the same inputs and settings is a no-op; other settings are refused
-(another ``--cache`` or ``--overwrite``). Unreadable rows are reported by path and left out.
+(another ``--cache`` or ``--restart``). Unreadable rows are reported by path and left out.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from rich.markup import escape
 from torch.utils.data import DataLoader
 
 from featcache.backbones import create_backbone, default_backbone
+from featcache.device import resolve_device
 from featcache.errors import CacheError, FeatcacheError, MediaError
 from featcache.extract_sources import SourceRows, StillImages, TemporalImages, still_rows, temporal_rows
 from featcache.preprocessing import preprocessing_config
@@ -100,16 +101,6 @@ class StopExtraction(Exception):
     """Raised by the test hook ``stop_after_shards`` to simulate a crash between shards."""
 
 
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise FeatcacheError("--device cuda: no CUDA device available; use --device cpu or auto")
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise FeatcacheError(f"--device must be auto, cpu or cuda, not {device!r}")
-    return torch.device(device)
-
-
 # -- identity -----------------------------------------------------------------
 def input_size(settings: ExtractSettings, data_config: dict) -> dict[str, Any]:
     """Crop, resize and interpolation: the given ones, else the backbone's (``Backbone.data_config``)."""
@@ -172,7 +163,7 @@ def check_existing(path: Path, identity: dict[str, Any], overwrite: bool) -> boo
     if overwrite:
         return False
     reason = "is not a finished cache" if existing is None else "was built with other " + ", ".join(identity_difference(existing, identity))
-    raise CacheError(f"{path} {reason}; refusing to mix them: use another --cache DIR or pass --overwrite")
+    raise CacheError(f"{path} {reason}; refusing to mix them: use another --cache DIR or pass --restart")
 
 
 def prepare_parts(parts: Path, identity: dict[str, Any], overwrite: bool) -> None:
@@ -188,7 +179,7 @@ def prepare_parts(parts: Path, identity: dict[str, Any], overwrite: bool) -> Non
         if not overwrite:
             raise CacheError(
                 f"{parts} holds an unfinished extraction with other settings; rerun it with the same "
-                f"settings to resume, or pass --overwrite to discard it"
+                f"settings to resume, or pass --restart to discard it"
             )
         shutil.rmtree(parts)
     parts.mkdir(parents=True)
@@ -271,10 +262,14 @@ def extract(
     settings: ExtractSettings | None = None,
     *,
     overwrite: bool = False,
+    restart: bool = False,
     stop_after_shards: int | None = None,
     on_event: Callable[[str], None] | None = None,
 ) -> ExtractReport:
-    """Extract features for ``settings.modality`` of dataset ``root`` into ``cache_dir``."""
+    """Extract features for ``settings.modality`` of dataset ``root`` into ``cache_dir``.
+
+    Resumes finished shards of the same settings; ``overwrite`` replaces a cache or parts of
+    other settings; ``restart`` discards this cache and its parts and starts over."""
     settings = settings or ExtractSettings()
     say = on_event or (lambda message: console.print(message, highlight=False, soft_wrap=True))
     start = time.perf_counter()
@@ -299,6 +294,10 @@ def extract(
     say(f"backbone: {report.backbone_description} on {device}")
 
     identity = cache_identity(settings, name, backbone.weights_id, rows, logits, backbone.data_config())
+    parts = path.with_name(path.name + ".parts")
+    if restart:
+        shutil.rmtree(parts, ignore_errors=True)
+        path.unlink(missing_ok=True)
     if check_existing(path, identity, overwrite):
         with h5py.File(path, "r") as f:
             report.written = int(f["labels"].shape[0])
@@ -308,7 +307,6 @@ def extract(
         report.seconds = time.perf_counter() - start
         return report
 
-    parts = path.with_name(path.name + ".parts")
     remove_stale_temporaries(path)
     prepare_parts(parts, identity, overwrite)
     shards = shard_ranges(len(rows), settings.shard_size)

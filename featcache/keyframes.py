@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from featcache.dataset import FolderDataset, Sample
+from featcache.device import resolve_device
 from featcache.errors import CacheError, FeatcacheError, MediaError
 from featcache.progress import console, make_progress
 from featcache.schema import SPLIT_CODE, atomic_path, backbone_file_tag, mark_complete, open_complete, read_root_attrs, write_root_attrs, write_rows
@@ -102,7 +103,7 @@ def still_backbone(still_cache: Path, weights: str | os.PathLike | None, device:
     interpolation = str(pre.get("interpolation", "bilinear")).split(",")[0]  # e.g. "bicubic, antialiased" (timm)
     transform = build_transform("still", train=False, crop=int(pre.get("crop", 224)), resize=int(pre.get("resize_short_side", 256)),
                                 interpolation=interpolation)
-    backbone.eval().to(torch.device(device))
+    backbone.eval().to(resolve_device(device))
     return backbone, transform, attrs
 
 
@@ -185,8 +186,10 @@ def mine_keyframes(
     weights: str | os.PathLike | None = None,
     settings: KeyframeSettings = KeyframeSettings(),
     device: str = "cpu",
+    restart: bool = False,
 ) -> Path:
-    """Mine key frames of every train video of ``root`` into ``<cache>/keyframes-<backbone>.h5``."""
+    """Mine key frames of every train video of ``root`` into ``<cache>/keyframes-<backbone>.h5``
+    (resumed per video; ``restart`` discards the file and its parts first)."""
     from featcache.feature_cache import find_cache
 
     dataset = FolderDataset(root)
@@ -199,10 +202,13 @@ def mine_keyframes(
     out = keyframes_cache_path(cache_dir, model.name)
     fingerprint = {**asdict(settings), "backbone": model.name, "weights": model.weights_id, "root": str(dataset.root.resolve())}
     fingerprint.pop("batch_size")
+    parts = out.with_name(out.name + PARTS_SUFFIX)
+    if restart:
+        shutil.rmtree(parts, ignore_errors=True)
+        out.unlink(missing_ok=True)
     if existing_is_current(out, fingerprint):
         console.print(f"key frames up to date: {out}")
         return out
-    parts = out.with_name(out.name + PARTS_SUFFIX)
     check_parts(parts, fingerprint)
     videos = dataset.videos("train")
     results: dict[str, tuple[np.ndarray, np.ndarray]] = {}

@@ -3,4 +3,28 @@ embedding), evaluation and fusion, grids, the teacher-student network, and repor
 
 Data flows one way: heads read feature caches written by :mod:`featcache`; nothing in
 :mod:`featcache` imports from here.
+
+From Python: ``from heads import fit_head, fit_grid`` (see :mod:`heads.api`).
 """
+
+from typing import TYPE_CHECKING
+
+from featcache.lazy import lazy_names
+
+# The Python API of stage 2, imported on first use (torch is heavy).
+_API = {
+    "fit_head": "heads.api", "fit_grid": "heads.api", "HeadRun": "heads.api", "GridResult": "heads.api",
+    "resolve_head_config": "heads.api", "default_config": "heads.config", "HeadData": "heads.head_data",
+    "History": "heads.history", "read_history": "heads.history", "read_metrics": "heads.evaluation",
+}
+__all__ = list(_API)
+
+if TYPE_CHECKING:  # what static type checkers see behind the lazy names
+    from heads.api import GridResult, HeadRun, fit_grid, fit_head, resolve_head_config
+    from heads.config import default_config
+    from heads.evaluation import read_metrics
+    from heads.head_data import HeadData
+    from heads.history import History, read_history
+
+
+__getattr__, __dir__ = lazy_names('heads', _API, globals())

@@ -11,6 +11,7 @@ Both are evaluated on the still val/test splits and write ``metrics.json`` + ``m
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -21,23 +22,19 @@ import torch
 from featcache.errors import CacheError, FeatcacheError
 from featcache.feature_cache import FeatureCache, SplitData, check_same_classes, find_cache
 from heads.checkpoint import save_checkpoint
-from heads.config import STILL_DEFAULTS, parse_value
+from heads.config import STILL_DEFAULTS, apply_config_file, apply_sets, write_config
 from heads.evaluation import build_metrics, write_metrics
 from heads.head_data import HeadData
 
 BASELINES = ("still", "aug-frames")
 
 
-def still_config(assignments: Iterable[str] = ()) -> dict[str, Any]:
-    """The heads' still-model defaults with ``KEY=VALUE`` overrides (still keys only)."""
+def still_config(assignments: Iterable[str] = (), config_file: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The heads' still-model defaults, then a config file's keys, then ``KEY=VALUE`` overrides (still keys only)."""
     config = dict(STILL_DEFAULTS)
-    for item in assignments or ():
-        key, sep, text = item.partition("=")
-        key = key.strip()
-        if not sep or key not in config:
-            raise FeatcacheError(f"--set {item!r}: expected KEY=VALUE with KEY one of {', '.join(sorted(config))}")
-        config[key] = parse_value(key, text, config[key])
-    return config
+    if config_file is not None:
+        config = apply_config_file(config, config_file, "baseline")
+    return apply_sets(config, assignments, "baseline")
 
 
 def still_only_data(still_cache: FeatureCache) -> HeadData:
@@ -66,7 +63,9 @@ def train_baseline(method: str, cache_dir: str | os.PathLike = "cache", *, backb
                    experiment: str = "main", progress: bool = True) -> dict:
     """Train baseline ``method`` ('still' or 'aug-frames'); returns its metrics (written to ``out``)."""
     from featcache.keyframes import keyframes_cache_path
-    from heads.train_head import Phases, fit_still_models, resolve_device
+    from featcache.device import resolve_device
+    from heads.history import History, MemberHistories
+    from heads.train_head import Phases, fit_still_models
 
     if method not in BASELINES:
         raise FeatcacheError(f"unknown baseline {method!r}; expected one of {', '.join(BASELINES)}")
@@ -87,8 +86,9 @@ def train_baseline(method: str, cache_dir: str | os.PathLike = "cache", *, backb
         data.still["train"] = concat_rows(data.still["train"], extra)
         config["num_keyframes"] = len(extra)
         config["still_model"] = "linear"  # key frames have features, not the still backbone's logits
-    with _maybe_progress(progress) as bar:
-        stream = fit_still_models(data, [config], resolve_device(device), Phases(bar))
+    with _maybe_progress(progress) as bar, (History(out) if out is not None else contextlib.nullcontext()) as history:
+        phases = Phases(bar, MemberHistories([history], 1))
+        stream = fit_still_models(data, [config], resolve_device(device), phases)
     probs = {split: None if p is None else p[0].cpu() for split, p in stream.probs.items()}
     labels = {s: data.still[s].labels if s in data.still else None for s in ("val", "test")}
     metrics = build_metrics(method, None, config, probs, None, labels, data.classes,
@@ -96,6 +96,8 @@ def train_baseline(method: str, cache_dir: str | os.PathLike = "cache", *, backb
     metrics["still_model"] = stream.mode
     metrics["backbones"] = {"still": still_cache.backbone}
     if out is not None:
+        write_config(out, {k: config[k] for k in STILL_DEFAULTS}, f"featcache baseline {method}: the still model's "
+                     "resolved configuration; rerun it with --config this-file")
         write_metrics(out, metrics)
         save_checkpoint(Path(out) / "model.pt", {
             "method": method, "config": config, "classes": data.classes, "still_model": stream.mode,

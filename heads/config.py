@@ -28,6 +28,8 @@ Keys:
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from featcache.errors import FeatcacheError
@@ -157,20 +159,95 @@ def check_value(key: str, value: Any) -> None:
         raise FeatcacheError(f"--set {key}={value}: {problem}")
 
 
-def parse_sets(method: str, temporal: str, assignments: Iterable[str]) -> dict[str, Any]:
-    """Apply ``KEY=VALUE`` strings to the defaults; unknown keys list the valid ones."""
+def parse_sets(method: str, temporal: str, assignments: Iterable[str],
+               config_file: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The defaults, then the keys of ``config_file`` (a ``config.yaml``), then the ``KEY=VALUE``
+    strings (the command line wins); unknown keys list the valid ones."""
     config = default_config(method, temporal)
+    if config_file is not None:
+        config = apply_config_file(config, config_file, f"train-head {method}")
+    return apply_sets(config, assignments, f"train-head {method}")
+
+
+def apply_sets(config: Mapping[str, Any], assignments: Iterable[str], command: str) -> dict[str, Any]:
+    """``config`` with ``KEY=VALUE`` strings applied, each parsed and range-checked like its default."""
+    config = dict(config)
     for item in assignments or ():
         key, sep, text = item.partition("=")
         key = key.strip()
         if not sep or not key:
             raise FeatcacheError(f"--set {item!r}: expected KEY=VALUE")
         if key not in config:
-            raise FeatcacheError(
-                f"--set {key}: unknown key for train-head {method}; valid keys: {', '.join(sorted(config))}"
-            )
+            raise FeatcacheError(f"--set {key}: unknown key for {command}; valid keys: {', '.join(sorted(config))}")
         config[key] = parse_value(key, text, config[key])
     return config
+
+
+# -- config files (RUN_DIR/config.yaml, accepted back by --config) -------------------------
+CONFIG_FILE = "config.yaml"
+
+
+def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
+    """The ``KEY: VALUE`` mapping of a YAML file; FeatcacheError naming the file otherwise."""
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise FeatcacheError(f"{path}: cannot read the config file ({exc.strerror or exc})") from None
+    except yaml.YAMLError as exc:
+        raise FeatcacheError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
+        raise FeatcacheError(f"{path}: expected a mapping of KEY: VALUE, as in a run's config.yaml")
+    return data
+
+
+def config_value(key: str, value: Any, default: Any, where: str) -> Any:
+    """A value read from a config file, converted and range-checked like ``--set KEY=VALUE``."""
+    if isinstance(value, (dict, list)) or value is None:
+        raise FeatcacheError(f"{where}: {key}: expected a single value, got {value!r}")
+    try:
+        return parse_value(key, str(value), default)
+    except FeatcacheError as exc:
+        reason = str(exc).split(": ", 1)[-1]
+        raise FeatcacheError(f"{where}: {key}: {value}: {reason}") from None
+
+
+def apply_config_file(config: Mapping[str, Any], path: str | os.PathLike, command: str) -> dict[str, Any]:
+    """``config`` with every key of the file applied; unknown keys list the valid ones."""
+    config = dict(config)
+    for key, value in read_config_file(path).items():
+        if key not in config:
+            raise FeatcacheError(f"{path}: unknown key {key} for {command}; valid keys: {', '.join(sorted(config))}")
+        config[key] = config_value(key, value, config[key], str(path))
+    return config
+
+
+def write_config(run_dir: str | os.PathLike, config: Mapping[str, Any], header: str = "") -> Path:
+    """``RUN_DIR/config.yaml``: the resolved configuration, which ``--config`` accepts back."""
+    import yaml
+
+    from featcache.schema import atomic_path
+
+    path = Path(run_dir) / CONFIG_FILE
+    comment = "".join(f"# {line}\n" for line in header.splitlines())
+    with atomic_path(path) as tmp:
+        tmp.write_text(comment + yaml.safe_dump(dict(config), sort_keys=False), encoding="utf-8")
+    return path
+
+
+def defaults_table() -> str:
+    """Every ``--set`` key with its default per method and temporal modality (for --help)."""
+    columns = [("classifier", "flow"), ("gan", "flow"), ("embed", "flow"), ("embed", "dynamic")]
+    configs = [default_config(method, temporal) for method, temporal in columns]
+    keys = list(dict.fromkeys(k for c in configs for k in c))
+    header = ["key", "classifier", "gan", "embed flow", "embed dynamic"]
+    rows = [[k, *("-" if k not in c else str(c[k]) for c in configs)] for k in keys]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [header, *rows])
 
 
 def shape_key(method: str, config: Mapping[str, Any]) -> tuple:

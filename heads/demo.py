@@ -94,7 +94,7 @@ def mark_experiment(run_dir: Path, experiment: str) -> None:
 
 # -- stage bodies ----------------------------------------------------------------
 def finetune_models(root: Path, cache: Path, runs: Path, backbone: str, budget: DemoBudget, modalities,
-                    experiment: str = "main") -> None:
+                    experiment: str = "main", device: str = "auto") -> None:
     from heads.finetune import main as finetune, model_path
 
     for modality in modalities:
@@ -103,57 +103,50 @@ def finetune_models(root: Path, cache: Path, runs: Path, backbone: str, budget: 
             console.print(f"fine-tuned {modality} model present: {model_path(cache, modality, backbone)}")
         else:
             finetune(root, modality, backbone=backbone, cache_dir=cache, epochs=budget.finetune_epochs[modality],
-                     crop=budget.crop, resize=budget.resize, device="auto", run_dir=run_dir)
+                     crop=budget.crop, resize=budget.resize, device=device, run_dir=run_dir)
         if done(run_dir):
             mark_experiment(run_dir, experiment)
 
 
-def extract_features(root: Path, cache: Path, backbone: str, budget: DemoBudget, modalities) -> None:
+def extract_features(root: Path, cache: Path, backbone: str, budget: DemoBudget, modalities,
+                     device: str = "auto") -> None:
     from featcache.extract import ExtractSettings, extract
     from heads.finetune import model_path
 
     for modality in modalities:
         settings = ExtractSettings(modality=modality, backbone=backbone, weights=str(model_path(cache, modality, backbone)),
-                                   crop=budget.crop, resize=budget.resize, device="auto", workers=0)
+                                   crop=budget.crop, resize=budget.resize, device=device, workers=0)
         report = extract(root, cache, settings)
         state = "up to date" if report.up_to_date else f"{report.written} rows"
         console.print(f"{modality}: {report.path} ({state})")
 
 
-def train_heads(cache: Path, runs: Path, methods, experiment: str) -> None:
-    from heads.checkpoint import save_checkpoint
-    from heads.config import default_config
-    from heads.evaluation import print_metrics, write_metrics
-    from heads.head_data import HeadData
-    from heads.train_head import DimRedStore, train_head
+def train_heads(cache: Path, runs: Path, methods, experiment: str, device: str = "auto") -> None:
+    from heads.api import fit_head
+    from heads.evaluation import print_metrics
 
-    store = DimRedStore([cache / "heads"], [cache / "heads"])
     for temporal in TEMPORAL:
-        data = None
         for method in methods:
             run_dir = runs / f"{method}-{temporal}"
-            if done(run_dir):
-                continue
-            data = data or HeadData.load(cache, temporal)
-            result = train_head(method, data, default_config(method, temporal), dimred_store=store, progress=True)
-            result.metrics["experiment"] = experiment
-            save_checkpoint(run_dir / "model.pt", result.checkpoint)
-            write_metrics(run_dir, result.metrics)
-            print_metrics(result.metrics)
+            if not done(run_dir):
+                print_metrics(fit_head(cache, method, temporal, out=run_dir, progress=True, device=device,
+                                       experiment=experiment).metrics)
 
 
-def train_tsn(root: Path, cache: Path, runs: Path, backbone: str, budget: DemoBudget, experiment: str) -> None:
+def train_tsn(root: Path, cache: Path, runs: Path, backbone: str, budget: DemoBudget, experiment: str,
+              device: str = "auto") -> None:
     from heads.tsn import main as tsn
 
     for temporal in TEMPORAL:
         run_dir = runs / f"tsn-{temporal}"
         if not done(run_dir):
             tsn(root, temporal=temporal, backbone=backbone, cache_dir=cache, out=run_dir, epochs=budget.tsn_epochs,
-                crop=budget.crop, resize=budget.resize, device="auto")
+                crop=budget.crop, resize=budget.resize, device=device)
         mark_experiment(run_dir, experiment)
 
 
-def baselines(root: Path, cache: Path, runs: Path, backbone: str, experiment: str, keyframes: bool) -> None:
+def baselines(root: Path, cache: Path, runs: Path, backbone: str, experiment: str, keyframes: bool,
+              device: str = "auto") -> None:
     from featcache.keyframes import KeyframeSettings, mine_keyframes
     from heads.baselines import train_baseline
     from heads.evaluation import print_metrics
@@ -163,21 +156,22 @@ def baselines(root: Path, cache: Path, runs: Path, backbone: str, experiment: st
     if keyframes:
         # 16 frames a video are plenty to find at most 5 poses, at half the cost of 32.
         mine_keyframes(root, cache, backbone=backbone, weights=model_path(cache, "still", backbone),
-                       settings=KeyframeSettings(max_frames=16))
+                       settings=KeyframeSettings(max_frames=16), device=device)
         methods.append("aug-frames")
     for method in methods:
         if not done(runs / method):
-            print_metrics(train_baseline(method, cache, backbone=backbone, out=runs / method, experiment=experiment))
+            print_metrics(train_baseline(method, cache, backbone=backbone, out=runs / method, experiment=experiment,
+                                         device=device))
 
 
-def oracle(cache: Path, runs: Path, budget: DemoBudget) -> None:
+def oracle(cache: Path, runs: Path, budget: DemoBudget, device: str = "auto") -> None:
     from heads.oracle import run_oracle
 
     for temporal in TEMPORAL:
         run_dir = runs / "oracle" / temporal
         if done(run_dir):
             continue
-        metrics = run_oracle(cache, temporal, runs=budget.oracle_runs, out=run_dir)
+        metrics = run_oracle(cache, temporal, runs=budget.oracle_runs, out=run_dir, device=device)
         for split, entry in metrics["improvement"].items():
             console.print(f"oracle {temporal} {split}: {entry['mean']:+.2f} ± {entry['std']:.2f} pp")
 
@@ -196,7 +190,12 @@ def link_temporal(cache: Path, mid_cache: Path, backbone: str) -> None:
 
 
 # -- the pipeline ------------------------------------------------------------------
-def run_demo(out: str | os.PathLike = "demo", *, classes: int = 6, seed: int = 0, quick: bool = False) -> Path:
+def run_demo(out: str | os.PathLike = "demo", *, classes: int = 6, seed: int = 0, quick: bool = False,
+             restart: bool = False, device: str = "auto") -> Path:
+    """Every stage into ``out``, each skipping finished work; ``restart`` first removes what an
+    earlier demo wrote there (data, caches, runs, report)."""
+    import shutil
+
     import torch
 
     from featcache.backbones import default_backbone
@@ -210,6 +209,9 @@ def run_demo(out: str | os.PathLike = "demo", *, classes: int = 6, seed: int = 0
     out = Path(out)
     root, cache, runs = out / "data" / "synth", out / "cache", out / "runs"
     mid_root, mid_cache, mid_runs = out / "data" / "midframes", out / "cache-midframes", out / "runs" / "midframe"
+    if restart:
+        for folder in (out / "data", cache, mid_cache, runs, out / "report"):
+            shutil.rmtree(folder, ignore_errors=True)
     backbone = default_backbone()
     console.print(f"featcache demo -> {out.resolve()} (backbone {backbone}, {classes} classes, seed {seed}"
                   f"{', quick' if quick else ''})")
@@ -219,22 +221,25 @@ def run_demo(out: str | os.PathLike = "demo", *, classes: int = 6, seed: int = 0
     stages.run("synthetic dataset", lambda: generate(root, config, workers=min(2, os.cpu_count() or 1)))
     prep = PrepareSettings(size=(96, 128), flow_method=budget.flow)
     stages.run("temporal representations", lambda: prepare(root, cache, prep))
-    stages.run("fine-tune backbones", lambda: finetune_models(root, cache, main_runs, backbone, budget, ("still", *TEMPORAL)))
-    stages.run("extract features", lambda: extract_features(root, cache, backbone, budget, ("still", *TEMPORAL)))
-    stages.run("baselines (still, key frames, aug-frames)", lambda: baselines(root, cache, main_runs, backbone, "main", True))
+    modalities = ("still", *TEMPORAL)
+    stages.run("fine-tune backbones",
+               lambda: finetune_models(root, cache, main_runs, backbone, budget, modalities, device=device))
+    stages.run("extract features", lambda: extract_features(root, cache, backbone, budget, modalities, device))
+    stages.run("baselines (still, key frames, aug-frames)",
+               lambda: baselines(root, cache, main_runs, backbone, "main", True, device))
     stages.run("heads (temporal classifier, GAN, embedding)",
-               lambda: train_heads(cache, main_runs, ("classifier", "gan", "embed"), "main"))
-    stages.run("teacher-student networks", lambda: train_tsn(root, cache, main_runs, backbone, budget, "main"))
-    stages.run("oracle", lambda: oracle(cache, main_runs, budget))
+               lambda: train_heads(cache, main_runs, ("classifier", "gan", "embed"), "main", device))
+    stages.run("teacher-student networks", lambda: train_tsn(root, cache, main_runs, backbone, budget, "main", device))
+    stages.run("oracle", lambda: oracle(cache, main_runs, budget, device))
 
     def midframe() -> None:
         build_midframes(root, mid_root, seed=seed)
         link_temporal(cache, mid_cache, backbone)
-        finetune_models(mid_root, mid_cache, mid_runs, backbone, budget, ("still",), "midframe")
-        extract_features(mid_root, mid_cache, backbone, budget, ("still",))
-        baselines(mid_root, mid_cache, mid_runs, backbone, "midframe", False)
-        train_heads(mid_cache, mid_runs, ("gan", "embed"), "midframe")
-        train_tsn(mid_root, mid_cache, mid_runs, backbone, budget, "midframe")
+        finetune_models(mid_root, mid_cache, mid_runs, backbone, budget, ("still",), "midframe", device)
+        extract_features(mid_root, mid_cache, backbone, budget, ("still",), device)
+        baselines(mid_root, mid_cache, mid_runs, backbone, "midframe", False, device)
+        train_heads(mid_cache, mid_runs, ("gan", "embed"), "midframe", device)
+        train_tsn(mid_root, mid_cache, mid_runs, backbone, budget, "midframe", device)
 
     stages.run("mid-frame experiment", midframe)
     report_dir = out / "report"

@@ -111,6 +111,11 @@ class FaissSemiHardMiner(BaseSemiHardMiner):
         self.stats: dict[str, int] = {}
         self.reset_stats()
 
+    @property
+    def search_depth(self) -> int:
+        """How many neighbours the next FAISS search asks for (0 while it scans only)."""
+        return 0 if self._scan_only else min(self._k, len(self))
+
     def reset_stats(self) -> None:
         self.stats = {"anchors": 0, "exact_fallback": 0}
 

@@ -76,6 +76,7 @@ def main(root, modality: str, *, backbone: str | None = None, weights: str | Non
          channels_last: bool | None = None, amp: bool | None = None) -> dict[str, Any]:
     """Fine-tune one backbone end to end; returns the run's metrics dict."""
     from featcache.backbones import create_backbone, default_backbone, save_checkpoint
+    from heads.config import write_config
     from heads.evaluation import accuracy, build_metrics, print_metrics, softmax, write_metrics
 
     if modality not in MODALITIES:
@@ -107,6 +108,8 @@ def main(root, modality: str, *, backbone: str | None = None, weights: str | Non
                   "lr": lr, "batch_size": batch_size * env.world_size, "momentum": momentum,
                   "weight_decay": weight_decay, "crop": crop, "resize": resize, "seed": seed,
                   "optimizer": "sgd", "schedule": "cosine", "world_size": env.world_size}
+        if env.is_main:
+            write_config(run_dir, config, f"featcache finetune {modality} {root}: resolved settings of this run")
         select = data["val"] if data["val"] is not None else data["test"]
         select_labels = torch.as_tensor(select.labels)
         state = engine.fit(
@@ -114,7 +117,7 @@ def main(root, modality: str, *, backbone: str | None = None, weights: str | Non
             train_data=data["train"], val_data=select, score_fn=lambda logits: accuracy(logits, select_labels),
             epochs=epochs, batch_size=batch_size, checkpoint_path=run_dir / CHECKPOINT_FILE,
             run_key={**config, "classes": classes}, device=dev, env=env, seed=seed, workers=workers,
-            resume=resume, amp=amp, channels_last=channels_last,
+            resume=resume, amp=amp, channels_last=channels_last, phase="finetune", loss_name="loss_ce",
         )
         probs, labels = {}, {}
         for split in ("val", "test"):

@@ -27,6 +27,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
+from featcache.device import resolve_device
 from featcache.errors import FeatcacheError
 from featcache.progress import console, make_progress
 from featcache.schema import atomic_path
@@ -57,19 +58,14 @@ def setup(device: str = "auto") -> tuple[DistEnv, torch.device]:
     """Join the ``torchrun`` process group if there is one; pick this process's device."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     env = DistEnv(int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0")), world_size)
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise FeatcacheError("--device cuda requested but no CUDA device is available; use --device cpu")
-        if device == "cuda":
-            device = f"cuda:{env.local_rank}"
-        torch.cuda.set_device(torch.device(device))
-    elif device != "cpu":
-        raise FeatcacheError(f"unknown device {device!r}; expected auto, cpu or cuda")
+    resolved = resolve_device(device)
+    if resolved.type == "cuda":
+        if resolved.index is None:  # one GPU per torchrun process
+            resolved = torch.device("cuda", env.local_rank)
+        torch.cuda.set_device(resolved)
     if env.distributed and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
-    return env, torch.device(device)
+        dist.init_process_group(backend="nccl" if resolved.type == "cuda" else "gloo")
+    return env, resolved
 
 
 def teardown(env: DistEnv) -> None:
@@ -264,11 +260,16 @@ def fit(*, model: nn.Module, criterion: Callable, optimizer: torch.optim.Optimiz
         val_data: Dataset, score_fn: Callable[[torch.Tensor], float], epochs: int, batch_size: int,
         checkpoint_path: str | os.PathLike, run_key: dict[str, Any], device: torch.device, env: DistEnv = DistEnv(),
         seed: int = 0, workers: int = 0, resume: bool | None = None, targets_fn: Callable | None = None,
-        amp: bool = False, channels_last: bool = False, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+        amp: bool = False, channels_last: bool = False, log: Callable[[str], None] | None = None,
+        phase: str = "finetune", loss_name: str = "loss",
+        val_values: Callable[[torch.Tensor], dict[str, float]] | None = None) -> dict[str, Any]:
     """Train for ``epochs`` epochs, scoring the validation logits with ``score_fn`` after each one
     (higher is better) and keeping the best weights. Checkpoints every epoch; resumes from
     ``checkpoint_path`` when it holds the same run. Returns the final training-state dict; the best
-    weights are loaded into ``model``."""
+    weights are loaded into ``model``. Each epoch's loss (as ``loss_name``), learning rate, ``val``
+    score and ``val_values(logits)`` go to the run folder's ``history.jsonl`` (``phase``)."""
+    from heads.history import History
+
     checkpoint_path = Path(checkpoint_path)
     log = log or (lambda msg: console.print(msg) if env.is_main else None)
     trained = wrap_distributed(model, env, device)
@@ -286,12 +287,14 @@ def fit(*, model: nn.Module, criterion: Callable, optimizer: torch.optim.Optimiz
     else:
         state = {"format": CHECKPOINT_FORMAT, "run_key": run_key, "epoch": 0, "best_score": -float("inf"),
                  "best_epoch": 0, "best_model": None, "history": []}
+    history = History(checkpoint_path.parent).start(state["history"]) if env.is_main else None
     with make_progress("img/s") if env.is_main else contextlib.nullcontext() as progress:
         for epoch in range(state["epoch"], epochs):
             loader.sampler.set_epoch(epoch)
             if hasattr(train_data, "set_epoch"):
                 train_data.set_epoch(epoch)
             start = time.perf_counter()
+            lr = optimizer.param_groups[0]["lr"]
             loss = train_one_epoch(trained, criterion, optimizer, loader, device, epoch, targets_fn=targets_fn,
                                    amp=amp, channels_last=channels_last, progress=progress)
             if scheduler is not None:
@@ -299,8 +302,11 @@ def fit(*, model: nn.Module, criterion: Callable, optimizer: torch.optim.Optimiz
             logits = evaluate(model, val_loader, device, env, amp=amp, channels_last=channels_last,
                               progress=progress, description=f"epoch {epoch + 1} val")
             score = float(score_fn(logits))
-            state["history"].append({"epoch": epoch + 1, "loss": loss, "val": score,
-                                     "seconds": time.perf_counter() - start})
+            entry = {"phase": phase, "epoch": epoch + 1, loss_name: loss, "val": score,
+                     **(val_values(logits) if val_values else {}), "lr": lr, "seconds": time.perf_counter() - start}
+            state["history"].append(entry)
+            if history is not None:
+                history.record(phase, epoch + 1, {k: v for k, v in entry.items() if k not in ("phase", "epoch")})
             if score > state["best_score"] or state["best_model"] is None:
                 state.update(best_score=score, best_epoch=epoch + 1, best_model=_state_copy(model))
             log(f"epoch {epoch + 1}/{epochs}: loss {loss:.4f}, val {score:.2f} (best {state['best_score']:.2f}"
@@ -310,6 +316,8 @@ def fit(*, model: nn.Module, criterion: Callable, optimizer: torch.optim.Optimiz
             state["rng"] = _gather_rng(env)
             if env.is_main:
                 save_training_state(checkpoint_path, state)
+    if history is not None:
+        history.close()
     if state["best_model"] is not None:
         model.load_state_dict(state["best_model"])
     return state

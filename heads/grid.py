@@ -40,6 +40,8 @@ class GridRun:
     run_dir: Path
     metrics: dict[str, Any] | None = None
     reused: bool = False
+    # stream -> split -> softmax [N, C] of a configuration trained in this call (None when reused)
+    predictions: dict[str, Any] | None = None
 
     @property
     def score(self) -> tuple[float | None, str]:
@@ -82,15 +84,34 @@ def parse_grid_sets(method: str, temporal: str, assignments: Iterable[str]) -> d
     return values
 
 
-def expand_grid(method: str, temporal: str, assignments: Iterable[str]) -> tuple[list[dict[str, Any]], list[str]]:
+def expand_grid(method: str, temporal: str, assignments: Iterable[str],
+                config_file: str | os.PathLike | None = None) -> tuple[list[dict[str, Any]], list[str]]:
     """Every combination of the ``--set`` lists over the method's defaults (cartesian
-    product, the first key varying slowest), and the keys that vary."""
+    product, the first key varying slowest), and the keys that vary. A ``config_file``
+    (``--config``) sets keys first: a single value fixes a key, a list varies it; ``--set``
+    wins over it."""
     from heads.config import default_config
 
-    values = parse_grid_sets(method, temporal, assignments)
-    base = default_config(method, temporal)
+    base, values = file_grid(method, temporal, config_file) if config_file else (default_config(method, temporal), {})
+    values.update(parse_grid_sets(method, temporal, assignments))
     configs = [{**base, **dict(zip(values, combo))} for combo in itertools.product(*values.values())]
     return configs, [k for k, v in values.items() if len(v) > 1] or list(values)
+
+
+def file_grid(method: str, temporal: str, path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+    """A config file's single values applied to the defaults, and its lists: ``(base, {key: values})``."""
+    from heads.config import config_value, default_config, read_config_file
+
+    base = default_config(method, temporal)
+    values: dict[str, list[Any]] = {}
+    for key, value in read_config_file(path).items():
+        if key not in base:
+            raise FeatcacheError(f"{path}: unknown key {key} for {method}; valid keys: {', '.join(sorted(base))}")
+        if isinstance(value, list):
+            values[key] = list(dict.fromkeys(config_value(key, v, base[key], str(path)) for v in value))
+        else:
+            base[key] = config_value(key, value, base[key], str(path))
+    return base, values
 
 
 def config_hash(method: str, temporal: str, config: dict[str, Any], data_id: str = "") -> str:
@@ -99,13 +120,14 @@ def config_hash(method: str, temporal: str, config: dict[str, Any], data_id: str
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
-def plan_runs(spec: GridSpec, configs: Sequence[dict[str, Any]], data_id: str) -> list[GridRun]:
-    """One GridRun per configuration; finished ones (metrics.json with the same config) are loaded."""
+def plan_runs(spec: GridSpec, configs: Sequence[dict[str, Any]], data_id: str, restart: bool = False) -> list[GridRun]:
+    """One GridRun per configuration; finished ones (metrics.json with the same config) are
+    loaded, unless ``restart``: then every configuration trains again."""
     runs = []
     for config in configs:
         run_dir = spec.out_dir / f"{spec.method}-{spec.temporal}-{config_hash(spec.method, spec.temporal, config, data_id)}"
         run = GridRun(dict(config), run_dir)
-        if (run_dir / "metrics.json").is_file():
+        if not restart and (run_dir / "metrics.json").is_file():
             try:
                 metrics = read_metrics(run_dir)
             except FeatcacheError:
@@ -152,23 +174,34 @@ def dimred_store(spec: GridSpec):
     return DimRedStore([parts], [parts])
 
 
-def train_and_write(spec: GridSpec, data, configs: list[dict], run_dirs: list[Path]) -> list[dict]:
-    """Train one shape group as a stacked model; write each member's model.pt, then metrics.json."""
+def train_and_write(spec: GridSpec, data, configs: list[dict], run_dirs: list[Path]) -> list[tuple[dict, dict]]:
+    """Train one shape group as a stacked model; write each member's model.pt, config.yaml and
+    history.jsonl, then metrics.json. Returns each member's (metrics, predictions)."""
     from heads.checkpoint import save_checkpoint
+    from heads.config import write_config
+    from heads.history import History
     from heads.train_head import train_group
 
-    results = train_group(spec.method, data, configs, spec.device, dimred_store=dimred_store(spec))
-    metrics_list = []
+    histories = [History(run_dir) for run_dir in run_dirs]  # one learning curve per configuration
+    try:
+        results = train_group(spec.method, data, configs, spec.device, dimred_store=dimred_store(spec),
+                              histories=histories)
+    finally:
+        for history in histories:
+            history.close()
+    outcomes = []
     for result, run_dir in zip(results, run_dirs):
         metrics = dict(result.metrics)
         metrics["grid"] = {"group_size": len(configs), "run": run_dir.name}
         save_checkpoint(run_dir / MODEL_FILE, result.checkpoint)
+        write_config(run_dir, result.config, f"featcache grid {spec.method} --temporal {spec.temporal}: member "
+                                             f"{run_dir.name}; train it alone with train-head --config this-file")
         write_metrics(run_dir, metrics)  # last: marks the configuration finished
-        metrics_list.append(metrics)
-    return metrics_list
+        outcomes.append((metrics, result.predictions))
+    return outcomes
 
 
-def _worker_train(spec: GridSpec, configs: list[dict], run_dirs: list[str], threads: int) -> list[dict]:
+def _worker_train(spec: GridSpec, configs: list[dict], run_dirs: list[str], threads: int) -> list[tuple[dict, dict]]:
     """Process-pool entry point: loads the caches once per worker process."""
     import torch
 
@@ -188,18 +221,20 @@ def run_grid(
     data=None,
     on_group_done: Callable[[list[GridRun]], None] | None = None,
     show_progress: bool = True,
+    restart: bool = False,
 ) -> list[GridRun]:
-    """Train every configuration not finished yet; returns all runs ranked best first."""
+    """Train every configuration not finished yet (every one with ``restart``); returns all
+    runs ranked best first."""
     if jobs < 1:
         raise FeatcacheError(f"--jobs {jobs}: expected an integer >= 1")
     data = data if data is not None else load_data(spec)
-    runs = plan_runs(spec, configs, data_identity(data))
+    runs = plan_runs(spec, configs, data_identity(data), restart)
     groups = shape_groups(spec.method, runs, max_group)
     spec.out_dir.mkdir(parents=True, exist_ok=True)
 
-    def finish(group: list[GridRun], metrics_list: list[dict], advance) -> None:
-        for run, metrics in zip(group, metrics_list):
-            run.metrics = metrics
+    def finish(group: list[GridRun], outcomes: list[tuple[dict, dict]], advance) -> None:
+        for run, (metrics, predictions) in zip(group, outcomes):
+            run.metrics, run.predictions = metrics, predictions
         advance(len(group))
         if on_group_done:
             on_group_done(group)
@@ -217,8 +252,8 @@ def run_grid(
             advance = lambda n: progress.advance(task, n)  # noqa: E731
         if jobs == 1 or len(groups) <= 1:
             for group in groups:
-                metrics_list = train_and_write(spec, data, [r.config for r in group], [r.run_dir for r in group])
-                finish(group, metrics_list, advance)
+                outcomes = train_and_write(spec, data, [r.config for r in group], [r.run_dir for r in group])
+                finish(group, outcomes, advance)
         else:
             _run_pool(spec, groups, jobs, finish, advance)
     return rank_runs(runs)

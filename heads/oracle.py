@@ -125,10 +125,12 @@ def run_oracle(cache_dir="cache", temporal: str = "dynamic", *, runs: int = 100,
     import torch
 
     from featcache.schema import SPLIT_CODE
-    from heads.config import default_config
+    from heads.config import default_config, write_config
     from heads.evaluation import build_metrics, write_metrics
     from heads.head_data import HeadData
-    from heads.train_head import DimRedStore, Phases, fit_dimred_networks, fit_still_models, predict, resolve_device
+    from heads.history import History, MemberHistories
+    from featcache.device import resolve_device
+    from heads.train_head import DimRedStore, Phases, fit_dimred_networks, fit_still_models, predict
 
     start = time.perf_counter()
     config = dict(config or default_config("classifier", temporal))
@@ -142,8 +144,10 @@ def run_oracle(cache_dir="cache", temporal: str = "dynamic", *, runs: int = 100,
             from featcache.progress import make_progress
 
             bar = stack.enter_context(make_progress())
-        still = fit_still_models(data, [config], device, Phases(bar))
-        dimred = fit_dimred_networks(data, [config], device, Phases(bar), store)
+        history = stack.enter_context(History(out)) if out is not None else None
+        phases = Phases(bar, MemberHistories([history], 1))
+        still = fit_still_models(data, [config], device, phases)
+        dimred = fit_dimred_networks(data, [config], device, phases, store)
     # Every temporal row, train rows marked: the draw must never pick them.
     rows = [data.temporal["train"], data.temporal["test"]]
     features = torch.cat([r.features for r in rows]).to(device)
@@ -175,6 +179,8 @@ def run_oracle(cache_dir="cache", temporal: str = "dynamic", *, runs: int = 100,
     metrics["temporal_classifier"] = {"test": round(dimred.temporal_test[0], 4)}
     metrics["temporal_rows"] = {"eligible": int((~train_used).sum()), "train_used": int(train_used.sum())}
     if out is not None:
+        write_config(out, config, f"featcache oracle --temporal {temporal}: the still model and temporal classifier's "
+                                  f"configuration ({runs} runs, seed {seed})")
         write_metrics(out, metrics)
     return metrics
 

@@ -236,19 +236,19 @@ def build_tables(report: Report) -> dict[str, tuple[str, list[list[str]]]]:
     }
 
 
-def render_markdown(report: Report, tables, figures: list[tuple[str, Path]], out: Path) -> str:
+def render_markdown(report: Report, tables, figures: list[tuple[str, Path]], out: Path,
+                    curves: Sequence[tuple[str, Path]] = ()) -> str:
     parts = [
         "# featcache report: Temporal-to-Still Image Learning",
         f"{len(report.runs)} runs collected. Accuracies in percent; the best run by validation fills each cell.",
     ]
     for caption, rows in tables.values():
         parts += [f"## {caption.split(':')[0]}", caption, markdown_table(rows)]
-    if figures:
-        parts.append("## Class-wise analysis (Figures 7-8)")
-        parts.append("Per-class improvement over the still baseline on the test stills: derived temporal "
-                     "stream (left, Fig. 7) and fusion with the still stream (right, Fig. 8).")
-        for title, path in figures:
-            parts += [f"### {title}", f"![{title}]({path.relative_to(out).as_posix()})"]
+    parts += figure_section("Class-wise analysis (Figures 7-8)",
+                            "Per-class improvement over the still baseline on the test stills: derived temporal "
+                            "stream (left, Fig. 7) and fusion with the still stream (right, Fig. 8).", figures, out)
+    parts += figure_section("Learning curves", "Per-epoch losses and accuracies from each run's history.jsonl "
+                            "(the best run by validation of every method, modality and experiment).", curves, out)
     notes = []
     if report.missing:
         notes.append(f"{DASH} marks an entry without a run ({len(report.missing)}): " + "; ".join(report.missing) + ".")
@@ -260,6 +260,16 @@ def render_markdown(report: Report, tables, figures: list[tuple[str, Path]], out
         for r in sorted(report.runs, key=lambda r: str(r.path))
     ))
     return "\n\n".join(parts) + "\n"
+
+
+def figure_section(heading: str, text: str, figures: Sequence[tuple[str, Path]], out: Path) -> list[str]:
+    """Markdown of one section of figures (nothing when there are none)."""
+    if not figures:
+        return []
+    parts = [f"## {heading}", text]
+    for title, path in figures:
+        parts += [f"### {title}", f"![{title}]({path.relative_to(out).as_posix()})"]
+    return parts
 
 
 HTML_TEMPLATE = """<!doctype html>
@@ -284,12 +294,13 @@ def write_report(folders: Sequence[str | os.PathLike], out: str | os.PathLike, p
     out = Path(out)
     report = collect_runs(folders)
     tables = build_tables(report)
-    figures = []
+    figures, curves = [], []
     if plots:
-        from heads.report_plots import plot_class_improvements
+        from heads.report_plots import plot_class_improvements, plot_learning_curves
 
         figures = plot_class_improvements(selected_t2sil_runs(report), out / "figures")
-    text = render_markdown(report, tables, figures, out)
+        curves = plot_learning_curves(best_run_per_kind(report), out / "figures")
+    text = render_markdown(report, tables, figures, out, curves)
     write_text(out / "report.md", text)
     html = markdown.markdown(text, extensions=["tables"])
     write_text(out / "report.html", HTML_TEMPLATE.format(body=html))
@@ -305,6 +316,12 @@ def selected_t2sil_runs(report: Report) -> list[Run]:
                 if (run := report.best(method, temporal, experiment)) is not None:
                     runs.append(run)
     return runs
+
+
+def best_run_per_kind(report: Report) -> list[Run]:
+    """The best run by validation of each (method, temporal, experiment) present."""
+    kinds = dict.fromkeys((r.method, r.temporal, r.experiment) for r in report.runs)
+    return [report.best(method, temporal, experiment) for method, temporal, experiment in kinds]
 
 
 def print_report(tables: dict, report_path: Path, console=None) -> None:

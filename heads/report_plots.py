@@ -49,10 +49,17 @@ def plot_improvements(improvements: dict[str, dict[str, float]], title: str, pat
         ax.set_yticks(range(len(classes)))
         ax.set_yticklabels(classes, fontsize=8)
         ax.invert_yaxis()
+    return save_figure(fig, title, path, dpi=110)
+
+
+def save_figure(fig, title: str, path: Path, dpi: int) -> Path:
+    """Title, layout, PNG written under a temporary name and renamed; the figure is closed."""
+    import matplotlib.pyplot as plt
+
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
+        fig.savefig(tmp, format="png", dpi=dpi)
     plt.close(fig)
     return path
 
@@ -71,4 +78,62 @@ def plot_class_improvements(runs: Sequence[Any], out_dir: Path) -> list[tuple[st
         title = f"{method_label(run.method)} ({modality}{experiment})"
         name = f"{run.experiment}-{run.method}-{run.temporal}.png"
         figures.append((title, plot_improvements(improvements, title, Path(out_dir) / name)))
+    return figures
+
+
+# -- learning curves (RUN_DIR/history.jsonl) ------------------------------------------
+ACCURACY_PREFIXES = ("val", "test", "temporal_test")
+
+
+def curve_series(entries: Sequence[dict]) -> dict[str, dict[str, dict[str, list]]]:
+    """{phase: {"loss": {key: [(epoch, value)]}, "accuracy": {...}}} from history entries;
+    the learning rate, search statistics and timings are left out of the figure."""
+    phases: dict[str, dict[str, dict[str, list]]] = {}
+    for entry in entries:
+        phase = phases.setdefault(str(entry.get("phase", "train")), {"loss": {}, "accuracy": {}})
+        for key, value in entry.items():
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or key == "epoch":
+                continue
+            kind = "loss" if key.startswith("loss") else "accuracy" if key.startswith(ACCURACY_PREFIXES) else None
+            if kind:
+                phase[kind].setdefault(key, []).append((entry["epoch"], value))
+    return phases
+
+
+def plot_curves(entries: Sequence[dict], title: str, path: Path) -> Path | None:
+    """One row per training phase: losses (left) and accuracies in percent (right) per epoch."""
+    phases = curve_series(entries)
+    if not phases:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    fig, axes = plt.subplots(len(phases), 2, figsize=(10, 2.6 * len(phases) + 0.6), squeeze=False)
+    for row, (phase, series) in zip(axes, phases.items()):
+        for ax, kind in zip(row, ("loss", "accuracy")):
+            for key, points in series[kind].items():
+                ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", markersize=3, label=key)
+            ax.set_title(f"{phase}: {kind}", fontsize=9)
+            ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            if series[kind]:
+                ax.legend(fontsize=7)
+    return save_figure(fig, title, path, dpi=100)
+
+
+def plot_learning_curves(runs: Sequence[Any], out_dir: Path) -> list[tuple[str, Path]]:
+    """Learning curves of every run given that left a ``history.jsonl``; [(title, png)]."""
+    from heads.history import read_history
+
+    figures = []
+    for run in runs:
+        entries = read_history(run.path)
+        folder = run.path.name if run.method in run.path.name else f"{run.method}-{run.path.name}"
+        name = f"{run.experiment}-{folder}"  # main-gan-flow, main-oracle-flow, midframe-tsn-dynamic
+        title = f"{run.method}" + (f" ({run.temporal})" if run.temporal else "") + f": {run.path}"
+        if entries and (png := plot_curves(entries, title, Path(out_dir) / f"curves-{name}.png")):
+            figures.append((title, png))
     return figures

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from featcache.device import resolve_device
 from featcache.errors import FeatcacheError
 from featcache.schema import backbone_file_tag
 from heads.checkpoint import load_checkpoint, member_state, save_checkpoint, stack_states
@@ -39,7 +40,7 @@ from heads.config import DIMRED_KEYS, METHODS, STILL_KEYS, part_key, shape_key
 from heads.dim_reduction_network import DimReductionNetwork
 from heads.discriminator import Discriminator
 from heads.embedding_network import EmbeddingNetwork
-from heads.evaluation import build_metrics
+from heads.evaluation import build_metrics, fuse
 from heads.generator import Generator
 from heads.head_data import HeadData
 from heads.linear_classifier import LinearClassifier
@@ -57,15 +58,8 @@ class HeadResult:
     metrics: dict
     checkpoint: dict
     seconds: float  # wall time of the group divided by its number of members
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise FeatcacheError("--device cuda: CUDA is not available on this machine; use --device cpu or auto")
-    return device
+    # stream (still, derived, fused) -> split (val, test) -> softmax [N, C] on the CPU (None when absent)
+    predictions: dict = field(default_factory=dict)
 
 
 # -- small tensor helpers ----------------------------------------------------------
@@ -141,10 +135,16 @@ class BestKeeper:
 
 
 class Phases:
-    """One progress-bar row per training phase (or none, for tests and grids)."""
+    """One progress-bar row per training phase (or none, for tests and grids), and the
+    members' learning curves (``history``, a :class:`heads.history.MemberHistories`)."""
 
-    def __init__(self, progress):
+    def __init__(self, progress, history=None):
         self.progress = progress
+        self.history = history
+
+    def record(self, phase: str, epoch: int, values: dict, owner=None) -> None:
+        if self.history is not None:
+            self.history.record(phase, epoch + 1, values, owner)
 
     def start(self, description: str, total: int) -> Callable[[], None]:
         if self.progress is None:
@@ -174,19 +174,23 @@ def train_classifier_epoch(model, optimizer, x, labels, batch_size, rng, owner=N
 
 
 def fit_classifier(model, optimizer, train_x, train_y, select_x, select_y, epochs, batch_size, rng,
-                   advance, owner=None, classify=None) -> BestKeeper:
+                   advance, owner=None, classify=None, on_epoch=None) -> BestKeeper:
     """Train for ``epochs``, keeping each member's best epoch by accuracy on the selection
-    rows (the last epoch when there are none); the model ends in its best state."""
+    rows (the last epoch when there are none); the model ends in its best state.
+    ``on_epoch(epoch, losses [G], accuracies [G] or None)`` sees every epoch."""
     members = len(rng)
     keeper = BestKeeper(model, members)
     classify = classify or model
     for epoch in range(epochs):
-        train_classifier_epoch(model, optimizer, train_x, train_y, batch_size, rng, owner)
+        losses = train_classifier_epoch(model, optimizer, train_x, train_y, batch_size, rng, owner)
+        accuracies = None
         if select_x is None:
             scores = torch.full((members,), float(epoch))
         else:
             model.eval()
-            scores = member_accuracy(predict(classify, select_x, members, owner), select_y)
+            scores = accuracies = member_accuracy(predict(classify, select_x, members, owner), select_y)
+        if on_epoch is not None:
+            on_epoch(epoch, losses, accuracies)
         keeper.update(scores, epoch)
         advance()
     keeper.restore()
@@ -231,6 +235,8 @@ def fit_still_models(data: HeadData, configs, device, phases: Phases) -> StillSt
         None if val is None else val.features.to(device), None if val is None else val.labels,
         epochs, unique[0]["still_batch_size"], MemberRandom.from_seeds(seeds, "still-train", device),
         phases.start("still model", epochs),
+        on_epoch=lambda e, loss, acc: phases.record("still", e, {"loss": loss, "val_still": acc, "lr": optimizer.lr},
+                                                    owner),
     )
     for split in splits:
         probs[split] = predict(model, data.still[split].features.to(device), len(unique)).softmax(-1)[owner]
@@ -318,11 +324,14 @@ def fit_dimred_networks(data: HeadData, configs, device, phases: Phases, store: 
         model = build_dimred(data, group, device)
         optimizer = StackedAdam(model.parameters(), [c["dimred_lr"] for c in group])
         total = group[0]["dimred_epochs"]
+        group_owner = [todo.index(u) if u in todo else -1 for u in owner.tolist()]  # -1: reused, no curve
         keeper = fit_classifier(
             model, optimizer, train.features.to(device), train.labels.to(device), test.features.to(device),
             test.labels, total, group[0]["dimred_batch_size"],
             MemberRandom.from_seeds([c["seed"] for c in group], "dimred-train-order", device),
             phases.start("dim-reduction network", total),
+            on_epoch=lambda e, loss, acc: phases.record(
+                "dimred", e, {"loss": loss, "temporal_test": acc, "lr": optimizer.lr}, group_owner),
         )
         for i, u in enumerate(todo):
             states[u], epochs[u] = member_state(model, i), int(keeper.epoch[i])
@@ -354,7 +363,7 @@ def train_gan_epoch(generator, discriminator, aux, opt_g, opt_d, still_x, still_
     discriminator.train()
     members, rows = len(rng), still_y.shape[0]
     order = rng.randperm(rows)
-    sums = {"d": torch.zeros(members), "gan": torch.zeros(members), "aux": torch.zeros(members)}
+    sums = {"loss_d": torch.zeros(members), "loss_g": torch.zeros(members), "loss_aux": torch.zeros(members)}
     steps = 0
     for start in batch_starts(rows, batch_size):
         index = order[:, start : start + batch_size]
@@ -371,7 +380,7 @@ def train_gan_epoch(generator, discriminator, aux, opt_g, opt_d, still_x, still_
         (loss_gan + lambdas * loss_aux).sum().backward()
         opt_g.step()
         discriminator.requires_grad_(True)
-        for name, value in (("d", loss_d), ("gan", loss_gan), ("aux", loss_aux)):
+        for name, value in (("loss_d", loss_d), ("loss_g", loss_gan), ("loss_aux", loss_aux)):
             sums[name] += value.detach().cpu()
         steps += 1
     return {name: value / steps for name, value in sums.items()}
@@ -392,11 +401,19 @@ def generator_losses(fake_logits: torch.Tensor, aux_logits: torch.Tensor, labels
     return gan, aux
 
 
-def selection_scores(still: StillStream, derived_val: torch.Tensor, labels: torch.Tensor, configs) -> torch.Tensor:
+def val_accuracies(still: StillStream, derived_val: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per member val accuracy ``[G]`` of each stream: still, derived temporal, fused."""
+    fused = (still.probs["val"] + derived_val) / 2
+    return {"val_still": member_accuracy(still.probs["val"], labels),
+            "val_derived": member_accuracy(derived_val, labels), "val_fused": member_accuracy(fused, labels)}
+
+
+def selection_scores(still: StillStream, derived_val: torch.Tensor, labels: torch.Tensor, configs,
+                     accuracies: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
     """Per member val accuracy of the stream named by its ``select`` key, ties broken by the
     other stream (fused val often saturates when the still model is strong)."""
-    fused = (still.probs["val"] + derived_val) / 2
-    derived_acc, fused_acc = member_accuracy(derived_val, labels), member_accuracy(fused, labels)
+    accuracies = accuracies or val_accuracies(still, derived_val, labels)
+    derived_acc, fused_acc = accuracies["val_derived"], accuracies["val_fused"]
     use_fused = torch.tensor([c["select"] == "fused" for c in configs], device=fused_acc.device)
     primary = torch.where(use_fused, fused_acc, derived_acc)
     secondary = torch.where(use_fused, derived_acc, fused_acc)
@@ -404,16 +421,23 @@ def selection_scores(still: StillStream, derived_val: torch.Tensor, labels: torc
 
 
 def train_selected(run_epoch, derive, keeper: BestKeeper, data: HeadData, configs, still: StillStream,
-                   advance, device) -> dict:
+                   advance, device, record=None) -> dict:
     """Run the head's epochs, keeping each member's best epoch by its val selection score
-    (the last epoch when there is no val split); returns the derived softmax of val and test."""
+    (the last epoch when there is no val split); returns the derived softmax of val and test.
+    ``record(epoch, values)`` gets the epoch's losses (``run_epoch``'s dict) and val accuracies."""
     members, val = len(configs), data.still.get("val")
     for epoch in range(configs[0]["epochs"]):
-        run_epoch()
+        values = dict(run_epoch())
         if val is None:
             scores = torch.full((members,), float(epoch))
         else:
-            scores = selection_scores(still, derive(val.features), val.labels.to(device), configs)
+            labels = val.labels.to(device)
+            derived_val = derive(val.features)
+            accuracies = val_accuracies(still, derived_val, labels)
+            scores = selection_scores(still, derived_val, labels, configs, accuracies)
+            values.update(accuracies)
+        if record is not None:
+            record(epoch, values)
         keeper.update(scores, epoch)
         advance()
     keeper.restore()
@@ -445,6 +469,7 @@ def fit_gan(data: HeadData, configs, device, phases: Phases, still: StillStream,
         lambda: train_gan_epoch(generator, discriminator, aux, opt_g, opt_d, still_x, still_y,
                                 dimred.compact_train, dimred.owner, lambdas, first["batch_size"], rng),
         derive, keeper, data, configs, still, phases.start("GAN", first["epochs"]), device,
+        record=lambda e, values: phases.record("gan", e, {**values, "lr": opt_g.lr}),
     )
     parts = {"generator": generator, "discriminator": discriminator}
     return derived, parts, keeper.epoch.tolist()
@@ -452,13 +477,19 @@ def fit_gan(data: HeadData, configs, device, phases: Phases, still: StillStream,
 
 # -- triplet embedding head (section 3.2) ----------------------------------------------
 def train_embedding_epoch(embedder, optimizer, loss_fn, still_x, still_y, compact, owner, miners, samplers,
-                          positive_sampler, positive_rng) -> torch.Tensor:
+                          positive_sampler, positive_rng) -> dict[str, Any]:
     """One epoch of P x K batches of still anchors (one sampler per member); positives are
     random co-class temporal instances, negatives the semi-hard ones mined over the whole
-    compact temporal train set. Returns the mean triplet loss per member."""
+    compact temporal train set. Returns per member the mean triplet loss, the share of anchors
+    that had a semi-hard negative and, from its miner (shared by the members with the same
+    dim-reduction network), the share the FAISS search resolved (the rest took an exact scan)
+    and the search depth it ended at (0: scanning only)."""
     embedder.train()
     members, device = len(samplers), still_x.device
     total, batches = torch.zeros(members), len(samplers[0])
+    semi_hard = torch.zeros(members, device=device)  # summed on the device: no sync per batch
+    for miner in miners:
+        miner.reset_stats()
     for _ in range(batches):
         index = torch.tensor([sampler.next_batch() for sampler in samplers], device=device)
         labels = still_y[index]
@@ -466,15 +497,18 @@ def train_embedding_epoch(embedder, optimizer, loss_fn, still_x, still_y, compac
         positives = torch.stack([
             positive_sampler(labels[g], positive_rng[g]) for g in range(members)
         ]).to(device)
-        negatives = torch.stack([
-            miners[int(owner[g])](anchors[g].detach(), labels[g], positives[g]).to(device) for g in range(members)
-        ])
+        mined = [miners[int(owner[g])].mine(anchors[g].detach(), labels[g], positives[g]) for g in range(members)]
+        negatives = torch.stack([m.negatives.to(device) for m in mined])
+        semi_hard += torch.stack([m.semi_hard.float().mean().to(device) for m in mined])
         losses = loss_fn(anchors, take(compact, positives, owner), take(compact, negatives, owner))
         optimizer.zero_grad()
         losses.sum().backward()
         optimizer.step()
         total += losses.detach().cpu()
-    return total / batches
+    searched = [miners[int(owner[g])].stats for g in range(members)]
+    return {"loss_triplet": total / batches, "semi_hard_share": semi_hard.cpu() / batches,
+            "search_resolved_share": [1.0 - s["exact_fallback"] / max(s["anchors"], 1) for s in searched],
+            "search_depth": [miners[int(owner[g])].search_depth for g in range(members)]}
 
 
 def fit_embedding_classifier(data: HeadData, configs, device, phases: Phases, dimred: DimRedParts) -> LinearClassifier:
@@ -491,6 +525,8 @@ def fit_embedding_classifier(data: HeadData, configs, device, phases: Phases, di
         first["classifier_epochs"], first["dimred_batch_size"],
         MemberRandom.from_seeds(seeds, "embed-classifier-train", device),
         phases.start("embedding classifier", first["classifier_epochs"]), owner=dimred.owner,
+        on_epoch=lambda e, loss, acc: phases.record("embed_classifier", e,
+                                                    {"loss": loss, "temporal_test": acc, "lr": optimizer.lr}),
     )
     classifier.requires_grad_(False)
     return classifier
@@ -531,6 +567,7 @@ def fit_embedding(data: HeadData, configs, device, phases: Phases, still: StillS
                                       dimred.owner, miners, samplers, positive_sampler, positive_rng),
         derive, keeper, data, configs, still,
         phases.start("triplet embedding", first["epochs"]), device,
+        record=lambda e, values: phases.record("embed", e, {**values, "lr": optimizer.lr}),
     )
     return derived, {"embedding": embedder, "classifier": classifier}, keeper.epoch.tolist()
 
@@ -551,8 +588,12 @@ def check_group(method: str, configs: Sequence[dict]) -> None:
 
 
 def train_group(method: str, data: HeadData, configs: Sequence[dict], device: str | torch.device = "cpu", *,
-                dimred_store: DimRedStore | None = None, progress: bool = False) -> list[HeadResult]:
-    """Train ``len(configs)`` heads of ``method`` as one stacked model; one result per config."""
+                dimred_store: DimRedStore | None = None, progress: bool = False,
+                histories: Sequence[Any] | None = None) -> list[HeadResult]:
+    """Train ``len(configs)`` heads of ``method`` as one stacked model; one result per config.
+    ``histories``: one :class:`heads.history.History` (or None) per config for its learning curves."""
+    from heads.history import MemberHistories
+
     configs = [dict(c) for c in configs]
     check_group(method, configs)
     device = resolve_device(device)
@@ -563,7 +604,7 @@ def train_group(method: str, data: HeadData, configs: Sequence[dict], device: st
             from featcache.progress import make_progress
 
             bar = stack.enter_context(make_progress())
-        phases = Phases(bar)
+        phases = Phases(bar, MemberHistories(histories, len(configs)))
         still = fit_still_models(data, configs, device, phases)
         dimred = fit_dimred_networks(data, configs, device, phases, dimred_store)
         derived, parts, epochs = None, {}, [-1] * len(configs)
@@ -596,11 +637,16 @@ def train_group(method: str, data: HeadData, configs: Sequence[dict], device: st
             "state": {"still": still.states[g], "dimred": dimred.states[g],
                       **{name: member_state(module, g) for name, module in parts.items()}},
         }
-        results.append(HeadResult(config, metrics, checkpoint, seconds))
+        fused = None if member_derived is None else {
+            s: None if p is None or still_probs.get(s) is None else fuse(still_probs[s], p)
+            for s, p in member_derived.items()}
+        predictions = {"still": still_probs, "derived": member_derived, "fused": fused}
+        results.append(HeadResult(config, metrics, checkpoint, seconds, predictions))
     return results
 
 
 def train_head(method: str, data: HeadData, config: dict, device: str | torch.device = "cpu", *,
-               dimred_store: DimRedStore | None = None, progress: bool = False) -> HeadResult:
-    """One head: ``train_group`` with a single member."""
-    return train_group(method, data, [config], device, dimred_store=dimred_store, progress=progress)[0]
+               dimred_store: DimRedStore | None = None, progress: bool = False, history=None) -> HeadResult:
+    """One head: ``train_group`` with a single member (``history``: its learning curves)."""
+    return train_group(method, data, [config], device, dimred_store=dimred_store, progress=progress,
+                       histories=[history])[0]

@@ -190,6 +190,7 @@ def main(root, *, temporal: str = "dynamic", backbone: str | None = None, cache_
     from featcache.backbones import default_backbone, save_checkpoint
     from featcache.dataset import FolderDataset
     from featcache.preprocessing import build_transform
+    from heads.config import write_config
     from heads.distillation_loss import DistillationLoss
     from heads.evaluation import accuracy, build_metrics, fuse, print_metrics, softmax, write_metrics
     from heads.image_data import CoClassPairs, StillImages, TemporalInstances
@@ -258,6 +259,8 @@ def main(root, *, temporal: str = "dynamic", backbone: str | None = None, cache_
                   "lr": lr, "epochs": epochs, "batch_size": batch_size * env.world_size, "num_convs": num_convs,
                   "crop": crop, "resize": resize, "seed": seed, "optimizer": "rmsprop",
                   "world_size": env.world_size}
+        if env.is_main:
+            write_config(run_dir, config, f"featcache tsn {root} --temporal {temporal}: resolved settings of this run")
         select_still = still_probs[select]
         select_labels = labels[select]
         state = engine.fit(
@@ -267,7 +270,9 @@ def main(root, *, temporal: str = "dynamic", backbone: str | None = None, cache_
             epochs=epochs, batch_size=batch_size, checkpoint_path=run_dir / CHECKPOINT_FILE,
             run_key={**config, "classes": classes}, device=dev, env=env, seed=seed, workers=workers,
             resume=resume, targets_fn=teacher_model if targets == "live" else None, amp=amp,
-            channels_last=channels_last)
+            channels_last=channels_last, phase="tsn", loss_name="loss_distillation",
+            val_values=lambda logits: {f"{select}_{stream}": accuracy(probs, select_labels) for stream, probs in (
+                ("still", select_still), ("derived", softmax(logits)), ("fused", fuse(select_still, softmax(logits))))})
         derived = {s: predict(still_model, s) if evals[s] is not None else None for s in ("val", "test")}
         if not env.is_main:
             return {}

@@ -189,7 +189,7 @@ def test_same_settings_is_a_noop_and_other_settings_are_refused(tmp_path):
     mtime = first.path.stat().st_mtime_ns
     again = run(root, cache)
     assert again.up_to_date and again.written == first.written and first.path.stat().st_mtime_ns == mtime
-    with pytest.raises(CacheError, match="other preprocessing.*--overwrite"):
+    with pytest.raises(CacheError, match="other preprocessing.*--restart"):
         run(root, cache, crop=20)
     with pytest.raises(CacheError, match="other weights"):
         run(root, cache, weights=None)  # the shipped ImageNet weights, same file name
@@ -277,4 +277,4 @@ def test_cli_extract_and_one_line_error(tmp_path):
     assert "extracted 9/9 rows" in done.stdout and "efficientnet-lite0" in done.stderr
     again = subprocess.run([a if a != "24" else "20" for a in cmd], cwd=REPO, capture_output=True, text=True, env=ONE_THREAD_ENV)
     assert again.returncode == 1 and "Traceback" not in again.stderr
-    assert again.stderr.strip().splitlines()[-1].startswith("featcache: error: ") and "--overwrite" in again.stderr
+    assert again.stderr.strip().splitlines()[-1].startswith("featcache: error: ") and "--restart" in again.stderr

@@ -113,7 +113,7 @@ def run_finetune(root: Path, modality: str, tmp: Path, **kwargs):
 def test_finetune_still_learns_and_writes_an_extractable_checkpoint(tiny_root, tmp_path):
     metrics = run_finetune(tiny_root, "still", tmp_path, epochs=4)
     history = load_checkpoint(tmp_path / "still.pt")["extra"]["history"]
-    assert history[-1]["loss"] < history[0]["loss"]
+    assert history[-1]["loss_ce"] < history[0]["loss_ce"]
     assert metrics["method"] == "finetune-still" and metrics["derived"] is None and metrics["fused"] is None
     assert metrics["still"]["val"] > 100 / 3 and metrics["still"]["test"] is not None
     saved = json.loads((tmp_path / "run-still" / "metrics.json").read_text())
@@ -160,7 +160,7 @@ def test_resume_continues_the_same_run(tiny_root, tmp_path, monkeypatch):
     assert resumed["epoch"] == straight["epoch"] == 2
     for name, value in straight["model"].items():
         assert torch.equal(value, resumed["model"][name]), name
-    assert [h["loss"] for h in straight["history"]] == [h["loss"] for h in resumed["history"]]
+    assert [h["loss_ce"] for h in straight["history"]] == [h["loss_ce"] for h in resumed["history"]]
     for name, value in state_of(tmp_path / "a.pt").items():
         assert torch.equal(value, state_of(tmp_path / "b.pt")[name]), name
 

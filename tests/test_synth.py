@@ -87,7 +87,7 @@ def test_rerun_resumes_refuses_or_overwrites(tiny, tmp_path):
     result = generate(root, SynthConfig(seed=3, **TINY), show_progress=False)
     assert result["resumed"] and result["written"] == 1
     assert tree_hashes(root) == tree_hashes(tiny)
-    with pytest.raises(DatasetError, match="other settings.*seed 3 -> 4.*--overwrite"):
+    with pytest.raises(DatasetError, match="other settings.*seed 3 -> 4.*--restart"):
         generate(root, SynthConfig(seed=4, **TINY), show_progress=False)
     result = generate(root, SynthConfig(seed=4, **TINY), overwrite=True, show_progress=False)
     assert result["written"] == 12 and read_manifest(root)["config"]["seed"] == 4

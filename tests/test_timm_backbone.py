@@ -119,7 +119,7 @@ def test_cli_extract_timm_and_refusal_of_second_weights(tmp_path):
     again = subprocess.run([str(second) if a == str(first) else a for a in cmd], cwd=REPO, capture_output=True, text=True, env=ONE_THREAD_ENV)
     assert again.returncode == 1 and "Traceback" not in again.stderr
     last = again.stderr.strip().splitlines()[-1]
-    assert last.startswith("featcache: error: ") and "other weights" in last and "--overwrite" in last
+    assert last.startswith("featcache: error: ") and "other weights" in last and "--restart" in last
     # the same through the API
     settings = ExtractSettings(backbone="timm:resnet18", weights=str(second), crop=24, resize=28, workers=0, device="cpu")
     with pytest.raises(CacheError, match="other weights"):

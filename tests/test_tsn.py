@@ -164,7 +164,7 @@ def test_tsn_command_with_live_and_cached_targets(trained_root, tmp_path):
     live = run_tsn(trained_root, tmp_path / "live", targets="live", epochs=1)
     cached = run_tsn(trained_root, tmp_path / "cached", targets="cached", epochs=1)
     assert (tmp_path / "cached" / tsn.TARGETS_FILE).exists()  # no feature cache here: computed once, stored
-    loss = lambda run: load_checkpoint(tmp_path / run / tsn.MODEL_FILE)["extra"]["history"][0]["loss"]
+    loss = lambda run: load_checkpoint(tmp_path / run / tsn.MODEL_FILE)["extra"]["history"][0]["loss_distillation"]
     assert loss("live") == pytest.approx(loss("cached"), rel=1e-3)
     assert live["still"] == cached["still"]
 
@@ -187,7 +187,7 @@ def test_tsn_changes_only_the_intended_parameters(trained_root, tmp_path):
     assert saved["still"] == still_run["still"]
     assert metrics["config"]["temperature"] == tsn.TEMPERATURE["dynamic"] == 10.0
     history = load_checkpoint(tmp_path / "run" / tsn.MODEL_FILE)["extra"]["history"]
-    assert history[-1]["loss"] < history[0]["loss"]
+    assert history[-1]["loss_distillation"] < history[0]["loss_distillation"]
 
 
 def test_teacher_never_changes_while_the_student_learns(trained_root):

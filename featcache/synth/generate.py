@@ -194,7 +194,7 @@ def read_manifest(root: Path) -> dict | None:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
-        raise DatasetError(f"{path}: unreadable synth manifest ({exc}); pass --overwrite to regenerate") from None
+        raise DatasetError(f"{path}: unreadable synth manifest ({exc}); pass --restart to regenerate") from None
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -231,12 +231,12 @@ def prepare_root(root: Path, config: SynthConfig, overwrite: bool) -> bool:
         manifest = read_manifest(root)
         if manifest is None:
             raise DatasetError(f"{root}: folder is not empty and holds no synthetic dataset; "
-                               f"pass --overwrite to write into it, or choose another ROOT")
+                               f"pass --restart to write into it, or choose another ROOT")
         if manifest.get("version") != GENERATOR_VERSION or manifest.get("config") != config.as_dict():
             old = manifest.get("config", {})
             diff = ", ".join(f"{k} {old.get(k)!r} -> {v!r}" for k, v in config.as_dict().items() if old.get(k) != v)
             raise DatasetError(f"{root}: holds a synthetic dataset made with other settings "
-                               f"({diff or 'generator version ' + str(manifest.get('version'))}); pass --overwrite to regenerate")
+                               f"({diff or 'generator version ' + str(manifest.get('version'))}); pass --restart to regenerate")
         return True
     root.mkdir(parents=True, exist_ok=True)
     return False

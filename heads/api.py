@@ -1,0 +1,154 @@
+"""Stage 2 from Python: train a head or a grid on a feature cache, get metrics and predictions.
+
+The same paths as ``featcache train-head`` and ``featcache grid`` (the commands call these
+functions), with the same files in the run folder when ``out`` is given: ``metrics.json``,
+``model.pt``, ``history.jsonl`` and ``config.yaml``::
+
+    from heads import fit_head
+    run = fit_head("cache", "gan", temporal="flow", config={"epochs": 5}, out="runs/gan-flow")
+    print(run.metrics["fused"]["test"])          # accuracy in percent
+    probs = run.predictions["fused"]["test"]     # [N, C] softmax of the test stills
+    print(run.classes[int(probs[0].argmax())])
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import torch
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class HeadRun:
+    """One trained head: its resolved config, ``metrics.json`` dict and predictions.
+
+    ``predictions[stream][split]``: softmax ``[N, C]`` (CPU) of the ``val``/``test`` stills for
+    the streams ``still``, ``derived`` and ``fused`` (``derived``/``fused`` are None for the
+    classifier method); ``labels[split]``: their class indices; ``classes``: the class names.
+    """
+
+    method: str
+    temporal: str
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+    predictions: dict[str, dict[str, torch.Tensor | None] | None]
+    labels: dict[str, torch.Tensor | None]
+    classes: list[str]
+    checkpoint: dict[str, Any]
+    run_dir: Path | None = None
+
+
+@dataclass
+class GridResult:
+    """A finished grid: what was trained (``spec``), every run best first, and ``grid.csv``."""
+
+    spec: Any  # heads.grid.GridSpec
+    runs: list  # [heads.grid.GridRun]: config, run_dir, metrics, reused, predictions (None when reused)
+    csv: Path
+
+
+def resolve_head_config(method: str, temporal: str, config: Mapping[str, Any] | None = None,
+                        config_file: str | os.PathLike | None = None, sets: Iterable[str] = ()) -> dict[str, Any]:
+    """Defaults of ``method``/``temporal``, then ``config_file``, then ``config``, then ``KEY=VALUE`` ``sets``."""
+    from featcache.errors import FeatcacheError
+    from heads.config import apply_sets, config_value, parse_sets
+
+    resolved = parse_sets(method, temporal, (), config_file)
+    for key, value in (config or {}).items():
+        if key not in resolved:
+            raise FeatcacheError(f"config: unknown key {key} for train-head {method}; "
+                                 f"valid keys: {', '.join(sorted(resolved))}")
+        resolved[key] = config_value(key, value, resolved[key], "config")
+    return apply_sets(resolved, sets, f"train-head {method}")
+
+
+def fit_head(cache: str | os.PathLike = "cache", method: str = "gan", temporal: str = "dynamic", *,
+             config: Mapping[str, Any] | None = None, config_file: str | os.PathLike | None = None,
+             sets: Iterable[str] = (), out: str | os.PathLike | None = None, device: str | torch.device = "auto",
+             backbone: str | None = None, temporal_backbone: str | None = None, progress: bool = False,
+             log: Log | None = None, experiment: str = "main") -> HeadRun:
+    """Train one head of ``method`` (classifier, gan, embed) on the caches in ``cache``.
+
+    With ``out`` (a run folder) it writes ``metrics.json``, ``model.pt``, ``history.jsonl`` and
+    ``config.yaml`` there; without it nothing is written but the dim-reduction networks shared
+    through ``<cache>/heads``. Epochs are selected on the still val split, never on test.
+    ``experiment`` labels the run for the report (main, or midframe for section 5.4).
+    """
+    from featcache.device import resolve_device
+    from heads.checkpoint import save_checkpoint
+    from heads.config import write_config
+    from heads.evaluation import write_metrics
+    from heads.head_data import HeadData
+    from heads.history import History
+    from heads.train_head import DimRedStore, train_head
+
+    log = log or (lambda message: None)
+    resolved = resolve_head_config(method, temporal, config, config_file, sets)
+    torch_device = resolve_device(device)
+    data = HeadData.load(cache, temporal, backbone, temporal_backbone)
+    log(describe_data(data, torch_device))
+    run_dir = Path(out) if out is not None else None
+    folders = [d for d in (run_dir, Path(cache) / "heads") if d is not None]
+    store = DimRedStore(folders, folders, log=log)
+    with History(run_dir) if run_dir else contextlib.nullcontext() as history:
+        result = train_head(method, data, resolved, torch_device, dimred_store=store, progress=progress,
+                            history=history)
+    result.metrics["experiment"] = experiment
+    if run_dir is not None:
+        save_checkpoint(run_dir / "model.pt", result.checkpoint)
+        write_config(run_dir, result.config, config_header(method, temporal, cache))
+        write_metrics(run_dir, result.metrics)  # last: its presence marks a finished run
+    labels = {s: data.still[s].labels if s in data.still else None for s in ("val", "test")}
+    return HeadRun(method, temporal, result.config, result.metrics, result.predictions, labels, data.classes,
+                   result.checkpoint, run_dir)
+
+
+def fit_grid(cache: str | os.PathLike = "cache", method: str = "gan", temporal: str = "flow", *,
+             grid: Mapping[str, Sequence[Any]] | None = None, sets: Iterable[str] = (),
+             config_file: str | os.PathLike | None = None, out: str | os.PathLike | None = None,
+             device: str | torch.device = "auto", jobs: int = 1, max_group: int = 64, restart: bool = False,
+             backbone: str | None = None, temporal_backbone: str | None = None,
+             show_progress: bool = False) -> GridResult:
+    """Train every combination of ``grid`` (``{key: [values]}``, plus ``KEY=V1,V2`` ``sets`` and a
+    config file whose lists vary) as stacked groups; one run folder per configuration under
+    ``out`` (default ``runs/grid-<method>-<temporal>``) and ``grid.csv``. Finished configurations
+    are reused unless ``restart``. The runs come back ranked best first (by validation)."""
+    from featcache.device import resolve_device
+    from featcache.errors import FeatcacheError
+    from heads.grid import GridSpec, expand_grid, run_grid, write_grid_csv
+
+    assignments = [f"{k}={','.join(str(v) for v in values)}" for k, values in (grid or {}).items()]
+    assignments += list(sets)
+    if not assignments and config_file is None:
+        raise FeatcacheError("grid: give at least one --set KEY=V1,V2,... (or a --config FILE.yaml with lists)")
+    if max_group < 1:
+        raise FeatcacheError(f"--max-group {max_group}: expected an integer >= 1")
+    configs, varied = expand_grid(method, temporal, assignments, config_file)
+    out_dir = Path(out) if out is not None else Path("runs") / f"grid-{method}-{temporal}"
+    spec = GridSpec(method, temporal, Path(cache), out_dir, backbone, temporal_backbone,
+                    str(resolve_device(device)), varied)
+    runs = run_grid(spec, configs, jobs=jobs, max_group=max_group, restart=restart, show_progress=show_progress)
+    return GridResult(spec, runs, write_grid_csv(spec.out_dir, runs))
+
+
+def describe_data(data, device: torch.device) -> str:
+    """One line on the caches a head trains on."""
+    line = (f"still: {data.still_cache.path} ({data.still_cache.backbone}, {len(data.still['train'])} train rows); "
+            f"{data.temporal_kind}: {data.temporal_cache.path} ({data.temporal_cache.backbone}, "
+            f"{len(data.temporal['train'])} train rows); {data.num_classes} classes; device {device}")
+    if data.still_cache.backbone != data.temporal_cache.backbone:
+        line += (f"\nnote: still and temporal features come from different backbones "
+                 f"({data.still_cache.backbone} vs {data.temporal_cache.backbone})")
+    return line
+
+
+def config_header(method: str, temporal: str, cache: str | os.PathLike) -> str:
+    return (f"featcache train-head {method} --temporal {temporal} --cache {cache}\n"
+            f"resolved configuration ({time.strftime('%Y-%m-%d %H:%M:%S')}); rerun it with --config this-file")
