@@ -213,12 +213,27 @@ def choose_batch(height: int, width: int, device: torch.device, *, override: int
 def tvl1_flow_batched(frames0, frames1, params: TVL1Params | None = None, *, device="cpu", batch: int | None = None) -> np.ndarray:
     """float32 ``[N, H, W, 2]`` flow of N pairs (numpy or tensors), in batches that fit ``device``."""
     device = torch.device(device)
-    frames0 = torch.as_tensor(np.asarray(frames0) if not torch.is_tensor(frames0) else frames0)
-    frames1 = torch.as_tensor(np.asarray(frames1) if not torch.is_tensor(frames1) else frames1)
-    size = batch or choose_batch(*frames0.shape[-2:], device)
+    frames0, frames1 = torch.as_tensor(frames0), torch.as_tensor(frames1)
+    size = choose_batch(*frames0.shape[-2:], device, override=batch)
     out = []
     for start in range(0, len(frames0), size):
-        a = frames0[start : start + size].to(device, torch.float32, non_blocking=True)
-        b = frames1[start : start + size].to(device, torch.float32, non_blocking=True)
+        a = frames0[start : start + size].to(device, torch.float32)
+        b = frames1[start : start + size].to(device, torch.float32)
         out.append(tvl1_flow(a, b, params).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, *frames0.shape[-2:], 2), np.float32)
+
+
+class TorchTVL1:
+    """An estimator with OpenCV's ``calc`` interface, plus ``calc_batch`` for many pairs at once."""
+
+    def __init__(self, params: TVL1Params | None = None, *, device="cpu", batch: int | None = None):
+        self.params = params or TVL1Params()
+        self.device = torch.device(device)
+        self.batch = batch
+
+    def calc(self, prev: np.ndarray, next_: np.ndarray, flow=None) -> np.ndarray:
+        return self.calc_batch(prev[None], next_[None])[0]
+
+    def calc_batch(self, prev: np.ndarray, next_: np.ndarray) -> np.ndarray:
+        """Grey uint8 (or 0..255 float) ``[N, H, W]`` pairs -> float32 flow ``[N, H, W, 2]``."""
+        return tvl1_flow_batched(prev, next_, self.params, device=self.device, batch=self.batch)
