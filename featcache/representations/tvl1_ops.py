@@ -129,10 +129,6 @@ def _drop_min_max(values: list[torch.Tensor]) -> list[torch.Tensor]:
 
 
 SORT5 = ((0, 1), (3, 4), (2, 4), (2, 3), (1, 4), (0, 3), (0, 2), (1, 3), (1, 2))  # optimal 5-sorter, 9 exchanges
-# Rank ranges (first, stop) within each sorted row of a 5x5 whose columns and rows are sorted
-# that can hold the median: (r+1)(c+1) <= 13 and (5-r)(5-c) <= 13. Six entries lie surely
-# below and six surely above these thirteen, so the median of the 25 is the median of the 13.
-MEDIAN_CANDIDATES = ((3, 5), (2, 5), (1, 4), (0, 3), (0, 2))
 
 
 def _sort5(values: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -142,43 +138,49 @@ def _sort5(values: list[torch.Tensor]) -> list[torch.Tensor]:
     return values
 
 
-def _drop_extreme(values: list[torch.Tensor], largest: bool) -> list[torch.Tensor]:
-    """The values without their pointwise minimum (or maximum)."""
-    keep_op, pass_op = (torch.minimum, torch.maximum) if largest else (torch.maximum, torch.minimum)
-    kept, extreme = [], values[0]
-    for value in values[1:-1]:
-        kept.append(keep_op(extreme, value))
-        extreme = pass_op(extreme, value)
-    kept.append(keep_op(extreme, values[-1]))
-    return kept
+def _window_candidates(row: torch.Tensor, rank: int, width: int) -> list[torch.Tensor]:
+    """In every 5-wide window of one row of sorted columns, the values that can be the median.
 
-
-def _ranks(values: list[torch.Tensor], first: int, stop: int) -> list[torch.Tensor]:
-    """The values of ranks ``first..stop-1`` (as a set) of the pointwise-sorted ``values``."""
-    values = list(values)
-    for _ in range(first):
-        values = _drop_extreme(values, largest=False)
-    for _ in range(len(values) - (stop - first)):
-        values = _drop_extreme(values, largest=True)
-    return values
+    Once the columns of a 5x5 window are sorted and then its rows, only ranks
+    (r+1)(c+1) <= 13 and (5-r)(5-c) <= 13 can hold the median: the two largest of row 0,
+    three largest of row 1, middle three of row 2, three smallest of row 3, two smallest of
+    row 4. Six values lie surely below and six surely above these thirteen, so the median of
+    the 25 is the median of the 13. A window x..x+4 is two sorted pairs (x, x+1), (x+2, x+3)
+    plus x+4; the pairs are sorted once per row, shared by neighbouring windows.
+    """
+    low_pair, high_pair = torch.minimum(row[..., :-1], row[..., 1:]), torch.maximum(row[..., :-1], row[..., 1:])
+    a1, a2 = low_pair[..., :width], high_pair[..., :width]
+    b1, b2 = low_pair[..., 2 : width + 2], high_pair[..., 2 : width + 2]
+    c = row[..., 4 : width + 4]
+    # The four pair values are lo <= {m1, m2} <= hi.
+    if rank == 0:
+        hi, second = torch.maximum(a2, b2), torch.maximum(torch.maximum(a1, b1), torch.minimum(a2, b2))
+        return [torch.maximum(hi, c), torch.maximum(second, torch.minimum(hi, c))]
+    if rank == 4:
+        lo, second = torch.minimum(a1, b1), torch.minimum(torch.maximum(a1, b1), torch.minimum(a2, b2))
+        return [torch.minimum(lo, c), torch.minimum(second, torch.maximum(lo, c))]
+    m1, m2 = torch.maximum(a1, b1), torch.minimum(a2, b2)
+    if rank == 1:
+        return [torch.maximum(a2, b2), torch.maximum(m1, m2), torch.maximum(torch.minimum(m1, m2), c)]
+    if rank == 3:
+        return [torch.minimum(a1, b1), torch.minimum(m1, m2), torch.minimum(torch.maximum(m1, m2), c)]
+    lo, hi = torch.minimum(a1, b1), torch.maximum(a2, b2)
+    return [m1, m2, torch.maximum(lo, torch.minimum(c, hi))]
 
 
 def median_blur5(field: torch.Tensor) -> torch.Tensor:
     """``cv::medianBlur(src, dst, 5)`` (replicated border) of ``[..., H, W]``, exact.
 
     Each column of 5 is sorted once (shared by the 5 windows that contain it); within a window
-    only the 13 values that can be the median are kept, and their median is found by forgetful
-    selection (drop min and max of any n/2 + 2 values, add the next). Only whole-image min/max:
-    fast on any device.
+    only the 13 values that can be the median are kept (:func:`_window_candidates`), and their
+    median is found by forgetful selection (drop min and max of any n/2 + 2 values, add the
+    next). Only whole-image min/max: fast on any device.
     """
     height, width = field.shape[-2:]
     lead = field.shape[:-2]
     padded = F.pad(field.reshape(-1, 1, height, width), (2, 2, 2, 2), mode="replicate").reshape(*lead, height + 4, width + 4)
     columns = _sort5([padded[..., dy : dy + height, :] for dy in range(5)])  # 5 x [..., H, W + 4]
-    candidates = []
-    for rank, (first, stop) in enumerate(MEDIAN_CANDIDATES):
-        row = [columns[rank][..., dx : dx + width] for dx in range(5)]
-        candidates += _ranks(row, first, stop)
+    candidates = [value for rank in range(5) for value in _window_candidates(columns[rank], rank, width)]
     live, rest = candidates[:8], candidates[8:]
     while len(live) > 1:
         live = _drop_min_max(live)
