@@ -1,7 +1,7 @@
 """Throughput of the temporal representations, side by side on the same clips.
 
     python benchmarks/prepare.py [--clips 3] [--size 256x340] [--frames 61] [--threads 1]
-                                 [--device cpu|cuda[:N]] [--batches 1,8,60]
+                                 [--device cpu|cuda[:N]] [--batches 1,8,60] [--compile]
 
 Decodes the middle ``--frames`` frames of a few real clips (``../shared/data/real`` or
 ``$FEATCACHE_REAL_DATA``; generated clips when absent), then times optical flow with each
@@ -26,7 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from featcache.representations import dynamic_image, optical_flow  # noqa: E402
+from featcache.representations import dynamic_image, optical_flow, tvl1_torch  # noqa: E402
 from featcache.video import read_middle_frames  # noqa: E402
 
 REAL_DATA = Path(os.environ.get("FEATCACHE_REAL_DATA", Path(__file__).resolve().parents[2] / "shared" / "data" / "real"))
@@ -76,7 +76,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="OpenCV and torch CPU threads (prepare uses 1 per worker)")
     parser.add_argument("--device", default="cpu", help="where the torch TV-L1 runs: cpu, cuda or cuda:N")
     parser.add_argument("--batches", default="1,8,60", help="torch TV-L1 batch sizes to time (pairs per solver call)")
+    parser.add_argument("--compile", action="store_true", help="torch TV-L1 through torch.compile (opt-in; warm-up compiles)")
     args = parser.parse_args()
+    if args.compile:
+        tvl1_torch.use_torch_compile()
     size = tuple(int(v) for v in args.size.lower().split("x"))
     cv2.setNumThreads(args.threads)
     torch.set_num_threads(args.threads)

@@ -17,6 +17,7 @@ uint8 scale); the flow is (x, y) with OpenCV's sign: I0(x) ~ I1(x + u(x)).
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,6 +93,30 @@ def _dual_step(u, px, py, slope, grad, rho_c, params: TVL1Params):
     return u_new, px, py, error
 
 
+_KERNELS = {"step": _dual_step, "median": median_blur5}
+
+
+def use_torch_compile(enabled: bool = True) -> None:
+    """Opt-in: run the inner iteration and the median through ``torch.compile`` (fused kernels).
+
+    Off by default. Measured on this 2-core CPU at 256x340 (CPU time, one pair): the compiled
+    inner step was within 10% of eager and the median 1.2-2x faster, for about a minute of
+    compiling per process and shape, and rounding changes (up to 1e-4 px per step). On a GPU,
+    where eager is bound by one memory pass per operation, fusion should pay more, but that
+    was not measured: time it with ``benchmarks/prepare.py --device cuda --compile`` first.
+    Also ``FEATCACHE_TVL1_COMPILE=1``.
+    """
+    if enabled:
+        _KERNELS["step"] = torch.compile(_dual_step, dynamic=True)
+        _KERNELS["median"] = torch.compile(median_blur5, dynamic=True)
+    else:
+        _KERNELS.update(step=_dual_step, median=median_blur5)
+
+
+if os.environ.get("FEATCACHE_TVL1_COMPILE") == "1":
+    use_torch_compile()
+
+
 def _iterate(u, px, py, slope, grad, rho_c, params: TVL1Params, sync_every: int) -> None:
     """All inner/outer iterations of one warp, in place on ``u, px, py`` (full batch).
 
@@ -107,10 +132,10 @@ def _iterate(u, px, py, slope, grad, rho_c, params: TVL1Params, sync_every: int)
     total = params.outer_iterations * params.inner_iterations
     for k in range(total):
         if k % params.inner_iterations == 0 and params.median_filtering > 1:
-            filtered = median_blur5(wu[:, :2])
+            filtered = _KERNELS["median"](wu[:, :2])
             wu = wu.clone()
             wu[:, :2] = filtered if all_running else torch.where(running[:, None, None, None], filtered, wu[:, :2])
-        nu, npx, npy, error = _dual_step(wu, wpx, wpy, wslope, wgrad, wrho, params)
+        nu, npx, npy, error = _KERNELS["step"](wu, wpx, wpy, wslope, wgrad, wrho, params)
         if all_running:
             wu, wpx, wpy = nu, npx, npy
         else:
