@@ -95,7 +95,11 @@ def main() -> None:
         seconds = total(timed(lambda c=c: optical_flow.flow_stacks(c, estimator, num_frames=args.frames - 1)) for _, c in clips)
         label = f"flow {method}" + (f" b{batch} {args.device}" if batch else "")
         results.append((label, pairs, seconds))
-        print(f"  {label}: {pairs / seconds[0]:.2f} pairs/s wall, {pairs / seconds[1]:.2f} pairs/CPU-s", flush=True)
+        peak = ""
+        if batch and args.device.startswith("cuda"):
+            peak = f", peak {torch.cuda.max_memory_allocated(args.device) / 2**30:.2f} GiB"
+            torch.cuda.reset_peak_memory_stats(args.device)
+        print(f"  {label}: {pairs / seconds[0]:.2f} pairs/s wall, {pairs / seconds[1]:.2f} pairs/CPU-s{peak}", flush=True)
     consumed = sum(min(len(c), dynamic_image.frames_needed()) for _, c in clips)
     seconds = total(timed(lambda c=c: dynamic_image.dynamic_images(c)) for _, c in clips)
     results.append(("dynamic images", consumed, seconds))

@@ -36,7 +36,9 @@ from featcache.representations.tvl1_ops import (
 
 MIN_PYRAMID_SIDE = 16  # OpenCV stops adding scales below 16 pixels
 CPU_MEMORY_BUDGET = 2 << 30  # bytes the CPU solver may use when choosing its batch
-BYTES_PER_PIXEL = 4 * 48  # float32 working tensors per pair and pixel at the finest scale (measured peak ~40)
+# float32 values alive per pair and finest-scale pixel at the peak, counted (not measured):
+# ~30 of solver state and warped images, ~70 transient inside the median filter.
+BYTES_PER_PIXEL = 4 * 100
 
 
 @dataclass(frozen=True)
