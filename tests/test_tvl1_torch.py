@@ -4,6 +4,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from typer.testing import CliRunner
 
 from featcache.errors import CacheError
 from featcache.prepare import PrepareSettings, prepare, read_temporal
@@ -172,3 +173,11 @@ def test_prepare_with_torch_tvl1_and_no_silent_switch(dataset, tmp_path):  # noq
     with pytest.raises(CacheError, match="computed with tvl1-torch.*--restart"):
         prepare(dataset, cache, opencv, workers=1)
     assert prepare(dataset, cache, settings, workers=1).up_to_date
+    from cli.app import app
+
+    args = ["prepare", str(dataset), "--cache", str(cache), "--only", "flow", "--size", "24x32", "--device", "cpu", "--workers", "1"]
+    refused = CliRunner().invoke(app, [*args, "--flow", "tvl1-opencv"])
+    assert isinstance(refused.exception, CacheError)  # cli.app.main prints it as one line
+    assert "computed with tvl1-torch" in str(refused.exception) and "\n" not in str(refused.exception)
+    same = CliRunner().invoke(app, [*args, "--flow", "tvl1-torch", "--flow-batch", "3"])
+    assert same.exit_code == 0 and "up to date" in same.output, same.output
