@@ -147,7 +147,7 @@ def test_batched_equals_one_at_a_time_and_ignores_neighbours():
 
 def test_batch_choice():
     assert choose_batch(256, 340, torch.device("cpu"), override=7) == 7
-    assert 1 <= choose_batch(256, 340, torch.device("cpu")) <= 256
+    assert choose_batch(256, 340, torch.device("cpu")) == 1  # CPU_BATCH: batching only costs cache on the CPU
     assert choose_batch(4000, 4000, torch.device("cpu")) == 1
 
 

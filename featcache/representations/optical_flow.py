@@ -24,6 +24,10 @@ from featcache.schema import FLOW_BOUND, FLOW_STACK
 FLOW_METHODS = ("tvl1", "tvl1-torch", "tvl1-opencv", "farneback", "dis")
 NUM_FLOWS = 60
 # TV-L1 on the CPU: whichever implementation benchmarks/prepare.py measured faster there.
+# 2026-12-02, 2-core CPU shared with other jobs, 3 real clips x 12 pairs at 256x340, one thread,
+# side by side in one run, by CPU time (wall clock was set by the other jobs): tvl1-torch at
+# batch 1 0.79 pairs/CPU-s, tvl1-opencv 0.63 (1.24x); at 48x64 (prepare of 48 synthetic
+# videos) both took 127 CPU-s. Rerun `python benchmarks/prepare.py` on your machine to check.
 CPU_TVL1 = "tvl1-torch"
 
 

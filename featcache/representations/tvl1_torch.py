@@ -36,6 +36,10 @@ from featcache.representations.tvl1_ops import (
 
 MIN_PYRAMID_SIDE = 16  # OpenCV stops adding scales below 16 pixels
 CPU_MEMORY_BUDGET = 2 << 30  # bytes the CPU solver may use when choosing its batch
+# On the CPU a batch only adds cache misses (the per-operation overhead it saves is small at
+# 256x340): benchmarks/prepare.py, 36 pairs at 256x340, one thread, pairs per CPU-second:
+# batch 1 0.79, batch 4 0.66, batch 12 0.53 (OpenCV 0.63), 2026-12-02 on this 2-core machine.
+CPU_BATCH = 1
 # float32 values alive per pair and finest-scale pixel at the peak, counted (not measured):
 # ~30 of solver state and warped images, ~70 transient inside the median filter.
 BYTES_PER_PIXEL = 4 * 100
@@ -230,11 +234,16 @@ def free_memory(device: torch.device) -> int:
 
 
 def choose_batch(height: int, width: int, device: torch.device, *, override: int | None = None, limit: int = 256) -> int:
-    """Pairs per solver call for frames of ``height x width`` on ``device`` (``override`` wins)."""
+    """Pairs per solver call for frames of ``height x width`` on ``device`` (``override`` wins).
+
+    As many as fit in the free memory on a GPU (up to ``limit``), CPU_BATCH on the CPU.
+    """
     if override:
         return max(1, int(override))
+    device = torch.device(device)
     per_pair = BYTES_PER_PIXEL * height * width
-    return int(np.clip(free_memory(torch.device(device)) // per_pair, 1, limit))
+    fits = int(np.clip(free_memory(device) // per_pair, 1, limit))
+    return min(fits, CPU_BATCH) if device.type == "cpu" else fits
 
 
 def tvl1_flow_batched(frames0, frames1, params: TVL1Params | None = None, *, device="cpu", batch: int | None = None) -> np.ndarray:
