@@ -10,7 +10,9 @@ until the mean squared change of u falls below ``epsilon**2`` or ``outer_iterati
 
 Batched: ``tvl1_flow(I0 [B, H, W], I1 [B, H, W]) -> [B, H, W, 2]``. The stopping rule is per
 pair: a pair that has converged is frozen (masked) and dropped from the working set, so a
-pair's flow never depends on its batch neighbours. Inputs are grey levels 0..255 (OpenCV's
+pair's flow never depends on its batch neighbours (bitwise on the CPU, tested; on CUDA the
+per-pair error sum may be reduced in another order for another batch size, which could flip
+a stopping decision that lies within float rounding of the threshold). Inputs are grey levels 0..255 (OpenCV's
 uint8 scale); the flow is (x, y) with OpenCV's sign: I0(x) ~ I1(x + u(x)).
 """
 
