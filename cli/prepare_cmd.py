@@ -38,7 +38,7 @@ def register(app, data_app) -> None:
             help="Optical-flow method: tvl1 is the paper's (tvl1-torch, batched on CPU/GPU, or tvl1-opencv: tvl1 picks the faster for the device); farneback and dis are faster.",
         ),
         device: str = typer.Option("auto", "--device", help="Where tvl1-torch runs: auto (CUDA when present), cpu, cuda or cuda:N."),
-        flow_batch: int = typer.Option(0, "--flow-batch", help="Frame pairs per TV-L1 solver call (0: from frame size and free memory)."),
+        flow_batch: int = typer.Option(0, "--flow-batch", help="Frame pairs per TV-L1 solver call (0: as many as fit in free GPU memory; 1 on the CPU, measured fastest)."),
         size: str = typer.Option("256x340", "--size", help="Frames are resized to HxW before anything is computed."),
         only: Temporal = typer.Option(None, "--only", help="Prepare only dynamic images or only flow stacks."),
         window: int = typer.Option(10, "--window", help="Frames per dynamic image."),
