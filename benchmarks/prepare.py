@@ -1,12 +1,15 @@
 """Throughput of the temporal representations, side by side on the same clips.
 
     python benchmarks/prepare.py [--clips 3] [--size 256x340] [--frames 61] [--threads 1]
+                                 [--device cpu|cuda[:N]] [--batches 1,8,60] [--compile]
 
 Decodes the middle ``--frames`` frames of a few real clips (``../shared/data/real`` or
 ``$FEATCACHE_REAL_DATA``; generated clips when absent), then times optical flow with each
-method (tvl1, farneback, dis) and dynamic images on exactly those frames. Prints frames per
-second (flow: frame pairs per second; dynamic images: input frames per second), by wall
-clock and by this process's CPU time (fair on a shared machine), and the ratio to TV-L1.
+method (OpenCV's TV-L1, our PyTorch TV-L1 at each ``--batches`` size on ``--device``,
+farneback, dis) and dynamic images on exactly those frames. Prints frames per second (flow:
+frame pairs per second; dynamic images: input frames per second), by wall clock and by this
+process's CPU time (fair on a shared machine; meaningless for a GPU run), and the ratio to
+OpenCV's TV-L1. A clip's pairs go through the torch solver ``batch`` at a time, as in prepare.
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from featcache.representations import dynamic_image, optical_flow  # noqa: E402
+from featcache.representations import dynamic_image, optical_flow, tvl1_torch  # noqa: E402
 from featcache.video import read_middle_frames  # noqa: E402
 
 REAL_DATA = Path(os.environ.get("FEATCACHE_REAL_DATA", Path(__file__).resolve().parents[2] / "shared" / "data" / "real"))
@@ -69,31 +73,55 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=3)
     parser.add_argument("--size", default="256x340", help="HxW the frames are resized to")
     parser.add_argument("--frames", type=int, default=61, help="middle frames per clip (61 -> 60 flow fields)")
-    parser.add_argument("--threads", type=int, default=1, help="OpenCV threads (prepare uses 1 per worker)")
+    parser.add_argument("--threads", type=int, default=1, help="OpenCV and torch CPU threads (prepare uses 1 per worker)")
+    parser.add_argument("--device", default="cpu", help="where the torch TV-L1 runs: cpu, cuda or cuda:N")
+    parser.add_argument("--batches", default="1,8,60", help="torch TV-L1 batch sizes to time (pairs per solver call)")
+    parser.add_argument("--compile", action="store_true", help="torch TV-L1 through torch.compile (opt-in; warm-up compiles)")
     args = parser.parse_args()
+    if args.compile:
+        tvl1_torch.use_torch_compile()
     size = tuple(int(v) for v in args.size.lower().split("x"))
     cv2.setNumThreads(args.threads)
+    torch.set_num_threads(args.threads)
 
     clips = load_clips(args.clips, size, args.frames)
     print(f"{len(clips)} clips ({', '.join(name for name, _ in clips)}), {args.frames} frames each at {size[0]}x{size[1]}, "
           f"{args.threads} OpenCV thread(s)")
     results = []  # (name, frames processed, (wall s, CPU s))
-    for method in optical_flow.FLOW_METHODS:
-        estimator = optical_flow.create_flow_method(method)
-        pairs = sum(len(c) - 1 for _, c in clips)
+    pairs = sum(len(c) - 1 for _, c in clips)
+    optical_flow.flow_stacks(clips[0][1][:3], "tvl1-torch", device=args.device)  # warm-up (CUDA context, allocator)
+    for method, batch in flow_runs(args.batches):
+        estimator = optical_flow.create_flow_method(method, device=args.device, batch=batch)
         seconds = total(timed(lambda c=c: optical_flow.flow_stacks(c, estimator, num_frames=args.frames - 1)) for _, c in clips)
-        results.append((f"flow {method}", pairs, seconds))
+        label = f"flow {method}" + (f" b{batch} {args.device}" if batch else "")
+        results.append((label, pairs, seconds))
+        peak = ""
+        if batch and args.device.startswith("cuda"):
+            peak = f", peak {torch.cuda.max_memory_allocated(args.device) / 2**30:.2f} GiB"
+            torch.cuda.reset_peak_memory_stats(args.device)
+        print(f"  {label}: {pairs / seconds[0]:.2f} pairs/s wall, {pairs / seconds[1]:.2f} pairs/CPU-s{peak}", flush=True)
     consumed = sum(min(len(c), dynamic_image.frames_needed()) for _, c in clips)
     seconds = total(timed(lambda c=c: dynamic_image.dynamic_images(c)) for _, c in clips)
     results.append(("dynamic images", consumed, seconds))
 
     tvl1_wall, tvl1_cpu = results[0][1] / results[0][2][0], results[0][1] / results[0][2][1]
-    print(f"{'representation':<18}{'frames':>7}{'wall s':>9}{'frames/s':>10}{'x tvl1':>9}{'CPU s':>9}{'frames/CPU s':>14}{'x tvl1':>9}")
+    print(f"{'representation':<26}{'frames':>7}{'wall s':>9}{'frames/s':>10}{'x ocv':>8}{'CPU s':>9}{'frames/CPU s':>14}{'x ocv':>8}")
     for name, count, (wall, cpu) in results:
         print(
-            f"{name:<18}{count:>7}{wall:>9.2f}{count / wall:>10.1f}{count / wall / tvl1_wall:>9.1f}"
-            f"{cpu:>9.2f}{count / cpu:>14.1f}{count / cpu / tvl1_cpu:>9.1f}"
+            f"{name:<26}{count:>7}{wall:>9.2f}{count / wall:>10.2f}{count / wall / tvl1_wall:>8.2f}"
+            f"{cpu:>9.2f}{count / cpu:>14.2f}{count / cpu / tvl1_cpu:>8.2f}"
         )
+    torch_rows = [r for r in results if r[0].startswith("flow tvl1-torch")]
+    best = max(torch_rows, key=lambda r: r[1] / r[2][0])
+    print(f"torch TV-L1 best: {best[0]} at {best[1] / best[2][0]:.2f} pairs/s wall "
+          f"({best[1] / best[2][0] / tvl1_wall:.2f}x OpenCV TV-L1 by wall clock, same run)")
+
+
+def flow_runs(batches: str) -> list[tuple[str, int | None]]:
+    """(method, torch batch) to time: OpenCV's TV-L1 first (the reference), then ours per batch."""
+    runs: list[tuple[str, int | None]] = [("tvl1-opencv", None)]
+    runs += [("tvl1-torch", int(b)) for b in batches.split(",")]
+    return runs + [("farneback", None), ("dis", None)]
 
 if __name__ == "__main__":
     main()

@@ -13,6 +13,8 @@ from featcache.errors import FeatcacheError
 
 class FlowMethod(str, Enum):
     tvl1 = "tvl1"
+    tvl1_torch = "tvl1-torch"
+    tvl1_opencv = "tvl1-opencv"
     farneback = "farneback"
     dis = "dis"
 
@@ -31,7 +33,12 @@ def register(app, data_app) -> None:
     def prepare_command(
         root: Path = typer.Argument(..., help="Dataset root in folder layout (reads ROOT/videos/{train,test}/<class>/...)."),
         cache: Path = typer.Option(Path("cache"), "--cache", help="Cache folder; writes DIR/temporal.h5."),
-        flow: FlowMethod = typer.Option(FlowMethod.tvl1, "--flow", help="Optical-flow method (tvl1 is the paper's; farneback and dis are faster)."),
+        flow: FlowMethod = typer.Option(
+            FlowMethod.tvl1, "--flow",
+            help="Optical-flow method: tvl1 is the paper's (tvl1-torch, batched on CPU/GPU, or tvl1-opencv: tvl1 picks the faster for the device); farneback and dis are faster.",
+        ),
+        device: str = typer.Option("auto", "--device", help="Where tvl1-torch runs: auto (CUDA when present), cpu, cuda or cuda:N."),
+        flow_batch: int = typer.Option(0, "--flow-batch", help="Frame pairs per TV-L1 solver call (0: as many as fit in free GPU memory; 1 on the CPU, measured fastest)."),
         size: str = typer.Option("256x340", "--size", help="Frames are resized to HxW before anything is computed."),
         only: Temporal = typer.Option(None, "--only", help="Prepare only dynamic images or only flow stacks."),
         window: int = typer.Option(10, "--window", help="Frames per dynamic image."),
@@ -48,7 +55,7 @@ def register(app, data_app) -> None:
         kinds = (only.value,) if only else ("dynamic", "flow")
         settings = PrepareSettings(
             size=parse_size(size), kinds=kinds, window=window, stride=stride, count=count,
-            flow_method=flow.value, flow_frames=flow_frames,
+            flow_method=flow.value, flow_frames=flow_frames, flow_device=device, flow_batch=flow_batch,
         )
         report = prepare(root, cache, settings, workers=workers or None, restart=restart, keep_parts=keep_parts)
         rows = ", ".join(f"{n} {'dynamic images' if k == 'dynamic' else 'flow stacks'}" for k, n in report.rows.items())

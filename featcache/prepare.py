@@ -19,6 +19,7 @@ when no video at all could be prepared.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import multiprocessing
@@ -26,7 +27,7 @@ import os
 import shutil
 import time
 import zipfile
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,11 +36,13 @@ from typing import Any
 import cv2
 import h5py
 import numpy as np
+import torch
 
 from featcache.dataset import FolderDataset, Sample
 from featcache.errors import CacheError, DatasetError, FeatcacheError, MediaError
 from featcache.progress import console, make_progress
 from featcache.representations import dynamic_image, optical_flow
+from featcache.representations.tvl1_torch import TVL1Params
 from featcache.schema import (
     FLOW_BOUND,
     FLOW_STACK,
@@ -77,6 +80,10 @@ class PrepareSettings:
     flow_frames: int = optical_flow.NUM_FLOWS
     stack: int = FLOW_STACK
     bound: float = FLOW_BOUND
+    # Where tvl1-torch runs and how many pairs per solver call: not recorded, as the flow does
+    # not depend on the batch, and CPU and CUDA agree up to float rounding.
+    flow_device: str = "auto"
+    flow_batch: int = 0  # 0: chosen from frame size and free memory
 
     def __post_init__(self):
         if len(self.size) != 2 or min(self.size) < 8:
@@ -89,6 +96,8 @@ class PrepareSettings:
                 f"bad settings window={self.window} stride={self.stride} count={self.count} "
                 f"flow frames={self.flow_frames}; need window >= 2 and the others >= 1"
             )
+        if self.flow_batch < 0:
+            raise FeatcacheError(f"bad --flow-batch {self.flow_batch}; expected 0 (automatic) or a positive count")
         if self.flow_method not in optical_flow.FLOW_METHODS:
             raise FeatcacheError(
                 f"unknown flow method {self.flow_method!r}; expected {', '.join(optical_flow.FLOW_METHODS)}"
@@ -97,7 +106,10 @@ class PrepareSettings:
     def group_preprocessing(self, kind: str) -> dict[str, Any]:
         if kind == "dynamic":
             return {"window": self.window, "stride": self.stride, "count": self.count}
-        return {"method": self.flow_method, "frames": self.flow_frames, "stack": self.stack, "bound": self.bound}
+        flow = {"method": self.flow_method, "frames": self.flow_frames, "stack": self.stack, "bound": self.bound}
+        if self.flow_method.startswith("tvl1-"):
+            flow["tvl1"] = TVL1Params().as_dict()
+        return flow
 
     def preprocessing(self) -> dict[str, Any]:
         """The root ``preprocessing`` JSON (DESIGN item 4)."""
@@ -200,9 +212,17 @@ def part_name(source: str) -> str:
     return hashlib.sha1(source.encode("utf-8")).hexdigest()[:20] + ".npz"
 
 
-def compute_video(path: Path, settings: PrepareSettings) -> tuple[dict[str, np.ndarray], int, list[str]]:
-    """Representations of one video, its frame count, and notes about short videos."""
-    frames, num_frames = read_middle_frames(path, settings.frames_to_read(), size=settings.size)
+def decode_video(path: Path, settings: PrepareSettings) -> tuple[np.ndarray, int]:
+    """The middle frames a video's representations need, resized, and its frame count."""
+    return read_middle_frames(path, settings.frames_to_read(), size=settings.size)
+
+
+def compute_video(path: Path, settings: PrepareSettings, decoded=None) -> tuple[dict[str, np.ndarray], int, list[str]]:
+    """Representations of one video, its frame count, and notes about short videos.
+
+    ``decoded``: a future of :func:`decode_video` started earlier (decoding overlaps the flow).
+    """
+    frames, num_frames = decoded.result() if decoded is not None else decode_video(path, settings)
     arrays: dict[str, np.ndarray] = {}
     notes = []
     if "dynamic" in settings.kinds:
@@ -213,7 +233,10 @@ def compute_video(path: Path, settings: PrepareSettings) -> tuple[dict[str, np.n
         # A fresh estimator per video (flow_stacks creates it once, outside its frame loop):
         # DIS carries state from one call to the next, so sharing one across videos would make
         # a video's flow depend on which videos its worker happened to process before it.
-        arrays["flow"] = optical_flow.flow_stacks(frames, settings.flow_method, settings.flow_frames, settings.stack, settings.bound)
+        arrays["flow"] = optical_flow.flow_stacks(
+            frames, settings.flow_method, settings.flow_frames, settings.stack, settings.bound,
+            device=settings.flow_device, batch=settings.flow_batch or None,
+        )
         wanted = settings.flow_frames // settings.stack
         if len(arrays["flow"]) < wanted:
             padded = " (padded)" if num_frames - 1 < settings.stack else ""
@@ -254,10 +277,10 @@ def read_part(part: Path, source: str, stamp: str, kinds, arrays: bool = True) -
         return None
 
 
-def prepare_one(path: str, source: str, stamp: str, part: str, settings: PrepareSettings):
+def prepare_one(path: str, source: str, stamp: str, part: str, settings: PrepareSettings, decoded=None):
     """Worker entry point: compute one video and write its part. Returns (source, error, notes)."""
     try:
-        arrays, num_frames, notes = compute_video(Path(path), settings)
+        arrays, num_frames, notes = compute_video(Path(path), settings, decoded)
     except MediaError as exc:
         return source, str(exc), []
     except Exception as exc:  # noqa: BLE001  -- e.g. cv2.error on garbage frames: report it, keep going
@@ -309,7 +332,33 @@ def describe(pre: dict | None) -> str:
     return " ".join(bits)
 
 
-def existing_final(path: Path, settings: PrepareSettings) -> tuple[dict | None, str]:
+def resolve_flow_settings(settings: PrepareSettings) -> PrepareSettings:
+    """The flow device resolved (auto -> cuda or cpu) and ``tvl1`` named by its implementation."""
+    if "flow" not in settings.kinds:
+        return settings
+    from featcache.extract import resolve_device  # the one device resolver (imports torch models: late)
+
+    device = str(resolve_device(settings.flow_device))
+    return dataclasses.replace(settings, flow_device=device, flow_method=optical_flow.resolve_flow_method(settings.flow_method, device))
+
+
+def refuse_other_tvl1(path: Path, found: dict | None, wanted: dict) -> None:
+    """Flows of one TV-L1 implementation are never silently replaced by the other's.
+
+    ``tvl1`` resolves by device, so a rerun on another machine would otherwise discard hours
+    of flow without a word; the user decides (same --flow, or --restart).
+    """
+    old = ((found or {}).get("flow") or {}).get("method")
+    new = (wanted.get("flow") or {}).get("method")
+    family = ("tvl1", "tvl1-torch", "tvl1-opencv")
+    if old != new and old in family and new in family:
+        raise CacheError(
+            f"{path}: its flow was computed with {old}, this run would use {new}; rerun with --flow {old} "
+            f"to keep it, or pass --restart to rebuild it with {new}"
+        )
+
+
+def existing_final(path: Path, settings: PrepareSettings, restart: bool = False) -> tuple[dict | None, str]:
     """(root attrs of a complete temporal.h5 with the same settings or None, why not)."""
     if not path.exists():
         return None, ""
@@ -321,6 +370,8 @@ def existing_final(path: Path, settings: PrepareSettings) -> tuple[dict | None, 
     except OSError:
         return None, f"{path} is not readable HDF5; rebuilding"
     if attrs.get("preprocessing") != settings.preprocessing():
+        if not restart:
+            refuse_other_tvl1(path, attrs.get("preprocessing"), settings.preprocessing())
         return None, (
             f"{path} was built with other settings ({describe(attrs.get('preprocessing'))}); "
             f"rebuilding with {describe(settings.preprocessing())}"
@@ -423,11 +474,29 @@ def default_workers() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
 
+def single_threaded() -> None:
+    """OpenCV and torch on one CPU thread (worker initializer, and the in-process path)."""
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+
+
+def prefetched(jobs, settings: PrepareSettings):
+    """``(job, future of its decoded frames)``, decoding the next video while this one computes."""
+    with ThreadPoolExecutor(max_workers=1) as decoder:
+        pending = decoder.submit(decode_video, Path(jobs[0][0]), settings) if jobs else None
+        for i, job in enumerate(jobs):
+            current = pending
+            pending = decoder.submit(decode_video, Path(jobs[i + 1][0]), settings) if i + 1 < len(jobs) else None
+            yield job, current
+
+
 def run_jobs(jobs, settings: PrepareSettings, workers: int, on_result) -> None:
     """Compute the jobs (path, source, stamp, part), in-process or in a process pool.
 
-    OpenCV runs single-threaded either way: multi-threaded DIS/Farneback differ in the last
-    bit, and the file must not depend on --workers. Processes give the parallelism.
+    OpenCV and torch run single-threaded either way: multi-threaded DIS/Farneback differ in the
+    last bit (and so could a multi-threaded reduction in TV-L1's stopping rule), and the file
+    must not depend on --workers. Processes give the parallelism. Flow on a GPU runs
+    in-process, one video's pairs in one batch, while a thread decodes the next video.
     """
 
     with make_progress(rate_unit="videos/s") as progress:
@@ -440,18 +509,19 @@ def run_jobs(jobs, settings: PrepareSettings, workers: int, on_result) -> None:
             finished = progress.tasks[task].completed
             progress.update(task, rate=finished / max(time.perf_counter() - started, 1e-9))
 
-        if workers <= 1:
-            threads = cv2.getNumThreads()
-            cv2.setNumThreads(1)
+        if workers <= 1 or settings.flow_device.startswith("cuda"):
+            threads = cv2.getNumThreads(), torch.get_num_threads()
+            single_threaded()
             try:
-                for job in jobs:
-                    done(prepare_one(*job, settings))
+                for job, decoded in prefetched(jobs, settings):
+                    done(prepare_one(*job, settings, decoded))
             finally:
-                cv2.setNumThreads(threads)
+                cv2.setNumThreads(threads[0])
+                torch.set_num_threads(threads[1])
             return
         # spawn, not fork: forking a process whose OpenCV/OpenMP thread pools are running deadlocks.
         pool = ProcessPoolExecutor(
-            max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=cv2.setNumThreads, initargs=(1,)
+            max_workers=workers, mp_context=multiprocessing.get_context("spawn"), initializer=single_threaded
         )
         try:
             futures = [pool.submit(prepare_one, *job, settings) for job in jobs]
@@ -476,7 +546,7 @@ def prepare(
     keep_parts: bool = False,
 ) -> PrepareReport:
     """Prepare every video of the dataset at ``root`` into ``cache_dir/temporal.h5``."""
-    settings = settings or PrepareSettings()
+    settings = resolve_flow_settings(settings or PrepareSettings())
     started = time.perf_counter()
     dataset = FolderDataset(root)
     if not dataset.has("videos"):
@@ -490,7 +560,7 @@ def prepare(
     stamps = {s.path: file_stamp(dataset.path(s)) for s in samples}
     digest = video_list_digest(samples, stamps)
 
-    old_attrs, why = existing_final(out, settings)
+    old_attrs, why = existing_final(out, settings, restart)
     if old_attrs is not None and old_attrs.get("video_list_digest") == digest and not restart:
         report.up_to_date = True
         report.failed = read_failed(out)
