@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from cli.choices import Temporal
+from cli.choices import Temporal, device_option
 from featcache.errors import FeatcacheError
 
 
@@ -37,7 +37,7 @@ def register(app, data_app) -> None:
             FlowMethod.tvl1, "--flow",
             help="Optical-flow method: tvl1 is the paper's (tvl1-torch, batched on CPU/GPU, or tvl1-opencv: tvl1 picks the faster for the device); farneback and dis are faster.",
         ),
-        device: str = typer.Option("auto", "--device", help="Where tvl1-torch runs: auto (CUDA when present), cpu, cuda or cuda:N."),
+        device: str = device_option("Where tvl1-torch runs."),
         flow_batch: int = typer.Option(0, "--flow-batch", help="Frame pairs per TV-L1 solver call (0: as many as fit in free GPU memory; 1 on the CPU, measured fastest)."),
         size: str = typer.Option("256x340", "--size", help="Frames are resized to HxW before anything is computed."),
         only: Temporal = typer.Option(None, "--only", help="Prepare only dynamic images or only flow stacks."),

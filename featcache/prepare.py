@@ -336,7 +336,7 @@ def resolve_flow_settings(settings: PrepareSettings) -> PrepareSettings:
     """The flow device resolved (auto -> cuda or cpu) and ``tvl1`` named by its implementation."""
     if "flow" not in settings.kinds:
         return settings
-    from featcache.extract import resolve_device  # the one device resolver (imports torch models: late)
+    from featcache.device import resolve_device  # the one device resolver (imports torch: late)
 
     device = str(resolve_device(settings.flow_device))
     return dataclasses.replace(settings, flow_device=device, flow_method=optical_flow.resolve_flow_method(settings.flow_method, device))
