@@ -29,6 +29,7 @@ def register(app, data_app) -> None:
 
         Resumable: configurations whose run dir already holds metrics.json with the same config are not retrained.
         """
+        from featcache import distributed
         from featcache.errors import FeatcacheError
         from heads.grid import GridSpec, expand_grid, print_grid, run_grid, write_grid_csv
 
@@ -41,6 +42,8 @@ def register(app, data_app) -> None:
         spec = GridSpec(method.value, temporal.value, Path(cache), Path(out_dir), backbone, temporal_backbone,
                         device, varied)
         runs = run_grid(spec, configs, jobs=jobs, max_group=max_group)
+        if not distributed.detect_env().is_main:  # under torchrun rank 0 writes grid.csv and the table
+            return
         path = write_grid_csv(spec.out_dir, runs)
         print_grid(spec, runs, limit=top)
         reused = sum(r.reused for r in runs)
