@@ -12,10 +12,12 @@ Every configuration runs the same command on the same data into a fresh cache fo
 Without ROOT a synthetic dataset (``featcache data synth``) is written to a temporary folder.
 
 Prints per stage: items, wall seconds from launch to exit (Python and torch start-up
-included), items/s and its ratio to 1x1, the command's own seconds, the single assembly
-step's seconds and its share of the command, CPU seconds of all processes (fair on a
-shared machine), and whether the output equals the first configuration's (prepare:
-byte-equal datasets; extract: largest feature difference). On a GPU node
+included), items/s and its ratio to 1x1, the same for the command's own seconds, CPU
+seconds (all processes; the commands' own, summed over ranks; the busiest rank's), the
+speed-up on idle cores estimated from CPU time (1x1's CPU seconds over the busiest rank's:
+on a shared machine wall-clock ratios measure the neighbours), the single assembly step's
+seconds and its share of the command, and whether the output equals the first
+configuration's (prepare: byte-equal datasets; extract: largest feature difference). On a GPU node
 ``--device cuda --configs 1x1,8x1 --stages extract`` gives images/s at 1 and 8 GPUs.
 """
 
@@ -60,14 +62,18 @@ def run_timed(argv: list[str]) -> None:
     timed(featcache.extract)
     from cli.app import main
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), process_cpu()
     sys.argv = ["featcache", *argv]
     try:
         main()
-    finally:
-        if os.environ.get("RANK", "0") == "0":
-            times["command"] = time.perf_counter() - start
-            Path(os.environ[TIMES_ENV]).write_text(json.dumps(times))
+    finally:  # every rank writes its CPU seconds; rank 0's wall time is the command's
+        times.update(command=time.perf_counter() - start, cpu=process_cpu() - cpu)
+        Path(f"{os.environ[TIMES_ENV]}.{os.environ.get('RANK', '0')}").write_text(json.dumps(times))
+
+
+def process_cpu() -> float:
+    """CPU seconds of this process and its finished children (prepare's worker pool)."""
+    return sum(u.ru_utime + u.ru_stime for u in map(resource.getrusage, (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)))
 
 
 # -- the driver ----------------------------------------------------------------------------------
@@ -79,6 +85,7 @@ class Result:
     cpu: float
     command: float
     assembly: float
+    rank_cpu: list[float]
     output: Path
 
     @property
@@ -105,7 +112,8 @@ def launch(config: str, argv: list[str], workdir: Path) -> tuple[float, float, d
     wall, cpu = time.perf_counter() - wall, children_cpu() - cpu
     if done.returncode != 0:
         sys.exit(f"{config}: {' '.join(cmd)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
-    return wall, cpu, json.loads(times_file.read_text())
+    ranks = [json.loads(Path(f"{times_file}.{r}").read_text()) for r in range(procs)]
+    return wall, cpu, {**ranks[0], "rank_cpu": [t["cpu"] for t in ranks]}
 
 
 def stage_args(stage: str, config: str, root: Path, cache: Path, args) -> list[str]:
@@ -142,7 +150,8 @@ def run_stage(stage: str, root: Path, workdir: Path, args) -> list[Result]:
             cache = workdir / f"{stage}-{config}-{repeat}"
             wall, cpu, times = launch(config, stage_args(stage, config, root, cache, args), workdir)
             name = "temporal.h5" if stage == "prepare" else f"still-{args.backbone}.h5"
-            results.append(Result(config, items, wall, cpu, times["command"], times["assembly"], cache / name))
+            results.append(Result(config, items, wall, cpu, times["command"], times["assembly"], times["rank_cpu"],
+                                  cache / name))
     return results
 
 
@@ -152,20 +161,29 @@ def print_stage(stage: str, results: list[Result]) -> None:
 
     def ratio(value: float, of) -> str:
         return f"{value / of(base[0]):.2f}" if base else "-"
-    print(f"\n{stage}: {results[0].items} {unit}; wall: launch to exit; cmd: the command inside the process "
-          "(rank 0), without interpreter and import start-up")
-    print(f"{'config':<8}{'wall s':>8}{unit + '/s':>10}{'x 1x1':>7}{'cmd s':>8}{unit + '/s':>10}{'x 1x1':>7}"
-          f"{'assembly s':>11}{'share':>7}{'CPU s':>8}  output")
+
+    def idle_speedup(r: Result) -> str:
+        """On idle cores a rank's CPU seconds are its wall seconds: the job takes as long as its
+        busiest rank. Only for one-thread ranks; 1xT (T > 1) shares its CPU seconds across threads."""
+        one_thread = r.config.endswith("x1")
+        return ratio(1 / max(r.rank_cpu), lambda b: 1 / max(b.rank_cpu)) if one_thread else "-"
+
+    print(f"\n{stage}: {results[0].items} {unit}")
+    print(f"{'config':<7}{'wall s':>7}{'/s':>7}{'x1x1':>6}{'cmd s':>7}{'/s':>7}{'x1x1':>6}{'CPU s':>7}"
+          f"{'cmd CPU s':>10}{'busiest':>8}{'x1x1 idle':>10}{'assembly s':>11}{'share':>7}  output")
     for r in results:
         cmd_rate = r.items / r.command
-        print(f"{r.config:<8}{r.wall:>8.1f}{r.rate:>10.2f}{ratio(r.rate, lambda b: b.rate):>7}{r.command:>8.1f}"
-              f"{cmd_rate:>10.2f}{ratio(cmd_rate, lambda b: b.items / b.command):>7}{r.assembly:>11.2f}"
-              f"{100 * r.assembly / r.command:>6.1f}%{r.cpu:>8.1f}  {same_output(stage, results[0].output, r.output)}")
+        print(f"{r.config:<7}{r.wall:>7.1f}{r.rate:>7.2f}{ratio(r.rate, lambda b: b.rate):>6}{r.command:>7.1f}"
+              f"{cmd_rate:>7.2f}{ratio(cmd_rate, lambda b: b.items / b.command):>6}{r.cpu:>7.1f}"
+              f"{sum(r.rank_cpu):>10.1f}{max(r.rank_cpu):>8.1f}{idle_speedup(r):>10}{r.assembly:>11.2f}"
+              f"{100 * r.assembly / r.command:>6.1f}%  {same_output(stage, results[0].output, r.output)}")
     for r in results:  # what the projection in docs/scaling.md starts from
-        compute = r.command - r.assembly
         procs = int(r.config.split("x")[0])
-        print(f"  {r.config}: {r.items / compute / procs:.2f} {unit}/s per process outside the assembly "
-              f"({compute:.1f} s), assembly {r.assembly / r.items * 1000:.1f} ms per {unit[:-1]}")
+        print(f"  {r.config}: {r.items / (sum(r.rank_cpu) - r.assembly):.2f} {unit} per CPU-second outside the "
+              f"assembly (all {procs} process(es)); assembly {r.assembly / r.items * 1000:.1f} ms per {unit[:-1]}")
+    print("  wall: launch to exit (interpreter, torch import and torchrun start-up included); cmd: the command in "
+          "rank 0; CPU s: every process; cmd CPU s: the commands' own, all ranks; busiest: the busiest rank's; "
+          "x1x1 idle: 1x1's busiest / this busiest, the speed-up on idle cores")
 
 
 def synth_dataset(workdir: Path, args) -> Path:

@@ -50,13 +50,17 @@ def featcache(*args, ranks: int | None = None, wait: bool = True):
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    """4 classes, 20 videos of 64 frames at 48x64, 40 stills at 96x96; a fixed random backbone."""
+    """4 classes, 20 videos of 64 frames at 48x64 + a broken one, 40 stills at 96x96 + a broken one;
+    a fixed random backbone."""
     root = tmp_path_factory.mktemp("dist") / "synth"
     featcache("data", "synth", root, "--classes", "4", "--stills-per-class", "6,2,2", "--videos-per-class", "3,2",
               "--frames", "64", "--still-size", "96x96", "--video-size", "48x64", "--workers", "1")
     from featcache.backbones import create_backbone, save_checkpoint
     from featcache.dataset import FolderDataset
 
+    # One bad video and one bad image: reported by path by the rank that meets them.
+    (root / "videos" / "train" / "sit_down" / "sit_down_train_broken.avi").write_bytes(b"not a video" * 100)
+    (root / "stills" / "train" / "sit_down" / "sit_down_train_broken.jpg").write_bytes(b"not an image" * 100)
     torch.manual_seed(0)
     backbone = create_backbone("efficientnet-lite0", weights="random")
     save_checkpoint(root.parent / "weights.pt", backbone, classes=FolderDataset(root).classes, modality="still")
@@ -131,7 +135,8 @@ def one_process_temporal(dataset):
 
 def test_prepare_two_ranks_equal_one_process(dataset, one_process_temporal, tmp_path):
     done = featcache("prepare", dataset, "--cache", tmp_path, *PREPARE, ranks=2)
-    assert done.stdout.count("prepared 20/20 videos") == 1  # rank 0 reports, once
+    assert done.stdout.count("prepared 20/21 videos") == 1  # rank 0 reports, once
+    assert "sit_down_train_broken.avi" in done.stdout + done.stderr  # by the rank that met it (and in the summary)
     assert_same_file(one_process_temporal, tmp_path / "temporal.h5")
     assert not (tmp_path / "temporal.h5.parts").exists() and not (tmp_path / LOCK_FILE).exists()
 
@@ -162,7 +167,7 @@ def one_process_features(dataset):
 
 def test_extract_two_ranks_equal_one_process(dataset, one_process_features, tmp_path):
     done = featcache("extract", dataset, "--cache", tmp_path, *EXTRACT, *weights(dataset), ranks=2)
-    assert done.stdout.count("extracted 40/40 rows") == 1
+    assert done.stdout.count("extracted 40/41 rows") == 1 and "sit_down_train_broken.jpg" in done.stdout + done.stderr
     assert_same_file(one_process_features, tmp_path / one_process_features.name, atol=1e-4)
 
 
@@ -172,11 +177,11 @@ def test_extract_killed_rank_resumes_with_one_and_three_ranks(dataset, one_proce
     launcher = featcache("extract", dataset, "--cache", cache, *EXTRACT, *weights(dataset), ranks=2, wait=False)
     kill_one_rank_after(launcher, lambda: next(parts.glob("shard-*.npz"), None) if parts.exists() else None)
     finished = len(list(parts.glob("shard-*.npz")))
-    assert 0 < finished < 20 and not (cache / one_process_features.name).exists()
+    assert 0 < finished < 21 and not (cache / one_process_features.name).exists()
     one, three = killed_copies(cache, tmp_path)
 
     first = featcache("extract", dataset, "--cache", one, *EXTRACT, *weights(dataset))
-    assert f"{finished}/20 shards resumed" in first.stdout
+    assert f"{finished}/21 shards resumed" in first.stdout
     featcache("extract", dataset, "--cache", three, *EXTRACT, *weights(dataset), ranks=3)
     for resumed in (one, three):
         assert_same_file(one_process_features, resumed / one_process_features.name, atol=1e-4)
