@@ -81,7 +81,10 @@ def setup() -> DistEnv:
         timeout = float(os.environ.get("FEATCACHE_DIST_TIMEOUT_S", DEFAULT_TIMEOUT_S))
         dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=timeout))
         atexit.register(_teardown)
+        import cv2
+
         torch.set_num_threads(rank_threads(env))
+        cv2.setNumThreads(rank_threads(env))  # decoding and resizing: no more threads than the rank's share
     return env
 
 
