@@ -2,7 +2,7 @@
 
     python benchmarks/scale.py [ROOT] [--stages prepare,extract] [--configs 1x1,1x2,2x1]
         [--flow tvl1] [--size 64x86] [--videos 8] [--stills 48] [--backbone NAME] [--weights W]
-        [--device cpu|cuda] [--crop 224] [--repeats 1]
+        [--device cpu|cuda] [--crop 224] [--shard-size 16] [--repeats 1]
 
 A configuration ``PxT`` is P processes with T threads each: ``1xT`` is the plain command
 (prepare: ``--workers T``, a pool of T one-thread processes when T > 1; extract: T torch
@@ -123,7 +123,7 @@ def stage_args(stage: str, config: str, root: Path, cache: Path, args) -> list[s
                 "--workers", str(threads)]
     return ["extract", str(root), "--cache", str(cache), "--modality", "still", "--backbone", args.backbone,
             "--weights", str(args.weights), "--device", args.device, "--crop", str(args.crop),
-            "--resize", str(args.resize), "--workers", "0"]
+            "--resize", str(args.resize), "--shard-size", str(args.shard_size), "--workers", "0"]
 
 
 def same_output(stage: str, first: Path, other: Path) -> str:
@@ -226,6 +226,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--crop", type=int, default=224)
     parser.add_argument("--resize", type=int, default=256)
+    parser.add_argument("--shard-size", type=int, default=16, help="extract's rows per shard: many shards per rank")
     parser.add_argument("--repeats", type=int, default=1, help="rounds over the configurations (interleaved)")
     args = parser.parse_args()
     args.configs = args.configs.split(",")

@@ -310,7 +310,7 @@ def _extract(root, cache_dir, settings: ExtractSettings, env, overwrite, stop_af
 
     def start_parts():  # one rank creates or checks the parts folder and lists what is left
         remove_stale_temporaries(path)
-        prepare_parts(parts, identity, overwrite)
+        prepare_parts(parts, {**identity, "shard_size": settings.shard_size}, overwrite)  # shard k's rows depend on it
         return [k for k in range(len(shards)) if not shard_path(parts, k).exists()]
 
     pending = distributed.on_main(env, start_parts)
