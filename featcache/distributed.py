@@ -223,6 +223,7 @@ class CacheLock:
         self.what = what
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._created = False
 
     def __enter__(self) -> "CacheLock":
         on_main(self.env, self._acquire)
@@ -237,6 +238,7 @@ class CacheLock:
         if key in _HELD:
             _HELD[key] += 1
             return
+        self._created = not self.path.parent.exists()  # removed again if the job leaves it empty
         self.path.parent.mkdir(parents=True, exist_ok=True)
         me = {"host": socket.gethostname(), "pid": os.getpid(), "start": _process_start(os.getpid()),
               "job": job_id(), "command": self.what, "since": time.strftime("%Y-%m-%d %H:%M:%S")}
@@ -304,3 +306,5 @@ class CacheLock:
         del _HELD[key]
         self._stop.set()
         self.path.unlink(missing_ok=True)
+        if self._created and not any(self.path.parent.iterdir()):
+            self.path.parent.rmdir()
