@@ -43,6 +43,8 @@ def register(app, data_app) -> None:
             dtype=dtype.value, batch_size=batch_size, workers=workers, device=device, shard_size=shard_size,
         )
         report = extract(root, cache, settings, overwrite=overwrite, restart=restart)
+        if not report.assembled:  # a torchrun rank > 0: rank 0 writes the file and the summary
+            return
         shape = "x".join(str(s) for s in report.feature_shape)
         logits = ", with logits" if report.logits else ""
         if report.up_to_date:

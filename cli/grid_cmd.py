@@ -38,6 +38,8 @@ def register(app, data_app) -> None:
         result = fit_grid(cache, method.value, temporal.value, sets=sets, config_file=config, out=out, device=device,
                           jobs=jobs, max_group=max_group, restart=restart, backbone=backbone,
                           temporal_backbone=temporal_backbone, show_progress=True)
+        if result.csv is None:  # a torchrun rank > 0: rank 0 writes grid.csv and the table
+            return
         print_grid(result.spec, result.runs, limit=top)
         reused = sum(r.reused for r in result.runs)
         typer.echo(f"{len(result.runs)} configurations ({len(result.runs) - reused} trained, {reused} reused) -> {result.csv}")

@@ -58,6 +58,8 @@ def register(app, data_app) -> None:
             flow_method=flow.value, flow_frames=flow_frames, flow_device=device, flow_batch=flow_batch,
         )
         report = prepare(root, cache, settings, workers=workers or None, restart=restart, keep_parts=keep_parts)
+        if not report.assembled:  # a torchrun rank > 0: rank 0 writes the file and the summary
+            return
         rows = ", ".join(f"{n} {'dynamic images' if k == 'dynamic' else 'flow stacks'}" for k, n in report.rows.items())
         if report.up_to_date:
             typer.echo(f"{report.path} is up to date ({report.prepared}/{report.videos} videos, {rows}); nothing to do")

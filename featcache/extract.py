@@ -27,6 +27,7 @@ import torch
 from rich.markup import escape
 from torch.utils.data import DataLoader
 
+from featcache import distributed
 from featcache.backbones import create_backbone, default_backbone
 from featcache.device import resolve_device
 from featcache.errors import CacheError, FeatcacheError, MediaError
@@ -91,6 +92,8 @@ class ExtractReport:
     stopped: bool = False
     logits: bool = False
     feature_shape: tuple[int, ...] = ()
+    assembled: bool = True  # False on the ranks > 0 of a torchrun job
+    rank_rows: list[int] = field(default_factory=list)  # rows computed by each rank (torchrun)
 
     @property
     def images_per_second(self) -> float:
@@ -269,8 +272,15 @@ def extract(
     """Extract features for ``settings.modality`` of dataset ``root`` into ``cache_dir``.
 
     Resumes finished shards of the same settings; ``overwrite`` replaces a cache or parts of
-    other settings; ``restart`` discards this cache and its parts and starts over."""
-    settings = settings or ExtractSettings()
+    other settings; ``restart`` discards this cache and its parts and starts over.
+    Under torchrun the shards are shared out across ranks, each on its own device, and rank 0
+    assembles the file (the other ranks return a report of their own share, ``assembled=False``)."""
+    env = distributed.setup()
+    with distributed.CacheLock(cache_dir, env, "extract"):
+        return _extract(root, cache_dir, settings or ExtractSettings(), env, overwrite, restart, stop_after_shards, on_event)
+
+
+def _extract(root, cache_dir, settings: ExtractSettings, env, overwrite, restart, stop_after_shards, on_event) -> ExtractReport:
     say = on_event or (lambda message: console.print(message, highlight=False, soft_wrap=True))
     start = time.perf_counter()
     cache_dir = Path(cache_dir)
@@ -284,7 +294,7 @@ def extract(
         rows = temporal_rows(root, cache_dir, settings.modality)
 
     name = settings.backbone or default_backbone()
-    device = resolve_device(settings.device)
+    device = distributed.rank_device(resolve_device(settings.device), env)
     backbone = create_backbone(name, modality=settings.modality, weights=settings.weights)
     logits = backbone.num_classes > 0 and backbone.classes == rows.classes
     if backbone.num_classes > 0 and not logits:
@@ -295,9 +305,13 @@ def extract(
 
     identity = cache_identity(settings, name, backbone.weights_id, rows, logits, backbone.data_config())
     parts = path.with_name(path.name + ".parts")
-    if restart:
+
+    def discard() -> None:
         shutil.rmtree(parts, ignore_errors=True)
         path.unlink(missing_ok=True)
+
+    if restart:  # rank 0 discards the cache and its parts before any rank looks at them
+        distributed.on_main(env, discard)
     if check_existing(path, identity, overwrite):
         with h5py.File(path, "r") as f:
             report.written = int(f["labels"].shape[0])
@@ -307,19 +321,30 @@ def extract(
         report.seconds = time.perf_counter() - start
         return report
 
-    remove_stale_temporaries(path)
-    prepare_parts(parts, identity, overwrite)
     shards = shard_ranges(len(rows), settings.shard_size)
-    pending = [k for k in range(len(shards)) if not shard_path(parts, k).exists()]
+
+    def start_parts():  # one rank creates or checks the parts folder and lists what is left
+        remove_stale_temporaries(path)
+        prepare_parts(parts, {**identity, "shard_size": settings.shard_size}, overwrite)  # shard k's rows depend on it
+        return [k for k in range(len(shards)) if not shard_path(parts, k).exists()]
+
+    pending = distributed.on_main(env, start_parts)
     report.shards, report.resumed_shards = len(shards), len(shards) - len(pending)
-    if report.resumed_shards:
+    if report.resumed_shards and env.is_main:
         say(f"resuming: {report.resumed_shards}/{len(shards)} shards already done in {parts}")
+    pending = distributed.my_share(pending, [len(shards[k]) for k in pending], env)
 
     compute_start = time.perf_counter()
     if pending:
         size = input_size(settings, backbone.data_config())
         report.computed_rows = _run_shards(rows, root, cache_dir, settings, size, backbone, device, logits, shards, pending, parts, stop_after_shards, say)
+    if env.distributed:  # wait for every rank's shards; rank 0 alone assembles
+        report.rank_rows = distributed.all_gather(env, report.computed_rows)
+        report.assembled = env.is_main
     report.seconds = time.perf_counter() - compute_start
+    if not report.assembled:
+        return report
+    report.computed_rows = sum(report.rank_rows or [report.computed_rows])
 
     report.written, report.skipped, report.feature_shape = assemble(path, parts, shards, rows, identity)
     shutil.rmtree(parts, ignore_errors=True)

@@ -38,6 +38,7 @@ import h5py
 import numpy as np
 import torch
 
+from featcache import distributed
 from featcache.dataset import FolderDataset, Sample
 from featcache.errors import CacheError, DatasetError, FeatcacheError, MediaError
 from featcache.progress import console, make_progress
@@ -59,7 +60,7 @@ from featcache.schema import (
     write_root_attrs,
     write_rows,
 )
-from featcache.video import read_middle_frames
+from featcache.video import probe_video, read_middle_frames
 
 DEFAULT_SIZE = (256, 340)  # UCF-101 flow convention: frames resized to H=256, W=340
 PARTS_SUFFIX = ".parts"
@@ -140,6 +141,7 @@ class PrepareReport:
     seconds: float = 0.0
     up_to_date: bool = False
     unsupported: list[tuple[str, str]] = field(default_factory=list)  # files of other types in the tree, skipped
+    assembled: bool = True  # False on the ranks > 0 of a torchrun job
 
     @property
     def prepared(self) -> int:
@@ -332,13 +334,14 @@ def describe(pre: dict | None) -> str:
     return " ".join(bits)
 
 
-def resolve_flow_settings(settings: PrepareSettings) -> PrepareSettings:
-    """The flow device resolved (auto -> cuda or cpu) and ``tvl1`` named by its implementation."""
+def resolve_flow_settings(settings: PrepareSettings, env: distributed.DistEnv) -> PrepareSettings:
+    """The flow device resolved (auto -> cuda or cpu; a bare cuda is this rank's GPU under torchrun)
+    and ``tvl1`` named by its implementation."""
     if "flow" not in settings.kinds:
         return settings
     from featcache.device import resolve_device  # the one device resolver (imports torch: late)
 
-    device = str(resolve_device(settings.flow_device))
+    device = str(distributed.rank_device(resolve_device(settings.flow_device), env))
     return dataclasses.replace(settings, flow_device=device, flow_method=optical_flow.resolve_flow_method(settings.flow_method, device))
 
 
@@ -469,6 +472,49 @@ def read_failed(path: Path) -> list[tuple[str, str]]:
     return [(s, e) for s, e in zip(sources, errors) if e]
 
 
+# -- the work list -------------------------------------------------------------------
+def pending_jobs(dataset: FolderDataset, samples, stamps, parts: Path, settings: PrepareSettings) -> list[tuple]:
+    """(path, source, stamp, part) of every video without a finished part, in dataset order."""
+    jobs = []
+    for s in samples:
+        part = parts / part_name(s.path)
+        if not (part.exists() and read_part(part, s.path, stamps[s.path], settings.kinds, arrays=False) is not None):
+            jobs.append((str(dataset.path(s)), s.path, stamps[s.path], str(part)))
+    return jobs
+
+
+def video_cost(num_frames: int, settings: PrepareSettings) -> float:
+    """Work per video: frames decoded up to the end of the middle part, plus those turned into
+    representations (flow and rank pooling run on at most ``frames_to_read`` frames)."""
+    used = min(num_frames, settings.frames_to_read())
+    return (num_frames - used) / 2 + 2 * used
+
+
+def video_costs(jobs: list[tuple], settings: PrepareSettings, env) -> list[float]:
+    """Costs for splitting ``jobs`` across ranks; each rank probes every world_size-th video."""
+    if not env.distributed:
+        return [1.0] * len(jobs)
+
+    def frames(path: str) -> int:
+        try:
+            return probe_video(path).num_frames
+        except MediaError:
+            return 2  # cheap: it fails fast and is reported by the rank that gets it
+    mine = {i: frames(jobs[i][0]) for i in range(env.rank, len(jobs), env.world_size)}
+    counts = {i: n for part in distributed.all_gather(env, mine) for i, n in part.items()}
+    return [video_cost(counts[i], settings) for i in range(len(jobs))]
+
+
+def gather_results(env, errors: dict[str, str], report: PrepareReport) -> dict[str, str]:
+    """Every rank's failures, notes and count (for the file's index and the report)."""
+    if not env.distributed:
+        return errors
+    gathered = distributed.all_gather(env, (errors, report.notes, report.computed))
+    report.notes = [note for _, notes, _ in gathered for note in notes]
+    report.computed = sum(computed for _, _, computed in gathered)
+    return {source: error for rank_errors, _, _ in gathered for source, error in rank_errors.items()}
+
+
 # -- the command ----------------------------------------------------------------
 def default_workers() -> int:
     return max(1, min(2, os.cpu_count() or 1))
@@ -545,8 +591,16 @@ def prepare(
     restart: bool = False,
     keep_parts: bool = False,
 ) -> PrepareReport:
-    """Prepare every video of the dataset at ``root`` into ``cache_dir/temporal.h5``."""
-    settings = resolve_flow_settings(settings or PrepareSettings())
+    """Prepare every video of the dataset at ``root`` into ``cache_dir/temporal.h5``.
+
+    Under torchrun the videos are shared out across ranks and rank 0 assembles the file
+    (the other ranks return a report of their own share, ``assembled=False``)."""
+    env = distributed.setup()
+    with distributed.CacheLock(cache_dir, env, "prepare"):
+        return _prepare(root, cache_dir, resolve_flow_settings(settings or PrepareSettings(), env), env, workers, restart, keep_parts)
+
+
+def _prepare(root, cache_dir, settings: PrepareSettings, env, workers, restart, keep_parts) -> PrepareReport:
     started = time.perf_counter()
     dataset = FolderDataset(root)
     if not dataset.has("videos"):
@@ -568,23 +622,21 @@ def prepare(
             report.rows = {kind: int(f[kind]["labels"].shape[0]) for kind in settings.kinds}
         report.seconds = time.perf_counter() - started
         return report
-    if why:
+    if why and env.is_main:
         console.print(f"[yellow]note:[/] {why}")
 
-    check_parts_settings(parts, settings, restart)
-    if old_attrs is not None and not restart:
-        seeded = seed_parts_from_final(out, parts, samples, stamps, settings)
-        if seeded:
-            console.print(f"reusing {seeded} videos from the existing {out.name}")
+    def start_parts():  # one rank creates, clears or seeds the parts; the others wait for it
+        check_parts_settings(parts, settings, restart)
+        if old_attrs is not None and not restart:
+            seeded = seed_parts_from_final(out, parts, samples, stamps, settings)
+            if seeded:
+                console.print(f"reusing {seeded} videos from the existing {out.name}")
+        return pending_jobs(dataset, samples, stamps, parts, settings)
 
     errors: dict[str, str] = {}
-    jobs = []
-    for s in samples:
-        part = parts / part_name(s.path)
-        if part.exists() and read_part(part, s.path, stamps[s.path], settings.kinds, arrays=False) is not None:
-            report.reused += 1
-        else:
-            jobs.append((str(dataset.path(s)), s.path, stamps[s.path], str(part)))
+    jobs = distributed.on_main(env, start_parts)
+    report.reused = len(samples) - len(jobs)
+    jobs = distributed.my_share(jobs, video_costs(jobs, settings, env), env)
 
     def on_result(source, error, notes):
         if error:
@@ -597,10 +649,16 @@ def prepare(
                 console.print(f"[yellow]short video:[/] {source}: {note}", soft_wrap=True)
 
     if jobs:
-        run_jobs(jobs, settings, workers or default_workers(), on_result)
+        run_jobs(jobs, settings, workers or (1 if env.distributed else default_workers()), on_result)
+    errors = gather_results(env, errors, report)
     if len(errors) == len(samples):
         first = next(iter(errors.values()))
         raise MediaError(f"no video could be prepared ({len(errors)} failed); first: {first}")
+    if not env.is_main:  # rank 0 assembles; nothing here waits for it
+        report.assembled = False
+        report.failed = [(s.path, errors[s.path]) for s in samples if s.path in errors]
+        report.seconds = time.perf_counter() - started
+        return report
 
     report.rows = assemble(out, dataset, samples, stamps, parts, settings, errors, digest)
     report.failed = [(s.path, errors[s.path]) for s in samples if s.path in errors]

@@ -47,11 +47,11 @@ class HeadRun:
 
 @dataclass
 class GridResult:
-    """A finished grid: what was trained (``spec``), every run best first, and ``grid.csv``."""
+    """A finished grid: what was trained (``spec``), every run best first, and ``grid.csv`` (written by rank 0 alone under torchrun)."""
 
     spec: Any  # heads.grid.GridSpec
     runs: list  # [heads.grid.GridRun]: config, run_dir, metrics, reused, predictions (None when reused)
-    csv: Path
+    csv: Path | None  # None on torchrun ranks > 0 (rank 0 writes it)
 
 
 def resolve_head_config(method: str, temporal: str, config: Mapping[str, Any] | None = None,
@@ -122,6 +122,7 @@ def fit_grid(cache: str | os.PathLike = "cache", method: str = "gan", temporal: 
     are reused unless ``restart``. The runs come back ranked best first (by validation)."""
     from featcache.device import resolve_device
     from featcache.errors import FeatcacheError
+    from featcache import distributed
     from heads.grid import GridSpec, expand_grid, run_grid, write_grid_csv
 
     assignments = [f"{k}={','.join(str(v) for v in values)}" for k, values in (grid or {}).items()]
@@ -135,6 +136,8 @@ def fit_grid(cache: str | os.PathLike = "cache", method: str = "gan", temporal: 
     spec = GridSpec(method, temporal, Path(cache), out_dir, backbone, temporal_backbone,
                     str(resolve_device(device)), varied)
     runs = run_grid(spec, configs, jobs=jobs, max_group=max_group, restart=restart, show_progress=show_progress)
+    if not distributed.detect_env().is_main:  # under torchrun rank 0 alone writes grid.csv
+        return GridResult(spec, runs, None)
     return GridResult(spec, runs, write_grid_csv(spec.out_dir, runs))
 
 

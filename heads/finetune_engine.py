@@ -17,7 +17,6 @@ import copy
 import os
 import random
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -28,6 +27,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from featcache.device import resolve_device
+from featcache.distributed import DistEnv, detect_env, rank_device
 from featcache.errors import FeatcacheError
 from featcache.progress import console, make_progress
 from featcache.schema import atomic_path
@@ -37,31 +37,11 @@ NORM_TYPES = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)
 
 
 # -- processes and devices ----------------------------------------------------
-@dataclass(frozen=True)
-class DistEnv:
-    """Where this process sits in a ``torchrun`` job (rank 0 of 1 without one)."""
-
-    rank: int = 0
-    local_rank: int = 0
-    world_size: int = 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def distributed(self) -> bool:
-        return self.world_size > 1
-
-
 def setup(device: str = "auto") -> tuple[DistEnv, torch.device]:
     """Join the ``torchrun`` process group if there is one; pick this process's device."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    env = DistEnv(int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0")), world_size)
-    resolved = resolve_device(device)
+    env = detect_env()
+    resolved = rank_device(resolve_device(device), env)  # one GPU per torchrun process
     if resolved.type == "cuda":
-        if resolved.index is None:  # one GPU per torchrun process
-            resolved = torch.device("cuda", env.local_rank)
         torch.cuda.set_device(resolved)
     if env.distributed and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if resolved.type == "cuda" else "gloo")

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
+from featcache import distributed
 from featcache.errors import FeatcacheError
 from featcache.schema import atomic_path
 from heads.evaluation import EVAL_SPLITS, STREAMS, read_metrics, selection_score, write_metrics
@@ -168,10 +169,12 @@ def data_identity(data) -> str:
 
 
 def dimred_store(spec: GridSpec):
+    """Dim-reduction networks shared through ``<cache>/heads``; under torchrun only rank 0
+    saves there (one writer per file), the others reuse what it saved or train their own."""
     from heads.train_head import DimRedStore
 
     parts = spec.cache_dir / "heads"
-    return DimRedStore([parts], [parts])
+    return DimRedStore([parts], [parts] if distributed.detect_env().is_main else [])
 
 
 def train_and_write(spec: GridSpec, data, configs: list[dict], run_dirs: list[Path]) -> list[tuple[dict, dict]]:
@@ -223,13 +226,48 @@ def run_grid(
     show_progress: bool = True,
     restart: bool = False,
 ) -> list[GridRun]:
-    """Train every configuration not finished yet (every one with ``restart``); returns all
-    runs ranked best first."""
+    """Train every configuration not finished yet (every one with ``restart``); returns all runs ranked best first.
+
+    Under torchrun the shape groups are shared out across ranks (each on its own device) and
+    every rank returns all runs, the others' metrics gathered."""
     if jobs < 1:
         raise FeatcacheError(f"--jobs {jobs}: expected an integer >= 1")
-    data = data if data is not None else load_data(spec)
-    runs = plan_runs(spec, configs, data_identity(data), restart)
-    groups = shape_groups(spec.method, runs, max_group)
+    env = distributed.setup()
+    with distributed.CacheLock(spec.out_dir, env, "grid"):
+        spec = rank_spec(spec, env)
+        data = data if data is not None else load_data(spec)
+        runs = distributed.on_main(env, lambda: plan_runs(spec, configs, data_identity(data), restart))
+        groups = shape_groups(spec.method, runs, max_group)
+        mine = distributed.my_share(groups, [len(g) for g in groups], env)
+        _train_groups(spec, data, runs, mine, jobs, on_group_done, show_progress)
+        gather_metrics(env, runs, groups)
+    return rank_runs(runs)
+
+
+def rank_spec(spec: GridSpec, env) -> GridSpec:
+    """Under torchrun, a bare cuda (or auto on a GPU node) becomes this rank's GPU."""
+    if not env.distributed:
+        return spec
+    from dataclasses import replace
+
+    from featcache.device import resolve_device
+
+    return replace(spec, device=str(distributed.rank_device(resolve_device(spec.device), env)))
+
+
+def gather_metrics(env, runs: list[GridRun], groups: list[list[GridRun]]) -> None:
+    """Fill in the metrics of the groups other ranks trained (every rank gets them all)."""
+    if not env.distributed:
+        return
+    trained = {str(r.run_dir): r.metrics for g in groups for r in g if r.metrics is not None}
+    merged = {k: v for part in distributed.all_gather(env, trained) for k, v in part.items()}
+    for run in runs:
+        if run.metrics is None and str(run.run_dir) in merged:
+            run.metrics = merged[str(run.run_dir)]
+
+
+def _train_groups(spec, data, runs, groups, jobs, on_group_done, show_progress) -> None:
+    """This process's groups, in turn or in a process pool; each writes its run dirs."""
     spec.out_dir.mkdir(parents=True, exist_ok=True)
 
     def finish(group: list[GridRun], outcomes: list[tuple[dict, dict]], advance) -> None:
@@ -256,7 +294,6 @@ def run_grid(
                 finish(group, outcomes, advance)
         else:
             _run_pool(spec, groups, jobs, finish, advance)
-    return rank_runs(runs)
 
 
 def _run_pool(spec: GridSpec, groups: list[list[GridRun]], jobs: int, finish, advance) -> None:
