@@ -326,12 +326,37 @@ def read_metrics(run_dir: str | os.PathLike) -> dict[str, Any]:
     return metrics
 
 
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}"
+def format_accuracy(entry: Mapping[str, Any] | None, split: str, missing: str = "-") -> str:
+    """``43.3 [34.2, 52.5]`` (one seed) or ``43.3 ± 1.2 [38.0, 48.6]`` (mean ± std over seeds, CI)."""
+    value = (entry or {}).get(split)
+    if value is None:
+        return missing
+    text = f"{value:.1f}"
+    if (entry or {}).get(f"{split}_std") is not None:
+        text += f" ± {entry[f'{split}_std']:.1f}"
+    ci = (entry or {}).get(f"{split}_ci")
+    if ci and ci[0] is not None and ci[1] is not None:
+        text += f" [{ci[0]:.1f}, {ci[1]:.1f}]"
+    return text
+
+
+def format_gain(gain: Mapping[str, Any] | None, missing: str = "-") -> str:
+    """``+4.2 [0.8, 7.5] *`` with the significance mark of its paired p-value."""
+    from heads.statistics import significance_mark
+
+    if not gain or gain.get("test") is None:
+        return missing
+    ci = gain.get("test_ci") or [None, None]
+    text = f"{gain['test']:+.1f}"
+    if ci[0] is not None and ci[1] is not None:
+        text += f" [{ci[0]:+.1f}, {ci[1]:+.1f}]"
+    mark = significance_mark(gain.get("p_value"))
+    return f"{text} {mark}" if mark else text
 
 
 def print_metrics(metrics: Mapping[str, Any], console=None) -> None:
-    """A rich table: rows still / derived / fused, columns val / test (percent)."""
+    """A rich table: one row per stream; val / test accuracy in percent with the 95% CI (and
+    mean ± std over seeds), the paired gain over the still baseline on test, and the ECE."""
     from rich.console import Console
     from rich.table import Table
 
@@ -342,13 +367,29 @@ def print_metrics(metrics: Mapping[str, Any], console=None) -> None:
         title += f" [{metrics['experiment']}]"
     table = Table(title=title)
     table.add_column("stream")
+    seeds = metrics.get("seeds")
     for split in EVAL_SPLITS:
-        table.add_column(f"{split} acc %", justify="right")
-    for stream in STREAMS:
+        table.add_column(f"{split} acc %{' (mean ± std)' if seeds else ''} [95% CI]", justify="right")
+    gains = metrics.get("gain") or {}
+    if gains:
+        table.add_column("test gain vs still [95% CI]", justify="right")
+    table.add_column("ECE %", justify="right")
+    for stream in ALL_STREAMS:
         entry = metrics.get(stream)
         if entry is None:
             continue
-        table.add_row(stream, *(_fmt(entry.get(split)) for split in EVAL_SPLITS))
+        cells = [format_accuracy(entry, split) for split in EVAL_SPLITS]
+        if gains:
+            cells.append(format_gain(gains.get(stream)))
+        ece = entry.get("ece")
+        cells.append("-" if ece is None else f"{ece:.1f}")
+        table.add_row(stream, *cells)
+    caption = []
+    if seeds:
+        caption.append(f"{len(seeds)} seeds {seeds}")
+    if gains:
+        caption.append("gain: paired bootstrap on the same test images, * p < 0.05, ** p < 0.01")
     if metrics.get("seconds") is not None:
-        table.caption = f"{metrics['seconds']:.1f} s"
+        caption.append(f"{metrics['seconds']:.1f} s")
+    table.caption = "; ".join(caption)
     (console or Console()).print(table)
