@@ -96,6 +96,8 @@ def combine_seed_metrics(metrics_list: Sequence[Mapping[str, Any]],
             entry["confusion"] = np.sum([m[stream]["confusion"] for m in metrics_list], axis=0).astype(int).tolist()
     combined["gain"] = {}
     for stream in first.get("gain", {}):
+        if any("test" not in c.get(stream, {}) or "test" not in c["still"] for c in correctness):
+            continue
         method = np.stack([c[stream]["test"] for c in correctness])
         still = np.stack([c["still"]["test"] for c in correctness])
         combined["gain"][stream] = gain_over_baseline(method, still)

@@ -9,7 +9,7 @@ import pytest
 from heads.baselines import train_baseline
 from heads.evaluation import write_metrics
 from heads.oracle import run_oracle
-from heads.report import table2, table4, write_report
+from heads.report import table2, table4, table6, write_report
 from heads.report_significance import gains_table, recovered_share, summary_paragraph
 from heads.seeds import train_seeds
 from tests.heads_fixtures import fast_config, head_data, synthetic_cache_dir  # noqa: F401
@@ -66,6 +66,9 @@ def test_report_tables_summary_and_confusion_figure(runs, tmp_path):
         assert gan_row[6].startswith("—")
     else:
         assert gan_row[6].startswith(f"{share:.0f}%")
+    t6 = {(row[0], row[1]): row[2:] for row in table6(report)[1:]}
+    assert t6[("GAN", "Optical-flow")][0] == f"{gan['still']['top5']:.1f} / {gan['still']['map']:.1f}"
+    assert "Table 6" in text
     summary = summary_paragraph(report)
     assert summary == report.summary and "Optical-flow: the oracle gains" in summary
     assert ("Significant fused gains" in summary) or ("No method gives a significant fused gain" in summary)
