@@ -27,6 +27,7 @@ def register(app, data_app) -> None:
         max_group: int = typer.Option(64, "--max-group", help="Most configurations stacked into one model."),
         top: int = typer.Option(20, "--top", help="Rows shown in the ranked table (grid.csv has all)."),
         restart: bool = typer.Option(False, "--restart", help="Start over: retrain every configuration (default: reuse finished ones)."),
+        seeds: int = typer.Option(1, "--seeds", help="Train each configuration under N seeds (stacked members); rank by the mean val over seeds, show mean ± std."),
     ) -> None:
         """Train every configuration (stacked models for equal shapes), print a ranked table, write grid.csv.
 
@@ -36,7 +37,7 @@ def register(app, data_app) -> None:
         from heads.grid import print_grid
 
         result = fit_grid(cache, method.value, temporal.value, sets=sets, config_file=config, out=out, device=device,
-                          jobs=jobs, max_group=max_group, restart=restart, backbone=backbone,
+                          jobs=jobs, max_group=max_group, restart=restart, seeds=seeds, backbone=backbone,
                           temporal_backbone=temporal_backbone, show_progress=True)
         if result.csv is None:  # a torchrun rank > 0: rank 0 writes grid.csv and the table
             return

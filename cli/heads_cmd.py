@@ -33,6 +33,7 @@ def register(app, data_app) -> None:
         config: Optional[Path] = typer.Option(None, "--config", help=CONFIG_HELP),
         out: Optional[Path] = typer.Option(None, "--out", help="Run folder for metrics.json, model.pt, history.jsonl and config.yaml (default: runs/<method>-<temporal>-<timestamp>)."),
         device: str = device_option(),
+        seeds: int = typer.Option(1, "--seeds", help="Train under N seeds (seed, seed+1, ...; members of one stacked model): metrics.json then holds the mean and std over seeds, per-seed values under per_seed."),
     ) -> None:
         """Train a head on cached features; print val/test accuracy (still, derived temporal, fused)."""
         from featcache.progress import console
@@ -41,7 +42,7 @@ def register(app, data_app) -> None:
 
         run_dir = out or default_run_dir(method.value, temporal.value)
         run = fit_head(cache, method.value, temporal.value, config_file=config, sets=sets or [], out=run_dir,
-                       device=device, backbone=backbone, temporal_backbone=temporal_backbone, progress=True,
+                       device=device, seeds=seeds, backbone=backbone, temporal_backbone=temporal_backbone, progress=True,
                        log=console.print)
         print_metrics(run.metrics)
         typer.echo(f"temporal classifier ({temporal.value}, test videos): "

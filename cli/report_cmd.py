@@ -64,6 +64,7 @@ def register(app, data_app) -> None:
         experiment: Experiment = typer.Option(Experiment.main, "--experiment", help="main, or midframe for the mid-frame dataset's cache."),
         out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default runs/<method>)."),
         device: str = device_option(),
+        seeds: int = typer.Option(1, "--seeds", help="Train under N seeds (stacked members): mean ± std over seeds."),
     ) -> None:
         """Table 1 baselines: the still model, and Aug. Still+Frame (still + key frames)."""
         from featcache.keyframes import keyframes_cache_path, mine_keyframes
@@ -78,7 +79,7 @@ def register(app, data_app) -> None:
                 mine_keyframes(root, cache, backbone=still.backbone, device=device)
         out = out or Path("runs") / method.value
         metrics = train_baseline(method.value, cache, backbone=backbone, config=config, device=device,
-                                 out=out, experiment=experiment.value)
+                                 out=out, experiment=experiment.value, seeds=seeds)
         print_metrics(metrics)
         typer.echo(f"metrics: {out / 'metrics.json'}")
 
@@ -123,7 +124,7 @@ def register(app, data_app) -> None:
         from heads.report import print_report, write_report
 
         report, tables, path = write_report(runs or [Path("runs")], out, plots=plots)
-        print_report(tables, path)
+        print_report(tables, path, summary=report.summary)
         if report.skipped:
             typer.echo(f"{len(report.skipped)} unreadable metrics.json skipped (listed in the report)", err=True)
 
@@ -135,11 +136,12 @@ def register(app, data_app) -> None:
         quick: bool = typer.Option(False, "--quick", help="Smaller dataset and budgets (a smoke run)."),
         restart: bool = typer.Option(False, "--restart", help="Start over: remove the data, caches, runs and report an earlier demo left in OUT (default: resume it)."),
         device: str = device_option(),
+        seeds: int = typer.Option(3, "--seeds", help="Seeds per head and baseline (stacked members): the report shows mean ± std."),
     ) -> None:
         """The whole T2SIL pipeline from nothing: data, representations, features, heads, oracle, report."""
         from heads.demo import run_demo
 
-        run_demo(out, classes=classes, seed=seed, quick=quick, restart=restart, device=device)
+        run_demo(out, classes=classes, seed=seed, quick=quick, restart=restart, device=device, seeds=seeds)
 
     @data_app.command("midframes")
     def midframes_command(

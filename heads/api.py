@@ -73,13 +73,15 @@ def fit_head(cache: str | os.PathLike = "cache", method: str = "gan", temporal: 
              config: Mapping[str, Any] | None = None, config_file: str | os.PathLike | None = None,
              sets: Iterable[str] = (), out: str | os.PathLike | None = None, device: str | torch.device = "auto",
              backbone: str | None = None, temporal_backbone: str | None = None, progress: bool = False,
-             log: Log | None = None, experiment: str = "main") -> HeadRun:
+             log: Log | None = None, experiment: str = "main", seeds: int = 1) -> HeadRun:
     """Train one head of ``method`` (classifier, gan, embed) on the caches in ``cache``.
 
     With ``out`` (a run folder) it writes ``metrics.json``, ``model.pt``, ``history.jsonl`` and
     ``config.yaml`` there; without it nothing is written but the dim-reduction networks shared
     through ``<cache>/heads``. Epochs are selected on the still val split, never on test.
     ``experiment`` labels the run for the report (main, or midframe for section 5.4).
+    ``seeds`` > 1 trains seeds seed..seed+N-1 as members of one stacked model: the metrics hold
+    the means, stds and per-seed values (``heads.seeds``); predictions and curves are the first seed's.
     """
     from featcache.device import resolve_device
     from heads.checkpoint import save_checkpoint
@@ -87,10 +89,12 @@ def fit_head(cache: str | os.PathLike = "cache", method: str = "gan", temporal: 
     from heads.evaluation import write_metrics
     from heads.head_data import HeadData
     from heads.history import History
-    from heads.train_head import DimRedStore, train_head
+    from heads.seeds import seed_configs, train_seeds
+    from heads.train_head import DimRedStore
 
     log = log or (lambda message: None)
     resolved = resolve_head_config(method, temporal, config, config_file, sets)
+    seed_configs(resolved, seeds)  # validates seeds before any loading
     torch_device = resolve_device(device)
     data = HeadData.load(cache, temporal, backbone, temporal_backbone)
     log(describe_data(data, torch_device))
@@ -98,8 +102,8 @@ def fit_head(cache: str | os.PathLike = "cache", method: str = "gan", temporal: 
     folders = [d for d in (run_dir, Path(cache) / "heads") if d is not None]
     store = DimRedStore(folders, folders, log=log)
     with History(run_dir) if run_dir else contextlib.nullcontext() as history:
-        result = train_head(method, data, resolved, torch_device, dimred_store=store, progress=progress,
-                            history=history)
+        result = train_seeds(method, data, resolved, seeds, torch_device, dimred_store=store, progress=progress,
+                             histories=[history] + [None] * (seeds - 1))
     result.metrics["experiment"] = experiment
     if run_dir is not None:
         save_checkpoint(run_dir / "model.pt", result.checkpoint)
@@ -115,15 +119,17 @@ def fit_grid(cache: str | os.PathLike = "cache", method: str = "gan", temporal: 
              config_file: str | os.PathLike | None = None, out: str | os.PathLike | None = None,
              device: str | torch.device = "auto", jobs: int = 1, max_group: int = 64, restart: bool = False,
              backbone: str | None = None, temporal_backbone: str | None = None,
-             show_progress: bool = False) -> GridResult:
+             show_progress: bool = False, seeds: int = 1) -> GridResult:
     """Train every combination of ``grid`` (``{key: [values]}``, plus ``KEY=V1,V2`` ``sets`` and a
     config file whose lists vary) as stacked groups; one run folder per configuration under
     ``out`` (default ``runs/grid-<method>-<temporal>``) and ``grid.csv``. Finished configurations
-    are reused unless ``restart``. The runs come back ranked best first (by validation)."""
+    are reused unless ``restart``. The runs come back ranked best first (by validation; with
+    ``seeds`` > 1, each configuration is trained under N seeds and ranked by its mean val)."""
     from featcache.device import resolve_device
     from featcache.errors import FeatcacheError
     from featcache import distributed
     from heads.grid import GridSpec, expand_grid, run_grid, write_grid_csv
+    from heads.seeds import seed_configs
 
     assignments = [f"{k}={','.join(str(v) for v in values)}" for k, values in (grid or {}).items()]
     assignments += list(sets)
@@ -131,10 +137,11 @@ def fit_grid(cache: str | os.PathLike = "cache", method: str = "gan", temporal: 
         raise FeatcacheError("grid: give at least one --set KEY=V1,V2,... (or a --config FILE.yaml with lists)")
     if max_group < 1:
         raise FeatcacheError(f"--max-group {max_group}: expected an integer >= 1")
+    seed_configs({"seed": 0}, seeds)  # validates seeds before any loading
     configs, varied = expand_grid(method, temporal, assignments, config_file)
     out_dir = Path(out) if out is not None else Path("runs") / f"grid-{method}-{temporal}"
     spec = GridSpec(method, temporal, Path(cache), out_dir, backbone, temporal_backbone,
-                    str(resolve_device(device)), varied)
+                    str(resolve_device(device)), varied, seeds=seeds)
     runs = run_grid(spec, configs, jobs=jobs, max_group=max_group, restart=restart, show_progress=show_progress)
     if not distributed.detect_env().is_main:  # under torchrun rank 0 alone writes grid.csv
         return GridResult(spec, runs, None)

@@ -121,7 +121,7 @@ def extract_features(root: Path, cache: Path, backbone: str, budget: DemoBudget,
         console.print(f"{modality}: {report.path} ({state})")
 
 
-def train_heads(cache: Path, runs: Path, methods, experiment: str, device: str = "auto") -> None:
+def train_heads(cache: Path, runs: Path, methods, experiment: str, device: str = "auto", seeds: int = 1) -> None:
     from heads.api import fit_head
     from heads.evaluation import print_metrics
 
@@ -130,7 +130,7 @@ def train_heads(cache: Path, runs: Path, methods, experiment: str, device: str =
             run_dir = runs / f"{method}-{temporal}"
             if not done(run_dir):
                 print_metrics(fit_head(cache, method, temporal, out=run_dir, progress=True, device=device,
-                                       experiment=experiment).metrics)
+                                       experiment=experiment, seeds=seeds).metrics)
 
 
 def train_tsn(root: Path, cache: Path, runs: Path, backbone: str, budget: DemoBudget, experiment: str,
@@ -146,7 +146,7 @@ def train_tsn(root: Path, cache: Path, runs: Path, backbone: str, budget: DemoBu
 
 
 def baselines(root: Path, cache: Path, runs: Path, backbone: str, experiment: str, keyframes: bool,
-              device: str = "auto") -> None:
+              device: str = "auto", seeds: int = 1) -> None:
     from featcache.keyframes import KeyframeSettings, mine_keyframes
     from heads.baselines import train_baseline
     from heads.evaluation import print_metrics
@@ -161,7 +161,7 @@ def baselines(root: Path, cache: Path, runs: Path, backbone: str, experiment: st
     for method in methods:
         if not done(runs / method):
             print_metrics(train_baseline(method, cache, backbone=backbone, out=runs / method, experiment=experiment,
-                                         device=device))
+                                         device=device, seeds=seeds))
 
 
 def oracle(cache: Path, runs: Path, budget: DemoBudget, device: str = "auto") -> None:
@@ -173,7 +173,8 @@ def oracle(cache: Path, runs: Path, budget: DemoBudget, device: str = "auto") ->
             continue
         metrics = run_oracle(cache, temporal, runs=budget.oracle_runs, out=run_dir, device=device)
         for split, entry in metrics["improvement"].items():
-            console.print(f"oracle {temporal} {split}: {entry['mean']:+.2f} ± {entry['std']:.2f} pp")
+            console.print(f"oracle {temporal} {split}: {entry['mean']:+.2f} ± {entry['std']:.2f} pp over draws, "
+                          f"95% CI over stills [{entry['ci'][0]:+.1f}, {entry['ci'][1]:+.1f}]")
 
 
 def link_temporal(cache: Path, mid_cache: Path, backbone: str) -> None:
@@ -191,9 +192,10 @@ def link_temporal(cache: Path, mid_cache: Path, backbone: str) -> None:
 
 # -- the pipeline ------------------------------------------------------------------
 def run_demo(out: str | os.PathLike = "demo", *, classes: int = 6, seed: int = 0, quick: bool = False,
-             restart: bool = False, device: str = "auto") -> Path:
+             restart: bool = False, device: str = "auto", seeds: int = 3) -> Path:
     """Every stage into ``out``, each skipping finished work; ``restart`` first removes what an
-    earlier demo wrote there (data, caches, runs, report)."""
+    earlier demo wrote there (data, caches, runs, report). Heads and baselines train under
+    ``seeds`` seeds (stacked members: cheap); the report shows mean ± std over them."""
     import shutil
 
     import torch
@@ -226,9 +228,9 @@ def run_demo(out: str | os.PathLike = "demo", *, classes: int = 6, seed: int = 0
                lambda: finetune_models(root, cache, main_runs, backbone, budget, modalities, device=device))
     stages.run("extract features", lambda: extract_features(root, cache, backbone, budget, modalities, device))
     stages.run("baselines (still, key frames, aug-frames)",
-               lambda: baselines(root, cache, main_runs, backbone, "main", True, device))
+               lambda: baselines(root, cache, main_runs, backbone, "main", True, device, seeds))
     stages.run("heads (temporal classifier, GAN, embedding)",
-               lambda: train_heads(cache, main_runs, ("classifier", "gan", "embed"), "main", device))
+               lambda: train_heads(cache, main_runs, ("classifier", "gan", "embed"), "main", device, seeds))
     stages.run("teacher-student networks", lambda: train_tsn(root, cache, main_runs, backbone, budget, "main", device))
     stages.run("oracle", lambda: oracle(cache, main_runs, budget, device))
 
@@ -237,14 +239,14 @@ def run_demo(out: str | os.PathLike = "demo", *, classes: int = 6, seed: int = 0
         link_temporal(cache, mid_cache, backbone)
         finetune_models(mid_root, mid_cache, mid_runs, backbone, budget, ("still",), "midframe", device)
         extract_features(mid_root, mid_cache, backbone, budget, ("still",), device)
-        baselines(mid_root, mid_cache, mid_runs, backbone, "midframe", False, device)
-        train_heads(mid_cache, mid_runs, ("gan", "embed"), "midframe", device)
+        baselines(mid_root, mid_cache, mid_runs, backbone, "midframe", False, device, seeds)
+        train_heads(mid_cache, mid_runs, ("gan", "embed"), "midframe", device, seeds)
         train_tsn(mid_root, mid_cache, mid_runs, backbone, budget, "midframe", device)
 
     stages.run("mid-frame experiment", midframe)
     report_dir = out / "report"
     report, tables, path = stages.run("report", lambda: write_report([runs], report_dir))
-    print_report(tables, path)
+    print_report(tables, path, summary=report.summary)
     stages.summary()
     console.print(f"[bold green]done.[/] dataset {root}, caches {cache}, runs {runs}, report {path} "
                   f"(open {path.with_suffix('.html')})")

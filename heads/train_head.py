@@ -60,6 +60,8 @@ class HeadResult:
     seconds: float  # wall time of the group divided by its number of members
     # stream (still, derived, fused) -> split (val, test) -> softmax [N, C] on the CPU (None when absent)
     predictions: dict = field(default_factory=dict)
+    # split (val, test) -> true labels of the still images (what heads.seeds pairs the seeds on)
+    labels: dict = field(default_factory=dict)
 
 
 # -- small tensor helpers ----------------------------------------------------------
@@ -641,7 +643,7 @@ def train_group(method: str, data: HeadData, configs: Sequence[dict], device: st
             s: None if p is None or still_probs.get(s) is None else fuse(still_probs[s], p)
             for s, p in member_derived.items()}
         predictions = {"still": still_probs, "derived": member_derived, "fused": fused}
-        results.append(HeadResult(config, metrics, checkpoint, seconds, predictions))
+        results.append(HeadResult(config, metrics, checkpoint, seconds, predictions, labels))
     return results
 
 
