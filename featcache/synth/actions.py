@@ -115,6 +115,12 @@ class Action:
     def prop_pose(self) -> np.ndarray:
         return self.poses_at_phase(np.array([self.prop_phase]))[0]
 
+    def moving_interval(self, timing: Timing) -> tuple[float, float]:
+        """Video times during which the figure moves (all of it for periodic actions)."""
+        if self.periodic:
+            return 0.0, 1.0
+        return timing.start, timing.start + timing.duration
+
 
 @dataclass(frozen=True)
 class ReversedAction(Action):
@@ -133,6 +139,10 @@ class ReversedAction(Action):
 
     def prop_pose(self) -> np.ndarray:
         return self.base.prop_pose()
+
+    def moving_interval(self, timing: Timing) -> tuple[float, float]:
+        start, end = self.base.moving_interval(timing)
+        return 1.0 - end, 1.0 - start
 
 
 def reversed_action(base: Action, name: str, description: str) -> ReversedAction:
