@@ -24,6 +24,7 @@ def register(app, data_app) -> None:
         device: str = typer.Option("cpu", "--device", help="auto, cpu or cuda."),
         max_group: int = typer.Option(64, "--max-group", help="Most configurations stacked into one model."),
         top: int = typer.Option(20, "--top", help="Rows shown in the ranked table (grid.csv has all)."),
+        seeds: int = typer.Option(1, "--seeds", help="Train each configuration under N seeds (stacked members); rank by the mean val over seeds, show mean ± std."),
     ) -> None:
         """Train every configuration (stacked models for equal shapes), print a ranked table, write grid.csv.
 
@@ -34,12 +35,14 @@ def register(app, data_app) -> None:
 
         if not sets:
             raise FeatcacheError("featcache grid: give at least one --set KEY=V1,V2,...")
+        if seeds < 1:
+            raise FeatcacheError(f"--seeds {seeds}: expected an integer >= 1")
         if max_group < 1:
             raise FeatcacheError(f"--max-group {max_group}: expected an integer >= 1")
         configs, varied = expand_grid(method.value, temporal.value, sets)
         out_dir = out or Path("runs") / f"grid-{method.value}-{temporal.value}"
         spec = GridSpec(method.value, temporal.value, Path(cache), Path(out_dir), backbone, temporal_backbone,
-                        device, varied)
+                        device, varied, seeds=seeds)
         runs = run_grid(spec, configs, jobs=jobs, max_group=max_group)
         path = write_grid_csv(spec.out_dir, runs)
         print_grid(spec, runs, limit=top)

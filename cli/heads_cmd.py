@@ -27,6 +27,7 @@ def register(app, data_app) -> None:
         sets: Optional[List[str]] = typer.Option(None, "--set", help="Hyperparameter KEY=VALUE (repeatable); defaults from the paper's tables. Unknown keys list the valid ones."),
         out: Optional[Path] = typer.Option(None, "--out", help="Run folder for metrics.json and model.pt (default: runs/<method>-<temporal>-<timestamp>)."),
         device: Device = typer.Option(Device.auto, "--device", help="auto: CUDA when present, else CPU."),
+        seeds: int = typer.Option(1, "--seeds", help="Train under N seeds (seed, seed+1, ...; members of one stacked model): metrics.json then holds the mean and std over seeds, per-seed values under per_seed."),
     ) -> None:
         """Train a head on cached features; print val/test accuracy (still, derived temporal, fused)."""
         from featcache.progress import console
@@ -34,9 +35,11 @@ def register(app, data_app) -> None:
         from heads.config import parse_sets
         from heads.evaluation import print_metrics, write_metrics
         from heads.head_data import HeadData
-        from heads.train_head import DimRedStore, resolve_device, train_head
+        from heads.seeds import seed_configs, train_seeds
+        from heads.train_head import DimRedStore, resolve_device
 
         config = parse_sets(method.value, temporal.value, sets or [])
+        seed_configs(config, seeds)  # validates --seeds before any loading
         torch_device = resolve_device(device.value)
         data = HeadData.load(cache, temporal.value, backbone, temporal_backbone)
         console.print(
@@ -49,7 +52,7 @@ def register(app, data_app) -> None:
                           f"({data.still_cache.backbone} vs {data.temporal_cache.backbone})")
         run_dir = out or default_run_dir(method.value, temporal.value)
         store = DimRedStore([run_dir, Path(cache) / "heads"], [run_dir, Path(cache) / "heads"], log=console.print)
-        result = train_head(method.value, data, config, torch_device, dimred_store=store, progress=True)
+        result = train_seeds(method.value, data, config, seeds, torch_device, dimred_store=store, progress=True)
         save_checkpoint(run_dir / "model.pt", result.checkpoint)
         write_metrics(run_dir, result.metrics)
         print_metrics(result.metrics)

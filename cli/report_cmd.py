@@ -61,6 +61,7 @@ def register(app, data_app) -> None:
         experiment: Experiment = typer.Option(Experiment.main, "--experiment", help="main, or midframe for the mid-frame dataset's cache."),
         out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default runs/<method>)."),
         device: str = typer.Option("cpu", "--device"),
+        seeds: int = typer.Option(1, "--seeds", help="Train under N seeds (stacked members): mean ± std over seeds."),
     ) -> None:
         """Table 1 baselines: the still model, and Aug. Still+Frame (still + key frames)."""
         from featcache.keyframes import keyframes_cache_path, mine_keyframes
@@ -75,7 +76,7 @@ def register(app, data_app) -> None:
                 mine_keyframes(root, cache, backbone=still.backbone, device=_device(device))
         out = out or Path("runs") / method.value
         metrics = train_baseline(method.value, cache, backbone=backbone, config=config, device=_device(device),
-                                 out=out, experiment=experiment.value)
+                                 out=out, experiment=experiment.value, seeds=seeds)
         print_metrics(metrics)
         typer.echo(f"metrics: {out / 'metrics.json'}")
 
@@ -120,7 +121,7 @@ def register(app, data_app) -> None:
         from heads.report import print_report, write_report
 
         report, tables, path = write_report(runs or [Path("runs")], out, plots=plots)
-        print_report(tables, path)
+        print_report(tables, path, summary=report.summary)
         if report.skipped:
             typer.echo(f"{len(report.skipped)} unreadable metrics.json skipped (listed in the report)", err=True)
 
@@ -130,11 +131,14 @@ def register(app, data_app) -> None:
         classes: int = typer.Option(6, "--classes", help="Classes of the synthetic dataset."),
         seed: int = typer.Option(0, "--seed"),
         quick: bool = typer.Option(False, "--quick", help="Smaller dataset and budgets (a smoke run)."),
+        seeds: int = typer.Option(3, "--seeds", help="Seeds per head and baseline (stacked members): the report shows mean ± std."),
     ) -> None:
         """The whole T2SIL pipeline from nothing: data, representations, features, heads, oracle, report."""
         from heads.demo import run_demo
 
-        run_demo(out, classes=classes, seed=seed, quick=quick)
+        if seeds < 1:
+            raise FeatcacheError(f"--seeds {seeds}: expected an integer >= 1")
+        run_demo(out, classes=classes, seed=seed, quick=quick, seeds=seeds)
 
     @data_app.command("midframes")
     def midframes_command(

@@ -63,9 +63,11 @@ def concat_rows(a: SplitData, b: SplitData) -> SplitData:
 
 def train_baseline(method: str, cache_dir: str | os.PathLike = "cache", *, backbone: str | None = None,
                    config: dict | None = None, device: str = "cpu", out: str | os.PathLike | None = None,
-                   experiment: str = "main", progress: bool = True) -> dict:
-    """Train baseline ``method`` ('still' or 'aug-frames'); returns its metrics (written to ``out``)."""
+                   experiment: str = "main", progress: bool = True, seeds: int = 1) -> dict:
+    """Train baseline ``method`` ('still' or 'aug-frames') under ``seeds`` seeds (stacked members,
+    ``heads.seeds``); returns its metrics (written to ``out``)."""
     from featcache.keyframes import keyframes_cache_path
+    from heads.seeds import combine_seed_metrics, seed_configs
     from heads.train_head import Phases, fit_still_models, resolve_device
 
     if method not in BASELINES:
@@ -87,12 +89,17 @@ def train_baseline(method: str, cache_dir: str | os.PathLike = "cache", *, backb
         data.still["train"] = concat_rows(data.still["train"], extra)
         config["num_keyframes"] = len(extra)
         config["still_model"] = "linear"  # key frames have features, not the still backbone's logits
+    configs = seed_configs(config, seeds)
     with _maybe_progress(progress) as bar:
-        stream = fit_still_models(data, [config], resolve_device(device), Phases(bar))
-    probs = {split: None if p is None else p[0].cpu() for split, p in stream.probs.items()}
+        stream = fit_still_models(data, configs, resolve_device(device), Phases(bar))
     labels = {s: data.still[s].labels if s in data.still else None for s in ("val", "test")}
-    metrics = build_metrics(method, None, config, probs, None, labels, data.classes,
-                            time.perf_counter() - start, experiment=experiment)
+    seconds = (time.perf_counter() - start) / len(configs)
+    members = [{split: None if p is None else p[g].cpu() for split, p in stream.probs.items()} for g in range(len(configs))]
+    metrics = combine_seed_metrics(
+        [build_metrics(method, None, c, probs, None, labels, data.classes, seconds, experiment=experiment)
+         for c, probs in zip(configs, members)],
+        [{"still": probs, "derived": None, "labels": labels} for probs in members],
+    )
     metrics["still_model"] = stream.mode
     metrics["backbones"] = {"still": still_cache.backbone}
     if out is not None:

@@ -120,12 +120,13 @@ def extract_features(root: Path, cache: Path, backbone: str, budget: DemoBudget,
         console.print(f"{modality}: {report.path} ({state})")
 
 
-def train_heads(cache: Path, runs: Path, methods, experiment: str) -> None:
+def train_heads(cache: Path, runs: Path, methods, experiment: str, seeds: int = 1) -> None:
     from heads.checkpoint import save_checkpoint
     from heads.config import default_config
     from heads.evaluation import print_metrics, write_metrics
     from heads.head_data import HeadData
-    from heads.train_head import DimRedStore, train_head
+    from heads.seeds import train_seeds
+    from heads.train_head import DimRedStore
 
     store = DimRedStore([cache / "heads"], [cache / "heads"])
     for temporal in TEMPORAL:
@@ -135,7 +136,8 @@ def train_heads(cache: Path, runs: Path, methods, experiment: str) -> None:
             if done(run_dir):
                 continue
             data = data or HeadData.load(cache, temporal)
-            result = train_head(method, data, default_config(method, temporal), dimred_store=store, progress=True)
+            result = train_seeds(method, data, default_config(method, temporal), seeds, dimred_store=store,
+                                 progress=True)
             result.metrics["experiment"] = experiment
             save_checkpoint(run_dir / "model.pt", result.checkpoint)
             write_metrics(run_dir, result.metrics)
@@ -153,7 +155,8 @@ def train_tsn(root: Path, cache: Path, runs: Path, backbone: str, budget: DemoBu
         mark_experiment(run_dir, experiment)
 
 
-def baselines(root: Path, cache: Path, runs: Path, backbone: str, experiment: str, keyframes: bool) -> None:
+def baselines(root: Path, cache: Path, runs: Path, backbone: str, experiment: str, keyframes: bool,
+              seeds: int = 1) -> None:
     from featcache.keyframes import KeyframeSettings, mine_keyframes
     from heads.baselines import train_baseline
     from heads.evaluation import print_metrics
@@ -167,7 +170,8 @@ def baselines(root: Path, cache: Path, runs: Path, backbone: str, experiment: st
         methods.append("aug-frames")
     for method in methods:
         if not done(runs / method):
-            print_metrics(train_baseline(method, cache, backbone=backbone, out=runs / method, experiment=experiment))
+            print_metrics(train_baseline(method, cache, backbone=backbone, out=runs / method, experiment=experiment,
+                                         seeds=seeds))
 
 
 def oracle(cache: Path, runs: Path, budget: DemoBudget) -> None:
@@ -179,7 +183,8 @@ def oracle(cache: Path, runs: Path, budget: DemoBudget) -> None:
             continue
         metrics = run_oracle(cache, temporal, runs=budget.oracle_runs, out=run_dir)
         for split, entry in metrics["improvement"].items():
-            console.print(f"oracle {temporal} {split}: {entry['mean']:+.2f} ± {entry['std']:.2f} pp")
+            console.print(f"oracle {temporal} {split}: {entry['mean']:+.2f} ± {entry['std']:.2f} pp over draws, "
+                          f"95% CI over stills [{entry['ci'][0]:+.1f}, {entry['ci'][1]:+.1f}]")
 
 
 def link_temporal(cache: Path, mid_cache: Path, backbone: str) -> None:
@@ -196,7 +201,9 @@ def link_temporal(cache: Path, mid_cache: Path, backbone: str) -> None:
 
 
 # -- the pipeline ------------------------------------------------------------------
-def run_demo(out: str | os.PathLike = "demo", *, classes: int = 6, seed: int = 0, quick: bool = False) -> Path:
+def run_demo(out: str | os.PathLike = "demo", *, classes: int = 6, seed: int = 0, quick: bool = False,
+             seeds: int = 3) -> Path:
+    """The pipeline; heads and baselines train under ``seeds`` seeds (stacked members: cheap)."""
     import torch
 
     from featcache.backbones import default_backbone
@@ -221,9 +228,9 @@ def run_demo(out: str | os.PathLike = "demo", *, classes: int = 6, seed: int = 0
     stages.run("temporal representations", lambda: prepare(root, cache, prep))
     stages.run("fine-tune backbones", lambda: finetune_models(root, cache, main_runs, backbone, budget, ("still", *TEMPORAL)))
     stages.run("extract features", lambda: extract_features(root, cache, backbone, budget, ("still", *TEMPORAL)))
-    stages.run("baselines (still, key frames, aug-frames)", lambda: baselines(root, cache, main_runs, backbone, "main", True))
+    stages.run("baselines (still, key frames, aug-frames)", lambda: baselines(root, cache, main_runs, backbone, "main", True, seeds))
     stages.run("heads (temporal classifier, GAN, embedding)",
-               lambda: train_heads(cache, main_runs, ("classifier", "gan", "embed"), "main"))
+               lambda: train_heads(cache, main_runs, ("classifier", "gan", "embed"), "main", seeds))
     stages.run("teacher-student networks", lambda: train_tsn(root, cache, main_runs, backbone, budget, "main"))
     stages.run("oracle", lambda: oracle(cache, main_runs, budget))
 
@@ -232,14 +239,14 @@ def run_demo(out: str | os.PathLike = "demo", *, classes: int = 6, seed: int = 0
         link_temporal(cache, mid_cache, backbone)
         finetune_models(mid_root, mid_cache, mid_runs, backbone, budget, ("still",), "midframe")
         extract_features(mid_root, mid_cache, backbone, budget, ("still",))
-        baselines(mid_root, mid_cache, mid_runs, backbone, "midframe", False)
-        train_heads(mid_cache, mid_runs, ("gan", "embed"), "midframe")
+        baselines(mid_root, mid_cache, mid_runs, backbone, "midframe", False, seeds)
+        train_heads(mid_cache, mid_runs, ("gan", "embed"), "midframe", seeds)
         train_tsn(mid_root, mid_cache, mid_runs, backbone, budget, "midframe")
 
     stages.run("mid-frame experiment", midframe)
     report_dir = out / "report"
     report, tables, path = stages.run("report", lambda: write_report([runs], report_dir))
-    print_report(tables, path)
+    print_report(tables, path, summary=report.summary)
     stages.summary()
     console.print(f"[bold green]done.[/] dataset {root}, caches {cache}, runs {runs}, report {path} "
                   f"(open {path.with_suffix('.html')})")

@@ -32,6 +32,8 @@ from featcache.schema import atomic_path
 
 METRICS_FILE = "metrics.json"
 STREAMS = ("still", "derived", "fused")
+# Beside the paper's streams: the fusion of temperature-scaled streams (heads.calibration).
+ALL_STREAMS = (*STREAMS, "fused_calibrated")
 EVAL_SPLITS = ("val", "test")
 EXPERIMENTS = ("main", "midframe")
 # Tolerance for "these rows are probabilities" (float16/float32 round-off).
@@ -152,14 +154,7 @@ def build_metrics(
     if experiment not in EXPERIMENTS:
         raise ValueError(f"experiment must be one of {EXPERIMENTS}, got {experiment!r}")
     classes = [str(c) for c in classes]
-    streams: dict[str, dict[str, Any] | None] = {"still": dict(still), "derived": None, "fused": None}
-    if derived is not None:
-        streams["derived"] = dict(derived)
-        streams["fused"] = {
-            split: fuse(still[split], derived[split])
-            for split in EVAL_SPLITS
-            if still.get(split) is not None and derived.get(split) is not None
-        }
+    streams, temperatures = stream_probs(still, derived, labels)
 
     metrics: dict[str, Any] = {
         "method": method,
@@ -168,7 +163,7 @@ def build_metrics(
         "experiment": experiment,
     }
     per_class: dict[str, dict[str, Any]] = {split: {} for split in EVAL_SPLITS}
-    for stream in STREAMS:
+    for stream in ALL_STREAMS:
         probs_by_split = streams[stream]
         if probs_by_split is None:
             metrics[stream] = None
@@ -188,7 +183,77 @@ def build_metrics(
             }
     metrics["per_class"] = per_class
     metrics["seconds"] = round(float(seconds), 3)
+    add_uncertainty(metrics, streams, labels, temperatures)
     return metrics
+
+
+def stream_probs(still: Mapping[str, Any], derived: Mapping[str, Any] | None,
+                 labels: Mapping[str, Any]) -> tuple[dict[str, dict[str, Any] | None], dict[str, float]]:
+    """Softmax probabilities of every stream by split, and the val-fitted temperatures.
+
+    ``fused`` is the paper's rule (plain mean of the two softmaxes); ``fused_calibrated``
+    first divides each stream's logits by its own temperature, fitted on val
+    (``heads.calibration``); without a val split the temperatures are 1.
+    """
+    from heads.calibration import apply_temperature, fit_temperature
+
+    streams: dict[str, dict[str, Any] | None] = {name: None for name in ALL_STREAMS}
+    streams["still"] = dict(still)
+    if derived is None:
+        return streams, {}
+    streams["derived"] = dict(derived)
+    pairs = [s for s in EVAL_SPLITS if still.get(s) is not None and derived.get(s) is not None]
+    streams["fused"] = {split: fuse(still[split], derived[split]) for split in pairs}
+    temperatures = {"still": 1.0, "derived": 1.0}
+    if "val" in pairs and labels.get("val") is not None:
+        temperatures = {name: fit_temperature(streams[name]["val"], labels["val"]) for name in ("still", "derived")}
+    streams["fused_calibrated"] = {
+        split: fuse(apply_temperature(still[split], temperatures["still"]),
+                    apply_temperature(derived[split], temperatures["derived"]))
+        for split in pairs
+    }
+    return streams, {name: round(t, 6) for name, t in temperatures.items()}
+
+
+def add_uncertainty(metrics: dict[str, Any], streams: Mapping[str, Any], labels: Mapping[str, Any],
+                    temperatures: Mapping[str, float]) -> None:
+    """Second-wave keys (CONTRACT.md): per stream ``val_ci``/``test_ci`` (95% bootstrap over
+    images), ``top5``, ``map``, ``confusion`` and ``ece`` (on test); ``gain`` of each stream
+    over the still baseline (paired, same test images); the fitted ``temperatures``."""
+    from heads.statistics import accuracy_ci, correct, gain_over_baseline
+
+    for stream in ALL_STREAMS:
+        entry, probs_by_split = metrics.get(stream), streams.get(stream)
+        if entry is None or probs_by_split is None:
+            continue
+        for split in EVAL_SPLITS:
+            probs, y = probs_by_split.get(split), labels.get(split)
+            ci = None if probs is None or y is None or len(y) == 0 else accuracy_ci(correct(probs, y))
+            entry[f"{split}_ci"] = None if ci is None else [_finite_or_none(v) for v in ci]
+        entry.update(stream_test_metrics(probs_by_split.get("test"), labels.get("test")))
+    metrics["gain"] = {}
+    still_test, y = (streams.get("still") or {}).get("test"), labels.get("test")
+    for stream in ALL_STREAMS[1:]:
+        probs = (streams.get(stream) or {}).get("test")
+        if probs is not None and still_test is not None and y is not None and len(y):
+            metrics["gain"][stream] = gain_over_baseline(correct(probs, y), correct(still_test, y))
+    metrics["temperatures"] = dict(temperatures)
+
+
+def stream_test_metrics(probs: Any, labels: Any) -> dict[str, Any]:
+    """``top5``, ``map``, ``confusion``, ``ece`` of one stream on the test split (None without one)."""
+    from heads.calibration import expected_calibration_error
+    from heads.class_metrics import confusion, mean_average_precision, top_k_accuracy
+
+    if probs is None or labels is None or len(labels) == 0:
+        return {"top5": None, "map": None, "confusion": None, "ece": None}
+    p, y = _check_probs_labels(probs, labels)
+    return {
+        "top5": _finite_or_none(top_k_accuracy(p, y)),
+        "map": _finite_or_none(mean_average_precision(p, y)),
+        "confusion": confusion(p, y),
+        "ece": _finite_or_none(expected_calibration_error(p, y)),
+    }
 
 
 def selection_score(metrics: Mapping[str, Any]) -> tuple[float | None, str]:
@@ -261,12 +326,37 @@ def read_metrics(run_dir: str | os.PathLike) -> dict[str, Any]:
     return metrics
 
 
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}"
+def format_accuracy(entry: Mapping[str, Any] | None, split: str, missing: str = "-") -> str:
+    """``43.3 [34.2, 52.5]`` (one seed) or ``43.3 ± 1.2 [38.0, 48.6]`` (mean ± std over seeds, CI)."""
+    value = (entry or {}).get(split)
+    if value is None:
+        return missing
+    text = f"{value:.1f}"
+    if (entry or {}).get(f"{split}_std") is not None:
+        text += f" ± {entry[f'{split}_std']:.1f}"
+    ci = (entry or {}).get(f"{split}_ci")
+    if ci and ci[0] is not None and ci[1] is not None:
+        text += f" [{ci[0]:.1f}, {ci[1]:.1f}]"
+    return text
+
+
+def format_gain(gain: Mapping[str, Any] | None, missing: str = "-") -> str:
+    """``+4.2 [0.8, 7.5] *`` with the significance mark of its paired p-value."""
+    from heads.statistics import significance_mark
+
+    if not gain or gain.get("test") is None:
+        return missing
+    ci = gain.get("test_ci") or [None, None]
+    text = f"{gain['test']:+.1f}"
+    if ci[0] is not None and ci[1] is not None:
+        text += f" [{ci[0]:+.1f}, {ci[1]:+.1f}]"
+    mark = significance_mark(gain.get("p_value"))
+    return f"{text} {mark}" if mark else text
 
 
 def print_metrics(metrics: Mapping[str, Any], console=None) -> None:
-    """A rich table: rows still / derived / fused, columns val / test (percent)."""
+    """A rich table: one row per stream; val / test accuracy in percent with the 95% CI (and
+    mean ± std over seeds), the paired gain over the still baseline on test, and the ECE."""
     from rich.console import Console
     from rich.table import Table
 
@@ -277,13 +367,29 @@ def print_metrics(metrics: Mapping[str, Any], console=None) -> None:
         title += f" [{metrics['experiment']}]"
     table = Table(title=title)
     table.add_column("stream")
+    seeds = metrics.get("seeds")
     for split in EVAL_SPLITS:
-        table.add_column(f"{split} acc %", justify="right")
-    for stream in STREAMS:
+        table.add_column(f"{split} acc %{' (mean ± std)' if seeds else ''} [95% CI]", justify="right")
+    gains = metrics.get("gain") or {}
+    if gains:
+        table.add_column("test gain vs still [95% CI]", justify="right")
+    table.add_column("ECE %", justify="right")
+    for stream in ALL_STREAMS:
         entry = metrics.get(stream)
         if entry is None:
             continue
-        table.add_row(stream, *(_fmt(entry.get(split)) for split in EVAL_SPLITS))
+        cells = [format_accuracy(entry, split) for split in EVAL_SPLITS]
+        if gains:
+            cells.append(format_gain(gains.get(stream)))
+        ece = entry.get("ece")
+        cells.append("-" if ece is None else f"{ece:.1f}")
+        table.add_row(stream, *cells)
+    caption = []
+    if seeds:
+        caption.append(f"{len(seeds)} seeds {seeds}")
+    if gains:
+        caption.append("gain: paired bootstrap on the same test images, * p < 0.05, ** p < 0.01")
     if metrics.get("seconds") is not None:
-        table.caption = f"{metrics['seconds']:.1f} s"
+        caption.append(f"{metrics['seconds']:.1f} s")
+    table.caption = "; ".join(caption)
     (console or Console()).print(table)

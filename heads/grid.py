@@ -58,6 +58,7 @@ class GridSpec:
     temporal_backbone: str | None = None
     device: str = "cpu"
     varied: list[str] = field(default_factory=list)
+    seeds: int = 1  # each configuration trained under seeds seed..seed+N-1 (members of its group)
 
 
 # -- expanding --set lists -------------------------------------------------------------
@@ -102,6 +103,7 @@ def config_hash(method: str, temporal: str, config: dict[str, Any], data_id: str
 def plan_runs(spec: GridSpec, configs: Sequence[dict[str, Any]], data_id: str) -> list[GridRun]:
     """One GridRun per configuration; finished ones (metrics.json with the same config) are loaded."""
     runs = []
+    data_id += f"|seeds={spec.seeds}" if spec.seeds > 1 else ""  # one-seed names stay as they were
     for config in configs:
         run_dir = spec.out_dir / f"{spec.method}-{spec.temporal}-{config_hash(spec.method, spec.temporal, config, data_id)}"
         run = GridRun(dict(config), run_dir)
@@ -110,7 +112,8 @@ def plan_runs(spec: GridSpec, configs: Sequence[dict[str, Any]], data_id: str) -
                 metrics = read_metrics(run_dir)
             except FeatcacheError:
                 metrics = None  # a broken file is retrained and replaced
-            if metrics and metrics.get("config") == run.config and metrics.get("method") == spec.method:
+            same_seeds = len(metrics.get("seeds") or [None]) == spec.seeds if metrics else False
+            if metrics and same_seeds and metrics.get("config") == run.config and metrics.get("method") == spec.method:
                 run.metrics, run.reused = metrics, True
         runs.append(run)
     return runs
@@ -153,15 +156,19 @@ def dimred_store(spec: GridSpec):
 
 
 def train_and_write(spec: GridSpec, data, configs: list[dict], run_dirs: list[Path]) -> list[dict]:
-    """Train one shape group as a stacked model; write each member's model.pt, then metrics.json."""
+    """Train one shape group as a stacked model (each configuration's seeds as members too);
+    write each configuration's model.pt, then metrics.json."""
     from heads.checkpoint import save_checkpoint
+    from heads.seeds import combine_seed_results, seed_configs
     from heads.train_head import train_group
 
-    results = train_group(spec.method, data, configs, spec.device, dimred_store=dimred_store(spec))
+    members = [member for config in configs for member in seed_configs(config, spec.seeds)]
+    trained = train_group(spec.method, data, members, spec.device, dimred_store=dimred_store(spec))
+    results = [combine_seed_results(trained[i : i + spec.seeds]) for i in range(0, len(trained), spec.seeds)]
     metrics_list = []
     for result, run_dir in zip(results, run_dirs):
         metrics = dict(result.metrics)
-        metrics["grid"] = {"group_size": len(configs), "run": run_dir.name}
+        metrics["grid"] = {"group_size": len(members), "run": run_dir.name}
         save_checkpoint(run_dir / MODEL_FILE, result.checkpoint)
         write_metrics(run_dir, metrics)  # last: marks the configuration finished
         metrics_list.append(metrics)
@@ -194,7 +201,7 @@ def run_grid(
         raise FeatcacheError(f"--jobs {jobs}: expected an integer >= 1")
     data = data if data is not None else load_data(spec)
     runs = plan_runs(spec, configs, data_identity(data))
-    groups = shape_groups(spec.method, runs, max_group)
+    groups = shape_groups(spec.method, runs, max(1, max_group // spec.seeds))  # max_group counts members
     spec.out_dir.mkdir(parents=True, exist_ok=True)
 
     def finish(group: list[GridRun], metrics_list: list[dict], advance) -> None:
@@ -246,22 +253,32 @@ def rank_runs(runs: Sequence[GridRun]) -> list[GridRun]:
 
 
 # -- reporting --------------------------------------------------------------------------
-def _acc(metrics: dict | None, stream: str, split: str) -> float | None:
+def _acc(metrics: dict | None, stream: str, split: str, suffix: str = "") -> float | None:
+    """Accuracy of ``stream`` on ``split`` (the mean over seeds); ``suffix="_std"``: its spread."""
     entry = (metrics or {}).get(stream)
-    return None if not entry else entry.get(split)
+    return None if not entry else entry.get(split + suffix)
+
+
+def score_spread(run: GridRun) -> float | None:
+    """Std over seeds of the accuracy the run is ranked by (None for one seed)."""
+    stream, _, split = run.score[1].partition("/")
+    return _acc(run.metrics, stream, split, "_std")
 
 
 def grid_rows(runs: Sequence[GridRun]) -> tuple[list[str], list[list[Any]]]:
     """CSV header and rows: rank, run, score, every config key, accuracies, seconds, run dir."""
     keys = list(runs[0].config) if runs else []
-    header = ["rank", "run", "score", "score_on", *keys]
+    header = ["rank", "run", "score", "score_std", "score_on", "seeds", *keys]
     header += [f"{stream}_{split}" for stream in STREAMS for split in EVAL_SPLITS]
+    header += [f"{stream}_{split}_std" for stream in STREAMS for split in EVAL_SPLITS]
     header += ["seconds", "reused", "run_dir"]
     rows = []
     for rank, run in enumerate(runs, start=1):
         score, source = run.score
-        row = [rank, run.run_dir.name, score, source, *(run.config.get(k) for k in keys)]
+        seeds = len((run.metrics or {}).get("seeds") or [None])
+        row = [rank, run.run_dir.name, score, score_spread(run), source, seeds, *(run.config.get(k) for k in keys)]
         row += [_acc(run.metrics, stream, split) for stream in STREAMS for split in EVAL_SPLITS]
+        row += [_acc(run.metrics, stream, split, "_std") for stream in STREAMS for split in EVAL_SPLITS]
         row += [(run.metrics or {}).get("seconds"), run.reused, str(run.run_dir)]
         rows.append(row)
     return header, rows
@@ -287,8 +304,9 @@ def print_grid(spec: GridSpec, runs: Sequence[GridRun], console=None, limit: int
     from rich.table import Table
 
     streams = [s for s in STREAMS if any(_acc(r.metrics, s, split) is not None for r in runs for split in EVAL_SPLITS)]
+    seeds = f" (mean ± std over {spec.seeds} seeds)" if spec.seeds > 1 else ""
     table = Table(title=f"grid {spec.method} ({spec.temporal}): {len(runs)} configurations, ranked by "
-                        f"{runs[0].score[1] if runs else '-'}")
+                        f"{runs[0].score[1] if runs else '-'}{seeds}")
     table.add_column("#", justify="right")
     for key in spec.varied:
         table.add_column(key, justify="right")
@@ -301,8 +319,8 @@ def print_grid(spec: GridSpec, runs: Sequence[GridRun], console=None, limit: int
         cells = [str(rank), *(str(run.config.get(k)) for k in spec.varied)]
         for stream in streams:
             for split in EVAL_SPLITS:
-                value = _acc(run.metrics, stream, split)
-                cells.append("-" if value is None else f"{value:.1f}")
+                value, std = _acc(run.metrics, stream, split), _acc(run.metrics, stream, split, "_std")
+                cells.append("-" if value is None else f"{value:.1f}" + ("" if std is None else f" ± {std:.1f}"))
         seconds = (run.metrics or {}).get("seconds")
         cells.append("-" if seconds is None else f"{seconds:.1f}{' (reused)' if run.reused else ''}")
         cells.append(run.run_dir.name)

@@ -18,6 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from heads.evaluation import accuracy, fuse, per_class_accuracy
+from heads.statistics import accuracy_ci, gain_over_baseline
 
 
 @dataclass
@@ -27,6 +28,13 @@ class OracleResult:
     derived_accuracy: np.ndarray  # [runs]: accuracy of the drawn temporal predictions alone
     drawn: np.ndarray  # [runs, N] temporal row drawn for each still (-1: no eligible co-class row)
     per_class_fused: dict[str, float] | None = None  # mean over runs, when classes are given
+    fused_correct: np.ndarray | None = None  # [runs, N] bool: image i right after fusion in run r
+    still_correct: np.ndarray | None = None  # [N] bool
+
+    def gain(self) -> dict:
+        """The oracle's gain over the still baseline with its 95% CI over images and paired p-value
+        (``heads.statistics``: each image counts with its share of draws fused right)."""
+        return gain_over_baseline(self.fused_correct, self.still_correct)
 
     @property
     def improvement(self) -> np.ndarray:
@@ -87,7 +95,7 @@ def oracle_runs(
         raise ValueError(f"runs must be >= 1, got {runs}")
     rng = np.random.default_rng(seed)
     still_acc = accuracy(still_probs, still_labels)
-    fused_acc, derived_acc, drawn_all, per_class = [], [], [], []
+    fused_acc, derived_acc, drawn_all, per_class, fused_correct = [], [], [], [], []
     for _ in range(runs):
         drawn = draw_co_class(still_labels, temporal_labels, eligible, rng)
         covered = drawn >= 0
@@ -95,6 +103,7 @@ def oracle_runs(
         derived[covered] = temporal_probs[drawn[covered]]
         fused = fuse(still_probs, derived)
         fused_acc.append(accuracy(fused, still_labels))
+        fused_correct.append(fused.argmax(1) == still_labels)
         derived_acc.append(accuracy(derived, still_labels))
         drawn_all.append(drawn)
         if classes is not None:
@@ -108,6 +117,8 @@ def oracle_runs(
         derived_accuracy=np.array(derived_acc),
         drawn=np.stack(drawn_all),
         per_class_fused=mean_per_class,
+        fused_correct=np.stack(fused_correct),
+        still_correct=still_probs.argmax(1) == still_labels,
     )
 
 
@@ -167,9 +178,13 @@ def run_oracle(cache_dir="cache", temporal: str = "dynamic", *, runs: int = 100,
     metrics["fused"] = {s: _mean_or_none(results, s, "fused_accuracy") for s in ("val", "test")}
     metrics["improvement"] = {
         s: {"mean": round(r.improvement_mean, 4), "std": round(r.improvement_std, 4), "runs": runs,
-            "uncovered": r.uncovered}
+            "uncovered": r.uncovered, "ci": r.gain()["test_ci"], "p_value": r.gain()["p_value"]}
         for s, r in results.items()
     }
+    # Gain with its CI over test images (CONTRACT second wave); the std above is over draws only.
+    metrics["gain"] = {"fused": results["test"].gain()} if "test" in results else {}
+    for s, r in results.items():
+        metrics["fused"][f"{s}_ci"] = [round(v, 4) for v in accuracy_ci(r.fused_correct)]
     for s, r in results.items():
         metrics["per_class"][s]["fused"] = {k: round(v, 4) for k, v in (r.per_class_fused or {}).items()}
     metrics["temporal_classifier"] = {"test": round(dimred.temporal_test[0], 4)}

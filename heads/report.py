@@ -8,7 +8,14 @@ Tables (accuracies in percent; a missing entry is "—" and listed in the notes)
 2. T2SIL (main experiment): derived temporal and fusion-with-still rows x GAN / Triplets
    Embed. / TSN, columns optical flow vs dynamic images x val/test.
 3. Mid-frame experiment: Temp. and Fused test accuracy per modality.
-4. Oracle: improvement over the still baseline, mean ± std over the runs, val/test.
+4. Oracle: improvement over the still baseline, mean ± std over the runs, val/test, and its
+   95% CI over the stills.
+5. Gains over the still baseline (``heads.report_significance``): each method's derived,
+   paper-fused and calibrated-fused gain with CI and significance marks, the oracle gain,
+   the share of it each method recovers, per-stream ECE; then a plain-language summary.
+
+Accuracy cells read ``val [low, high]`` (95% bootstrap CI over the stills) and, for runs
+over several seeds, ``mean ± std [low, high]``.
 
 When several runs share a (method, modality, experiment) cell, the best one by
 validation (:func:`heads.evaluation.selection_score`) fills it, as the paper tunes on val.
@@ -24,7 +31,7 @@ from typing import Any, Iterable, Sequence
 
 from featcache.errors import FeatcacheError
 from featcache.schema import atomic_path
-from heads.evaluation import METRICS_FILE, read_metrics, selection_score
+from heads.evaluation import METRICS_FILE, format_accuracy, read_metrics, selection_score
 
 DASH = "—"
 MODALITIES = (("flow", "Optical-flow"), ("dynamic", "Dynamic images"))
@@ -62,6 +69,7 @@ class Report:
     runs: list[Run]
     skipped: list[str] = field(default_factory=list)  # unreadable metrics files, one line each
     missing: list[str] = field(default_factory=list)  # table cells without a run
+    summary: str = ""  # the plain-language paragraph (heads.report_significance)
 
     def best(self, method: str, temporal: str | None, experiment: str = "main") -> Run | None:
         """The best run by validation among those matching, or None."""
@@ -104,16 +112,20 @@ def fmt_percent(value: float | None) -> str:
 
 
 def fmt_mean_std(entry: dict[str, Any] | None) -> str:
+    """Oracle improvement: ``mean ± std`` over draws, then the CI over stills when recorded."""
     if not entry or entry.get("mean") is None:
         return DASH
-    return f"{entry['mean']:.1f} ± {entry.get('std') or 0.0:.1f}"
+    text = f"{entry['mean']:.1f} ± {entry.get('std') or 0.0:.1f}"
+    ci = entry.get("ci")
+    return text + (f" [{ci[0]:.1f}, {ci[1]:.1f}]" if ci and ci[0] is not None else "")
 
 
 def _cell(report: Report, run: Run | None, stream: str, split: str, what: str) -> str:
     value = run.value(stream, split) if run else None
     if value is None:
         report.missing.append(what)
-    return fmt(value)
+        return DASH
+    return format_accuracy(run.metrics.get(stream), split, DASH)
 
 
 # -- tables (each a list of rows; the first row is the header) -------------------------
@@ -163,7 +175,8 @@ def _temporal_model_accuracy(run: Run | None) -> float | None:
 def table2(report: Report) -> list[list[str]]:
     header = ["", "Method"] + [f"{name} {split}" for _, name in MODALITIES for split in ("Val", "Test")]
     rows = [header]
-    for stream, group in (("derived", "Derived temporal"), ("fused", "Fusion with Still")):
+    for stream, group in (("derived", "Derived temporal"), ("fused", "Fusion with Still"),
+                          ("fused_calibrated", "Fusion, calibrated")):
         for method, name in T2SIL_METHODS:
             row = [group, name]
             for temporal, modality in MODALITIES:
@@ -223,6 +236,8 @@ def markdown_table(rows: list[list[str]]) -> str:
 
 
 def build_tables(report: Report) -> dict[str, tuple[str, list[list[str]]]]:
+    from heads.report_significance import gains_table
+
     base = oracle_baseline(report)
     mid = midframe_baseline(report)
     return {
@@ -232,17 +247,28 @@ def build_tables(report: Report) -> dict[str, tuple[str, list[list[str]]]]:
         "table3": (f"Table 3: Mid-frame experiment (video middle frames as stills), test accuracy. "
                    f"Still baseline on test mid-frames: {fmt_percent(mid)}.", table3(report)),
         "table4": (f"Table 4: Oracle improvement over the still baseline (Val: {fmt_percent(base['val'])}, "
-                   f"Test: {fmt_percent(base['test'])}), percentage points, mean ± std over runs.", table4(report)),
+                   f"Test: {fmt_percent(base['test'])}), percentage points, mean ± std over runs "
+                   f"[95% CI over stills].", table4(report)),
+        "table5": ("Table 5: Test gains over the still baseline in points [95% CI], paired on the same stills "
+                   "(* p < 0.05, ** p < 0.01); the oracle gain, the share of it the paper / calibrated fusion "
+                   "recovers (when the oracle gain is significant) and each stream's expected calibration "
+                   "error (%, 15 bins).", gains_table(report)),
     }
 
 
-def render_markdown(report: Report, tables, figures: list[tuple[str, Path]], out: Path) -> str:
+def render_markdown(report: Report, tables, figures: list[tuple[str, Path]], out: Path, summary: str = "",
+                    confusion: tuple[str, Path] | None = None) -> str:
     parts = [
         "# featcache report: Temporal-to-Still Image Learning",
-        f"{len(report.runs)} runs collected. Accuracies in percent; the best run by validation fills each cell.",
+        f"{len(report.runs)} runs collected. Accuracies in percent with 95% bootstrap CIs over the stills "
+        "(mean ± std over seeds where runs have several); the best run by validation fills each cell.",
     ]
+    if summary:
+        parts += ["## Summary", summary]
     for caption, rows in tables.values():
         parts += [f"## {caption.split(':')[0]}", caption, markdown_table(rows)]
+    if confusion:
+        parts += ["## Confusion matrices", f"![{confusion[0]}]({confusion[1].relative_to(out).as_posix()})"]
     if figures:
         parts.append("## Class-wise analysis (Figures 7-8)")
         parts.append("Per-class improvement over the still baseline on the test stills: derived temporal "
@@ -284,16 +310,26 @@ def write_report(folders: Sequence[str | os.PathLike], out: str | os.PathLike, p
     out = Path(out)
     report = collect_runs(folders)
     tables = build_tables(report)
-    figures = []
+    from heads.report_significance import summary_paragraph
+
+    figures, confusion = [], None
     if plots:
-        from heads.report_plots import plot_class_improvements
+        from heads.report_plots import plot_class_improvements, plot_confusion
 
         figures = plot_class_improvements(selected_t2sil_runs(report), out / "figures")
-    text = render_markdown(report, tables, figures, out)
+        confusion = plot_confusion(best_run(selected_t2sil_runs(report)), out / "figures")
+    report.summary = summary_paragraph(report)
+    text = render_markdown(report, tables, figures, out, report.summary, confusion)
     write_text(out / "report.md", text)
     html = markdown.markdown(text, extensions=["tables"])
     write_text(out / "report.html", HTML_TEMPLATE.format(body=html))
     return report, tables, out / "report.md"
+
+
+def best_run(runs: Sequence[Run]) -> Run | None:
+    """The main-experiment run with the best validation score (the confusion figure's run)."""
+    main = [r for r in runs if r.experiment == "main" and selection_score(r.metrics)[0] is not None]
+    return max(main, key=lambda r: (selection_score(r.metrics)[0], str(r.path)), default=None)
 
 
 def selected_t2sil_runs(report: Report) -> list[Run]:
@@ -307,7 +343,7 @@ def selected_t2sil_runs(report: Report) -> list[Run]:
     return runs
 
 
-def print_report(tables: dict, report_path: Path, console=None) -> None:
+def print_report(tables: dict, report_path: Path, console=None, summary: str = "") -> None:
     """The tables as rich tables in the terminal, then where the report is."""
     from rich.console import Console
     from rich.table import Table
@@ -320,6 +356,8 @@ def print_report(tables: dict, report_path: Path, console=None) -> None:
         for row in rows[1:]:
             table.add_row(*row)
         console.print(table)
+    if summary:
+        console.print(summary)
     console.print(f"report: [bold]{report_path}[/] and [bold]{report_path.with_suffix('.html')}[/]")
 
 

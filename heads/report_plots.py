@@ -72,3 +72,52 @@ def plot_class_improvements(runs: Sequence[Any], out_dir: Path) -> list[tuple[st
         name = f"{run.experiment}-{run.method}-{run.temporal}.png"
         figures.append((title, plot_improvements(improvements, title, Path(out_dir) / name)))
     return figures
+
+
+CONFUSION_PANELS = (("still", "Still"), ("fused", "Fused (paper)"), ("fused_calibrated", "Fused (calibrated)"))
+
+
+def plot_confusion(run: Any, out_dir: Path) -> tuple[str, Path] | None:
+    """Test confusion matrices of ``run`` (still and fused streams side by side): colour = share
+    of the true class (row), number = count (summed over seeds). None when the run has none."""
+    if run is None:
+        return None
+    panels = [(s, label) for s, label in CONFUSION_PANELS if (run.metrics.get(s) or {}).get("confusion")]
+    if not panels:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from heads.report import MODALITY_NAMES, method_label
+
+    classes = list(((run.metrics.get("per_class") or {}).get("test") or {}).get("still") or [])
+    size = max(3.2, 0.42 * len(classes) + 1.6)
+    fig, axes = plt.subplots(1, len(panels), figsize=(size * len(panels), size), squeeze=False)
+    for ax, (stream, label) in zip(axes[0], panels):
+        counts = np.asarray(run.metrics[stream]["confusion"], dtype=float)
+        shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+        ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+        for (i, j), count in np.ndenumerate(counts):
+            if count:
+                ax.text(j, i, f"{int(count)}", ha="center", va="center", fontsize=7,
+                        color="white" if shares[i, j] > 0.6 else "black")
+        names = classes if len(classes) == len(counts) else [str(i) for i in range(len(counts))]
+        ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
+        ax.set_yticks(range(len(names)), names, fontsize=7)
+        ax.set_xlabel("predicted class")
+        ax.set_ylabel("true class")
+        accuracy = run.metrics[stream].get("test")
+        ax.set_title(f"{label}: {accuracy:.1f}% test" if accuracy is not None else label, fontsize=9)
+    title = f"{method_label(run.method)} ({MODALITY_NAMES.get(run.temporal, run.temporal or '')}), best by validation"
+    if run.metrics.get("seeds"):
+        title += f"; counts summed over {len(run.metrics['seeds'])} seeds"
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path = Path(out_dir) / f"confusion-{run.method}-{run.temporal}.png"
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    return f"Confusion matrices on test: {title}", path

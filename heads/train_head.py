@@ -56,6 +56,9 @@ class HeadResult:
     metrics: dict
     checkpoint: dict
     seconds: float  # wall time of the group divided by its number of members
+    # Softmax probabilities on the still val/test splits, {"still": {split: [N, C]}, "derived": ... or None}:
+    # what heads.seeds needs to combine several seeds' runs image by image.
+    probs: dict = field(default_factory=dict)
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -595,7 +598,8 @@ def train_group(method: str, data: HeadData, configs: Sequence[dict], device: st
             "state": {"still": still.states[g], "dimred": dimred.states[g],
                       **{name: member_state(module, g) for name, module in parts.items()}},
         }
-        results.append(HeadResult(config, metrics, checkpoint, seconds))
+        probs = {"still": still_probs, "derived": member_derived, "labels": labels}
+        results.append(HeadResult(config, metrics, checkpoint, seconds, probs))
     return results
 
 

@@ -96,17 +96,22 @@ def test_build_metrics_schema_and_values(tmp_path):
     still, derived, labels = _streams()
     config = {"lr": 0.001, "lambda": 1.0, "seed": 0}
     m = build_metrics("gan", "flow", config, still, derived, labels, CLASSES, seconds=3.21)
-    assert set(m) == {"method", "temporal", "config", "experiment", "still", "derived", "fused", "per_class", "seconds"}
+    assert set(m) == {"method", "temporal", "config", "experiment", "still", "derived", "fused", "per_class", "seconds",
+                      "fused_calibrated", "gain", "temperatures"}
     assert m["method"] == "gan" and m["temporal"] == "flow" and m["experiment"] == "main"
     assert m["config"] == config and m["seconds"] == pytest.approx(3.21)
-    for stream in ("still", "derived", "fused"):
-        assert set(m[stream]) == {"val", "test"}
+    for stream in ("still", "derived", "fused", "fused_calibrated"):
+        assert set(m[stream]) == {"val", "test", "val_ci", "test_ci", "top5", "map", "confusion", "ece"}
+        assert m[stream]["top5"] is None  # 3 classes: top-5 is meaningless
+        for split in ("val", "test"):
+            assert m[stream][f"{split}_ci"][0] <= m[stream][split] <= m[stream][f"{split}_ci"][1]
+    assert set(m["gain"]) == {"derived", "fused", "fused_calibrated"}
     for split in ("val", "test"):
         assert m["still"][split] == pytest.approx(accuracy(still[split], labels[split]), abs=1e-3)
         assert m["derived"][split] == pytest.approx(accuracy(derived[split], labels[split]), abs=1e-3)
         fused = (still[split] + derived[split]) / 2
         assert m["fused"][split] == pytest.approx(accuracy(fused, labels[split]), abs=1e-3)
-        assert set(m["per_class"][split]) == {"still", "derived", "fused"}
+        assert set(m["per_class"][split]) == {"still", "derived", "fused", "fused_calibrated"}
         assert m["per_class"][split]["fused"] == pytest.approx(per_class_accuracy(fused, labels[split], CLASSES), abs=1e-3)
     path = write_metrics(tmp_path / "run" / "nested", m)
     assert path.name == "metrics.json" and not list(path.parent.glob("*.tmp"))

@@ -1,0 +1,57 @@
+"""The metrics action-recognition papers report besides top-1, computed by scikit-learn.
+
+* ``top5``: top-5 accuracy in percent, only meaningful with more than 5 classes (else None);
+* ``map``: mean over classes of the average precision of ranking the images by that
+  class's score (one-vs-rest), in percent: the standard Stanford-40 metric. Classes with
+  no positive image in the split have no AP and are left out of the mean;
+* ``confusion``: ``[C, C]`` counts, rows = true class, columns = predicted class.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+TOP_K = 5
+
+
+def _arrays(probs: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
+    if hasattr(probs, "detach"):
+        probs = probs.detach().cpu().numpy()
+    if hasattr(labels, "detach"):
+        labels = labels.detach().cpu().numpy()
+    return np.asarray(probs, dtype=np.float64), np.asarray(labels).astype(np.int64).reshape(-1)
+
+
+def top_k_accuracy(probs: Any, labels: Any, k: int = TOP_K) -> float | None:
+    """Top-k accuracy in percent; None when there are no more than k classes (it would be 100)."""
+    from sklearn.metrics import top_k_accuracy_score
+
+    p, y = _arrays(probs, labels)
+    if p.shape[1] <= k or y.size == 0:
+        return None
+    return float(top_k_accuracy_score(y, p, k=k, labels=np.arange(p.shape[1])) * 100.0)
+
+
+def mean_average_precision(probs: Any, labels: Any) -> float | None:
+    """Mean over classes (with at least one positive image) of the one-vs-rest average precision, percent."""
+    from sklearn.metrics import average_precision_score
+
+    p, y = _arrays(probs, labels)
+    present = [c for c in range(p.shape[1]) if np.any(y == c)]
+    if not present:
+        return None
+    aps = [average_precision_score(y == c, p[:, c]) for c in present]
+    value = float(np.mean(aps) * 100.0)
+    return value if math.isfinite(value) else None
+
+
+def confusion(probs: Any, labels: Any) -> list[list[int]]:
+    """``[C, C]`` counts of (true class, top-1 predicted class) as nested lists."""
+    from sklearn.metrics import confusion_matrix
+
+    p, y = _arrays(probs, labels)
+    matrix = confusion_matrix(y, p.argmax(axis=1), labels=np.arange(p.shape[1]))
+    return matrix.astype(int).tolist()
