@@ -14,7 +14,8 @@ def register(app, data_app) -> None:
     @app.command("grid")
     def grid_command(
         method: Method = typer.Argument(..., help="Head to tune: gan, embed or classifier."),
-        sets: List[str] = typer.Option([], "--set", help="KEY=V1,V2,...: values to try (repeatable); the grid is their cartesian product over the defaults."),
+        sets: List[str] = typer.Option([], "--set", help="KEY=V1,V2,...: values to try (repeatable); the grid is their cartesian product over the defaults. "
+                 "Epochs are at least ceil(min_steps / batches per epoch) (see train-head --help)."),
         cache: Path = typer.Option(Path("cache"), "--cache", help="Folder with still-*.h5 and <temporal>-*.h5 feature caches."),
         temporal: Temporal = typer.Option(Temporal.flow, "--temporal", help="Temporal modality the head learns from."),
         out: Path = typer.Option(None, "--out", help="Output folder (default: runs/grid-<method>-<temporal>); one run dir per configuration + grid.csv."),

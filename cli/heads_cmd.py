@@ -24,7 +24,10 @@ def register(app, data_app) -> None:
         temporal: Temporal = typer.Option(Temporal.dynamic, "--temporal", help="Temporal modality whose knowledge is transferred."),
         backbone: Optional[str] = typer.Option(None, "--backbone", help="Backbone of the still cache (default: the only one in --cache)."),
         temporal_backbone: Optional[str] = typer.Option(None, "--temporal-backbone", help="Backbone of the temporal cache (default: --backbone if that cache exists, else the only one)."),
-        sets: Optional[List[str]] = typer.Option(None, "--set", help="Hyperparameter KEY=VALUE (repeatable); defaults from the paper's tables. Unknown keys list the valid ones."),
+        sets: Optional[List[str]] = typer.Option(None, "--set", help="Hyperparameter KEY=VALUE (repeatable); defaults from the paper's tables. Unknown keys list the valid ones. "
+                 "Schedules scale with the data: each part trains max(epochs, ceil(min_steps / batches per epoch)) epochs "
+                 "(still_/dimred_/classifier_ prefixes alike); the min_steps defaults are the steps the paper's epochs give "
+                 "on its 7k-still set, so a small set is not undertrained. min_steps=1 runs plain epochs."),
         out: Optional[Path] = typer.Option(None, "--out", help="Run folder for metrics.json and model.pt (default: runs/<method>-<temporal>-<timestamp>)."),
         device: Device = typer.Option(Device.auto, "--device", help="auto: CUDA when present, else CPU."),
         seeds: int = typer.Option(1, "--seeds", help="Train under N seeds (seed, seed+1, ...; members of one stacked model): metrics.json then holds the mean and std over seeds, per-seed values under per_seed."),
