@@ -57,7 +57,7 @@ def run_control(out: Path, control: str, data_seed: int, classes: int, quick: bo
                          **SYNTH[control])
     started = time.perf_counter()
     generate(root, config, workers=min(2, os.cpu_count() or 1), show_progress=False)
-    prepare(root, cache, PrepareSettings(size=(96, 128), flow_method=budget.flow))
+    prepare(root, cache, PrepareSettings(size=(96, 128), flow_method=budget.flow, bound=budget.flow_bound))
     share_still_model(out / f"positive-seed{data_seed}" / "cache", cache, backbone)
     finetune_models(root, cache, runs, backbone, budget, ("still", *TEMPORAL))
     extract_features(root, cache, backbone, budget, ("still", *TEMPORAL))

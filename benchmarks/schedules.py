@@ -3,7 +3,10 @@ a 10x longer one, on the default synthetic set (``featcache data synth`` default
 24/8/12 stills and 10/4 videos per class) with ImageNet features of the offline backbone.
 
 Schedules are ``max(epochs, ceil(min_steps / batches per epoch))`` epochs per trained part
-(heads/config.py); "10x" multiplies every ``*epochs`` and ``*min_steps`` key by ten. Per head
+(heads/config.py); "10x" multiplies the ``epochs`` and ``min_steps`` keys of the head's own
+parts by ten: ``classifier`` = the linear still model and the dim-reduction network (whose
+temporal classifier every head uses), ``gan`` = the GAN, ``embed`` = the embedding and its
+classifier (the GAN and embedding runs reuse the default dim-reduction network). Per head
 and temporal modality it prints the derived test accuracy (for ``classifier``: the linear
 still model and the dim-reduction network's temporal classifier) as mean +/- std over
 ``--seeds`` seeds with the 95% bootstrap CI over test images of the seed mean, for both
@@ -42,8 +45,13 @@ def build_cache(out: Path, device: str) -> Path:
     return cache
 
 
-def longer(config: dict, factor: int) -> dict:
-    return {k: v * factor if k.endswith("epochs") or k.endswith("min_steps") else v for k, v in config.items()}
+OWN_PARTS = {"classifier": ("still_", "dimred_"), "gan": ("",), "embed": ("", "classifier_")}
+
+
+def longer(config: dict, method: str, factor: int) -> dict:
+    """``config`` with the schedule of ``method``'s own parts ``factor`` times longer."""
+    keys = {p + k for p in OWN_PARTS[method] for k in ("epochs", "min_steps")}
+    return {k: v * factor if k in keys else v for k, v in config.items()}
 
 
 def summary(metrics: dict, method: str) -> dict:
@@ -62,15 +70,18 @@ def run(cache: Path, seeds: int, factor: int, device: str) -> list[dict]:
     from heads.config import default_config
     from heads.head_data import HeadData
     from heads.seeds import train_seeds
+    from heads.train_head import DimRedStore
 
+    store = DimRedStore([cache / "heads"], [cache / "heads"])
     rows = []
     for temporal in TEMPORAL:
         data = HeadData.load(cache, temporal)
         for method in METHODS:
             for label, scale in (("default", 1), (f"{factor}x", factor)):
-                config = longer(default_config(method, temporal), scale)
+                config = longer(default_config(method, temporal), method, scale)
                 started = time.perf_counter()
-                result = train_seeds(method, data, config, seeds, device=device)
+                result = train_seeds(method, data, config, seeds, device=device,
+                                     dimred_store=None if method == "classifier" else store)
                 seconds = time.perf_counter() - started
                 for name, value in summary(result.metrics, method).items():
                     rows.append({"temporal": temporal, "method": method, "schedule": label, "stream": name,
