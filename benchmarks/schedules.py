@@ -66,7 +66,10 @@ def summary(metrics: dict, method: str) -> dict:
     return {"derived": entry(metrics["derived"]), "fused": entry(metrics["fused"])}
 
 
-def run(cache: Path, seeds: int, factor: int, device: str) -> list[dict]:
+def run(cache: Path, seeds: int, factor: int, device: str, temporals=TEMPORAL, methods=METHODS,
+        log: Path | None = None) -> list[dict]:
+    """Default schedules of every head first, then the longer ones; each row is printed (and
+    appended to ``log`` as a JSON line) as soon as it is measured."""
     from heads.config import default_config
     from heads.head_data import HeadData
     from heads.seeds import train_seeds
@@ -74,19 +77,23 @@ def run(cache: Path, seeds: int, factor: int, device: str) -> list[dict]:
 
     store = DimRedStore([cache / "heads"], [cache / "heads"])
     rows = []
-    for temporal in TEMPORAL:
+    runs = [(label, scale, temporal, method) for label, scale in (("default", 1), (f"{factor}x", factor))
+            for temporal in temporals for method in methods]
+    for label, scale, temporal, method in runs:
         data = HeadData.load(cache, temporal)
-        for method in METHODS:
-            for label, scale in (("default", 1), (f"{factor}x", factor)):
-                config = longer(default_config(method, temporal), method, scale)
-                started = time.perf_counter()
-                result = train_seeds(method, data, config, seeds, device=device,
-                                     dimred_store=None if method == "classifier" else store)
-                seconds = time.perf_counter() - started
-                for name, value in summary(result.metrics, method).items():
-                    rows.append({"temporal": temporal, "method": method, "schedule": label, "stream": name,
-                                 "seconds": seconds, **value})
-                console.print(f"{temporal} {method} {label}: {seconds:.0f} s")
+        config = longer(default_config(method, temporal), method, scale)
+        started = time.perf_counter()
+        result = train_seeds(method, data, config, seeds, device=device,
+                             dimred_store=None if method == "classifier" else store)
+        seconds = time.perf_counter() - started
+        for name, value in summary(result.metrics, method).items():
+            row = {"temporal": temporal, "method": method, "schedule": label, "stream": name,
+                   "seconds": round(seconds, 1), **value}
+            rows.append(row)
+            console.print(json.dumps(row))
+            if log is not None:
+                with log.open("a", encoding="utf-8") as f:
+                    f.write(json.dumps(row) + "\n")
     return rows
 
 
@@ -100,7 +107,10 @@ def print_rows(rows: list[dict], seeds: int) -> None:
     for (temporal, method, stream, schedule), r in keyed.items():
         if schedule != "default":
             continue
-        long = next(v for (t, m, s, sch), v in keyed.items() if (t, m, s) == (temporal, method, stream) and sch != "default")
+        long = next((v for (t, m, s, sch), v in keyed.items() if (t, m, s) == (temporal, method, stream) and sch != "default"),
+                    None)
+        if long is None:
+            continue
         table.add_row(temporal, method, stream, cell(r), cell(long), f"{long['mean'] - r['mean']:+.1f}")
     console.print(table)
 
@@ -119,11 +129,13 @@ def main(argv=None) -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--factor", type=int, default=10)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--temporal", nargs="+", choices=TEMPORAL, default=list(TEMPORAL))
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     parser.add_argument("--threads", type=int, default=max(1, os.cpu_count() or 1))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     cache = build_cache(args.out, args.device)
-    rows = run(cache, args.seeds, args.factor, args.device)
+    rows = run(cache, args.seeds, args.factor, args.device, args.temporal, args.methods, args.out / "schedules.jsonl")
     (args.out / "schedules.json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
     print_rows(rows, args.seeds)
 
