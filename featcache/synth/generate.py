@@ -31,7 +31,7 @@ from featcache.schema import SPLIT_CODE, SPLITS, VIDEO_SPLITS
 from featcache.synth.actions import ACTIONS_BY_NAME, DEFAULT_CLASSES, MAX_CLASSES, Action, pair_of, select_actions
 from featcache.synth.samples import VIDEO_FRAMES, render_still, render_video
 
-GENERATOR_VERSION = 2  # bump when the rendering changes: old datasets then no longer resume
+GENERATOR_VERSION = 3  # bump when the rendering changes: old datasets then no longer resume
 MANIFEST = "synth.json"
 README = "README.txt"
 TMP_DIR = ".synth-tmp"
