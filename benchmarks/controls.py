@@ -15,7 +15,10 @@ temporal classifier, GAN, embedding heads -> oracle), run on
   (each video shows a random class's action) and runs the whole pipeline on it (an hour on
   2 CPU cores);
 
-each from ``--data-seeds`` data seeds. Per method: fused gain over the still baseline on
+each from ``--data-seeds`` data seeds. "direction in pair" is, of the test stills a stream
+puts in the right pair of classes, the share it also gives the right direction (the still
+row for the oracle, the derived stream for a head): 50% means none of the planted direction
+was recovered. Per method: fused gain over the still baseline on
 the test stills with its 95% paired-bootstrap CI (heads/statistics.py), the oracle's gain
 and CI, and the share of the oracle recovered. Settings are the demo's; nothing is picked on
 the test split. Every stage is cached under ``--out`` (a rerun resumes)::
@@ -126,6 +129,18 @@ def share_still_model(source: Path, cache: Path, backbone: str) -> None:
         os.symlink(shared.resolve(), own)
 
 
+def direction_in_pair(confusion) -> float | None:
+    """Of the test stills put in the right pair of classes, the share also given the right
+    direction (50% = none of the direction recovered). Classes 2k and 2k+1 form a pair."""
+    import numpy as np
+
+    if confusion is None:
+        return None
+    c = np.asarray(confusion, dtype=np.float64)
+    in_pair = sum(c[i, i - i % 2 : i - i % 2 + 2].sum() for i in range(len(c)))
+    return float(100 * np.trace(c) / in_pair) if in_pair else None
+
+
 def read(path: Path) -> dict:
     return json.loads((path / "metrics.json").read_text())
 
@@ -139,14 +154,14 @@ def control_rows(runs: Path) -> list[dict]:
         temporal_acc = orc.get("temporal_classifier", {}).get("test")
         rows.append({"temporal": temporal, "method": "oracle", "gain": o_gain["test"], "ci": o_gain["test_ci"],
                      "p": o_gain["p_value"], "share": None, "temporal_test": temporal_acc,
-                     "still_test": orc["still"]["test"]})
+                     "still_test": orc["still"]["test"], "direction": direction_in_pair(orc["still"].get("confusion"))})
         for method in METHODS[1:]:  # the classifier run has no derived stream: its temporal classifier is the oracle's
             m = read(runs / f"{method}-{temporal}")
             gain = m["gain"]["fused"]
             share = gain["test"] / o_gain["test"] if o_gain["test_ci"][0] > 0 else None
             rows.append({"temporal": temporal, "method": method, "gain": gain["test"], "ci": gain["test_ci"],
                          "p": gain["p_value"], "share": share, "derived_test": m["derived"]["test"],
-                         "still_test": m["still"]["test"]})
+                         "still_test": m["still"]["test"], "direction": direction_in_pair(m["derived"].get("confusion"))})
     return rows
 
 
@@ -155,7 +170,7 @@ def print_table(title: str, rows: list[dict]) -> None:
 
     table = Table(title=title)
     for column in ("temporal", "method", "still test", "derived / temporal test", "fused gain (pp)", "95% CI", "p",
-                   "CI excludes 0", "share of oracle"):
+                   "CI excludes 0", "share of oracle", "direction in pair"):
         table.add_column(column, justify="left" if column in ("temporal", "method") else "right")
     for r in rows:
         derived = r.get("derived_test", r.get("temporal_test"))
@@ -163,19 +178,21 @@ def print_table(title: str, rows: list[dict]) -> None:
         table.add_row(r["temporal"], r["method"], f"{r['still_test']:.1f}",
                       "-" if derived is None else f"{derived:.1f}", f"{r['gain']:+.1f}",
                       f"[{r['ci'][0]:+.1f}, {r['ci'][1]:+.1f}]", f"{r['p']:.3f}", "yes" if excludes else "no",
-                      "-" if r["share"] is None else f"{100 * r['share']:.0f}%")
+                      "-" if r["share"] is None else f"{100 * r['share']:.0f}%",
+                      "-" if r.get("direction") is None else f"{r['direction']:.0f}%")
     console.print(table)
 
 
 def markdown(title: str, rows: list[dict]) -> str:
     lines = [f"### {title}", "", "| temporal | method | still test | derived/temporal test | fused gain | 95% CI | "
-             "p | share of oracle |", "|---|---|---|---|---|---|---|---|"]
+             "p | share of oracle | direction in pair |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         derived = r.get("derived_test", r.get("temporal_test"))
         derived_text = "-" if derived is None else f"{derived:.1f}"
         share_text = "-" if r["share"] is None else f"{100 * r['share']:.0f}%"
+        direction = "-" if r.get("direction") is None else f"{r['direction']:.0f}%"
         lines.append(f"| {r['temporal']} | {r['method']} | {r['still_test']:.1f} | {derived_text} | "
-                     f"{r['gain']:+.1f} | [{r['ci'][0]:+.1f}, {r['ci'][1]:+.1f}] | {r['p']:.3f} | {share_text} |")
+                     f"{r['gain']:+.1f} | [{r['ci'][0]:+.1f}, {r['ci'][1]:+.1f}] | {r['p']:.3f} | {share_text} | {direction} |")
     return "\n".join(lines) + "\n"
 
 
