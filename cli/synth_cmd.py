@@ -51,6 +51,14 @@ def register(app, data_app) -> None:
         frames: int = typer.Option(64, "--frames", help="Frames per video (>= 40; flow stacks use the middle 61)."),
         still_size: str = typer.Option("224x224", "--still-size", help="Still size HxW."),
         video_size: str = typer.Option("96x128", "--video-size", help="Video frame size HxW."),
+        still_motion_cue: float = typer.Option(
+            0.0, "--still-motion-cue", min=0.0, max=1.0,
+            help="How much of the direction of motion a still reveals, 0..1: the probability that its motion blur "
+                 "is a trail showing the direction (0: stills never show it, only videos do; 1: every still does). "
+                 "Ideal still-only accuracy on a pair is 50% + 50% x this; synth.json records it."),
+        shuffle_videos: bool = typer.Option(
+            False, "--shuffle-videos",
+            help="Negative control: each video shows a random class's action, so videos carry no label information."),
         workers: int = typer.Option(
             min(2, os.cpu_count() or 1), "--workers", help="Processes rendering in parallel."),
         restart: bool = typer.Option(
@@ -81,7 +89,8 @@ def register(app, data_app) -> None:
             stills=parse_counts(stills_per_class, ("train", "val", "test"), "--stills-per-class"),
             videos=parse_counts(videos_per_class, ("train", "test"), "--videos-per-class"),
             frames=frames, still_size=parse_size(still_size, "--still-size"),
-            video_size=parse_size(video_size, "--video-size"),
+            video_size=parse_size(video_size, "--video-size"), still_motion_cue=still_motion_cue,
+            shuffle_videos=shuffle_videos,
         )
         result = generate(root, config, overwrite=restart or overwrite, workers=max(1, workers))
         dataset = FolderDataset(root)  # check that what was written loads
@@ -97,3 +106,6 @@ def register(app, data_app) -> None:
         summary = dataset.summary()
         console.print("  ".join(f"{kind}: " + ", ".join(f"{s} {n}" for s, n in splits.items())
                                 for kind, splits in summary.items()))
+        ideal = config.ideal_accuracies()
+        console.print(f"still motion cue {config.still_motion_cue:g}: ideal accuracy still-only "
+                      f"{100 * ideal['still_only']:.1f}%, video-only {100 * ideal['video_only']:.1f}%")

@@ -6,6 +6,13 @@ Layer sizes, lambda, alpha, learning rates and P x K sampling come from the pape
 trains in well under 30 s on a 2-core CPU at SSVAC-40 size (7k stills, 21k temporal
 rows of 2048-d) and converges on it: see ``benchmarks/heads.py``.
 
+Schedules scale with the data: every trained part runs ``max(epochs, ceil(min_steps /
+batches per epoch))`` epochs (:func:`scheduled_epochs`). The ``*_min_steps`` defaults
+are the steps the ``*epochs`` defaults give at the paper's size (``PAPER_STILLS`` stills,
+``PAPER_TEMPORAL_ROWS`` temporal rows), so at that size the epochs stand as given, while
+a small set (a few hundred stills: one or two batches an epoch) still gets the same
+number of optimisation steps instead of a handful. Set ``*_min_steps=1`` for plain epochs.
+
 Keys:
   seed              every random stream (weights, dropout, noise, batch order)
   still_model       auto | logits | linear: the still stream. ``logits`` uses the
@@ -13,15 +20,18 @@ Keys:
                     on these classes, Resnet-Still); ``linear`` trains a softmax classifier
                     on the still features; ``auto`` takes logits when the cache has them
   still_lr, still_epochs, still_batch_size, still_weight_decay   linear still model (Adam)
+  still_min_steps   at least this many optimisation steps of the still model
   d1                compact temporal dimension (dimensionality-reduction network)
   dimred_lr, dimred_epochs, dimred_batch_size, dimred_dropout    its training (Adam)
+  dimred_min_steps  at least this many steps of the dimensionality-reduction network
   d0, d2            generator/embedding hidden width; discriminator width (GAN)
   lambda            weight of the auxiliary classification loss (GAN, eq. 3)
   alpha             triplet margin (eq. 4)
   lr, epochs, batch_size   the head itself (RMSProp for the GAN, Adam for the embedding)
+  min_steps         at least this many steps of the head (GAN: batches; embedding: P x K batches)
   dropout, noise    dropout rate and Gaussian-noise sd inside generator/embedding
   classes_per_batch, instances_per_class   P x K batches of the embedding (Table 8: 4 x 4)
-  classifier_lr, classifier_epochs         the embedding classifier on compact temporal features
+  classifier_lr, classifier_epochs, classifier_min_steps   the embedding classifier on compact temporal features
   select            fused | derived: the val accuracy that picks the best epoch
 """
 
@@ -38,6 +48,26 @@ METHODS = ("classifier", "gan", "embed")
 TEMPORAL_KINDS = ("flow", "dynamic")
 CHOICES = {"still_model": ("auto", "logits", "linear"), "select": ("fused", "derived")}
 
+# The paper's set (SSVAC-40, train split): the size at which the epoch defaults are the schedule.
+PAPER_STILLS = 7000
+PAPER_TEMPORAL_ROWS = 21000
+
+
+def batches_per_epoch(rows: int, batch_size: int) -> int:
+    """Full batches of one epoch (one short batch when there are fewer rows than a batch)."""
+    return max(1, rows // batch_size)
+
+
+def min_steps_at_paper_size(epochs: int, rows: int, batch_size: int) -> int:
+    """The steps ``epochs`` give at the paper's size: the default minimum of a schedule."""
+    return epochs * batches_per_epoch(rows, batch_size)
+
+
+def scheduled_epochs(epochs: int, min_steps: int, batches: int) -> int:
+    """Epochs to run: ``epochs``, or more when that many epochs of ``batches`` steps fall short of ``min_steps``."""
+    return max(int(epochs), math.ceil(int(min_steps) / max(1, int(batches))))
+
+
 STILL_DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "still_model": "auto",
@@ -45,6 +75,7 @@ STILL_DEFAULTS: dict[str, Any] = {
     "still_epochs": 30,
     "still_batch_size": 256,
     "still_weight_decay": 1e-4,
+    "still_min_steps": min_steps_at_paper_size(30, PAPER_STILLS, 256),
 }
 DIMRED_DEFAULTS: dict[str, Any] = {
     "d1": 128,
@@ -52,6 +83,7 @@ DIMRED_DEFAULTS: dict[str, Any] = {
     "dimred_epochs": 8,
     "dimred_batch_size": 256,
     "dimred_dropout": 0.5,
+    "dimred_min_steps": min_steps_at_paper_size(8, PAPER_TEMPORAL_ROWS, 256),
 }
 # Table 6 (identical for both modalities).
 GAN_DEFAULTS: dict[str, Any] = {
@@ -62,6 +94,7 @@ GAN_DEFAULTS: dict[str, Any] = {
     "lr": 1e-3,
     "epochs": 10,
     "batch_size": 128,
+    "min_steps": min_steps_at_paper_size(10, PAPER_STILLS, 128),
     "dropout": 0.5,
     "noise": 0.01,
     "select": "fused",
@@ -76,26 +109,29 @@ EMBED_COMMON: dict[str, Any] = {
     "epochs": 3,
     "classes_per_batch": 4,
     "instances_per_class": 4,
+    "min_steps": min_steps_at_paper_size(3, PAPER_STILLS, 4 * 4),  # 3 epochs of 437 P x K batches
     "dropout": 0.5,
     "noise": 0.01,
     "classifier_lr": 1e-3,
     "classifier_epochs": 10,
+    "classifier_min_steps": min_steps_at_paper_size(10, PAPER_TEMPORAL_ROWS, 256),
     "select": "fused",
 }
 
 # Keys that fix tensor shapes or the number of steps: configurations trained together in
 # one stacked group (``train_group``) must agree on them; every other key may differ.
 SHAPE_KEYS = (
-    "still_model", "still_epochs", "still_batch_size",
-    "d0", "d1", "d2", "dimred_epochs", "dimred_batch_size",
+    "still_model", "still_epochs", "still_batch_size", "still_min_steps",
+    "d0", "d1", "d2", "dimred_epochs", "dimred_batch_size", "dimred_min_steps",
     "epochs", "batch_size", "classes_per_batch", "instances_per_class", "classifier_epochs",
+    "min_steps", "classifier_min_steps",
 )
 # Keys that determine each trained part; equal values -> the same trained part.
 STILL_KEYS = tuple(STILL_DEFAULTS)
 DIMRED_KEYS = ("seed", *DIMRED_DEFAULTS)
 
 POSITIVE_INT = {"still_epochs", "d0", "d1", "d2", "dimred_epochs", "epochs", "classes_per_batch",
-                "classifier_epochs"}
+                "classifier_epochs", "still_min_steps", "dimred_min_steps", "min_steps", "classifier_min_steps"}
 BATCH_INT = {"still_batch_size", "dimred_batch_size", "batch_size", "instances_per_class"}
 POSITIVE_FLOAT = {"still_lr", "dimred_lr", "lr", "classifier_lr"}
 NON_NEGATIVE_FLOAT = {"still_weight_decay", "lambda", "alpha", "noise"}

@@ -36,7 +36,7 @@ from featcache.device import resolve_device
 from featcache.errors import FeatcacheError
 from featcache.schema import backbone_file_tag
 from heads.checkpoint import load_checkpoint, member_state, save_checkpoint, stack_states
-from heads.config import DIMRED_KEYS, METHODS, STILL_KEYS, part_key, shape_key
+from heads.config import DIMRED_KEYS, METHODS, STILL_KEYS, batches_per_epoch, part_key, scheduled_epochs, shape_key
 from heads.dim_reduction_network import DimReductionNetwork
 from heads.discriminator import Discriminator
 from heads.embedding_network import EmbeddingNetwork
@@ -231,7 +231,9 @@ def fit_still_models(data: HeadData, configs, device, phases: Phases) -> StillSt
     optimizer = StackedAdam(model.parameters(), [c["still_lr"] for c in unique],
                             weight_decay=[c["still_weight_decay"] for c in unique])
     train, val = data.still["train"], data.still.get("val")
-    epochs = unique[0]["still_epochs"]
+    first = unique[0]
+    epochs = scheduled_epochs(first["still_epochs"], first["still_min_steps"],
+                              batches_per_epoch(len(train.labels), first["still_batch_size"]))
     keeper = fit_classifier(
         model, optimizer, train.features.to(device), train.labels.to(device),
         None if val is None else val.features.to(device), None if val is None else val.labels,
@@ -325,7 +327,8 @@ def fit_dimred_networks(data: HeadData, configs, device, phases: Phases, store: 
         group = [unique[u] for u in todo]
         model = build_dimred(data, group, device)
         optimizer = StackedAdam(model.parameters(), [c["dimred_lr"] for c in group])
-        total = group[0]["dimred_epochs"]
+        total = scheduled_epochs(group[0]["dimred_epochs"], group[0]["dimred_min_steps"],
+                                 batches_per_epoch(len(train.labels), group[0]["dimred_batch_size"]))
         group_owner = [todo.index(u) if u in todo else -1 for u in owner.tolist()]  # -1: reused, no curve
         keeper = fit_classifier(
             model, optimizer, train.features.to(device), train.labels.to(device), test.features.to(device),
@@ -423,12 +426,12 @@ def selection_scores(still: StillStream, derived_val: torch.Tensor, labels: torc
 
 
 def train_selected(run_epoch, derive, keeper: BestKeeper, data: HeadData, configs, still: StillStream,
-                   advance, device, record=None) -> dict:
-    """Run the head's epochs, keeping each member's best epoch by its val selection score
+                   epochs: int, advance, device, record=None) -> dict:
+    """Run the head's ``epochs``, keeping each member's best epoch by its val selection score
     (the last epoch when there is no val split); returns the derived softmax of val and test.
     ``record(epoch, values)`` gets the epoch's losses (``run_epoch``'s dict) and val accuracies."""
     members, val = len(configs), data.still.get("val")
-    for epoch in range(configs[0]["epochs"]):
+    for epoch in range(epochs):
         values = dict(run_epoch())
         if val is None:
             scores = torch.full((members,), float(epoch))
@@ -467,10 +470,11 @@ def fit_gan(data: HeadData, configs, device, phases: Phases, still: StillStream,
     keeper = BestKeeper(both, members)
     train = data.still["train"]
     still_x, still_y = train.features.to(device), train.labels.to(device)
+    epochs = scheduled_epochs(first["epochs"], first["min_steps"], batches_per_epoch(len(still_y), first["batch_size"]))
     derived = train_selected(
         lambda: train_gan_epoch(generator, discriminator, aux, opt_g, opt_d, still_x, still_y,
                                 dimred.compact_train, dimred.owner, lambdas, first["batch_size"], rng),
-        derive, keeper, data, configs, still, phases.start("GAN", first["epochs"]), device,
+        derive, keeper, data, configs, still, epochs, phases.start("GAN", epochs), device,
         record=lambda e, values: phases.record("gan", e, {**values, "lr": opt_g.lr}),
     )
     parts = {"generator": generator, "discriminator": discriminator}
@@ -521,12 +525,13 @@ def fit_embedding_classifier(data: HeadData, configs, device, phases: Phases, di
     classifier = LinearClassifier(members, first["d1"], data.num_classes,
                                   MemberRandom.from_seeds(seeds, "embed-classifier-init", device)).to(device)
     optimizer = StackedAdam(classifier.parameters(), [c["classifier_lr"] for c in configs])
+    epochs = scheduled_epochs(first["classifier_epochs"], first["classifier_min_steps"],
+                              batches_per_epoch(len(dimred.temporal_train_labels), first["dimred_batch_size"]))
     fit_classifier(
         classifier, optimizer, dimred.compact_train, dimred.temporal_train_labels, dimred.compact_test,
-        data.temporal["test"].labels,
-        first["classifier_epochs"], first["dimred_batch_size"],
+        data.temporal["test"].labels, epochs, first["dimred_batch_size"],
         MemberRandom.from_seeds(seeds, "embed-classifier-train", device),
-        phases.start("embedding classifier", first["classifier_epochs"]), owner=dimred.owner,
+        phases.start("embedding classifier", epochs), owner=dimred.owner,
         on_epoch=lambda e, loss, acc: phases.record("embed_classifier", e,
                                                     {"loss": loss, "temporal_test": acc, "lr": optimizer.lr}),
     )
@@ -564,11 +569,11 @@ def fit_embedding(data: HeadData, configs, device, phases: Phases, still: StillS
 
     still_x, still_y = train.features.to(device), train.labels.to(device)
     keeper = BestKeeper(embedder, members)
+    epochs = scheduled_epochs(first["epochs"], first["min_steps"], len(samplers[0]))
     derived = train_selected(
         lambda: train_embedding_epoch(embedder, optimizer, loss_fn, still_x, still_y, dimred.compact_train,
                                       dimred.owner, miners, samplers, positive_sampler, positive_rng),
-        derive, keeper, data, configs, still,
-        phases.start("triplet embedding", first["epochs"]), device,
+        derive, keeper, data, configs, still, epochs, phases.start("triplet embedding", epochs), device,
         record=lambda e, values: phases.record("embed", e, {**values, "lr": optimizer.lr}),
     )
     return derived, {"embedding": embedder, "classifier": classifier}, keeper.epoch.tolist()

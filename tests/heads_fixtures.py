@@ -9,9 +9,10 @@ from heads.config import default_config
 from heads.head_data import HeadData
 from heads.synthetic_cache import write_synthetic_caches
 
-# Small schedules: the synthetic task is learnable in a few epochs.
+# Small schedules: the synthetic task is learnable in a few epochs (plain epochs: no step minimum).
 FAST = {"still_epochs": 15, "still_batch_size": 32, "dimred_epochs": 5, "dimred_batch_size": 32, "d0": 32,
-        "d1": 32, "d2": 32, "classifier_epochs": 5}
+        "d1": 32, "d2": 32, "classifier_epochs": 5, "still_min_steps": 1, "dimred_min_steps": 1, "min_steps": 1,
+        "classifier_min_steps": 1}
 
 
 def fast_config(method: str, temporal: str = "flow", **overrides):

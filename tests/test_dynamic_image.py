@@ -52,6 +52,27 @@ def test_static_video_gives_flat_grey():
     assert di.shape == (1, 8, 8, 3) and np.all(di == 128)
 
 
+@pytest.mark.parametrize("window", [10, 7, 40])
+def test_static_textured_window_is_flat_128(window):
+    # Identical frames of a busy texture: float32 pooling left per-pixel residue that the
+    # min-max stretch blew up to full-contrast noise; float64 and a relative threshold give flat grey.
+    rng = np.random.default_rng(3)
+    frame = rng.integers(0, 256, size=(24, 32, 3), dtype=np.uint8)
+    frames = np.repeat(frame[None], window, axis=0)
+    di = dynamic_images(frames, window=window, count=1)
+    assert np.all(di == 128)
+
+
+def test_short_video_is_padded_with_its_last_frame():
+    rng = np.random.default_rng(4)
+    frames = rng.integers(0, 256, size=(7, 6, 5, 3), dtype=np.uint8)
+    padded = np.concatenate([frames, np.repeat(frames[-1:], 3, axis=0)])
+    np.testing.assert_array_equal(dynamic_images(frames, window=10, count=1),
+                                  dynamic_images(padded, window=10, count=1))
+    # Not the same as pooling the 7 frames with 7-frame weights.
+    assert not np.array_equal(dynamic_images(frames, window=10, count=1)[0], to_uint8(rank_pool(frames)))
+
+
 def test_moving_bar_shows_direction():
     # A bright vertical bar moving right: where it ends up is bright, where it started is dark.
     T, W = 10, 40
@@ -79,7 +100,7 @@ def test_window_selection_middle_and_short_videos():
     assert starts[0] + (starts[-1] + 10) == 100  # centred: equal margins
     assert window_starts(40) == [0, 6, 12, 18, 24, 30]
     assert len(window_starts(28)) == 4  # (28 - 10) // 6 + 1
-    assert window_starts(7) == [0]  # shorter than one window: one image over all frames
+    assert window_starts(7) == [0]  # shorter than one window: one image (padded to the window)
     rng = np.random.default_rng(1)
     assert dynamic_images(rng.integers(0, 255, (28, 4, 4, 3), dtype=np.uint8)).shape == (4, 4, 4, 3)
     assert dynamic_images(rng.integers(0, 255, (7, 4, 4, 3), dtype=np.uint8)).shape == (1, 4, 4, 3)

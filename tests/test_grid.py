@@ -19,8 +19,9 @@ from heads.grid import GridSpec, expand_grid, run_grid, write_grid_csv
 CLASSES = ["clap", "jump", "run", "wave"]
 STILL_NOISE, FLOW_NOISE = 3.0, 2.0
 # Small and quick: every part of every head trains for a couple of epochs.
-TINY = ["still_epochs=3", "still_batch_size=16", "dimred_epochs=3", "dimred_batch_size=16", "dimred_lr=0.01", "d1=8"]
-TINY_GAN = TINY + ["still_lr=0.01", "d0=16", "d2=16", "epochs=2", "dropout=0.1"]
+TINY = ["still_epochs=3", "still_batch_size=16", "dimred_epochs=3", "dimred_batch_size=16", "dimred_lr=0.01", "d1=8",
+        "still_min_steps=1", "dimred_min_steps=1"]
+TINY_GAN = TINY + ["still_lr=0.01", "d0=16", "d2=16", "epochs=2", "dropout=0.1", "min_steps=1"]
 
 
 def with_sets(base, *extra):
@@ -29,7 +30,8 @@ def with_sets(base, *extra):
     return [b for b in base if b.split("=")[0] not in keys] + list(extra)
 
 
-TINY_EMBED = TINY + ["still_lr=0.01", "d0=16", "epochs=2", "dropout=0.1", "classifier_epochs=3", "classes_per_batch=2"]
+TINY_EMBED = TINY + ["still_lr=0.01", "d0=16", "epochs=2", "dropout=0.1", "classifier_epochs=3", "classes_per_batch=2",
+                      "min_steps=1", "classifier_min_steps=1"]
 
 
 def write_cache(path, modality, features, labels, split):

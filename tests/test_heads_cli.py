@@ -13,6 +13,7 @@ from tests.heads_fixtures import synthetic_cache_dir  # noqa: F401
 
 FAST_SETS = ["still_epochs=5", "still_batch_size=32", "dimred_epochs=3", "dimred_batch_size=32", "d0=32",
              "d1=16", "d2=32", "epochs=2", "batch_size=32"]
+PLAIN_EPOCHS = ["still_min_steps=1", "dimred_min_steps=1"]  # the epochs above as given (no step minimum)
 
 
 def sets(*items):
@@ -22,7 +23,7 @@ def sets(*items):
 def test_train_head_gan_writes_metrics_and_checkpoint(synthetic_cache_dir, tmp_path):
     run_dir = tmp_path / "run"
     result = CliRunner().invoke(app, ["train-head", "gan", "--cache", str(synthetic_cache_dir), "--temporal", "flow",
-                                      "--out", str(run_dir), "--device", "cpu", *sets(*FAST_SETS)])
+                                      "--out", str(run_dir), "--device", "cpu", *sets(*PLAIN_EPOCHS, "min_steps=1", *FAST_SETS)])
     assert result.exit_code == 0, result.output
     assert "derived" in result.output and "wrote" in result.output
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -37,7 +38,7 @@ def test_train_head_gan_writes_metrics_and_checkpoint(synthetic_cache_dir, tmp_p
 
 def test_train_head_classifier_reports_temporal_classifier(synthetic_cache_dir, tmp_path):
     result = CliRunner().invoke(app, ["train-head", "classifier", "--cache", str(synthetic_cache_dir), "--temporal",
-                                      "flow", "--out", str(tmp_path / "c"), *sets(*FAST_SETS[:4], "d1=16")])
+                                      "flow", "--out", str(tmp_path / "c"), *sets(*PLAIN_EPOCHS, *FAST_SETS[:4], "d1=16")])
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "c" / "metrics.json").read_text())
     assert metrics["derived"] is None and metrics["fused"] is None

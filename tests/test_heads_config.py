@@ -54,3 +54,37 @@ def test_shape_key_ignores_per_member_keys():
     assert shape_key("gan", a) == shape_key("gan", b)
     assert shape_key("gan", a) != shape_key("gan", dict(a, d0=128))
     assert shape_key("gan", a) != shape_key("gan", dict(a, epochs=3))
+
+
+# -- schedules: minimum steps, the paper's epochs at the paper's size ---------------------
+def test_schedule_gives_min_steps_on_a_tiny_set_and_paper_epochs_at_paper_size():
+    from heads.config import PAPER_STILLS, PAPER_TEMPORAL_ROWS, batches_per_epoch, scheduled_epochs
+
+    parts = {  # method: [(epochs key, min-steps key, batch size, rows at the paper's size)]
+        "classifier": [("still_epochs", "still_min_steps", 256, PAPER_STILLS),
+                       ("dimred_epochs", "dimred_min_steps", 256, PAPER_TEMPORAL_ROWS)],
+        "gan": [("epochs", "min_steps", 128, PAPER_STILLS)],
+        "embed": [("epochs", "min_steps", 16, PAPER_STILLS),
+                  ("classifier_epochs", "classifier_min_steps", 256, PAPER_TEMPORAL_ROWS)],
+    }
+    for method, rows in parts.items():
+        config = default_config(method, "dynamic")
+        for epochs_key, steps_key, batch, paper_rows in rows:
+            epochs, min_steps = config[epochs_key], config[steps_key]
+            paper_batches = batches_per_epoch(paper_rows, batch)
+            assert scheduled_epochs(epochs, min_steps, paper_batches) == epochs, (method, epochs_key)
+            for tiny_rows in (10, 192, 500):  # the synthetic sets: a batch or two per epoch
+                batches = batches_per_epoch(tiny_rows, batch)
+                run = scheduled_epochs(epochs, min_steps, batches)
+                assert run * batches >= min_steps and run >= epochs
+                assert (run - 1) * batches < min_steps  # no more than needed
+    # The embedding at the paper's size: 3 epochs of 437 P x K batches (the issue's ~1,300 steps).
+    embed = default_config("embed", "flow")
+    assert embed["epochs"] == 3 and 1300 <= embed["min_steps"] <= 1320
+    assert scheduled_epochs(embed["epochs"], embed["min_steps"], 192 // 16) >= 100
+
+
+def test_min_steps_keys_are_range_checked():
+    with pytest.raises(FeatcacheError, match="min_steps"):
+        parse_sets("gan", "flow", ["min_steps=0"])
+    assert parse_sets("embed", "flow", ["min_steps=1"])["min_steps"] == 1

@@ -15,6 +15,7 @@ from tests.heads_fixtures import fast_config, head_data, synthetic_cache_dir  # 
 
 FAST_SETS = ["still_epochs=5", "still_batch_size=32", "dimred_epochs=3", "dimred_batch_size=32", "d0=32",
              "d1=16", "d2=32", "epochs=2", "batch_size=32"]
+PLAIN_EPOCHS = ["still_min_steps=1", "dimred_min_steps=1"]  # the epochs above as given (no step minimum)
 STREAM_KEYS = {"val", "test", "val_ci", "test_ci", "top5", "map", "confusion", "ece"}
 
 
@@ -24,7 +25,7 @@ def sets(*items):
 
 def _train_head(cache, out, *extra):
     result = CliRunner().invoke(app, ["train-head", "gan", "--cache", str(cache), "--temporal", "flow",
-                                      "--out", str(out), "--device", "cpu", *sets(*FAST_SETS), *extra])
+                                      "--out", str(out), "--device", "cpu", *sets(*PLAIN_EPOCHS, "min_steps=1", *FAST_SETS), *extra])
     assert result.exit_code == 0, result.output
     return result, json.loads((out / "metrics.json").read_text())
 
@@ -84,7 +85,7 @@ def test_seed_members_equal_separate_runs(head_data):
 def test_grid_seeds_ranks_by_mean_and_writes_spread(synthetic_cache_dir, tmp_path):
     out = tmp_path / "grid"
     result = CliRunner().invoke(app, ["grid", "gan", "--cache", str(synthetic_cache_dir), "--temporal", "flow",
-                                      "--out", str(out), "--seeds", "2", *sets(*FAST_SETS[:-2]),
+                                      "--out", str(out), "--seeds", "2", *sets(*PLAIN_EPOCHS, "min_steps=1", *FAST_SETS[:-2]),
                                       "--set", "epochs=2", "--set", "lr=1e-4,5e-4"])
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader((out / "grid.csv").open()))

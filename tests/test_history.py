@@ -9,9 +9,14 @@ from typer.testing import CliRunner
 
 from cli.app import app
 from heads import finetune_engine as engine
+from featcache.feature_cache import FeatureCache, find_cache
+from heads.config import batches_per_epoch, default_config, scheduled_epochs
 from heads.history import History, read_history, tensorboard_available
 from tests.heads_fixtures import synthetic_cache_dir  # noqa: F401
-from tests.test_heads_cli import FAST_SETS, sets
+from tests.test_heads_cli import FAST_SETS, PLAIN_EPOCHS, sets
+
+# every part runs exactly the epochs given (no step minimum), so the curves' lengths are known
+EXACT_EPOCHS = [*PLAIN_EPOCHS, "min_steps=1"]
 
 
 def lines(run_dir, phase=None):
@@ -46,14 +51,14 @@ def test_tensorboard_events_hold_the_scalars(tmp_path):
 
 
 def test_train_head_gan_and_embed_write_every_epochs_losses(synthetic_cache_dir, tmp_path):
-    embed_sets = [s for s in FAST_SETS if not s.startswith(("d2=", "batch_size="))] + ["classifier_epochs=2"]
+    embed_sets = [s for s in FAST_SETS if not s.startswith(("d2=", "batch_size="))] + ["classifier_epochs=2", "classifier_min_steps=1"]
     for method, keys, options in (
         ("gan", {"loss_d", "loss_g", "loss_aux"}, FAST_SETS),
         ("embed", {"loss_triplet", "semi_hard_share", "search_depth", "search_resolved_share"}, embed_sets),
     ):
         run = tmp_path / method
         result = CliRunner().invoke(app, ["train-head", method, "--cache", str(synthetic_cache_dir), "--temporal",
-                                          "flow", "--out", str(run), "--device", "cpu", *sets(*options, "epochs=3")])
+                                          "flow", "--out", str(run), "--device", "cpu", *sets(*EXACT_EPOCHS, *options, "epochs=3")])
         assert result.exit_code == 0, result.output
         head = lines(run, method)
         assert [e["epoch"] for e in head] == [1, 2, 3]
@@ -70,7 +75,7 @@ def test_train_head_gan_and_embed_write_every_epochs_losses(synthetic_cache_dir,
 def test_every_grid_member_has_its_own_history(synthetic_cache_dir, tmp_path):
     result = CliRunner().invoke(app, ["grid", "gan", "--cache", str(synthetic_cache_dir), "--temporal", "flow",
                                       "--out", str(tmp_path / "g"), "--device", "cpu",
-                                      *sets(*FAST_SETS, "lr=1e-3,5e-4")])
+                                      *sets(*EXACT_EPOCHS, *FAST_SETS, "lr=1e-3,5e-4")])
     assert result.exit_code == 0, result.output
     runs = sorted(p.parent for p in (tmp_path / "g").rglob("metrics.json"))
     assert len(runs) == 2
@@ -106,7 +111,7 @@ def test_report_plots_the_learning_curves(synthetic_cache_dir, tmp_path):
 
     run = tmp_path / "runs" / "gan"
     result = CliRunner().invoke(app, ["train-head", "gan", "--cache", str(synthetic_cache_dir), "--temporal", "flow",
-                                      "--out", str(run), "--device", "cpu", *sets(*FAST_SETS)])
+                                      "--out", str(run), "--device", "cpu", *sets(*EXACT_EPOCHS, *FAST_SETS)])
     assert result.exit_code == 0, result.output
     _, _, path = write_report([tmp_path / "runs"], tmp_path / "report")
     pngs = list((tmp_path / "report" / "figures").glob("curves-*gan*.png"))
@@ -132,7 +137,7 @@ def test_finetune_and_tsn_runs_write_history_in_their_run_folder(tmp_path):
 def test_baseline_and_oracle_runs_leave_curves_and_config(synthetic_cache_dir, tmp_path):
     runner = CliRunner()
     result = runner.invoke(app, ["baseline", "still", "--cache", str(synthetic_cache_dir), "--out", str(tmp_path / "b"),
-                                 "--device", "cpu", "--set", "still_epochs=4"])
+                                 "--device", "cpu", "--set", "still_epochs=4", "--set", "still_min_steps=1"])
     assert result.exit_code == 0, result.output
     assert [e["epoch"] for e in lines(tmp_path / "b", "still")] == [1, 2, 3, 4]
     assert (tmp_path / "b" / "config.yaml").is_file()
@@ -145,5 +150,9 @@ def test_baseline_and_oracle_runs_leave_curves_and_config(synthetic_cache_dir, t
                                  "--out", str(tmp_path / "o"), "--device", "cpu"])
     assert result.exit_code == 0, result.output
     phases = [e["phase"] for e in lines(tmp_path / "o" / "flow")]
-    assert phases.count("still") == 30 and set(phases) <= {"still", "dimred"}  # dimred may be reused from the cache
+    train_rows = len(FeatureCache.open(find_cache(synthetic_cache_dir, "still")).split("train").labels)
+    still = default_config("classifier", "flow")  # the oracle's still model: default epochs, raised to the step minimum
+    expected = scheduled_epochs(still["still_epochs"], still["still_min_steps"],
+                                batches_per_epoch(train_rows, still["still_batch_size"]))
+    assert phases.count("still") == expected and set(phases) <= {"still", "dimred"}  # dimred may be reused from the cache
     assert (tmp_path / "o" / "flow" / "config.yaml").is_file()

@@ -94,7 +94,7 @@ def test_run_oracle_writes_metrics(tmp_path):
     write_synthetic_caches(tmp_path / "cache", num_classes=4, dim=32, temporal=("dynamic",))
     config = {"seed": 0, "still_model": "auto", "still_lr": 1e-3, "still_epochs": 3, "still_batch_size": 64,
               "still_weight_decay": 1e-4, "d1": 16, "dimred_lr": 1e-3, "dimred_epochs": 2, "dimred_batch_size": 64,
-              "dimred_dropout": 0.5}
+              "dimred_dropout": 0.5, "still_min_steps": 1, "dimred_min_steps": 1}
     metrics = run_oracle(tmp_path / "cache", "dynamic", runs=10, config=config, out=tmp_path / "run", progress=False)
     saved = read_metrics(tmp_path / "run")
     assert saved["method"] == "oracle" and saved["temporal"] == "dynamic"

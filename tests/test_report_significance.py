@@ -16,7 +16,7 @@ from tests.heads_fixtures import fast_config, head_data, synthetic_cache_dir  # 
 
 ORACLE_CONFIG = {"seed": 0, "still_model": "auto", "still_lr": 1e-3, "still_epochs": 15, "still_batch_size": 32,
                  "still_weight_decay": 1e-4, "d1": 32, "dimred_lr": 1e-3, "dimred_epochs": 5,
-                 "dimred_batch_size": 32, "dimred_dropout": 0.5}
+                 "dimred_batch_size": 32, "dimred_dropout": 0.5, "still_min_steps": 1, "dimred_min_steps": 1}
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +27,8 @@ def runs(tmp_path_factory, synthetic_cache_dir, head_data):
     oracle = run_oracle(synthetic_cache_dir, "flow", runs=10, config=ORACLE_CONFIG, out=runs / "oracle" / "flow",
                         progress=False)
     base = train_baseline("still", synthetic_cache_dir, config={k: ORACLE_CONFIG[k] for k in
-                          ("seed", "still_model", "still_lr", "still_epochs", "still_batch_size", "still_weight_decay")},
+                          ("seed", "still_model", "still_lr", "still_epochs", "still_batch_size", "still_weight_decay",
+                           "still_min_steps")},
                           out=runs / "still", progress=False, seeds=2)
     return runs, result.metrics, oracle, base
 

@@ -203,3 +203,49 @@ def test_stills_are_blurred_only_on_the_figure():
         diff = np.abs(blurred - sharp).max(axis=-1)
         assert diff.max() > 40  # the moving arm is smeared
         assert (diff > 10).mean() < 0.25  # the background is the same photo
+
+
+# -- the still motion cue: the planted temporal effect ----------------------------------
+@pytest.mark.parametrize("name", ["sit_down", "walk_forward", "swipe_right"])
+def test_without_the_cue_a_still_cannot_tell_a_motion_from_its_reverse(name):
+    from featcache.synth.samples import still_exposure
+
+    action, partner = ACTIONS_BY_NAME[name], pair_of(ACTIONS_BY_NAME[name])
+    sample = Figure.sample(action, np.random.default_rng(2))
+    figure, twin = sample, Figure(partner, sample.body, sample.style, sample.timing, sample.facing)
+    start, end = action.moving_interval(sample.timing)
+    assert partner.moving_interval(sample.timing) == pytest.approx((1 - end, 1 - start))
+    t, exposure, size = start + 0.37 * (end - start), 4 / 63, (160, 160)
+
+    def blurred(fig, moment, cue):
+        times, weights = still_exposure(moment, exposure, cue, 9)
+        joints = fig.joints(times) * 60 + np.array([80.0, 140.0])
+        return blurred_figure(joints, weights, fig.body, fig.style, 60, size, action.view, fig.facing)[1]
+
+    # The partner at the mirrored moment shows the same poses: a symmetric smear is identical...
+    np.testing.assert_allclose(blurred(figure, t, False), blurred(twin, 1 - t, False), atol=2e-3)
+    # ...while the cue's one-sided trail differs between the two directions.
+    assert np.abs(blurred(figure, t, True) - blurred(twin, 1 - t, True)).max() > 0.3
+
+
+def test_still_motion_cue_is_recorded_with_the_ideal_accuracies(tmp_path):
+    with pytest.raises(DatasetError, match="still-motion-cue"):
+        SynthConfig(still_motion_cue=1.5)
+    assert SynthConfig(classes=6).ideal_accuracies() == {"still_only": 0.5, "video_only": 1.0, "still_and_video": 1.0}
+    assert SynthConfig(classes=5, still_motion_cue=0.5).ideal_accuracies()["still_only"] == pytest.approx(0.8)
+    shuffled = SynthConfig(classes=4, shuffle_videos=True).ideal_accuracies()
+    assert shuffled["video_only"] == 0.25 and shuffled["still_and_video"] == 0.5
+    root = tmp_path / "cue"
+    generate(root, SynthConfig(seed=1, still_motion_cue=0.75, **TINY), show_progress=False)
+    manifest = read_manifest(root)
+    assert manifest["still_motion_cue"] == 0.75 and manifest["config"]["still_motion_cue"] == 0.75
+    assert manifest["ideal_accuracy"]["still_only"] == pytest.approx(0.875)
+    readme = (root / "README.txt").read_text()
+    assert "Still motion cue: 0.75" in readme and "still only 87.5%" in readme
+
+
+def test_cue_changes_only_the_blur_on_the_figure():
+    action = ACTIONS_BY_NAME["swipe_right"]
+    plain = render_still(action, np.random.default_rng([7, 1]), (96, 96), motion_cue=0.0).astype(int)
+    cued = render_still(action, np.random.default_rng([7, 1]), (96, 96), motion_cue=1.0).astype(int)
+    assert 0 < (np.abs(plain - cued).max(axis=-1) > 10).mean() < 0.25  # the figure, not the scene

@@ -2,7 +2,8 @@
 
 Articulated figures perform pairs of actions that share their poses and differ in the
 direction of motion (sit down / stand up, walk forward / backward, ...): videos show the
-motion, motion-blurred stills only hint at it. skeleton -> actions -> render/samples -> generate.
+motion; a still shows it only when its blur carries the cue (``still_motion_cue``, the
+probability of a direction-revealing trail). skeleton -> actions -> render/samples -> generate.
 """
 
 from featcache.synth.actions import ACTIONS, DEFAULT_CLASSES, MAX_CLASSES, pair_of, select_actions

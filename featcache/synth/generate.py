@@ -31,7 +31,7 @@ from featcache.schema import SPLIT_CODE, SPLITS, VIDEO_SPLITS
 from featcache.synth.actions import ACTIONS_BY_NAME, DEFAULT_CLASSES, MAX_CLASSES, Action, pair_of, select_actions
 from featcache.synth.samples import VIDEO_FRAMES, render_still, render_video
 
-GENERATOR_VERSION = 1  # bump when the rendering changes: old datasets then no longer resume
+GENERATOR_VERSION = 3  # bump when the rendering changes: old datasets then no longer resume
 MANIFEST = "synth.json"
 README = "README.txt"
 TMP_DIR = ".synth-tmp"
@@ -53,6 +53,8 @@ class SynthConfig:
     still_size: tuple = (224, 224)  # (H, W)
     video_size: tuple = (96, 128)  # (H, W)
     fps: float = 25.0
+    still_motion_cue: float = 0.0  # probability that a still's motion blur shows the direction
+    shuffle_videos: bool = False  # negative control: each video shows a random class's action
 
     def __post_init__(self):
         if not 2 <= self.classes <= MAX_CLASSES:
@@ -64,6 +66,8 @@ class SynthConfig:
         for kind, splits in (("stills", self.stills), ("videos", self.videos)):
             if set(splits) - set(SPLITS if kind == "stills" else VIDEO_SPLITS) or any(n < 0 for n in splits.values()):
                 raise DatasetError(f"bad {kind} counts per class: {splits}")
+        if not 0.0 <= self.still_motion_cue <= 1.0:
+            raise DatasetError(f"--still-motion-cue must be between 0 and 1, got {self.still_motion_cue}")
         if min(self.still_size) < 32 or min(self.video_size) < 32:
             raise DatasetError(f"image sizes must be at least 32 pixels, got stills {self.still_size}, videos {self.video_size}")
 
@@ -75,6 +79,20 @@ class SynthConfig:
     @property
     def actions(self) -> tuple[Action, ...]:
         return select_actions(self.classes)
+
+    def ideal_accuracies(self) -> dict[str, float]:
+        """Best possible accuracies by construction (assuming the pose identifies the pair).
+
+        A still tells a paired class from its partner only when its blur carries the cue
+        (probability ``still_motion_cue``), otherwise at chance 1/2; a video always shows
+        the direction, unless ``shuffle_videos`` made its content unrelated to its label.
+        """
+        names = {a.name for a in self.actions}
+        per_class = [0.5 + 0.5 * self.still_motion_cue if pair_of(a).name in names else 1.0 for a in self.actions]
+        still = float(np.mean(per_class))
+        video = 1.0 / self.classes if self.shuffle_videos else 1.0
+        return {"still_only": round(still, 4), "video_only": round(video, 4),
+                "still_and_video": round(still if self.shuffle_videos else 1.0, 4)}
 
 
 @dataclass(frozen=True)
@@ -157,7 +175,9 @@ def _count_frames(path: Path) -> tuple[int, int, int]:
 def render_job(config: SynthConfig, job: Job) -> np.ndarray:
     action, rng = ACTIONS_BY_NAME[job.action], sample_rng(config, job)
     if job.kind == "stills":
-        return render_still(action, rng, tuple(config.still_size))
+        return render_still(action, rng, tuple(config.still_size), motion_cue=config.still_motion_cue)
+    if config.shuffle_videos:  # drawn from the sample's own RNG: still order-free and stable
+        action = config.actions[int(rng.integers(config.classes))]
     return render_video(action, rng, config.frames, tuple(config.video_size))
 
 
@@ -207,6 +227,7 @@ def write_manifest(root: Path, config: SynthConfig, complete: bool, counts: dict
     manifest = {
         "generator": "featcache.synth", "version": GENERATOR_VERSION, "config": config.as_dict(),
         "classes": [a.name for a in config.actions], "counts": counts or {}, "complete": complete,
+        "still_motion_cue": config.still_motion_cue, "ideal_accuracy": config.ideal_accuracies(),
     }
     write_text_atomic(root / MANIFEST, json.dumps(manifest, indent=2) + "\n")
 
@@ -253,12 +274,23 @@ def describe_classes(actions) -> str:
 
 
 def readme_text(config: SynthConfig) -> str:
+    ideal = config.ideal_accuracies()
+    shuffled = ("\nNEGATIVE CONTROL (--shuffle-videos): each video shows the action of a random class, so videos\n"
+                "carry no information about their label.\n" if config.shuffle_videos else "")
     return f"""Synthetic T2SIL action dataset, written by `featcache data synth` (generator version {GENERATOR_VERSION}).
 
 Articulated figures perform {config.classes} actions. Classes come in pairs with the same poses played in
 opposite time directions, so a still shows the pose and only the motion tells the pair apart:
-videos show it plainly; still photos only weakly, through a motion-blur trail.
+videos show it plainly; a still shows it only when its motion blur carries the cue.
 
+Still motion cue: {config.still_motion_cue:g} (--still-motion-cue, 0..1) = the probability that a still's blur is a
+  fading trail behind the figure (the direction is readable); otherwise the blur is a symmetric smear
+  that is identical for a motion and its reverse (the direction is not in the still at all).
+Ideal accuracies by construction (a perfect observer; the pose identifies the pair):
+  still only {100 * ideal['still_only']:.1f}%   video only {100 * ideal['video_only']:.1f}%   \
+still + video {100 * ideal['still_and_video']:.1f}%
+  (a paired class: 50% + 50% x cue from a still; chance is {100 / config.classes:.1f}%).
+{shuffled}
 Classes (in label order, as in classes.txt):
 {describe_classes(config.actions)}
 

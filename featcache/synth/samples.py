@@ -6,9 +6,18 @@ widths, speed and phase, facing), then differ as in the T2SIL setting:
 - videos: low resolution, the subject small and off-centre, a plain-ish background,
   camera shake, sensor noise and a little blur;
 - stills: higher resolution, the subject large and centred, a varied context-rich
-  background, and motion blur along each limb's true motion over the exposure. The
-  exposure weights rise towards its end (a "rear-curtain" trail), which leaves the
-  direction of motion only weakly visible.
+  background, taken while the figure moves, with motion blur along each limb's true
+  motion over the exposure. The still motion cue decides per still whether the blur
+  tells the direction: with probability ``motion_cue`` the exposure ends at the shown
+  moment and its weights rise steeply towards the end (a fading "rear-curtain" trail
+  behind the sharp figure: the direction is readable); otherwise the exposure is centred
+  on that moment with symmetric weights (a two-sided smear: the same for a motion and its
+  reverse, so the direction is not in the still at all).
+
+Paired classes show the same distribution of poses (the partner is the motion played
+backwards, with a timing distribution symmetric in time), so without the cue a still
+cannot tell a pair apart: by construction the best still-only accuracy on a pair is
+``0.5 + 0.5 * motion_cue``, while a video always shows the direction.
 """
 
 from __future__ import annotations
@@ -75,21 +84,39 @@ def exposure_times(t: float, exposure: float, steps: int) -> np.ndarray:
     return t - exposure * (1.0 - np.linspace(0.0, 1.0, steps))
 
 
+def still_exposure(t: float, exposure: float, cue: bool, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sub-step times and weights of a still's exposure around the shown moment ``t``.
+
+    ``cue``: the exposure ends at ``t`` and weighs its end most (a trail that fades into the
+    past, pointing back along the motion). Otherwise it is centred on ``t`` with symmetric
+    (triangular) weights, a smear that looks the same for a motion played backwards.
+    """
+    ramp = np.linspace(0.0, 1.0, steps)
+    if cue:
+        return exposure_times(t, exposure, steps), 0.15 + ramp ** 2
+    return t + exposure * (ramp - 0.5), 1.0 - 0.8 * np.abs(2.0 * ramp - 1.0)
+
+
 def render_still(action: Action, rng: np.random.Generator, size: tuple[int, int] = STILL_SIZE,
-                 blur: bool = True) -> np.ndarray:
-    """A still photo ``uint8 [H, W, 3]`` RGB. ``blur=False`` renders the same photo without motion blur."""
+                 blur: bool = True, motion_cue: float = 0.0) -> np.ndarray:
+    """A still photo ``uint8 [H, W, 3]`` RGB. ``blur=False`` renders the same photo without motion blur.
+
+    ``motion_cue``: the probability that this still's blur shows the direction of motion.
+    """
     figure = Figure.sample(action, rng)
     height, width = size
-    t = float(rng.uniform(0.0, 1.0))
-    exposure = float(rng.uniform(1.0, 4.0)) / (VIDEO_FRAMES - 1)  # one to four video frames long
-    tail = float(rng.uniform(0.3, 1.5))  # how much heavier the end of the exposure weighs
-    steps = STILL_SUBSTEPS if blur else 1
-    times = exposure_times(t, exposure, STILL_SUBSTEPS)[-steps:]
-    weights = 1.0 + tail * np.linspace(0.0, 1.0, STILL_SUBSTEPS)[-steps:]
+    start, end = action.moving_interval(figure.timing)  # taken while the figure moves
+    t = float(rng.uniform(start, end))
+    exposure = float(rng.uniform(2.0, 5.0)) / (VIDEO_FRAMES - 1)  # two to five video frames long
+    cue = bool(rng.random() < motion_cue)
+    times, weights = still_exposure(t, exposure, cue, STILL_SUBSTEPS)
+    if not blur:  # the sharp moment alone (the end of a cue exposure, the middle otherwise)
+        index = -1 if cue else STILL_SUBSTEPS // 2
+        times, weights = times[index:][:1], weights[index:][:1]
     joints = figure.joints(times)
 
-    # Subject centred and large: the sharp pose's box fills 55-80% of the height.
-    x0, y0, x1, y1 = bounding_box(joints[-1:], figure.body)
+    # Subject centred and large: the box of its poses fills 55-80% of the height.
+    x0, y0, x1, y1 = bounding_box(joints, figure.body)
     scale = min(rng.uniform(0.55, 0.8) * height / figure.body.height, 0.9 * height / (y1 - y0), 0.9 * width / (x1 - x0))
     cx = width / 2 + rng.uniform(-0.04, 0.04) * width - scale * (x0 + x1) / 2
     cy = height / 2 + rng.uniform(-0.04, 0.04) * height - scale * (y0 + y1) / 2
@@ -107,7 +134,7 @@ def place_in_video(figure: Figure, joints: np.ndarray, size: tuple[int, int], rn
     height, width = size
     x0, y0, x1, y1 = bounding_box(joints, figure.body)
     ground = rng.uniform(0.82, 0.93) * height
-    scale = rng.uniform(0.45, 0.62) * height / figure.body.height
+    scale = rng.uniform(0.6, 0.75) * height / figure.body.height
     scale = min(scale, (width - 2 * MARGIN) / (x1 - x0), (ground - MARGIN) / max(-y0, 1e-6))
     side = rng.choice([-1.0, 1.0])
     centre = width * (0.5 + side * rng.uniform(0.12, 0.24))
@@ -129,9 +156,10 @@ def render_video(action: Action, rng: np.random.Generator, frames: int = VIDEO_F
 
     background = video_background(rng, size, camera.origin_y)
     figure.add_prop(background, camera, rng)
-    offsets = shake(rng, frames, float(rng.uniform(0.3, 1.2)))
-    softness = float(rng.uniform(0.3, 0.8))
-    noise = float(rng.uniform(2.0, 5.0))
+    # Mild shake and noise: the figure's motion must dominate what flow and rank pooling see.
+    offsets = shake(rng, frames, float(rng.uniform(0.1, 0.4)))
+    softness = float(rng.uniform(0.3, 0.6))
+    noise = float(rng.uniform(1.0, 2.5))
     weights = np.ones(VIDEO_SUBSTEPS)
     out = np.empty((frames, height, width, 3), np.uint8)
     for k in range(frames):

@@ -1,0 +1,232 @@
+"""Positive and negative controls: does the pipeline find a planted temporal effect, and
+report none where there is none?
+
+The demo's pipeline (synth -> prepare -> fine-tune -> extract -> still baseline ->
+temporal classifier, GAN, embedding heads -> oracle), run on
+
+- positive control: ``--still-motion-cue 0`` (stills never show the direction of motion,
+  videos always do: the oracle gain must be large and its CI exclude zero);
+- negative control: the positive control's stills, still model and temporal features, with
+  the temporal data shuffled across classes (each video's rows get the label of another
+  video, a seeded permutation within its split that keeps the class counts), so the
+  temporal data carry nothing about the label: the oracle gain and every method's fused gain
+  must have CIs that include zero. Only the heads and the oracle run again (minutes).
+  ``--negative shuffled-videos`` instead renders a whole new set with ``--shuffle-videos``
+  (each video shows a random class's action) and runs the whole pipeline on it (an hour on
+  2 CPU cores);
+
+each from ``--data-seeds`` data seeds. "direction in pair" is, of the test stills a stream
+puts in the right pair of classes, the share it also gives the right direction (the still
+row for the oracle, the derived stream for a head): 50% means none of the planted direction
+was recovered. Per method: fused gain over the still baseline on
+the test stills with its 95% paired-bootstrap CI (heads/statistics.py), the oracle's gain
+and CI, and the share of the oracle recovered. Settings are the demo's; nothing is picked on
+the test split. Every stage is cached under ``--out`` (a rerun resumes)::
+
+    python benchmarks/controls.py --out runs/controls            # CPU; --device cuda is honoured by fine-tuning
+    python benchmarks/controls.py --out runs/controls --quick    # tiny sets, minutes (smoke run)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from featcache.progress import console  # noqa: E402
+from heads.demo import FULL, QUICK, TEMPORAL, baselines, extract_features, finetune_models, oracle, train_heads  # noqa: E402
+
+SYNTH = {"positive": dict(still_motion_cue=0.0, shuffle_videos=False),
+         "shuffled-videos": dict(still_motion_cue=0.0, shuffle_videos=True)}
+METHODS = ("classifier", "gan", "embed")
+
+
+def run_control(out: Path, control: str, data_seed: int, classes: int, quick: bool, seeds: int) -> Path:
+    """One pipeline run; returns its runs folder."""
+    from featcache.backbones import default_backbone
+    from featcache.prepare import PrepareSettings, prepare
+    from featcache.synth.generate import SynthConfig, generate
+
+    budget = QUICK if quick else FULL
+    base = out / f"{control}-seed{data_seed}"
+    root, cache, runs = base / "data", base / "cache", base / "runs"
+    backbone = default_backbone()
+    config = SynthConfig(classes=classes, seed=data_seed, stills=budget.stills, videos=budget.videos,
+                         **SYNTH[control])
+    started = time.perf_counter()
+    generate(root, config, workers=min(2, os.cpu_count() or 1), show_progress=False)
+    prepare(root, cache, PrepareSettings(size=(96, 128), flow_method=budget.flow, bound=budget.flow_bound))
+    share_still_model(out / f"positive-seed{data_seed}" / "cache", cache, backbone)
+    finetune_models(root, cache, runs, backbone, budget, ("still", *TEMPORAL))
+    extract_features(root, cache, backbone, budget, ("still", *TEMPORAL))
+    baselines(root, cache, runs, backbone, "main", False, seeds)
+    train_heads(cache, runs, METHODS, "main", seeds)
+    oracle(cache, runs, budget)
+    console.print(f"[dim]{control} control, data seed {data_seed}: {time.perf_counter() - started:.0f} s[/]")
+    return runs
+
+
+def shuffled_labels_control(out: Path, data_seed: int, seeds: int, quick: bool) -> Path:
+    """The negative control made from the positive one: temporal labels shuffled across classes."""
+    from featcache.backbones import default_backbone
+
+    budget = QUICK if quick else FULL
+    backbone = default_backbone()
+    source, base = out / f"positive-seed{data_seed}" / "cache", out / f"shuffled-labels-seed{data_seed}"
+    cache, runs = base / "cache", base / "runs"
+    cache.mkdir(parents=True, exist_ok=True)
+    still = f"still-{backbone}.h5"
+    if not (cache / still).exists():
+        os.symlink((source / still).resolve(), cache / still)
+    for temporal in TEMPORAL:
+        shuffle_temporal_labels(source / f"{temporal}-{backbone}.h5", cache / f"{temporal}-{backbone}.h5", data_seed)
+    baselines(None, cache, runs, backbone, "main", False, seeds)
+    train_heads(cache, runs, METHODS, "main", seeds)
+    oracle(cache, runs, budget)
+    return runs
+
+
+def shuffle_temporal_labels(source: Path, target: Path, seed: int) -> None:
+    """Copy a temporal feature cache with each video's label replaced by another video's label
+    (a seeded permutation of the videos within each split, so class counts stay the same)."""
+    import shutil
+
+    import h5py
+    import numpy as np
+
+    if target.exists():
+        return
+    tmp = target.with_name(f".{target.name}.tmp")
+    shutil.copyfile(source, tmp)
+    rng = np.random.default_rng([seed, 1729])
+    with h5py.File(tmp, "r+") as f:
+        labels, split = f["labels"][:], f["split"][:]
+        videos = np.array([s.decode() if isinstance(s, bytes) else s for s in f["source"][:]], dtype=object)
+        shuffled = labels.copy()
+        for code in np.unique(split):
+            names = sorted(set(videos[split == code]))
+            label_of = {v: int(labels[(videos == v) & (split == code)][0]) for v in names}
+            permuted = rng.permutation(len(names))
+            new = {v: label_of[names[j]] for v, j in zip(names, permuted)}
+            rows = np.flatnonzero(split == code)
+            shuffled[rows] = [new[videos[r]] for r in rows]
+        f["labels"][...] = shuffled
+    os.replace(tmp, target)
+
+
+def share_still_model(source: Path, cache: Path, backbone: str) -> None:
+    """The controls of one data seed have byte-identical stills: fine-tune the still model once."""
+    from heads.finetune import model_path
+
+    shared, own = model_path(source, "still", backbone), model_path(cache, "still", backbone)
+    if source.resolve() != cache.resolve() and shared.is_file() and not own.exists():
+        own.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(shared.resolve(), own)
+
+
+def direction_in_pair(confusion) -> float | None:
+    """Of the test stills put in the right pair of classes, the share also given the right
+    direction (50% = none of the direction recovered). Classes 2k and 2k+1 form a pair."""
+    import numpy as np
+
+    if confusion is None:
+        return None
+    c = np.asarray(confusion, dtype=np.float64)
+    in_pair = sum(c[i, i - i % 2 : i - i % 2 + 2].sum() for i in range(len(c)))
+    return float(100 * np.trace(c) / in_pair) if in_pair else None
+
+
+def read(path: Path) -> dict:
+    return json.loads((path / "metrics.json").read_text())
+
+
+def control_rows(runs: Path) -> list[dict]:
+    """Per temporal modality: the oracle and each method's fused gain, CI, share recovered."""
+    rows = []
+    for temporal in TEMPORAL:
+        orc = read(runs / "oracle" / temporal)
+        o_gain = orc["gain"]["fused"]
+        temporal_acc = orc.get("temporal_classifier", {}).get("test")
+        rows.append({"temporal": temporal, "method": "oracle", "gain": o_gain["test"], "ci": o_gain["test_ci"],
+                     "p": o_gain["p_value"], "share": None, "temporal_test": temporal_acc,
+                     "still_test": orc["still"]["test"], "direction": direction_in_pair(orc["still"].get("confusion"))})
+        for method in METHODS[1:]:  # the classifier run has no derived stream: its temporal classifier is the oracle's
+            m = read(runs / f"{method}-{temporal}")
+            gain = m["gain"]["fused"]
+            share = gain["test"] / o_gain["test"] if o_gain["test_ci"][0] > 0 else None
+            rows.append({"temporal": temporal, "method": method, "gain": gain["test"], "ci": gain["test_ci"],
+                         "p": gain["p_value"], "share": share, "derived_test": m["derived"]["test"],
+                         "still_test": m["still"]["test"], "direction": direction_in_pair(m["derived"].get("confusion"))})
+    return rows
+
+
+def print_table(title: str, rows: list[dict]) -> None:
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in ("temporal", "method", "still test", "derived / temporal test", "fused gain (pp)", "95% CI", "p",
+                   "CI excludes 0", "share of oracle", "direction in pair"):
+        table.add_column(column, justify="left" if column in ("temporal", "method") else "right")
+    for r in rows:
+        derived = r.get("derived_test", r.get("temporal_test"))
+        excludes = r["ci"][0] > 0 or r["ci"][1] < 0
+        table.add_row(r["temporal"], r["method"], f"{r['still_test']:.1f}",
+                      "-" if derived is None else f"{derived:.1f}", f"{r['gain']:+.1f}",
+                      f"[{r['ci'][0]:+.1f}, {r['ci'][1]:+.1f}]", f"{r['p']:.3f}", "yes" if excludes else "no",
+                      "-" if r["share"] is None else f"{100 * r['share']:.0f}%",
+                      "-" if r.get("direction") is None else f"{r['direction']:.0f}%")
+    console.print(table)
+
+
+def markdown(title: str, rows: list[dict]) -> str:
+    lines = [f"### {title}", "", "| temporal | method | still test | derived/temporal test | fused gain | 95% CI | "
+             "p | share of oracle | direction in pair |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        derived = r.get("derived_test", r.get("temporal_test"))
+        derived_text = "-" if derived is None else f"{derived:.1f}"
+        share_text = "-" if r["share"] is None else f"{100 * r['share']:.0f}%"
+        direction = "-" if r.get("direction") is None else f"{r['direction']:.0f}%"
+        lines.append(f"| {r['temporal']} | {r['method']} | {r['still_test']:.1f} | {derived_text} | "
+                     f"{r['gain']:+.1f} | [{r['ci'][0]:+.1f}, {r['ci'][1]:+.1f}] | {r['p']:.3f} | {share_text} | {direction} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> None:
+    import torch
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("runs/controls"))
+    parser.add_argument("--data-seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--controls", nargs="+", choices=["positive", "negative"], default=["positive", "negative"])
+    parser.add_argument("--negative", choices=["shuffled-labels", "shuffled-videos"], default="shuffled-labels")
+    parser.add_argument("--classes", type=int, default=6)
+    parser.add_argument("--seeds", type=int, default=3, help="head seeds per run (stacked members)")
+    parser.add_argument("--quick", action="store_true", help="the demo's quick budget: a smoke run")
+    parser.add_argument("--threads", type=int, default=max(1, os.cpu_count() or 1))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    sections = []
+    for control in args.controls:
+        for data_seed in args.data_seeds:
+            if control == "positive" or args.negative == "shuffled-videos":
+                name = "positive" if control == "positive" else args.negative
+                runs = run_control(args.out, name, data_seed, args.classes, args.quick, args.seeds)
+            else:  # made from the positive control of the same data seed
+                run_control(args.out, "positive", data_seed, args.classes, args.quick, args.seeds)
+                runs = shuffled_labels_control(args.out, data_seed, args.seeds, args.quick)
+            title = f"{control} control ({'cue 0' if control == 'positive' else args.negative}), data seed {data_seed}"
+            rows = control_rows(runs)
+            print_table(title, rows)
+            sections.append(markdown(title, rows))
+    report = args.out / "controls.md"
+    report.write_text("## Positive and negative controls\n\n" + "\n".join(sections), encoding="utf-8")
+    console.print(f"report section: {report}")
+
+
+if __name__ == "__main__":
+    main()
