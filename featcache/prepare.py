@@ -42,7 +42,7 @@ from featcache import distributed
 from featcache.dataset import FolderDataset, Sample
 from featcache.errors import CacheError, DatasetError, FeatcacheError, MediaError
 from featcache.progress import console, make_progress
-from featcache.representations import dynamic_image, optical_flow
+from featcache.representations import dynamic_image, optical_flow, torch_preprocessing
 from featcache.representations.tvl1_torch import TVL1Params
 from featcache.schema import (
     FLOW_BOUND,
@@ -225,12 +225,12 @@ def compute_video(path: Path, settings: PrepareSettings, decoded=None) -> tuple[
     ``decoded``: a future of :func:`decode_video` started earlier (decoding overlaps the flow).
     """
     frames, num_frames = decoded.result() if decoded is not None else decode_video(path, settings)
+    if on_device(settings):
+        return compute_on_device(frames, num_frames, settings)
     arrays: dict[str, np.ndarray] = {}
     notes = []
     if "dynamic" in settings.kinds:
         arrays["dynamic"] = dynamic_image.dynamic_images(frames, settings.window, settings.stride, settings.count)
-        if len(arrays["dynamic"]) < settings.count:
-            notes.append(f"{num_frames} frames -> {len(arrays['dynamic'])}/{settings.count} dynamic images")
     if "flow" in settings.kinds:
         # A fresh estimator per video (flow_stacks creates it once, outside its frame loop):
         # DIS carries state from one call to the next, so sharing one across videos would make
@@ -239,11 +239,42 @@ def compute_video(path: Path, settings: PrepareSettings, decoded=None) -> tuple[
             frames, settings.flow_method, settings.flow_frames, settings.stack, settings.bound,
             device=settings.flow_device, batch=settings.flow_batch or None,
         )
-        wanted = settings.flow_frames // settings.stack
-        if len(arrays["flow"]) < wanted:
-            padded = " (padded)" if num_frames - 1 < settings.stack else ""
-            notes.append(f"{num_frames} frames -> {len(arrays['flow'])}/{wanted} flow stacks{padded}")
-    return arrays, num_frames, notes
+    return arrays, num_frames, notes + short_video_notes(arrays, num_frames, settings)
+
+
+def short_video_notes(arrays: dict[str, np.ndarray], num_frames: int, settings: PrepareSettings) -> list[str]:
+    notes = []
+    if "dynamic" in arrays and len(arrays["dynamic"]) < settings.count:
+        notes.append(f"{num_frames} frames -> {len(arrays['dynamic'])}/{settings.count} dynamic images")
+    wanted = settings.flow_frames // settings.stack
+    if "flow" in arrays and len(arrays["flow"]) < wanted:
+        padded = " (padded)" if num_frames - 1 < settings.stack else ""
+        notes.append(f"{num_frames} frames -> {len(arrays['flow'])}/{wanted} flow stacks{padded}")
+    return notes
+
+
+# Tests set this to run the device path on the CPU (it is only chosen for CUDA otherwise).
+FORCE_DEVICE_PATH = False
+
+
+def on_device(settings: PrepareSettings) -> bool:
+    """Grey, TV-L1, quantisation and dynamic images as torch ops on the flow device: for
+    tvl1-torch on CUDA only. On the CPU the numpy/OpenCV path stays (benchmarks/prepare.py
+    measures it faster there: no float32 copies of the frames, cv2's SIMD grey conversion)."""
+    tvl1_torch_run = "flow" in settings.kinds and settings.flow_method == "tvl1-torch"
+    return tvl1_torch_run and (FORCE_DEVICE_PATH or settings.flow_device.startswith("cuda"))
+
+
+def compute_on_device(frames: np.ndarray, num_frames: int, settings: PrepareSettings):
+    """:func:`compute_video` with the frames uploaded once; only uint8 results come back."""
+    uploaded = torch.from_numpy(frames).to(settings.flow_device)
+    arrays = {}
+    if "dynamic" in settings.kinds:
+        arrays["dynamic"] = torch_preprocessing.dynamic_images(uploaded, settings.window, settings.stride, settings.count)
+    arrays["flow"] = torch_preprocessing.flow_stacks(
+        uploaded, settings.flow_frames, settings.stack, settings.bound, batch=settings.flow_batch or None
+    )
+    return arrays, num_frames, short_video_notes(arrays, num_frames, settings)
 
 
 def write_part(part: Path, source: str, stamp: str, num_frames: int, arrays: dict[str, np.ndarray]) -> None:
