@@ -65,6 +65,8 @@ def test_flow_stacks_match_cpu_tvl1_torch():
     expected = optical_flow.flow_stacks(clip, "tvl1-torch", num_frames=6, stack=3, batch=2)
     got = torch_preprocessing.flow_stacks(torch.from_numpy(clip), num_frames=6, stack=3, batch=4)
     np.testing.assert_array_equal(got, expected)
+    grey = optical_flow.to_gray(clip)  # grey frames pass through, as on the CPU
+    np.testing.assert_array_equal(torch_preprocessing.flow_stacks(torch.from_numpy(grey), num_frames=6, stack=3), expected)
 
 
 def test_prepare_device_path_equals_cpu_path(tmp_path, monkeypatch):

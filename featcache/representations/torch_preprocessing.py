@@ -62,11 +62,13 @@ def flow_stacks(
     frames: torch.Tensor, num_frames: int = optical_flow.NUM_FLOWS, stack: int = FLOW_STACK, bound: float = FLOW_BOUND,
     *, batch: int | None = None,
 ) -> np.ndarray:
-    """:func:`optical_flow.flow_stacks` with ``tvl1-torch`` from uint8 RGB frames on any device."""
-    if frames.dim() != 4 or len(frames) < 2:
+    """:func:`optical_flow.flow_stacks` with ``tvl1-torch`` from uint8 frames (RGB or grey) on any device."""
+    if frames.dim() not in (3, 4) or len(frames) < 2:
         raise ValueError(f"optical flow needs at least two frames, got shape {tuple(frames.shape)}")
     start, stop = optical_flow.middle_range(len(frames), num_frames + 1)
-    return optical_flow.stack_flows(quantized_flows(to_gray(frames[start:stop]), bound, batch=batch), stack)
+    middle = frames[start:stop]
+    gray = middle.to(torch.float32) if middle.dim() == 3 else to_gray(middle)
+    return optical_flow.stack_flows(quantized_flows(gray, bound, batch=batch), stack)
 
 
 def window_index(num_frames: int, window: int, stride: int, count: int) -> list[list[int]]:
