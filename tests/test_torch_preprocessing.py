@@ -86,3 +86,18 @@ def test_prepare_device_path_equals_cpu_path(tmp_path, monkeypatch):
     assert np.abs(a["dynamic"]["data"].astype(int) - b["dynamic"]["data"].astype(int)).max() <= 1
     b["dynamic"]["data"] = a["dynamic"]["data"]
     assert_same(a, b)
+
+
+def test_real_clip_dynamic_images_and_grey(real_data):
+    from featcache.video import read_middle_frames
+
+    clip = real_data / "videos/fencing/ucf101_v_Fencing_g01_c06.mp4"
+    if not clip.exists():
+        pytest.skip(f"{clip} not found")
+    frames, _ = read_middle_frames(clip, dynamic_image.frames_needed(), size=(64, 85))
+    got = torch_preprocessing.dynamic_images(torch.from_numpy(frames))
+    expected = dynamic_image.dynamic_images(frames)
+    assert got.shape == expected.shape
+    assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
+    gray = torch_preprocessing.to_gray(torch.from_numpy(frames)).numpy()
+    assert np.abs(gray - optical_flow.to_gray(frames)).max() <= 1
