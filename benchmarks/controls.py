@@ -64,8 +64,8 @@ def run_control(out: Path, control: str, data_seed: int, classes: int, quick: bo
     share_still_model(out / f"positive-seed{data_seed}" / "cache", cache, backbone)
     finetune_models(root, cache, runs, backbone, budget, ("still", *TEMPORAL))
     extract_features(root, cache, backbone, budget, ("still", *TEMPORAL))
-    baselines(root, cache, runs, backbone, "main", False, seeds)
-    train_heads(cache, runs, METHODS, "main", seeds)
+    baselines(root, cache, runs, backbone, "main", False, seeds=seeds)
+    train_heads(cache, runs, METHODS, "main", seeds=seeds)
     oracle(cache, runs, budget)
     console.print(f"[dim]{control} control, data seed {data_seed}: {time.perf_counter() - started:.0f} s[/]")
     return runs
@@ -85,8 +85,8 @@ def shuffled_labels_control(out: Path, data_seed: int, seeds: int, quick: bool) 
         os.symlink((source / still).resolve(), cache / still)
     for temporal in TEMPORAL:
         shuffle_temporal_labels(source / f"{temporal}-{backbone}.h5", cache / f"{temporal}-{backbone}.h5", data_seed)
-    baselines(None, cache, runs, backbone, "main", False, seeds)
-    train_heads(cache, runs, METHODS, "main", seeds)
+    baselines(None, cache, runs, backbone, "main", False, seeds=seeds)
+    train_heads(cache, runs, METHODS, "main", seeds=seeds)
     oracle(cache, runs, budget)
     return runs
 
