@@ -78,8 +78,6 @@ def sample_frame_indices(num_frames: int, max_frames: int) -> np.ndarray:
 # -- backbone -------------------------------------------------------------------
 def still_backbone(still_cache: Path, weights: str | os.PathLike | None, device: str):
     """The still cache's backbone with the same weights (checked by sha256), and its transform."""
-    import torch
-
     from featcache.backbones import create_backbone
     from featcache.preprocessing import build_transform
 
