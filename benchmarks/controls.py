@@ -19,7 +19,7 @@ each from ``--data-seeds`` data seeds. "direction in pair" is, of the test still
 puts in the right pair of classes, the share it also gives the right direction (the still
 row for the oracle, the derived stream for a head): 50% means none of the planted direction
 was recovered. Per method: fused gain over the still baseline on
-the test stills with its 95% paired-bootstrap CI (heads/statistics.py), the oracle's gain
+the test stills with its 95% paired-bootstrap CI (heads/evaluation/statistics.py), the oracle's gain
 and CI, and the share of the oracle recovered. Settings are the demo's; nothing is picked on
 the test split. Every stage is cached under ``--out`` (a rerun resumes)::
 
@@ -38,8 +38,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from featcache.progress import console  # noqa: E402
-from heads.demo import FULL, QUICK, TEMPORAL, baselines, extract_features, finetune_models, oracle, train_heads  # noqa: E402
+from featcache.utils.progress import console  # noqa: E402
+from heads.experiments.demo import FULL, QUICK, TEMPORAL, baselines, extract_features, finetune_models, oracle, train_heads  # noqa: E402
 
 SYNTH = {"positive": dict(still_motion_cue=0.0, shuffle_videos=False),
          "shuffled-videos": dict(still_motion_cue=0.0, shuffle_videos=True)}
@@ -49,8 +49,8 @@ METHODS = ("classifier", "gan", "embed")
 def run_control(out: Path, control: str, data_seed: int, classes: int, quick: bool, seeds: int) -> Path:
     """One pipeline run; returns its runs folder."""
     from featcache.backbones import default_backbone
-    from featcache.prepare import PrepareSettings, prepare
-    from featcache.synth.generate import SynthConfig, generate
+    from featcache.representations.prepare import PrepareSettings, prepare
+    from featcache.data.synth.generate import SynthConfig, generate
 
     budget = QUICK if quick else FULL
     base = out / f"{control}-seed{data_seed}"
@@ -121,7 +121,7 @@ def shuffle_temporal_labels(source: Path, target: Path, seed: int) -> None:
 
 def share_still_model(source: Path, cache: Path, backbone: str) -> None:
     """The controls of one data seed have byte-identical stills: fine-tune the still model once."""
-    from heads.finetune import model_path
+    from heads.finetune.finetune import model_path
 
     shared, own = model_path(source, "still", backbone), model_path(cache, "still", backbone)
     if source.resolve() != cache.resolve() and shared.is_file() and not own.exists():

@@ -22,10 +22,10 @@ from PIL import Image
 from torchvision import transforms
 
 from featcache.backbones import create_backbone, default_backbone
-from featcache.dataset import FolderDataset
-from featcache.device import resolve_device
-from featcache.extract import ExtractSettings, extract
-from featcache.feature_cache import FeatureCache
+from featcache.data.dataset import FolderDataset
+from featcache.utils.device import resolve_device
+from featcache.extraction.extract import ExtractSettings, extract
+from featcache.cache.feature_cache import FeatureCache
 
 
 def plain_loop(root: Path, paths: list[str], args, device: torch.device) -> tuple[float, np.ndarray]:

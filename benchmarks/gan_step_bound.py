@@ -25,14 +25,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from heads.config import default_config  # noqa: E402
-from heads.discriminator import Discriminator  # noqa: E402
-from heads.generator import Generator  # noqa: E402
-from heads.linear_classifier import LinearClassifier  # noqa: E402
-from heads.member_random import MemberRandom  # noqa: E402
-from heads.stacked_linear import weight_grad  # noqa: E402
-from heads.stacked_rmsprop import StackedRMSProp  # noqa: E402
-from heads.train_head import batch_starts, train_gan_epoch  # noqa: E402
+from heads.training.config import default_config  # noqa: E402
+from heads.models.discriminator import Discriminator  # noqa: E402
+from heads.models.generator import Generator  # noqa: E402
+from heads.models.linear_classifier import LinearClassifier  # noqa: E402
+from heads.nn.member_random import MemberRandom  # noqa: E402
+from heads.nn.stacked_linear import weight_grad  # noqa: E402
+from heads.optim.stacked_rmsprop import StackedRMSProp  # noqa: E402
+from heads.training.train_head import batch_starts, train_gan_epoch  # noqa: E402
 
 STILL_ROWS, TEMPORAL_ROWS, DIM, CLASSES = 6821, 16000, 2048, 40
 

@@ -30,9 +30,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from heads.brute_force_semi_hard_miner import BruteForceSemiHardMiner  # noqa: E402
-from heads.faiss_semi_hard_miner import FaissSemiHardMiner, faiss_gpu_available  # noqa: E402
-from heads.pk_sampler import pk_batch, sample_positives  # noqa: E402
+from heads.miners.brute_force_semi_hard_miner import BruteForceSemiHardMiner  # noqa: E402
+from heads.miners.faiss_semi_hard_miner import FaissSemiHardMiner, faiss_gpu_available  # noqa: E402
+from heads.samplers.pk_sampler import pk_batch, sample_positives  # noqa: E402
 
 
 def make_temporal_space(rows: int, dim: int, classes: int, seed: int = 0):

@@ -29,7 +29,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from featcache.representations import dynamic_image, optical_flow, torch_preprocessing, tvl1_torch  # noqa: E402
-from featcache.video import read_middle_frames  # noqa: E402
+from featcache.media.video import read_middle_frames  # noqa: E402
 
 REAL_DATA = Path(os.environ.get("FEATCACHE_REAL_DATA", Path(__file__).resolve().parents[2] / "shared" / "data" / "real"))
 DEFAULT_CLIPS = (

@@ -42,8 +42,8 @@ TIMES_ENV = "FEATCACHE_SCALE_TIMES"
 # -- inside each launched process --------------------------------------------------------------
 def run_timed(argv: list[str]) -> None:
     """Run ``featcache ARGV``, timing the whole command and its assembly step; rank 0 writes them."""
-    import featcache.extract
-    import featcache.prepare
+    import featcache.extraction.extract
+    import featcache.representations.prepare
 
     times = {"assembly": 0.0}
 
@@ -58,8 +58,8 @@ def run_timed(argv: list[str]) -> None:
                 times["assembly"] += time.perf_counter() - start
         module.assemble = assemble
 
-    timed(featcache.prepare)
-    timed(featcache.extract)
+    timed(featcache.representations.prepare)
+    timed(featcache.extraction.extract)
     from cli.app import main
 
     start, cpu = time.perf_counter(), process_cpu()
@@ -140,7 +140,7 @@ def same_output(stage: str, first: Path, other: Path) -> str:
 
 
 def run_stage(stage: str, root: Path, workdir: Path, args) -> list[Result]:
-    from featcache.dataset import FolderDataset
+    from featcache.data.dataset import FolderDataset
 
     dataset = FolderDataset(root)
     items = len(dataset.videos()) if stage == "prepare" else len(dataset.stills())
@@ -203,7 +203,7 @@ def fixed_weights(workdir: Path, root: Path, args) -> Path | str:
     import torch
 
     from featcache.backbones import create_backbone, save_checkpoint
-    from featcache.dataset import FolderDataset
+    from featcache.data.dataset import FolderDataset
 
     torch.manual_seed(0)
     backbone = create_backbone(args.backbone, weights="random")

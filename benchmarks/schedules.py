@@ -3,7 +3,7 @@ a 10x longer one, on the default synthetic set (``featcache data synth`` default
 24/8/12 stills and 10/4 videos per class) with ImageNet features of the offline backbone.
 
 Schedules are ``max(epochs, ceil(min_steps / batches per epoch))`` epochs per trained part
-(heads/config.py); "10x" multiplies the ``epochs`` and ``min_steps`` keys of the head's own
+(heads/training/config.py); "10x" multiplies the ``epochs`` and ``min_steps`` keys of the head's own
 parts by ten: ``classifier`` = the linear still model and the dim-reduction network (whose
 temporal classifier every head uses), ``gan`` = the GAN, ``embed`` = the embedding and its
 classifier (the GAN and embedding runs reuse the default dim-reduction network). Per head
@@ -26,16 +26,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from featcache.progress import console  # noqa: E402
+from featcache.utils.progress import console  # noqa: E402
 
 TEMPORAL = ("flow", "dynamic")
 METHODS = ("classifier", "gan", "embed")
 
 
 def build_cache(out: Path, device: str) -> Path:
-    from featcache.extract import ExtractSettings, extract
-    from featcache.prepare import PrepareSettings, prepare
-    from featcache.synth.generate import SynthConfig, generate
+    from featcache.extraction.extract import ExtractSettings, extract
+    from featcache.representations.prepare import PrepareSettings, prepare
+    from featcache.data.synth.generate import SynthConfig, generate
 
     root, cache = out / "data", out / "cache"
     generate(root, SynthConfig(), workers=min(2, os.cpu_count() or 1), show_progress=False)
@@ -70,10 +70,10 @@ def run(cache: Path, seeds: int, factor: int, device: str, temporals=TEMPORAL, m
         log: Path | None = None) -> list[dict]:
     """Default schedules of every head first, then the longer ones; each row is printed (and
     appended to ``log`` as a JSON line) as soon as it is measured."""
-    from heads.config import default_config
-    from heads.head_data import HeadData
-    from heads.seeds import train_seeds
-    from heads.train_head import DimRedStore
+    from heads.training.config import default_config
+    from heads.training.head_data import HeadData
+    from heads.training.seeds import train_seeds
+    from heads.training.train_head import DimRedStore
 
     store = DimRedStore([cache / "heads"], [cache / "heads"])
     rows = []

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from enum import Enum
 
-from featcache.schema import MODALITIES, TEMPORAL_KINDS
-from heads.config import METHODS
+from featcache.cache.schema import MODALITIES, TEMPORAL_KINDS
+from heads.training.config import METHODS
 
 
 def choices(name: str, values) -> type[Enum]:
@@ -19,10 +19,10 @@ Method = choices("Method", METHODS)
 
 
 def check_device(spec: str) -> str:
-    """The one ``--device`` check (:func:`featcache.device.resolve_device`), run while the
+    """The one ``--device`` check (:func:`featcache.utils.device.resolve_device`), run while the
     command line is parsed: an invalid or unavailable device stops the command before any
     work, with one line. ``auto`` becomes ``cuda`` or ``cpu``."""
-    from featcache.device import resolve_device
+    from featcache.utils.device import resolve_device
 
     return str(resolve_device(spec))
 

@@ -26,7 +26,7 @@ def check(
     """Validate a dataset: class x split counts, and every problem with its path and reason."""
     from rich.console import Console
 
-    from featcache.check import check_dataset
+    from featcache.data.check import check_dataset
 
     report = check_dataset(root, deep=deep, exact_frames=exact_frames, workers=workers)
     console = Console()
@@ -56,8 +56,8 @@ def import_ucf101(
     splits_dir: Optional[Path] = typer.Option(None, "--splits-dir", help="folder with classInd.txt and the split lists"),
 ) -> None:
     """Import UCF-101 videos (classInd.txt, trainlist0N.txt, testlist0N.txt) by symlink."""
-    from featcache.importers import ClassMapping
-    from featcache.importers import import_ucf101 as run
+    from featcache.data.importers import ClassMapping
+    from featcache.data.importers import import_ucf101 as run
 
     _print_summary(run(src, out, mapping=ClassMapping.load(mapping), split=split, splits_dir=splits_dir))
 
@@ -70,8 +70,8 @@ def import_hmdb51(
     splits_dir: Optional[Path] = typer.Option(None, "--splits-dir", help="folder with the <class>_test_splitN.txt files"),
 ) -> None:
     """Import HMDB-51 videos (<class>_test_splitN.txt: 1 train, 2 test, 0 unused) by symlink."""
-    from featcache.importers import ClassMapping
-    from featcache.importers import import_hmdb51 as run
+    from featcache.data.importers import ClassMapping
+    from featcache.data.importers import import_hmdb51 as run
 
     _print_summary(run(src, out, mapping=ClassMapping.load(mapping), split=split, splits_dir=splits_dir))
 
@@ -84,8 +84,8 @@ def import_stanford40(
     seed: int = typer.Option(0, "--seed", help="seed of the train/val carve"),
 ) -> None:
     """Import Stanford40 still images (ImageSplits/<action>_train|test.txt) by symlink, carving a val split."""
-    from featcache.importers import ClassMapping
-    from featcache.importers import import_stanford40 as run
+    from featcache.data.importers import ClassMapping
+    from featcache.data.importers import import_stanford40 as run
 
     _print_summary(run(src, out, mapping=ClassMapping.load(mapping), val_fraction=val_fraction, seed=seed))
 
@@ -94,7 +94,7 @@ def import_stanford40(
 def _counts_table(report):
     from rich.table import Table
 
-    from featcache.dataset import KINDS
+    from featcache.data.dataset import KINDS
 
     columns = [(kind, split) for kind in KINDS if kind in report.counts for split in report.counts[kind]]
     table = Table(title=f"{report.root}: {len(report.classes)} classes", title_justify="left")

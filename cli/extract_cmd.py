@@ -36,7 +36,7 @@ def register(app, data_app) -> None:
         overwrite: bool = typer.Option(False, "--overwrite", hidden=True, help="Deprecated: use --restart."),
     ) -> None:
         """Backbone features of every still image, dynamic image or flow stack (resumable)."""
-        from featcache.extract import ExtractSettings, extract
+        from featcache.extraction.extract import ExtractSettings, extract
 
         settings = ExtractSettings(
             modality=modality.value, backbone=backbone, weights=weights, crop=crop, resize=resize, views=views,

@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from cli.choices import Method, Temporal, device_option
-from heads.config import defaults_table
+from heads.training.config import defaults_table
 
 SET_KEYS_HELP = ("--set keys and their defaults (classifier and gan: the same for flow and dynamic):\n\n"
                  + defaults_table())
@@ -39,9 +39,9 @@ def register(app, data_app) -> None:
         seeds: int = typer.Option(1, "--seeds", help="Train under N seeds (seed, seed+1, ...; members of one stacked model): metrics.json then holds the mean and std over seeds, per-seed values under per_seed."),
     ) -> None:
         """Train a head on cached features; print val/test accuracy (still, derived temporal, fused)."""
-        from featcache.progress import console
+        from featcache.utils.progress import console
         from heads.api import fit_head
-        from heads.evaluation import print_metrics
+        from heads.evaluation.metrics import print_metrics
 
         run_dir = out or default_run_dir(method.value, temporal.value)
         run = fit_head(cache, method.value, temporal.value, config_file=config, sets=sets or [], out=run_dir,

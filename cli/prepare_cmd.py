@@ -50,7 +50,7 @@ def register(app, data_app) -> None:
         keep_parts: bool = typer.Option(False, "--keep-parts", help="Keep the per-video parts folder after assembling."),
     ) -> None:
         """Turn every video into dynamic images and optical-flow stacks (resumable)."""
-        from featcache.prepare import PrepareSettings, prepare
+        from featcache.representations.prepare import PrepareSettings, prepare
 
         kinds = (only.value,) if only else ("dynamic", "flow")
         settings = PrepareSettings(

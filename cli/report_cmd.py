@@ -44,7 +44,7 @@ def register(app, data_app) -> None:
         restart: bool = typer.Option(False, "--restart", help="Start over: discard the key-frame file and its unfinished parts."),
     ) -> None:
         """Mine key frames from every training video (x-means on frame features; resumable)."""
-        from featcache.keyframes import KeyframeSettings, mine_keyframes
+        from featcache.extraction.keyframes import KeyframeSettings, mine_keyframes
 
         if max_clusters < 1 or max_frames < 1:
             raise FeatcacheError("--max-clusters and --max-frames must be >= 1")
@@ -67,10 +67,10 @@ def register(app, data_app) -> None:
         seeds: int = typer.Option(1, "--seeds", help="Train under N seeds (stacked members): mean ± std over seeds."),
     ) -> None:
         """Table 1 baselines: the still model, and Aug. Still+Frame (still + key frames)."""
-        from featcache.keyframes import keyframes_cache_path, mine_keyframes
-        from featcache.feature_cache import FeatureCache, find_cache
-        from heads.baselines import still_config, train_baseline
-        from heads.evaluation import print_metrics
+        from featcache.extraction.keyframes import keyframes_cache_path, mine_keyframes
+        from featcache.cache.feature_cache import FeatureCache, find_cache
+        from heads.experiments.baselines import still_config, train_baseline
+        from heads.evaluation.metrics import print_metrics
 
         config = still_config(sets, config_file=config)
         if method is Baseline.aug_frames and root is not None:
@@ -97,7 +97,7 @@ def register(app, data_app) -> None:
         """Table 4: the oracle upper bound (still + a co-class unseen temporal instance)."""
         from rich.console import Console
 
-        from heads.oracle import run_oracle
+        from heads.experiments.oracle import run_oracle
 
         if runs < 1:
             raise FeatcacheError(f"--runs must be >= 1, got {runs}")
@@ -121,7 +121,7 @@ def register(app, data_app) -> None:
         plots: bool = typer.Option(True, "--plots/--no-plots", help="Class-wise improvement figures (Figures 7-8)."),
     ) -> None:
         """The paper's Tables 1-4 and Figures 7-8 from every metrics.json under RUNS."""
-        from heads.report import print_report, write_report
+        from heads.experiments.report.render import print_report, write_report
 
         report, tables, path = write_report(runs or [Path("runs")], out, plots=plots)
         print_report(tables, path, summary=report.summary)
@@ -139,7 +139,7 @@ def register(app, data_app) -> None:
         seeds: int = typer.Option(3, "--seeds", help="Seeds per head and baseline (stacked members): the report shows mean ± std."),
     ) -> None:
         """The whole T2SIL pipeline from nothing: data, representations, features, heads, oracle, report."""
-        from heads.demo import run_demo
+        from heads.experiments.demo import run_demo
 
         run_demo(out, classes=classes, seed=seed, quick=quick, restart=restart, device=device, seeds=seeds)
 
@@ -151,7 +151,7 @@ def register(app, data_app) -> None:
         seed: int = typer.Option(0, "--seed", help="Seed choosing the videos whose frames become val stills."),
     ) -> None:
         """Section 5.4: a dataset whose stills are the videos' middle frames (no domain shift)."""
-        from featcache.midframes import build_midframes
+        from featcache.data.midframes import build_midframes
 
         dataset = build_midframes(root, out, val_fraction=val_fraction, seed=seed)
         counts = dataset.summary()

@@ -73,9 +73,9 @@ def register(app, data_app) -> None:
         from rich.console import Console
         from rich.table import Table
 
-        from featcache.dataset import FolderDataset
-        from featcache.synth.actions import ACTIONS, pair_of
-        from featcache.synth.generate import SynthConfig, generate
+        from featcache.data.dataset import FolderDataset
+        from featcache.data.synth.actions import ACTIONS, pair_of
+        from featcache.data.synth.generate import SynthConfig, generate
 
         console = Console()
         if list_classes:

@@ -58,7 +58,7 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
         resume: Optional[bool] = typer.Option(None, "--resume/--no-resume", hidden=True, help="Deprecated: --no-resume is --restart."),
     ) -> None:
         """Fine-tune a backbone end to end on stills or on temporal instances (paper section 5)."""
-        from heads import finetune as finetune_main
+        from heads.finetune import finetune as finetune_main
 
         crop_px, resize_px = _sizes(device, crop, resize)
         finetune_main.main(
@@ -92,7 +92,7 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
         resume: Optional[bool] = typer.Option(None, "--resume/--no-resume", hidden=True, help="Deprecated: --no-resume is --restart."),
     ) -> None:
         """Teacher-student networks: distil the temporal model into the still model; prints still / derived / fused accuracy."""
-        from heads import tsn as tsn_main
+        from heads.finetune import tsn as tsn_main
 
         crop_px, resize_px = _sizes(device, crop, resize)
         tsn_main.main(

@@ -9,7 +9,7 @@ From Python: ``from featcache import prepare_dataset, extract_features, open_cac
 
 from typing import TYPE_CHECKING
 
-from featcache.lazy import lazy_names
+from featcache.utils.lazy import lazy_names
 
 __version__ = "0.1.0"  # the one version source: pyproject.toml reads it (dynamic version)
 
@@ -17,21 +17,21 @@ __version__ = "0.1.0"  # the one version source: pyproject.toml reads it (dynami
 # (the command line imports it for every command). Stage 2 is ``heads``.
 _API = {
     "open_cache": "featcache.api", "prepare_dataset": "featcache.api", "extract_features": "featcache.api",
-    "FeatureCache": "featcache.feature_cache", "SplitData": "featcache.feature_cache",
-    "find_cache": "featcache.feature_cache", "read_temporal": "featcache.prepare",
-    "TemporalSet": "featcache.prepare", "PrepareSettings": "featcache.prepare", "PrepareReport": "featcache.prepare",
-    "ExtractSettings": "featcache.extract", "ExtractReport": "featcache.extract",
-    "resolve_device": "featcache.device", "FeatcacheError": "featcache.errors",
+    "FeatureCache": "featcache.cache.feature_cache", "SplitData": "featcache.cache.feature_cache",
+    "find_cache": "featcache.cache.feature_cache", "read_temporal": "featcache.representations.prepare",
+    "TemporalSet": "featcache.representations.prepare", "PrepareSettings": "featcache.representations.prepare", "PrepareReport": "featcache.representations.prepare",
+    "ExtractSettings": "featcache.extraction.extract", "ExtractReport": "featcache.extraction.extract",
+    "resolve_device": "featcache.utils.device", "FeatcacheError": "featcache.errors",
 }
 __all__ = ["__version__", *_API]
 
 if TYPE_CHECKING:  # what static type checkers see behind the lazy names
     from featcache.api import extract_features, open_cache, prepare_dataset
-    from featcache.device import resolve_device
+    from featcache.utils.device import resolve_device
     from featcache.errors import FeatcacheError
-    from featcache.extract import ExtractReport, ExtractSettings
-    from featcache.feature_cache import FeatureCache, SplitData, find_cache
-    from featcache.prepare import PrepareReport, PrepareSettings, TemporalSet, read_temporal
+    from featcache.extraction.extract import ExtractReport, ExtractSettings
+    from featcache.cache.feature_cache import FeatureCache, SplitData, find_cache
+    from featcache.representations.prepare import PrepareReport, PrepareSettings, TemporalSet, read_temporal
 
 
 __getattr__, __dir__ = lazy_names('featcache', _API, globals())

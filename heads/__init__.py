@@ -9,22 +9,22 @@ From Python: ``from heads import fit_head, fit_grid`` (see :mod:`heads.api`).
 
 from typing import TYPE_CHECKING
 
-from featcache.lazy import lazy_names
+from featcache.utils.lazy import lazy_names
 
 # The Python API of stage 2, imported on first use (torch is heavy).
 _API = {
     "fit_head": "heads.api", "fit_grid": "heads.api", "HeadRun": "heads.api", "GridResult": "heads.api",
-    "resolve_head_config": "heads.api", "default_config": "heads.config", "HeadData": "heads.head_data",
-    "History": "heads.history", "read_history": "heads.history", "read_metrics": "heads.evaluation",
+    "resolve_head_config": "heads.api", "default_config": "heads.training.config", "HeadData": "heads.training.head_data",
+    "History": "heads.evaluation.history", "read_history": "heads.evaluation.history", "read_metrics": "heads.evaluation.metrics",
 }
 __all__ = list(_API)
 
 if TYPE_CHECKING:  # what static type checkers see behind the lazy names
     from heads.api import GridResult, HeadRun, fit_grid, fit_head, resolve_head_config
-    from heads.config import default_config
-    from heads.evaluation import read_metrics
-    from heads.head_data import HeadData
-    from heads.history import History, read_history
+    from heads.training.config import default_config
+    from heads.evaluation.metrics import read_metrics
+    from heads.training.head_data import HeadData
+    from heads.evaluation.history import History, read_history
 
 
 __getattr__, __dir__ = lazy_names('heads', _API, globals())

@@ -49,8 +49,8 @@ class HeadRun:
 class GridResult:
     """A finished grid: what was trained (``spec``), every run best first, and ``grid.csv`` (written by rank 0 alone under torchrun)."""
 
-    spec: Any  # heads.grid.GridSpec
-    runs: list  # [heads.grid.GridRun]: config, run_dir, metrics, reused, predictions (None when reused)
+    spec: Any  # heads.training.grid.GridSpec
+    runs: list  # [heads.training.grid.GridRun]: config, run_dir, metrics, reused, predictions (None when reused)
     csv: Path | None  # None on torchrun ranks > 0 (rank 0 writes it)
 
 
@@ -58,7 +58,7 @@ def resolve_head_config(method: str, temporal: str, config: Mapping[str, Any] | 
                         config_file: str | os.PathLike | None = None, sets: Iterable[str] = ()) -> dict[str, Any]:
     """Defaults of ``method``/``temporal``, then ``config_file``, then ``config``, then ``KEY=VALUE`` ``sets``."""
     from featcache.errors import FeatcacheError
-    from heads.config import apply_sets, config_value, parse_sets
+    from heads.training.config import apply_sets, config_value, parse_sets
 
     resolved = parse_sets(method, temporal, (), config_file)
     for key, value in (config or {}).items():
@@ -81,16 +81,16 @@ def fit_head(cache: str | os.PathLike = "cache", method: str = "gan", temporal: 
     through ``<cache>/heads``. Epochs are selected on the still val split, never on test.
     ``experiment`` labels the run for the report (main, or midframe for section 5.4).
     ``seeds`` > 1 trains seeds seed..seed+N-1 as members of one stacked model: the metrics hold
-    the means, stds and per-seed values (``heads.seeds``); predictions and curves are the first seed's.
+    the means, stds and per-seed values (``heads.training.seeds``); predictions and curves are the first seed's.
     """
-    from featcache.device import resolve_device
-    from heads.checkpoint import save_checkpoint
-    from heads.config import write_config
-    from heads.evaluation import write_metrics
-    from heads.head_data import HeadData
-    from heads.history import History
-    from heads.seeds import seed_configs, train_seeds
-    from heads.train_head import DimRedStore
+    from featcache.utils.device import resolve_device
+    from heads.training.checkpoint import save_checkpoint
+    from heads.training.config import write_config
+    from heads.evaluation.metrics import write_metrics
+    from heads.training.head_data import HeadData
+    from heads.evaluation.history import History
+    from heads.training.seeds import seed_configs, train_seeds
+    from heads.training.train_head import DimRedStore
 
     log = log or (lambda message: None)
     resolved = resolve_head_config(method, temporal, config, config_file, sets)
@@ -125,11 +125,11 @@ def fit_grid(cache: str | os.PathLike = "cache", method: str = "gan", temporal: 
     ``out`` (default ``runs/grid-<method>-<temporal>``) and ``grid.csv``. Finished configurations
     are reused unless ``restart``. The runs come back ranked best first (by validation; with
     ``seeds`` > 1, each configuration is trained under N seeds and ranked by its mean val)."""
-    from featcache.device import resolve_device
+    from featcache.utils.device import resolve_device
     from featcache.errors import FeatcacheError
-    from featcache import distributed
-    from heads.grid import GridSpec, expand_grid, run_grid, write_grid_csv
-    from heads.seeds import seed_configs
+    from featcache.utils import distributed
+    from heads.training.grid import GridSpec, expand_grid, run_grid, write_grid_csv
+    from heads.training.seeds import seed_configs
 
     assignments = [f"{k}={','.join(str(v) for v in values)}" for k, values in (grid or {}).items()]
     assignments += list(sets)

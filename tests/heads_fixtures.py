@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from heads.config import default_config
-from heads.head_data import HeadData
-from heads.synthetic_cache import write_synthetic_caches
+from heads.training.config import default_config
+from heads.training.head_data import HeadData
+from featcache.cache.synthetic import write_synthetic_caches
 
 # Small schedules: the synthetic task is learnable in a few epochs (plain epochs: no step minimum).
 FAST = {"still_epochs": 15, "still_batch_size": 32, "dimred_epochs": 5, "dimred_batch_size": 32, "d0": 32,

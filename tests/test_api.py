@@ -12,7 +12,7 @@ import torch
 
 import featcache
 import heads
-from heads.synthetic_cache import write_synthetic_caches
+from featcache.cache.synthetic import write_synthetic_caches
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -77,7 +77,7 @@ def test_fit_grid_returns_ranked_runs(tmp_path):
 
 
 def test_stage1_entry_points(tmp_path):
-    from tests.test_extract import CLASSES, make_stills, make_temporal
+    from tests.featcache.extraction.test_extract import CLASSES, make_stills, make_temporal
 
     root = make_stills(tmp_path / "ds", per_class=1)
     report = featcache.extract_features(root, tmp_path / "cache", modality="still", backbone="efficientnet-lite0",
@@ -94,7 +94,7 @@ def test_stage1_entry_points(tmp_path):
 
 
 def test_prepare_dataset(tmp_path):
-    from tests.test_prepare import write_moving_video
+    from tests.featcache.representations.test_prepare import write_moving_video
 
     for split, cls, seed in (("train", "jump", 0), ("train", "wave", 1), ("test", "jump", 2), ("test", "wave", 3)):
         folder = tmp_path / "ds" / "videos" / split / cls

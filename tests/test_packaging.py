@@ -9,7 +9,7 @@ from packaging.requirements import Requirement
 
 import featcache
 from cli.commands_doc import commands_markdown
-from featcache.schema import JSON_ATTRS, ROW_FIELDS, TEMPORAL_FILE
+from featcache.cache.schema import JSON_ATTRS, ROW_FIELDS, TEMPORAL_FILE
 from tests.conftest import REPO_ROOT
 
 PYPROJECT = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())

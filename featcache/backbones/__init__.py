@@ -21,7 +21,7 @@ from featcache.backbones.checkpoint import is_checkpoint, load_checkpoint, save_
 from featcache.backbones.registry import BackboneConfig, get_backbone_class, get_config, list_backbones
 from featcache.backbones.weights import load_weights_file, sha256_file
 from featcache.errors import FeatcacheError
-from featcache.schema import MODALITIES
+from featcache.cache.schema import MODALITIES
 
 __all__ = [
     "Backbone",

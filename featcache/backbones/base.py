@@ -13,7 +13,7 @@ import copy
 import torch
 from torch import nn
 
-from featcache.schema import FLOW_CHANNELS
+from featcache.cache.schema import FLOW_CHANNELS
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -62,7 +62,7 @@ class Backbone(nn.Module):
             self.reset_head(num_classes)
 
     def set_native_normalization(self, mean, std) -> None:
-        """Inputs arrive normalised with ImageNet mean/std (featcache.preprocessing, the one
+        """Inputs arrive normalised with ImageNet mean/std (featcache.backbones.preprocessing, the one
         definition per modality); a backbone trained with other statistics converts them
         here: x_native = (x * std_in + mean_in - mean) / std. Flow inputs are left alone."""
         if self.modality == "flow" or (tuple(mean), tuple(std)) == (IMAGENET_MEAN, IMAGENET_STD):

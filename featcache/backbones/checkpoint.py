@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from featcache.errors import FeatcacheError
-from featcache.schema import atomic_path, backbone_file_tag
+from featcache.cache.schema import atomic_path, backbone_file_tag
 
 CHECKPOINT_FORMAT = "featcache-backbone"
 CHECKPOINT_KEYS = ("format", "backbone", "modality", "in_channels", "num_classes", "classes", "state_dict", "extra")

@@ -30,7 +30,7 @@ def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
 
 def load_weights_file(path: str | os.PathLike) -> dict:
     """A weights file (plain state dict or featcache checkpoint) as a dict on the CPU."""
-    from featcache.safe_load import torch_load
+    from featcache.utils.safe_load import torch_load
 
     path = Path(path).expanduser()
     if not path.is_file():

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from featcache.representations.tvl1_torch import TorchTVL1
-from featcache.schema import FLOW_BOUND, FLOW_STACK
+from featcache.cache.schema import FLOW_BOUND, FLOW_STACK
 
 FLOW_METHODS = ("tvl1", "tvl1-torch", "tvl1-opencv", "farneback", "dis")
 NUM_FLOWS = 60

@@ -11,7 +11,7 @@ video's decoded uint8 frames once and copy back only uint8 results when TV-L1 ru
   (float32 instead of float64; a static window is exactly flat 128, short videos are padded
   with their last frame, the same windows and weights).
 
-Frame resizing stays in the decoder (``featcache.video``): OpenCV's INTER_AREA shrink has no
+Frame resizing stays in the decoder (``featcache.media.video``): OpenCV's INTER_AREA shrink has no
 cheap torch equivalent that matches it, and resizing first makes the upload smaller.
 """
 
@@ -22,7 +22,7 @@ import torch
 
 from featcache.representations import dynamic_image, optical_flow
 from featcache.representations.tvl1_torch import TVL1Params, choose_batch, tvl1_flow
-from featcache.schema import FLOW_BOUND, FLOW_STACK
+from featcache.cache.schema import FLOW_BOUND, FLOW_STACK
 
 # cv2 5.x RGB2GRAY on uint8: Y = (9798 R + 19235 G + 3735 B + 2**14) >> 15 (0.299, 0.587, 0.114 in
 # 15-bit fixed point); equal to cvtColor for all 2**24 colours (checked with OpenCV 5.1).

@@ -1,0 +1,1 @@
+"""Datasets in the folder layout: reading, checking, importing, generating (synth) and mid-frames; mirrors `featcache data`."""

@@ -1,0 +1,1 @@
+"""Plumbing every layer may use: progress bars, atomic writes, the one device resolver, safe loading, torchrun."""

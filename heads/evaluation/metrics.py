@@ -1,0 +1,395 @@
+"""Evaluation of stage-2 heads: accuracies, two-stream late fusion and ``metrics.json``.
+
+Every head ends the same way: softmax probabilities of the still stream and, for
+T2SIL heads, of the derived temporal stream, on the val and test stills. Fusion is the
+two-stream late fusion of the paper: the mean of the softmax probabilities (never of
+the logits, whose scales differ between streams)::
+
+    still = {"val": softmax(still_val_logits), "test": softmax(still_test_logits)}
+    derived = {"val": ..., "test": ...}          # None for still-only runs
+    metrics = build_metrics("gan", "flow", config, still, derived, labels, classes, seconds)
+    write_metrics(run_dir, metrics)
+    print_metrics(metrics)
+
+``metrics.json`` follows CONTRACT.md: ``method``, ``temporal``, ``config``,
+``still``/``derived``/``fused`` ``{"val", "test"}`` in percent, ``per_class``,
+``seconds``, plus ``experiment`` (``"main"`` or ``"midframe"``). A missing split or
+stream is ``null``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from featcache.errors import FeatcacheError
+from featcache.cache.schema import atomic_path
+
+METRICS_FILE = "metrics.json"
+STREAMS = ("still", "derived", "fused")
+# Beside the paper's streams: the fusion of temperature-scaled streams (heads.evaluation.calibration).
+ALL_STREAMS = (*STREAMS, "fused_calibrated")
+EVAL_SPLITS = ("val", "test")
+EXPERIMENTS = ("main", "midframe")
+# Tolerance for "these rows are probabilities" (float16/float32 round-off).
+_PROB_TOL = 1e-3
+
+
+# -- array helpers ---------------------------------------------------------------
+def _as_numpy(x: Any, name: str = "array") -> np.ndarray:
+    """A float64/int64 numpy view of a torch tensor, numpy array or nested list."""
+    if hasattr(x, "detach"):  # torch.Tensor without importing torch
+        x = x.detach().cpu().numpy()
+    arr = np.asarray(x)
+    if arr.dtype == object:
+        raise ValueError(f"{name}: expected a numeric array, got objects")
+    return arr
+
+
+def _check_probs_labels(probs: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
+    p = _as_numpy(probs, "probs")
+    y = _as_numpy(labels, "labels").astype(np.int64).reshape(-1)
+    if p.ndim != 2:
+        raise ValueError(f"probs must be [N, C], got shape {tuple(p.shape)}")
+    if p.shape[0] != y.shape[0]:
+        raise ValueError(f"probs has {p.shape[0]} rows but labels has {y.shape[0]}")
+    if y.size and (y.min() < 0 or y.max() >= p.shape[1]):
+        raise ValueError(f"labels must lie in [0, {p.shape[1]}), got [{y.min()}, {y.max()}]")
+    return p, y
+
+
+def softmax(logits: Any, dim: int = -1, temperature: float = 1.0):
+    """Numerically stable softmax; returns the input's type (torch tensor or numpy array)."""
+    if hasattr(logits, "detach"):
+        return (logits / temperature).softmax(dim=dim)
+    z = _as_numpy(logits, "logits").astype(np.float64) / temperature
+    z = z - z.max(axis=dim, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=dim, keepdims=True)
+
+
+def _is_probability_matrix(p: np.ndarray) -> bool:
+    if p.size == 0:
+        return True
+    return bool(p.min() >= -_PROB_TOL and np.allclose(p.sum(axis=-1), 1.0, atol=_PROB_TOL * p.shape[-1]))
+
+
+def fuse(*probs: Any):
+    """Two-stream late fusion: the element-wise mean of softmax probabilities.
+
+    Inputs must already be probabilities (rows on the simplex); passing logits raises
+    ``ValueError`` because averaging logits is a different (scale-dependent) fusion.
+    Returns a torch tensor if the first input is one, a numpy array otherwise.
+    """
+    if not probs:
+        raise ValueError("fuse() needs at least one probability matrix")
+    arrays = [_as_numpy(p, "probs").astype(np.float64) for p in probs]
+    shape = arrays[0].shape
+    for i, a in enumerate(arrays):
+        if a.shape != shape:
+            raise ValueError(f"fuse(): input {i} has shape {a.shape}, expected {shape}")
+        if not _is_probability_matrix(a):
+            raise ValueError(f"fuse(): input {i} is not a probability matrix; apply softmax() first")
+    fused = np.mean(arrays, axis=0)
+    if hasattr(probs[0], "detach"):
+        import torch
+
+        return torch.as_tensor(fused, dtype=probs[0].dtype, device=probs[0].device)
+    return fused
+
+
+# -- accuracies ------------------------------------------------------------------
+def accuracy(probs: Any, labels: Any) -> float:
+    """Top-1 accuracy in percent (NaN for zero rows). Works on probabilities or logits."""
+    p, y = _check_probs_labels(probs, labels)
+    if y.size == 0:
+        return float("nan")
+    return float((p.argmax(axis=1) == y).mean() * 100.0)
+
+
+def per_class_accuracy(probs: Any, labels: Any, classes: Sequence[str]) -> dict[str, float]:
+    """Top-1 accuracy in percent per class name; classes without samples are omitted."""
+    p, y = _check_probs_labels(probs, labels)
+    if p.shape[1] != len(classes):
+        raise ValueError(f"probs has {p.shape[1]} columns but there are {len(classes)} classes")
+    correct = p.argmax(axis=1) == y if y.size else np.zeros(0, dtype=bool)
+    out: dict[str, float] = {}
+    for index, name in enumerate(classes):
+        mask = y == index
+        if mask.any():
+            out[str(name)] = float(correct[mask].mean() * 100.0)
+    return out
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else round(float(value), 4)
+
+
+# -- metrics.json ----------------------------------------------------------------
+def build_metrics(
+    method: str,
+    temporal: str | None,
+    config: Mapping[str, Any],
+    still: Mapping[str, Any],
+    derived: Mapping[str, Any] | None = None,
+    labels: Mapping[str, Any] | None = None,
+    classes: Sequence[str] | None = None,
+    seconds: float = 0.0,
+    experiment: str = "main",
+) -> dict[str, Any]:
+    """The ``metrics.json`` dict of one run (CONTRACT.md), accuracies in percent.
+
+    ``still`` and ``derived`` map ``"val"``/``"test"`` to softmax probabilities
+    ``[N, C]`` (a split may be missing or None); ``labels`` maps the same splits to
+    class indices. ``derived=None`` (still-only or temporal-classifier runs) makes the
+    derived and fused entries ``null``. Fused = mean of the still and derived softmaxes.
+    """
+    if labels is None or classes is None:
+        raise ValueError("build_metrics() needs labels={'val': y, 'test': y} and classes")
+    if experiment not in EXPERIMENTS:
+        raise ValueError(f"experiment must be one of {EXPERIMENTS}, got {experiment!r}")
+    classes = [str(c) for c in classes]
+    streams, temperatures = stream_probs(still, derived, labels)
+
+    metrics: dict[str, Any] = {
+        "method": method,
+        "temporal": temporal,
+        "config": dict(config),
+        "experiment": experiment,
+    }
+    per_class: dict[str, dict[str, Any]] = {split: {} for split in EVAL_SPLITS}
+    for stream in ALL_STREAMS:
+        probs_by_split = streams[stream]
+        if probs_by_split is None:
+            metrics[stream] = None
+            for split in EVAL_SPLITS:
+                per_class[split][stream] = None
+            continue
+        metrics[stream] = {}
+        for split in EVAL_SPLITS:
+            probs = probs_by_split.get(split)
+            if probs is None or labels.get(split) is None:
+                metrics[stream][split] = None
+                per_class[split][stream] = None
+                continue
+            metrics[stream][split] = _finite_or_none(accuracy(probs, labels[split]))
+            per_class[split][stream] = {
+                name: round(acc, 4) for name, acc in per_class_accuracy(probs, labels[split], classes).items()
+            }
+    metrics["per_class"] = per_class
+    metrics["seconds"] = round(float(seconds), 3)
+    add_uncertainty(metrics, streams, labels, temperatures)
+    return metrics
+
+
+def stream_probs(still: Mapping[str, Any], derived: Mapping[str, Any] | None,
+                 labels: Mapping[str, Any]) -> tuple[dict[str, dict[str, Any] | None], dict[str, float]]:
+    """Softmax probabilities of every stream by split, and the val-fitted temperatures.
+
+    ``fused`` is the paper's rule (plain mean of the two softmaxes); ``fused_calibrated``
+    first divides each stream's logits by its own temperature, fitted on val
+    (``heads.evaluation.calibration``); without a val split the temperatures are 1.
+    """
+    from heads.evaluation.calibration import apply_temperature, fit_temperature
+
+    streams: dict[str, dict[str, Any] | None] = {name: None for name in ALL_STREAMS}
+    streams["still"] = dict(still)
+    if derived is None:
+        return streams, {}
+    streams["derived"] = dict(derived)
+    pairs = [s for s in EVAL_SPLITS if still.get(s) is not None and derived.get(s) is not None]
+    streams["fused"] = {split: fuse(still[split], derived[split]) for split in pairs}
+    temperatures = {"still": 1.0, "derived": 1.0}
+    if "val" in pairs and labels.get("val") is not None:
+        temperatures = {name: fit_temperature(streams[name]["val"], labels["val"]) for name in ("still", "derived")}
+    streams["fused_calibrated"] = {
+        split: fuse(apply_temperature(still[split], temperatures["still"]),
+                    apply_temperature(derived[split], temperatures["derived"]))
+        for split in pairs
+    }
+    return streams, {name: round(t, 6) for name, t in temperatures.items()}
+
+
+def add_uncertainty(metrics: dict[str, Any], streams: Mapping[str, Any], labels: Mapping[str, Any],
+                    temperatures: Mapping[str, float]) -> None:
+    """Second-wave keys (CONTRACT.md): per stream ``val_ci``/``test_ci`` (95% bootstrap over
+    images), ``top5``, ``map``, ``confusion`` and ``ece`` (on test); ``gain`` of each stream
+    over the still baseline (paired, same test images); the fitted ``temperatures``."""
+    from heads.evaluation.statistics import accuracy_ci, correct, gain_over_baseline
+
+    for stream in ALL_STREAMS:
+        entry, probs_by_split = metrics.get(stream), streams.get(stream)
+        if entry is None or probs_by_split is None:
+            continue
+        for split in EVAL_SPLITS:
+            probs, y = probs_by_split.get(split), labels.get(split)
+            ci = None if probs is None or y is None or len(y) == 0 else accuracy_ci(correct(probs, y))
+            entry[f"{split}_ci"] = None if ci is None else [_finite_or_none(v) for v in ci]
+        entry.update(stream_test_metrics(probs_by_split.get("test"), labels.get("test")))
+    metrics["gain"] = {}
+    still_test, y = (streams.get("still") or {}).get("test"), labels.get("test")
+    for stream in ALL_STREAMS[1:]:
+        probs = (streams.get(stream) or {}).get("test")
+        if probs is not None and still_test is not None and y is not None and len(y):
+            metrics["gain"][stream] = gain_over_baseline(correct(probs, y), correct(still_test, y))
+    metrics["temperatures"] = dict(temperatures)
+
+
+def stream_test_metrics(probs: Any, labels: Any) -> dict[str, Any]:
+    """``top5``, ``map``, ``confusion``, ``ece`` of one stream on the test split (None without one)."""
+    from heads.evaluation.calibration import expected_calibration_error
+    from heads.evaluation.class_metrics import confusion, mean_average_precision, top_k_accuracy
+
+    if probs is None or labels is None or len(labels) == 0:
+        return {"top5": None, "map": None, "confusion": None, "ece": None}
+    p, y = _check_probs_labels(probs, labels)
+    return {
+        "top5": _finite_or_none(top_k_accuracy(p, y)),
+        "map": _finite_or_none(mean_average_precision(p, y)),
+        "confusion": confusion(p, y),
+        "ece": _finite_or_none(expected_calibration_error(p, y)),
+    }
+
+
+def selection_score(metrics: Mapping[str, Any]) -> tuple[float | None, str]:
+    """The accuracy used to rank runs (model selection never looks at test when val exists).
+
+    Fused val for T2SIL runs; derived val, then still val otherwise. Runs without any
+    val split (temporal classifiers: videos have train/test only, and the paper
+    validates temporal models on the test videos) fall back to the same order on test.
+    Returns ``(value or None, "stream/split")``.
+    """
+    for split in EVAL_SPLITS:
+        for stream in ("fused", "derived", "still"):
+            entry = metrics.get(stream)
+            if entry and entry.get(split) is not None:
+                return float(entry[split]), f"{stream}/{split}"
+    return None, "none"
+
+
+def select_best(history: Sequence[Mapping[str, Any]], key: str, mode: str = "max") -> tuple[int, Mapping[str, Any]]:
+    """``(index, entry)`` of the best entry of ``history`` by ``entry[key]``; ties keep the earliest.
+
+    Entries whose value is missing or NaN are skipped (e.g. epochs without evaluation).
+    """
+    if mode not in ("max", "min"):
+        raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+    best_index, best_value = -1, None
+    for index, entry in enumerate(history):
+        value = entry.get(key)
+        if value is None or not math.isfinite(float(value)):
+            continue
+        better = best_value is None or (value > best_value if mode == "max" else value < best_value)
+        if better:
+            best_index, best_value = index, value
+    if best_index < 0:
+        raise ValueError(f"select_best(): no entry has a finite {key!r}")
+    return best_index, history[best_index]
+
+
+def write_metrics(run_dir: str | os.PathLike, metrics: Mapping[str, Any]) -> Path:
+    """Write ``run_dir/metrics.json`` atomically (temp file + rename); creates ``run_dir``."""
+    path = Path(run_dir) / METRICS_FILE
+    text = json.dumps(metrics, indent=2, allow_nan=False, default=_json_default)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text + "\n", encoding="utf-8")
+    return path
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (Path, tuple, set)):
+        return str(value) if isinstance(value, Path) else list(value)
+    raise TypeError(f"metrics value of type {type(value).__name__} is not JSON serialisable")
+
+
+def read_metrics(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """``run_dir/metrics.json`` (or the file itself) as a dict; FeatcacheError if missing or broken."""
+    path = Path(run_dir)
+    if path.is_dir() or path.suffix != ".json":
+        path = path / METRICS_FILE
+    if not path.is_file():
+        raise FeatcacheError(f"metrics not found: {path}")
+    try:
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FeatcacheError(f"{path}: not a readable metrics.json ({exc})") from None
+    missing = [k for k in ("method", "config", "still") if k not in metrics] if isinstance(metrics, dict) else ["*"]
+    if missing:
+        raise FeatcacheError(f"{path}: not a featcache metrics.json (missing {', '.join(missing)})")
+    return metrics
+
+
+def format_accuracy(entry: Mapping[str, Any] | None, split: str, missing: str = "-") -> str:
+    """``43.3 [34.2, 52.5]`` (one seed) or ``43.3 ± 1.2 [38.0, 48.6]`` (mean ± std over seeds, CI)."""
+    value = (entry or {}).get(split)
+    if value is None:
+        return missing
+    text = f"{value:.1f}"
+    if (entry or {}).get(f"{split}_std") is not None:
+        text += f" ± {entry[f'{split}_std']:.1f}"
+    ci = (entry or {}).get(f"{split}_ci")
+    if ci and ci[0] is not None and ci[1] is not None:
+        text += f" [{ci[0]:.1f}, {ci[1]:.1f}]"
+    return text
+
+
+def format_gain(gain: Mapping[str, Any] | None, missing: str = "-") -> str:
+    """``+4.2 [0.8, 7.5] *`` with the significance mark of its paired p-value."""
+    from heads.evaluation.statistics import significance_mark
+
+    if not gain or gain.get("test") is None:
+        return missing
+    ci = gain.get("test_ci") or [None, None]
+    text = f"{gain['test']:+.1f}"
+    if ci[0] is not None and ci[1] is not None:
+        text += f" [{ci[0]:+.1f}, {ci[1]:+.1f}]"
+    mark = significance_mark(gain.get("p_value"))
+    return f"{text} {mark}" if mark else text
+
+
+def print_metrics(metrics: Mapping[str, Any], console=None) -> None:
+    """A rich table: one row per stream; val / test accuracy in percent with the 95% CI (and
+    mean ± std over seeds), the paired gain over the still baseline on test, and the ECE."""
+    from rich.console import Console
+    from rich.table import Table
+
+    title = f"{metrics.get('method', '?')}"
+    if metrics.get("temporal"):
+        title += f" ({metrics['temporal']})"
+    if metrics.get("experiment", "main") != "main":
+        title += f" [{metrics['experiment']}]"
+    table = Table(title=title)
+    table.add_column("stream")
+    seeds = metrics.get("seeds")
+    for split in EVAL_SPLITS:
+        table.add_column(f"{split} acc %{' (mean ± std)' if seeds else ''} [95% CI]", justify="right")
+    gains = metrics.get("gain") or {}
+    if gains:
+        table.add_column("test gain vs still [95% CI]", justify="right")
+    table.add_column("ECE %", justify="right")
+    for stream in ALL_STREAMS:
+        entry = metrics.get(stream)
+        if entry is None:
+            continue
+        cells = [format_accuracy(entry, split) for split in EVAL_SPLITS]
+        if gains:
+            cells.append(format_gain(gains.get(stream)))
+        ece = entry.get("ece")
+        cells.append("-" if ece is None else f"{ece:.1f}")
+        table.add_row(stream, *cells)
+    caption = []
+    if seeds:
+        caption.append(f"{len(seeds)} seeds {seeds}")
+    if gains:
+        caption.append("gain: paired bootstrap on the same test images, * p < 0.05, ** p < 0.01")
+    if metrics.get("seconds") is not None:
+        caption.append(f"{metrics['seconds']:.1f} s")
+    table.caption = "; ".join(caption)
+    (console or Console()).print(table)

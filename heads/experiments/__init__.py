@@ -1,0 +1,1 @@
+"""Experiments built on trained heads: baselines, the oracle, the demo, the report."""

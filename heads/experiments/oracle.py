@@ -1,0 +1,205 @@
+"""The oracle upper bound of T2SIL (paper section 5.5, Table 4).
+
+Pretend a model derives the temporal information of a still image perfectly: for each
+still image, draw a co-class temporal instance from data the temporal model never saw in
+training (the test videos), and average its temporal softmax with the still softmax.
+Repeat ``runs`` times with fresh draws; report the improvement over the still baseline
+in percentage points, mean ± std over the runs::
+
+    result = oracle_runs(still_probs, still_labels, temporal_probs, temporal_labels, train_used, runs=100)
+    result.improvement_mean, result.improvement_std
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from heads.evaluation.metrics import accuracy, fuse, per_class_accuracy
+from heads.evaluation.statistics import accuracy_ci, gain_over_baseline
+
+
+@dataclass
+class OracleResult:
+    still_accuracy: float  # percent
+    fused_accuracy: np.ndarray  # [runs], percent
+    derived_accuracy: np.ndarray  # [runs]: accuracy of the drawn temporal predictions alone
+    drawn: np.ndarray  # [runs, N] temporal row drawn for each still (-1: no eligible co-class row)
+    per_class_fused: dict[str, float] | None = None  # mean over runs, when classes are given
+    fused_correct: np.ndarray | None = None  # [runs, N] bool: image i right after fusion in run r
+    still_correct: np.ndarray | None = None  # [N] bool
+
+    def gain(self) -> dict:
+        """The oracle's gain over the still baseline with its 95% CI over images and paired p-value
+        (``heads.evaluation.statistics``: each image counts with its share of draws fused right)."""
+        return gain_over_baseline(self.fused_correct, self.still_correct)
+
+    @property
+    def improvement(self) -> np.ndarray:
+        return self.fused_accuracy - self.still_accuracy
+
+    @property
+    def improvement_mean(self) -> float:
+        return float(self.improvement.mean())
+
+    @property
+    def improvement_std(self) -> float:
+        return float(self.improvement.std(ddof=1)) if len(self.improvement) > 1 else 0.0
+
+    @property
+    def uncovered(self) -> int:
+        """Stills whose class has no eligible temporal row (they keep the still prediction)."""
+        return int((self.drawn[0] < 0).sum()) if self.drawn.size else 0
+
+
+def draw_co_class(still_labels: np.ndarray, temporal_labels: np.ndarray, eligible: np.ndarray,
+                  rng: np.random.Generator) -> np.ndarray:
+    """For each still, the index of a random eligible temporal row of its class (-1 if none)."""
+    drawn = np.full(len(still_labels), -1, dtype=np.int64)
+    for label in np.unique(still_labels):
+        pool = np.flatnonzero(eligible & (temporal_labels == label))
+        rows = np.flatnonzero(still_labels == label)
+        if len(pool):
+            drawn[rows] = rng.choice(pool, size=len(rows), replace=True)
+    return drawn
+
+
+def oracle_runs(
+    still_probs,
+    still_labels,
+    temporal_probs,
+    temporal_labels,
+    train_used,
+    *,
+    runs: int = 100,
+    seed: int = 0,
+    classes: Sequence[str] | None = None,
+) -> OracleResult:
+    """``runs`` oracle draws; every array is numpy (or torch), probabilities are softmaxes.
+
+    ``train_used[j]`` is true for temporal rows the temporal model was trained on; those
+    are never drawn. Stills of a class without any eligible row keep their still prediction.
+    """
+    still_probs = np.asarray(still_probs, dtype=np.float64)
+    still_labels = np.asarray(still_labels, dtype=np.int64)
+    temporal_probs = np.asarray(temporal_probs, dtype=np.float64)
+    temporal_labels = np.asarray(temporal_labels, dtype=np.int64)
+    eligible = ~np.asarray(train_used, dtype=bool)
+    if still_probs.shape[1] != temporal_probs.shape[1]:
+        raise ValueError(f"still probs have {still_probs.shape[1]} classes, temporal probs {temporal_probs.shape[1]}")
+    if not (len(temporal_probs) == len(temporal_labels) == len(eligible)):
+        raise ValueError("temporal probs, labels and train_used mask must have the same length")
+    if runs < 1:
+        raise ValueError(f"runs must be >= 1, got {runs}")
+    rng = np.random.default_rng(seed)
+    still_acc = accuracy(still_probs, still_labels)
+    fused_acc, derived_acc, drawn_all, per_class, fused_correct = [], [], [], [], []
+    for _ in range(runs):
+        drawn = draw_co_class(still_labels, temporal_labels, eligible, rng)
+        covered = drawn >= 0
+        derived = still_probs.copy()  # uncovered stills: the still prediction stands in
+        derived[covered] = temporal_probs[drawn[covered]]
+        fused = fuse(still_probs, derived)
+        fused_acc.append(accuracy(fused, still_labels))
+        fused_correct.append(fused.argmax(1) == still_labels)
+        derived_acc.append(accuracy(derived, still_labels))
+        drawn_all.append(drawn)
+        if classes is not None:
+            per_class.append(per_class_accuracy(fused, still_labels, classes))
+    mean_per_class = None
+    if classes is not None:
+        mean_per_class = {name: float(np.mean([pc[name] for pc in per_class])) for name in per_class[0]}
+    return OracleResult(
+        still_accuracy=still_acc,
+        fused_accuracy=np.array(fused_acc),
+        derived_accuracy=np.array(derived_acc),
+        drawn=np.stack(drawn_all),
+        per_class_fused=mean_per_class,
+        fused_correct=np.stack(fused_correct),
+        still_correct=still_probs.argmax(1) == still_labels,
+    )
+
+
+# -- the command: still model and temporal classifier of the heads ----------------------
+def run_oracle(cache_dir="cache", temporal: str = "dynamic", *, runs: int = 100, seed: int = 0,
+               backbone: str | None = None, config: dict | None = None, device: str = "cpu",
+               out=None, experiment: str = "main", progress: bool = True) -> dict:
+    """Oracle for one temporal modality with the heads' still model and the dimensionality-
+    reduction network's temporal classifier (trained on train videos only; reused from
+    ``<cache>/heads`` when a head already trained it). Returns metrics (written to ``out``)."""
+    import contextlib
+    import time
+    from pathlib import Path
+
+    import torch
+
+    from featcache.cache.schema import SPLIT_CODE
+    from heads.training.config import default_config, write_config
+    from heads.evaluation.metrics import build_metrics, write_metrics
+    from heads.training.head_data import HeadData
+    from heads.evaluation.history import History, MemberHistories
+    from featcache.utils.device import resolve_device
+    from heads.training.train_head import DimRedStore, Phases, fit_dimred_networks, fit_still_models, predict
+
+    start = time.perf_counter()
+    config = dict(config or default_config("classifier", temporal))
+    data = HeadData.load(cache_dir, temporal, backbone)
+    device = resolve_device(device)
+    store_dir = Path(cache_dir) / "heads"
+    store = DimRedStore([store_dir], [store_dir])
+    with contextlib.ExitStack() as stack:
+        bar = None
+        if progress:
+            from featcache.utils.progress import make_progress
+
+            bar = stack.enter_context(make_progress())
+        history = stack.enter_context(History(out)) if out is not None else None
+        phases = Phases(bar, MemberHistories([history], 1))
+        still = fit_still_models(data, [config], device, phases)
+        dimred = fit_dimred_networks(data, [config], device, phases, store)
+    # Every temporal row, train rows marked: the draw must never pick them.
+    rows = [data.temporal["train"], data.temporal["test"]]
+    features = torch.cat([r.features for r in rows]).to(device)
+    temporal_probs = predict(dimred.model, features, 1).softmax(-1)[0].cpu().numpy()
+    temporal_labels = torch.cat([r.labels for r in rows]).numpy()
+    train_used = torch.cat([torch.ones(len(rows[0]), dtype=torch.bool), torch.zeros(len(rows[1]), dtype=torch.bool)]).numpy()
+
+    splits = [s for s in ("val", "test") if still.probs.get(s) is not None]
+    still_probs = {s: still.probs[s][0].cpu().numpy() for s in splits}
+    labels = {s: data.still[s].labels.numpy() for s in splits}
+    results = {
+        split: oracle_runs(still_probs[split], labels[split], temporal_probs, temporal_labels, train_used,
+                           runs=runs, seed=seed + SPLIT_CODE[split], classes=data.classes)
+        for split in splits
+    }
+    metrics = build_metrics("oracle", temporal, {**config, "runs": runs, "oracle_seed": seed},
+                            {s: still_probs.get(s) for s in ("val", "test")}, None,
+                            {s: labels.get(s) for s in ("val", "test")}, data.classes,
+                            time.perf_counter() - start, experiment=experiment)
+    metrics["derived"] = {s: _mean_or_none(results, s, "derived_accuracy") for s in ("val", "test")}
+    metrics["fused"] = {s: _mean_or_none(results, s, "fused_accuracy") for s in ("val", "test")}
+    metrics["improvement"] = {
+        s: {"mean": round(r.improvement_mean, 4), "std": round(r.improvement_std, 4), "runs": runs,
+            "uncovered": r.uncovered, "ci": r.gain()["test_ci"], "p_value": r.gain()["p_value"]}
+        for s, r in results.items()
+    }
+    # Gain with its CI over test images (CONTRACT second wave); the std above is over draws only.
+    metrics["gain"] = {"fused": results["test"].gain()} if "test" in results else {}
+    for s, r in results.items():
+        metrics["fused"][f"{s}_ci"] = [round(v, 4) for v in accuracy_ci(r.fused_correct)]
+    for s, r in results.items():
+        metrics["per_class"][s]["fused"] = {k: round(v, 4) for k, v in (r.per_class_fused or {}).items()}
+    metrics["temporal_classifier"] = {"test": round(dimred.temporal_test[0], 4)}
+    metrics["temporal_rows"] = {"eligible": int((~train_used).sum()), "train_used": int(train_used.sum())}
+    if out is not None:
+        write_config(out, config, f"featcache oracle --temporal {temporal}: the still model and temporal classifier's "
+                                  f"configuration ({runs} runs, seed {seed})")
+        write_metrics(out, metrics)
+    return metrics
+
+
+def _mean_or_none(results: dict, split: str, field: str) -> float | None:
+    result = results.get(split)
+    return None if result is None else round(float(getattr(result, field).mean()), 4)

@@ -1,0 +1,1 @@
+"""The report: runs, tables, plots, significance, rendering to Markdown/HTML."""

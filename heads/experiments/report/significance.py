@@ -1,0 +1,123 @@
+"""The report's answer to "does temporal knowledge help here?": gains over the still baseline
+with their confidence intervals and significance, the oracle gain, the share of the oracle
+each method recovers, calibration, and one plain-language paragraph.
+
+Every gain is the paired comparison ``metrics.json`` stores under ``gain`` (the stream minus
+the still stream on the same test stills, 95% bootstrap CI, p-value; ``heads.evaluation.statistics``).
+The oracle's gain is the same comparison with the oracle's fused prediction. The share of
+the oracle a method recovers is its fused gain divided by the oracle gain; it is reported
+only when the oracle gain itself is significant (a ratio to a gain indistinguishable from
+zero means nothing).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from heads.evaluation.metrics import format_gain
+from heads.evaluation.statistics import ALPHA, is_significant
+
+DASH = "—"
+GAIN_STREAMS = (("derived", "Derived"), ("fused", "Fused (paper)"), ("fused_calibrated", "Fused (calibrated)"))
+
+
+def gain_of(run, stream: str) -> dict[str, Any] | None:
+    return ((run.metrics.get("gain") or {}).get(stream)) if run else None
+
+
+def oracle_gain(report, temporal: str) -> dict[str, Any] | None:
+    """The oracle's fused gain on test: ``{"test", "test_ci", "p_value"}`` (older runs: mean only)."""
+    run = report.best("oracle", temporal)
+    if run is None:
+        return None
+    gain = gain_of(run, "fused")
+    if gain:
+        return gain
+    improvement = (run.metrics.get("improvement") or {}).get("test") or {}
+    return None if improvement.get("mean") is None else {"test": improvement["mean"], "test_ci": None, "p_value": None}
+
+
+def recovered_share(gain: dict | None, oracle: dict | None) -> float | None:
+    """Fused gain / oracle gain, in percent; None unless the oracle gain is significant and positive."""
+    if not gain or not oracle or gain.get("test") is None or oracle.get("test") is None:
+        return None
+    if not is_significant(oracle.get("p_value")) or oracle["test"] <= 0:
+        return None
+    return 100.0 * gain["test"] / oracle["test"]
+
+
+def fmt_share(share: float | None) -> str:
+    return DASH if share is None or not math.isfinite(share) else f"{share:.0f}%"
+
+
+def fmt_ece(run, stream: str) -> str:
+    value = ((run.metrics.get(stream) or {}).get("ece")) if run else None
+    return DASH if value is None else f"{value:.1f}"
+
+
+def gains_table(report) -> list[list[str]]:
+    """Rows method x modality: gains (test, CI, marks), oracle gain, recovered share, ECEs, seeds."""
+    from heads.experiments.report.render import MODALITIES, T2SIL_METHODS
+
+    header = ["Method", "Modality", *(f"{name} gain" for _, name in GAIN_STREAMS), "Oracle gain",
+              "Oracle recovered (paper / calibrated)", "ECE still / derived / fused", "Seeds"]
+    rows = [header]
+    for temporal, modality in MODALITIES:
+        oracle = oracle_gain(report, temporal)
+        for method, name in T2SIL_METHODS:
+            run = report.best(method, temporal)
+            if run is None:
+                continue
+            shares = [fmt_share(recovered_share(gain_of(run, s), oracle)) for s in ("fused", "fused_calibrated")]
+            eces = " / ".join(fmt_ece(run, s) for s in ("still", "derived", "fused"))
+            seeds = len(run.metrics.get("seeds") or [None])
+            rows.append([name, modality, *(format_gain(gain_of(run, s), DASH) for s, _ in GAIN_STREAMS),
+                         format_gain(oracle, DASH), " / ".join(shares), eces, str(seeds)])
+    return rows
+
+
+def summary_paragraph(report) -> str:
+    """What the numbers say, in words, whatever they say."""
+    from heads.experiments.report.render import MODALITIES, T2SIL_METHODS
+
+    sentences = []
+    for temporal, modality in MODALITIES:
+        oracle = oracle_gain(report, temporal)
+        if oracle is None:
+            sentences.append(f"{modality}: no oracle run, so the ceiling of what temporal knowledge can add is unknown.")
+        else:
+            verdict = "significant" if is_significant(oracle.get("p_value")) else "not significant"
+            sentences.append(f"{modality}: the oracle gains {_points(oracle)} over the still baseline ({verdict}).")
+        significant, other, ran = [], [], False
+        for method, name in T2SIL_METHODS:
+            run = report.best(method, temporal)
+            if run is None or gain_of(run, "fused") is None:
+                continue
+            ran = True
+            paper, calibrated = gain_of(run, "fused"), gain_of(run, "fused_calibrated")
+            share = recovered_share(paper, oracle)
+            text = f"{name} {_points(paper)}" + (f", {share:.0f}% of the oracle" if share is not None else "")
+            if calibrated:
+                mark = ", significant" if is_significant(calibrated.get("p_value")) else ""
+                text += f"; calibrated fusion {_points(calibrated)}{mark}"
+            (significant if is_significant(paper.get("p_value")) else other).append(text)
+        if not ran:
+            sentences.append(f"No T2SIL method was run with {modality.lower()}.")
+        elif significant:
+            sentences.append("Significant fused gains (paper fusion, p < %.2f): %s." % (ALPHA, "; ".join(significant)))
+        else:
+            sentences.append("No method gives a significant fused gain (paper fusion) over the still baseline.")
+        if other:
+            sentences.append("Not significant: " + "; ".join(other) + ".")
+    sentences.append("Gains are paired comparisons on the same test stills (95% bootstrap CIs); with several "
+                     "seeds, each still counts with its share of seeds classifying it right.")
+    return " ".join(sentences)
+
+
+def _points(gain: dict) -> str:
+    ci = gain.get("test_ci")
+    text = f"{gain['test']:+.1f} points"
+    if ci and ci[0] is not None:
+        text += f" [95% CI {ci[0]:+.1f}, {ci[1]:+.1f}]"
+    return text

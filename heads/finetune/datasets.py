@@ -1,0 +1,157 @@
+"""Torch datasets for end-to-end fine-tuning (``featcache finetune``, ``featcache tsn``).
+
+- :class:`StillImages`: the still images of one split of a folder-layout dataset, decoded with
+  ``featcache.media.images.read_image``.
+- :class:`TemporalInstances`: dynamic images or flow stacks of one split of ``temporal.h5``,
+  read through ``featcache.representations.prepare.read_temporal``.
+- :class:`CoClassPairs`: each still image paired with a randomly sampled temporal instance of the
+  same class (paper, Remark 2), resampled every epoch, deterministic under a seed.
+
+Every item is ``(input, target)``; the transform (``featcache.backbones.preprocessing.build_transform``)
+turns a uint8 ``[H, W, C]`` array into a float tensor ``[C, crop, crop]``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from featcache.data.dataset import FolderDataset
+from featcache.errors import DatasetError
+from featcache.cache.schema import SPLIT_CODE
+
+Transform = Callable[[np.ndarray], torch.Tensor]
+
+
+class StillImages(Dataset):
+    """Still images of one split, in the dataset's canonical order; items are ``(image, label)``."""
+
+    def __init__(self, dataset: FolderDataset, split: str, transform: Transform):
+        self.dataset = dataset
+        self.split = split
+        self.samples = dataset.stills(split)
+        if not self.samples:
+            raise DatasetError(f"{dataset.root / 'stills' / split}: no still images in split {split!r}")
+        self.transform = transform
+        self.labels = np.array([s.label for s in self.samples], dtype=np.int64)
+        self.sources = [s.path for s in self.samples]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        from featcache.media.images import read_image
+
+        sample = self.samples[index]
+        return self.transform(read_image(self.dataset.path(sample))), int(sample.label)
+
+
+class TemporalInstances(Dataset):
+    """Dynamic images or flow stacks of one split of ``temporal.h5``; items are ``(input, label)``.
+
+    The HDF5 data stays on disk; each process (DataLoader workers included) opens its own handle,
+    because h5py handles do not survive a fork.
+    """
+
+    def __init__(self, path: str | os.PathLike, kind: str, split: str, transform: Transform):
+        from featcache.representations.prepare import read_temporal
+
+        self.path = Path(path)
+        self.kind = kind
+        self.split = split
+        self.transform = transform
+        temporal = read_temporal(self.path, kind)
+        split_codes = np.asarray(temporal.split)
+        self.rows = np.flatnonzero(split_codes == SPLIT_CODE[split])
+        if self.rows.size == 0:
+            raise DatasetError(f"{self.path}: no {kind} instances in split {split!r}; rerun featcache prepare")
+        self.labels = np.asarray(temporal.labels, dtype=np.int64)[self.rows]
+        self.sources = [str(s) for s in np.asarray(temporal.source, dtype=object)[self.rows]]
+        self.instances = np.asarray(temporal.instance, dtype=np.int64)[self.rows]
+        self.classes = temporal.classes
+        self._temporal = temporal  # keeps the HDF5 file open
+        self._pid = os.getpid()
+
+    def __len__(self) -> int:
+        return int(self.rows.size)
+
+    @property
+    def data(self):
+        if self._pid != os.getpid():
+            from featcache.representations.prepare import read_temporal
+
+            self._temporal = read_temporal(self.path, self.kind)
+            self._pid = os.getpid()
+        return self._temporal.data
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_temporal"] = None
+        state["_pid"] = None  # reopen in the worker
+        return state
+
+    def raw(self, index: int) -> np.ndarray:
+        return np.asarray(self.data[int(self.rows[index])])
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.transform(self.raw(index)), int(self.labels[index])
+
+    def keys(self) -> list[tuple[str, int]]:
+        """``(source, instance)`` of every row: how feature caches are matched to these instances."""
+        return list(zip(self.sources, self.instances.tolist()))
+
+
+def sample_co_class_partners(still_labels: np.ndarray, temporal_labels: np.ndarray, *, seed: int, epoch: int,
+                             where: str = "temporal data") -> np.ndarray:
+    """For every still image, the index of a uniformly drawn temporal instance of the same class.
+
+    Deterministic in ``(seed, epoch)``, so a resumed run draws the same pairs as an unbroken one.
+    """
+    rng = np.random.default_rng([int(seed), int(epoch)])
+    partners = np.empty(len(still_labels), dtype=np.int64)
+    for label in np.unique(still_labels):
+        candidates = np.flatnonzero(temporal_labels == label)
+        if candidates.size == 0:
+            raise DatasetError(f"{where}: no temporal training instance of class index {int(label)} to pair with")
+        wanted = np.flatnonzero(still_labels == label)
+        partners[wanted] = rng.choice(candidates, size=wanted.size, replace=True)
+    return partners
+
+
+class CoClassPairs(Dataset):
+    """Still image ``i`` paired with a random co-class temporal instance; items are ``(image, target)``.
+
+    ``targets`` holds what the loss needs from temporal instance ``j``: a dataset whose items are
+    ``(input, label)`` (the centre-crop input, for a live teacher) or a tensor whose row ``j`` is
+    the teacher's cached logits. Call :meth:`set_epoch` to redraw the pairs.
+    """
+
+    def __init__(self, stills: StillImages, temporal_labels: np.ndarray, targets: Dataset | torch.Tensor,
+                 *, seed: int = 0, where: str = "temporal data"):
+        if len(targets) != len(temporal_labels):
+            raise ValueError(f"{len(targets)} targets for {len(temporal_labels)} temporal instances")
+        self.stills = stills
+        self.temporal_labels = np.asarray(temporal_labels, dtype=np.int64)
+        self.targets = targets
+        self.seed = seed
+        self.where = where
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.partners = sample_co_class_partners(
+            self.stills.labels, self.temporal_labels, seed=self.seed, epoch=epoch, where=self.where
+        )
+
+    def __len__(self) -> int:
+        return len(self.stills)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image, _ = self.stills[index]
+        target = self.targets[int(self.partners[index])]
+        return image, target[0] if isinstance(target, tuple) else target

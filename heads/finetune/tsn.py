@@ -1,0 +1,291 @@
+"""``featcache tsn``: T2SIL with teacher-student networks, end to end (paper 3.3, 5.1.3, Remark 2, Table 9).
+
+- Student: initialised from the still model (Resnet-Still, ``featcache finetune still``); only its
+  final three convolution layers in forward order (ResNet-50: conv1-3 of layer4's last
+  bottleneck), the norm layers right after them and its classifier train; the rest is frozen
+  (``requires_grad=False``, frozen norm layers kept in eval mode).
+- Teacher: the temporal model (Resnet-Dyn / Resnet-Opt, ``featcache finetune dynamic|flow``), frozen.
+- Pairs: every still image with a randomly drawn co-class temporal training instance, redrawn
+  each epoch (Remark 2), deterministic under ``--seed``.
+- Loss: :class:`heads.losses.distillation_loss.DistillationLoss` at temperature T (Table 9: 2 for flow,
+  10 for dynamic images); RMSProp at 2e-4.
+- Teacher targets: ``live`` runs the teacher on the paired instance's centre crop every step;
+  ``cached`` looks the same logits up once, from the ``logits`` of the temporal feature cache when
+  it was extracted with this teacher at this crop, else by running the teacher over the temporal
+  training instances once (stored in ``RUN_DIR/teacher_logits.pt``).
+- Evaluation: derived temporal = the student's softmax; fused = its mean with the still model's
+  softmax; the epoch is chosen on fused val accuracy (paper 5.1.3).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from featcache.errors import CacheError, FeatcacheError
+from featcache.utils.progress import console, make_progress
+from featcache.cache.schema import TEMPORAL_KINDS, atomic_path, feature_cache_path, temporal_cache_path
+from heads.finetune import engine
+from heads.finetune.finetune import CHECKPOINT_FILE, default_run_dir, model_path
+
+TEMPERATURE = {"flow": 2.0, "dynamic": 10.0}  # Table 9
+DEFAULTS = {"lr": 2e-4, "epochs": 3, "batch_size": 32, "num_convs": 3}  # Table 9 learning rate
+TARGET_MODES = ("live", "cached")
+TARGETS_FILE = "teacher_logits.pt"
+MODEL_FILE = "model.pt"
+
+
+# -- which layers train -----------------------------------------------------------
+def forward_order(backbone: nn.Module, size: int = 64) -> list[nn.Module]:
+    """Leaf modules in the order ``forward_features`` runs them (traced on a dummy batch)."""
+    calls: list[nn.Module] = []
+    hooks = [m.register_forward_hook(lambda mod, inp, out: calls.append(mod))
+             for m in backbone.modules() if not list(m.children())]
+    was_training = backbone.training
+    param = next(backbone.parameters())
+    try:
+        backbone.eval()
+        with torch.no_grad():
+            backbone.forward_features(torch.zeros(1, backbone.in_channels, size, size, device=param.device))
+    finally:
+        for hook in hooks:
+            hook.remove()
+        backbone.train(was_training)
+    return calls
+
+
+def last_conv_layers(backbone: nn.Module, num_convs: int = 3) -> list[nn.Module]:
+    """The last ``num_convs`` convolutions in forward order, each with the norm layer right after it."""
+    order = forward_order(backbone)
+    conv_positions = [i for i, m in enumerate(order) if isinstance(m, nn.Conv2d)]
+    if len(conv_positions) < num_convs:
+        raise FeatcacheError(f"{type(backbone).__name__} has only {len(conv_positions)} conv layers")
+    chosen: list[nn.Module] = []
+    for position in conv_positions[-num_convs:]:
+        conv = order[position]
+        chosen.append(conv)
+        for follower in order[position + 1:]:
+            if isinstance(follower, nn.Conv2d):
+                break
+            if isinstance(follower, engine.NORM_TYPES):
+                if getattr(follower, "num_features", conv.out_channels) == conv.out_channels:
+                    chosen.append(follower)
+                break
+    return chosen
+
+
+def freeze_for_tsn(backbone: nn.Module, num_convs: int = 3) -> list[str]:
+    """Freeze everything but the last ``num_convs`` conv layers (+ their norms) and the classifier.
+
+    Returns the names of the parameters that still train.
+    """
+    if getattr(backbone, "head", None) is None:
+        raise FeatcacheError("the student has no classifier head; fine-tune the still model first")
+    trainable = last_conv_layers(backbone, num_convs) + [backbone.head]
+    for param in backbone.parameters():
+        param.requires_grad_(False)
+    for module in trainable:
+        for param in module.parameters():
+            param.requires_grad_(True)
+    return [name for name, p in backbone.named_parameters() if p.requires_grad]
+
+
+# -- models ------------------------------------------------------------------------
+def load_model(path: Path, modality: str, classes: list[str], role: str) -> nn.Module:
+    """A fine-tuned featcache checkpoint for ``modality`` whose head covers ``classes``."""
+    from featcache.backbones import create_backbone, load_checkpoint
+
+    if not path.exists():
+        command = "featcache finetune " + modality + " ROOT"
+        raise CacheError(f"{role} model not found: {path}; run `{command}` first or pass its path")
+    ckpt = load_checkpoint(path)
+    if ckpt["modality"] != modality:
+        raise CacheError(f"{path}: {role} model was trained on {ckpt['modality']}, expected {modality}")
+    if list(ckpt["classes"]) != list(classes) or int(ckpt["num_classes"]) != len(classes):
+        raise CacheError(f"{path}: {role} model's classes differ from the dataset's; fine-tune it on this dataset")
+    return create_backbone(ckpt["backbone"], modality=modality, weights=path, num_classes=len(classes))
+
+
+# -- teacher targets ---------------------------------------------------------------------
+def targets_from_feature_cache(path: Path, keys: list[tuple[str, int]], *, teacher_id: str, classes: list[str],
+                               crop: int, resize: int) -> tuple[torch.Tensor | None, str]:
+    """Teacher logits of the temporal instances ``keys`` (``(source, instance)``) from a feature cache
+    extracted with this teacher at this crop (view 0 = centre crop); ``(None, why not)`` otherwise."""
+    from featcache.cache.feature_cache import FeatureCache
+
+    if not path.exists():
+        return None, f"{path} not found"
+    try:
+        cache = FeatureCache.open(path)
+    except CacheError as exc:
+        return None, str(exc)
+    pre = cache.attrs.get("preprocessing") or {}
+    if cache.attrs.get("weights") != teacher_id:
+        return None, f"{path} was extracted with other weights than the teacher"
+    if cache.classes != list(classes) or not cache.has_logits:
+        return None, f"{path} has no logits for these classes"
+    if pre.get("crop") != crop or pre.get("resize_short_side") != resize:
+        return None, f"{path} was extracted at crop {pre.get('crop')}/resize {pre.get('resize_short_side')}"
+    rows = cache.split("train")
+    index = {(s, int(i)): r for r, (s, i) in enumerate(zip(rows.source, rows.instance.tolist()))}
+    missing = [k for k in keys if k not in index]
+    if missing:
+        return None, f"{path} lacks {len(missing)} temporal training instances (e.g. {missing[0][0]})"
+    return rows.logits[[index[k] for k in keys]].float(), f"teacher logits from {path}"
+
+
+def compute_teacher_logits(teacher: nn.Module, instances, device, env, *, batch_size: int, workers: int,
+                           amp: bool, channels_last: bool) -> torch.Tensor:
+    """Run the frozen teacher once over ``instances`` (centre crops): logits ``[N, C]``."""
+    loader = engine.eval_loader(instances, batch_size, env, workers=workers)
+    with make_progress("inst/s") if env.is_main else contextlib.nullcontext() as progress:
+        return engine.evaluate(teacher, loader, device, env, amp=amp, channels_last=channels_last,
+                               progress=progress, description="teacher targets")
+
+
+def cached_teacher_targets(teacher: nn.Module, instances, *, cache_file: Path, store: Path, crop: int, resize: int,
+                           classes: list[str], device, env, batch_size: int, workers: int, amp: bool,
+                           channels_last: bool) -> torch.Tensor:
+    """Teacher logits for every temporal training instance: from the feature cache, from an earlier
+    run's ``store``, or computed once and stored there."""
+    keys = instances.keys()
+    logits, why = targets_from_feature_cache(cache_file, keys, teacher_id=teacher.weights_id, classes=classes,
+                                             crop=crop, resize=resize)
+    if logits is not None:
+        if env.is_main:
+            console.print(why)
+        return logits
+    stamp = {"teacher": teacher.weights_id, "crop": crop, "resize": resize, "keys": keys}
+    if store.exists():
+        from featcache.utils.safe_load import torch_load
+
+        saved = torch_load(store, "teacher-targets file")  # tensors and plain types only
+        if isinstance(saved, dict) and saved.get("stamp") == stamp:
+            return saved["logits"]
+    if env.is_main:
+        console.print(f"computing teacher targets once ({why})")
+    logits = compute_teacher_logits(teacher, instances, device, env, batch_size=batch_size, workers=workers,
+                                    amp=amp, channels_last=channels_last)
+    if env.is_main:
+        with atomic_path(store) as tmp:
+            torch.save({"stamp": stamp, "logits": logits}, tmp)
+    return logits
+
+
+# -- main ------------------------------------------------------------------------------------
+def main(root, *, temporal: str = "dynamic", backbone: str | None = None, cache_dir: str | os.PathLike = "cache",
+         out: str | os.PathLike | None = None, student: str | os.PathLike | None = None,
+         teacher: str | os.PathLike | None = None, targets: str = "cached", temperature: float | None = None,
+         lr: float = DEFAULTS["lr"], epochs: int = DEFAULTS["epochs"], batch_size: int = DEFAULTS["batch_size"],
+         num_convs: int = DEFAULTS["num_convs"], crop: int = 224, resize: int = 256, device: str = "auto",
+         workers: int | None = None, seed: int = 0, resume: bool | None = None, amp: bool | None = None,
+         channels_last: bool | None = None) -> dict[str, Any]:
+    """Distil the temporal teacher into the still student; returns the run's metrics dict."""
+    from featcache.backbones import default_backbone, save_checkpoint
+    from featcache.data.dataset import FolderDataset
+    from featcache.backbones.preprocessing import build_transform
+    from heads.training.config import write_config
+    from heads.losses.distillation_loss import DistillationLoss
+    from heads.evaluation.metrics import accuracy, build_metrics, fuse, print_metrics, softmax, write_metrics
+    from heads.finetune.datasets import CoClassPairs, StillImages, TemporalInstances
+
+    if temporal not in TEMPORAL_KINDS:
+        raise FeatcacheError(f"unknown temporal kind {temporal!r}; expected {', '.join(TEMPORAL_KINDS)}")
+    if targets not in TARGET_MODES:
+        raise FeatcacheError(f"unknown --targets {targets!r}; expected live or cached")
+    if epochs < 1 or batch_size < 1 or lr <= 0:
+        raise FeatcacheError("--epochs and --batch-size must be at least 1 and --lr positive")
+    temperature = TEMPERATURE[temporal] if temperature is None else float(temperature)
+    start = time.perf_counter()
+    env, dev = engine.setup(device)
+    try:
+        backbone = backbone or default_backbone()
+        run_dir = Path(out) if out else default_run_dir(f"tsn-{temporal}", backbone)
+        student_path = Path(student) if student else model_path(cache_dir, "still", backbone)
+        teacher_path = Path(teacher) if teacher else model_path(cache_dir, temporal, backbone)
+        use_cuda = dev.type == "cuda"
+        amp = use_cuda if amp is None else amp
+        channels_last = True if channels_last is None else channels_last  # faster on CPU (oneDNN) too
+        workers = (min(8, os.cpu_count() or 1) if use_cuda else 0) if workers is None else workers
+
+        dataset = FolderDataset(root)
+        classes = dataset.classes
+        still_model = load_model(student_path, "still", classes, "student (still)")
+        teacher_model = load_model(teacher_path, temporal, classes, "teacher (temporal)")
+        teacher_model.eval().requires_grad_(False)
+        engine.seed_everything(seed, env)
+
+        still_eval = build_transform("still", train=False, crop=crop, resize=resize)
+        train_stills = StillImages(dataset, "train", build_transform("still", train=True, crop=crop, resize=resize))
+        splits = dataset.splits("stills")
+        evals = {s: StillImages(dataset, s, still_eval) if s in splits else None for s in ("val", "test")}
+        select = "val" if evals["val"] is not None else "test"
+        temporal_path = temporal_cache_path(cache_dir)
+        instances = TemporalInstances(temporal_path, temporal, "train",
+                                      build_transform(temporal, train=False, crop=crop, resize=resize))
+
+        still_model = engine.prepare_model(still_model, dev, channels_last=channels_last)
+        teacher_model = engine.prepare_model(teacher_model, dev, channels_last=channels_last)
+        trainable = freeze_for_tsn(still_model, num_convs)
+        if env.is_main:
+            console.print(f"student {still_model.describe()}: {len(trainable)} trainable tensors "
+                          f"({', '.join(trainable)}); teacher {teacher_model.describe()}")
+
+        def predict(model, split):
+            loader = engine.eval_loader(evals[split], batch_size, env, workers=workers)
+            return softmax(engine.evaluate(model, loader, dev, env, amp=amp, channels_last=channels_last))
+
+        still_probs = {s: predict(still_model, s) if evals[s] is not None else None for s in ("val", "test")}
+        labels = {s: evals[s].labels if evals[s] is not None else None for s in ("val", "test")}
+        if targets == "cached":
+            pair_targets = cached_teacher_targets(
+                teacher_model, instances, cache_file=feature_cache_path(cache_dir, temporal, teacher_model.name),
+                store=run_dir / TARGETS_FILE, crop=crop, resize=resize, classes=classes, device=dev, env=env,
+                batch_size=batch_size, workers=workers, amp=amp, channels_last=channels_last)
+        else:
+            pair_targets = instances
+        pairs = CoClassPairs(train_stills, instances.labels, pair_targets, seed=seed, where=str(temporal_path))
+
+        optimizer = torch.optim.RMSprop([p for p in still_model.parameters() if p.requires_grad], lr=lr)
+        config = {"temporal": temporal, "backbone": still_model.name, "student": str(student_path),
+                  "teacher": str(teacher_path), "student_weights": still_model.weights_id,
+                  "teacher_weights": teacher_model.weights_id, "targets": targets, "temperature": temperature,
+                  "lr": lr, "epochs": epochs, "batch_size": batch_size * env.world_size, "num_convs": num_convs,
+                  "crop": crop, "resize": resize, "seed": seed, "optimizer": "rmsprop",
+                  "world_size": env.world_size}
+        if env.is_main:
+            write_config(run_dir, config, f"featcache tsn {root} --temporal {temporal}: resolved settings of this run")
+        select_still = still_probs[select]
+        select_labels = labels[select]
+        state = engine.fit(
+            model=still_model, criterion=DistillationLoss(temperature), optimizer=optimizer, scheduler=None,
+            train_data=pairs, val_data=evals[select],
+            score_fn=lambda logits: accuracy(fuse(select_still, softmax(logits)), select_labels),
+            epochs=epochs, batch_size=batch_size, checkpoint_path=run_dir / CHECKPOINT_FILE,
+            run_key={**config, "classes": classes}, device=dev, env=env, seed=seed, workers=workers,
+            resume=resume, targets_fn=teacher_model if targets == "live" else None, amp=amp,
+            channels_last=channels_last, phase="tsn", loss_name="loss_distillation",
+            val_values=lambda logits: {f"{select}_{stream}": accuracy(probs, select_labels) for stream, probs in (
+                ("still", select_still), ("derived", softmax(logits)), ("fused", fuse(select_still, softmax(logits))))})
+        derived = {s: predict(still_model, s) if evals[s] is not None else None for s in ("val", "test")}
+        if not env.is_main:
+            return {}
+        config.update(best_epoch=state["best_epoch"], selected_on=f"fused {select}", trainable=trainable)
+        metrics = build_metrics("tsn", temporal, config, still=still_probs, derived=derived, labels=labels,
+                                classes=classes, seconds=time.perf_counter() - start)
+        save_checkpoint(run_dir / MODEL_FILE, still_model, classes=classes, modality="still", extra={
+            "method": "tsn", "temporal": temporal, "temperature": temperature, "teacher": str(teacher_path),
+            "trainable": trainable, "best_epoch": state["best_epoch"], "history": state["history"],
+            "derived": metrics["derived"], "fused": metrics["fused"]})
+        write_metrics(run_dir, metrics)
+        print_metrics(metrics)
+        console.print(f"run: {run_dir}")
+        return metrics
+    finally:
+        engine.teardown(env)

@@ -1,0 +1,1 @@
+"""Losses: triplet margin, distillation."""

@@ -1,0 +1,1 @@
+"""Semi-hard triplet miners (brute force reference, FAISS)."""

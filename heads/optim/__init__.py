@@ -1,0 +1,1 @@
+"""Optimizers over stacked members (one optimizer step for a whole grid)."""

@@ -1,0 +1,1 @@
+"""Batch samplers: P x K batches, co-class positives."""

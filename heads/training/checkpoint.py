@@ -1,0 +1,57 @@
+"""Plain-dict checkpoints of stacked heads, split into per-member state dicts.
+
+Every parameter and buffer of a stacked module has a leading member axis G, so member g's
+state is the ``[g:g+1]`` slice of each entry: a G=1 state dict that loads into a G=1
+module, and that ``stack_states`` turns back into a stacked one.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+
+from featcache.errors import FeatcacheError
+from featcache.cache.schema import atomic_path
+
+CHECKPOINT_FORMAT = "featcache-head"
+
+
+def member_state(module_or_state: torch.nn.Module | Mapping[str, torch.Tensor], member: int) -> dict[str, torch.Tensor]:
+    """The G=1 state dict of ``member`` (CPU clones)."""
+    state = module_or_state.state_dict() if isinstance(module_or_state, torch.nn.Module) else module_or_state
+    return {name: value[member : member + 1].detach().cpu().clone() for name, value in state.items()}
+
+
+def stack_states(states: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """G=1 state dicts -> one stacked state dict (member order kept)."""
+    return {name: torch.cat([s[name] for s in states]) for name in states[0]}
+
+
+def select_members(state: Mapping[str, torch.Tensor], index: Sequence[int] | torch.Tensor) -> dict[str, torch.Tensor]:
+    """A stacked state whose member g is member ``index[g]`` of ``state``."""
+    index = torch.as_tensor(index, dtype=torch.long)
+    return {name: value[index.to(value.device)].clone() for name, value in state.items()}
+
+
+def save_checkpoint(path: str | os.PathLike, checkpoint: Mapping[str, Any]) -> Path:
+    """``torch.save`` under a temporary name, renamed into place when complete."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save({"format": CHECKPOINT_FORMAT, **checkpoint}, tmp)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """A head checkpoint written by :func:`save_checkpoint`, or FeatcacheError saying why not."""
+    from featcache.utils.safe_load import torch_load
+
+    path = Path(path)
+    if not path.is_file():
+        raise FeatcacheError(f"head checkpoint not found: {path}")
+    checkpoint = torch_load(path, "head checkpoint")
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise FeatcacheError(f"{path}: not a featcache head checkpoint")
+    return checkpoint

@@ -1,0 +1,79 @@
+"""The cached features a head trains on: still train/val/test and temporal train/test.
+
+Training splits keep every augmented view as its own row; val and test use view 0 (the
+centre crop). Still and temporal caches may come from different backbones (the paper's
+Resnet-Still and Resnet-Dyn.), but must share the class list.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+
+from featcache.errors import CacheError
+from featcache.cache.feature_cache import FeatureCache, SplitData, check_same_classes, find_cache
+from featcache.cache.schema import feature_cache_path
+
+
+@dataclass
+class HeadData:
+    temporal_kind: str
+    classes: list[str]
+    still: dict[str, SplitData]  # "train" (all views), "val" (may be absent), "test"
+    temporal: dict[str, SplitData]  # "train" (all views), "test"
+    still_cache: FeatureCache
+    temporal_cache: FeatureCache
+
+    @classmethod
+    def from_caches(cls, still_cache: FeatureCache, temporal_cache: FeatureCache) -> "HeadData":
+        if still_cache.modality != "still":
+            raise CacheError(f"{still_cache.path}: modality is {still_cache.modality!r}, expected 'still'")
+        kind = temporal_cache.modality
+        if kind not in ("flow", "dynamic"):
+            raise CacheError(f"{temporal_cache.path}: modality is {kind!r}, expected 'flow' or 'dynamic'")
+        check_same_classes(still_cache, temporal_cache)
+        still_splits, temporal_splits = still_cache.split_names(), temporal_cache.split_names()
+        for cache, present, needed in ((still_cache, still_splits, ("train", "test")),
+                                       (temporal_cache, temporal_splits, ("train", "test"))):
+            missing = [s for s in needed if s not in present]
+            if missing:
+                raise CacheError(f"{cache.path}: no {' or '.join(missing)} rows; heads need train and test splits")
+        still = {name: still_cache.split(name, all_views=name == "train") for name in still_splits}
+        temporal = {name: temporal_cache.split(name, all_views=name == "train") for name in ("train", "test")}
+        return cls(kind, still_cache.classes, still, temporal, still_cache, temporal_cache)
+
+    @classmethod
+    def load(cls, cache_dir: str | os.PathLike, temporal: str, backbone: str | None = None,
+             temporal_backbone: str | None = None) -> "HeadData":
+        """Find and open ``still-<backbone>.h5`` and ``<temporal>-<temporal_backbone>.h5``.
+
+        ``temporal_backbone`` defaults to ``backbone`` when that cache exists, else to the
+        only temporal cache of the kind.
+        """
+        still_path = find_cache(cache_dir, "still", backbone)
+        if temporal_backbone is None and backbone and feature_cache_path(cache_dir, temporal, backbone).exists():
+            temporal_backbone = backbone
+        temporal_path = find_cache(cache_dir, temporal, temporal_backbone)
+        return cls.from_caches(FeatureCache.open(still_path), FeatureCache.open(temporal_path))
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def temporal_identity(self) -> str:
+        """A short fingerprint of the temporal cache (backbone, weights, rows, content sample),
+        naming a dimensionality-reduction network trained on it."""
+        train = self.temporal["train"]
+        cache = self.temporal_cache
+        summary = {
+            "modality": cache.modality,
+            "backbone": cache.backbone,
+            "weights": str(cache.attrs.get("weights", "")),
+            "classes": self.classes,
+            "rows": [len(train), len(self.temporal["test"])],
+            "dim": cache.feature_dim,
+            "sample": [round(float(v), 5) for v in train.features[:: max(1, len(train) // 64)].sum(dim=1)[:64]],
+        }
+        return hashlib.sha256(json.dumps(summary, sort_keys=True).encode()).hexdigest()[:16]

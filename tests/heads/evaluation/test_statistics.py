@@ -1,0 +1,126 @@
+"""heads.evaluation.statistics: bootstrap coverage, paired tests (power and false positives), seeds.
+
+Simulations are seeded, so each figure below is fixed; tolerances are about 3 binomial
+standard errors of the simulated rate (e.g. 300 sets at 95%: SE = 1.26 points).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from heads.evaluation.statistics import (
+    accuracy_ci,
+    bootstrap_means,
+    correct,
+    gain_over_baseline,
+    mcnemar_p,
+    mean_std,
+    paired_comparison,
+    per_image,
+    significance_mark,
+)
+
+
+def test_bootstrap_equals_index_bootstrap_in_distribution():
+    rng = np.random.default_rng(0)
+    values = (rng.random(150) < 0.6).astype(float)
+    fast = bootstrap_means(values, resamples=20_000, seed=1)
+    index = rng.integers(0, values.size, size=(20_000, values.size))
+    slow = values[index].mean(axis=1)
+    assert abs(fast.mean() - slow.mean()) < 0.002
+    assert abs(fast.std() - slow.std()) < 0.002
+    assert abs(fast.std() - math.sqrt(0.6 * 0.4 / 150)) < 0.006  # binomial SE of the sample
+
+
+def test_accuracy_ci_is_seeded_and_brackets_the_estimate():
+    c = np.array([1] * 70 + [0] * 50, dtype=bool)
+    low, high = accuracy_ci(c)
+    assert accuracy_ci(c) == (low, high)
+    assert low < 70 / 120 * 100 < high
+    assert 10 < high - low < 22  # about +/- 1.96 * 4.5 points
+
+
+def test_bootstrap_ci_covers_the_true_accuracy_at_the_nominal_rate():
+    # 300 simulated test sets of 200 images from a classifier with true accuracy 70%.
+    rng = np.random.default_rng(123)
+    true_acc, sets, images = 0.7, 300, 200
+    covered = 0
+    for k in range(sets):
+        c = rng.random(images) < true_acc
+        low, high = accuracy_ci(c, resamples=2000, seed=k)
+        covered += low <= true_acc * 100 <= high
+    coverage = covered / sets
+    # SE of a 95% rate over 300 sets: 1.26 points; percentile intervals of a proportion
+    # run slightly below nominal at n=200, so +/- 4 points (about 3 SE) is the tolerance.
+    assert abs(coverage - 0.95) <= 0.04, coverage
+
+
+def _paired_sets(rng, images, acc_a, acc_b):
+    """Two classifiers' correctness on the same images, with shared easy/hard images."""
+    difficulty = rng.random(images)
+    a = rng.random(images) * 0.5 + difficulty * 0.5 < acc_a
+    b = rng.random(images) * 0.5 + difficulty * 0.5 < acc_b
+    return a, b
+
+
+def test_paired_test_finds_a_planted_difference():
+    rng = np.random.default_rng(7)
+    found = 0
+    for k in range(100):
+        a, b = _paired_sets(rng, 300, 0.75, 0.60)
+        result = paired_comparison(a, b, resamples=2000, seed=k)
+        assert result.images == 300
+        found += result.significant() and result.ci[0] > 0
+    assert found >= 90  # power near 1 for a ~15 point gap on 300 images
+
+
+def test_paired_test_false_positive_rate_is_near_nominal():
+    rng = np.random.default_rng(11)
+    sims, positives, mcnemar_positives = 400, 0, 0
+    for k in range(sims):
+        a, b = _paired_sets(rng, 200, 0.65, 0.65)
+        result = paired_comparison(a, b, resamples=2000, seed=k)
+        positives += result.p_value < 0.05
+        mcnemar_positives += result.mcnemar_p < 0.05
+    # SE of a 5% rate over 400 simulations: 1.1 points.
+    assert 0.02 <= positives / sims <= 0.085, positives / sims
+    assert 0.02 <= mcnemar_positives / sims <= 0.085, mcnemar_positives / sims
+
+
+def test_mcnemar_matches_the_binomial_by_hand():
+    # 10 discordant images, 8 favour a: exact two-sided p = 2 * P(X <= 2 | n=10, 1/2).
+    a = np.array([1] * 8 + [0] * 2 + [1] * 5, dtype=bool)
+    b = np.array([0] * 8 + [1] * 2 + [1] * 5, dtype=bool)
+    exact = 2 * (1 + 10 + 45) / 2**10
+    assert mcnemar_p(a, b, mid_p=False) == pytest.approx(exact)
+    assert mcnemar_p(a, b) == pytest.approx(exact - 45 / 2**10)
+    assert mcnemar_p(a, a) == 1.0
+
+
+def test_gain_entry_and_seed_averaging():
+    still = np.array([[1, 0, 0, 1], [1, 0, 1, 1]], dtype=bool)  # 2 seeds x 4 images
+    fused = np.array([[1, 1, 0, 1], [1, 1, 1, 1]], dtype=bool)
+    assert per_image(still).tolist() == [1.0, 0.0, 0.5, 1.0]
+    gain = gain_over_baseline(fused, still)
+    assert gain["test"] == pytest.approx(25.0)
+    assert gain["test_ci"][0] <= 25.0 <= gain["test_ci"][1]
+    assert 0 < gain["p_value"] <= 1
+    assert paired_comparison(fused, still).mcnemar_p is None  # fractional per-image values
+    no_gain = gain_over_baseline(still, still)
+    assert no_gain == {"test": 0.0, "test_ci": [0.0, 0.0], "p_value": 1.0}
+
+
+def test_correct_mean_std_and_marks():
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    assert correct(probs, [0, 1, 1]).tolist() == [True, True, False]
+    assert correct(np.stack([probs, probs]), [0, 1, 1]).shape == (2, 3)
+    with pytest.raises(ValueError):
+        correct(probs, [0, 1])
+    mean, std = mean_std([40.0, 42.0, 44.0])
+    assert (mean, std) == (42.0, 2.0)
+    assert mean_std([5.0]) == (5.0, 0.0)
+    assert math.isnan(mean_std([None])[0])
+    assert significance_mark(0.001) == "**" and significance_mark(0.03) == "*" and significance_mark(0.2) == ""

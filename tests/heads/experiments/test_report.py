@@ -1,0 +1,118 @@
+"""The report renders the paper's tables from a fixture of run directories, numbers in the right cells."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from featcache.errors import FeatcacheError
+from heads.experiments.report.render import DASH, collect_runs, table1, table2, table3, table4, write_report
+
+CLASSES = ["clap", "run", "wave"]
+
+
+def metrics(method, temporal, still, derived=None, fused=None, experiment="main", **extra):
+    per_class = {
+        "val": {"still": None, "derived": None, "fused": None},
+        "test": {
+            "still": {"clap": 50.0, "run": 60.0, "wave": 70.0},
+            "derived": None if derived is None else {"clap": 55.0, "run": 50.0, "wave": 70.0},
+            "fused": None if fused is None else {"clap": 60.0, "run": 65.0, "wave": 65.0},
+        },
+    }
+    pair = lambda v: None if v is None else {"val": v[0], "test": v[1]}  # noqa: E731
+    return {"method": method, "temporal": temporal, "config": {}, "experiment": experiment,
+            "still": pair(still), "derived": pair(derived), "fused": pair(fused),
+            "per_class": per_class, "seconds": 1.0, **extra}
+
+
+def write_run(folder: Path, name: str, data: dict) -> None:
+    (folder / name).mkdir(parents=True)
+    (folder / name / "metrics.json").write_text(json.dumps(data))
+
+
+@pytest.fixture
+def runs_dir(tmp_path) -> Path:
+    runs = tmp_path / "runs"
+    write_run(runs, "still", metrics("still", None, (88.2, 84.2)))
+    write_run(runs, "aug", metrics("aug-frames", None, (87.5, 82.7)))
+    write_run(runs, "cls-flow", metrics("classifier", "flow", (88.0, 84.0), temporal_classifier={"test": 71.3}))
+    write_run(runs, "cls-dyn", metrics("classifier", "dynamic", (88.0, 84.0), temporal_classifier={"test": 60.0}))
+    write_run(runs, "ft-dyn", metrics("finetune-dynamic", "dynamic", (None, 65.5)))
+    write_run(runs, "gan-flow", metrics("gan", "flow", (88.2, 84.2), (89.3, 83.7), (89.0, 84.0)))
+    # Two GAN runs on dynamic images: the better one by fused val (88.6) fills the cells.
+    write_run(runs, "gan-dyn-a", metrics("gan", "dynamic", (88.2, 84.2), (88.6, 83.4), (88.6, 83.7)))
+    write_run(runs, "gan-dyn-b", metrics("gan", "dynamic", (88.2, 84.2), (80.0, 99.0), (80.0, 99.0)))
+    write_run(runs, "grid/embed-dyn", metrics("embed", "dynamic", (88.2, 84.2), (89.0, 83.6), (89.4, 84.4)))
+    write_run(runs, "tsn-dyn", metrics("tsn", "dynamic", (88.2, 84.2), (89.3, 84.3), (89.6, 84.7)))
+    write_run(runs, "mid-tsn-flow", metrics("tsn", "flow", (76.0, 76.8), (78.0, 79.3), (79.0, 79.4), experiment="midframe"))
+    write_run(runs, "mid-still", metrics("still", None, (75.0, 76.8), experiment="midframe"))
+    oracle = lambda m, s: {"val": {"mean": m, "std": s}, "test": {"mean": m + 1, "std": s / 2}}  # noqa: E731
+    write_run(runs, "oracle/flow", metrics("oracle", "flow", (88.2, 84.2), fused=(91.6, 88.6), improvement=oracle(3.4, 0.7)))
+    write_run(runs, "oracle/dynamic", metrics("oracle", "dynamic", (88.2, 84.2), fused=(92.9, 90.0), improvement=oracle(4.7, 0.6)))
+    (runs / "broken").mkdir()
+    (runs / "broken" / "metrics.json").write_text("{not json")
+    return runs
+
+
+def test_tables_hold_the_right_numbers(runs_dir):
+    report = collect_runs([runs_dir])
+    assert len(report.runs) == 14 and len(report.skipped) == 1
+
+    t1 = {row[0]: row for row in table1(report)[1:]}
+    assert t1["Still image"][3:] == ["88.2", "84.2"]
+    assert t1["Aug. Still+Frame"][3:] == ["87.5", "82.7"]
+    assert t1["Temporal model (Optical-flow)"][3:] == [DASH, "71.3"]
+    assert t1["Temporal model (Dynamic images)"][4] == "65.5"  # the fine-tuned backbone wins over the classifier
+
+    t2 = table2(report)
+    assert t2[0] == ["", "Method", "Optical-flow Val", "Optical-flow Test", "Dynamic images Val", "Dynamic images Test"]
+    t2 = {(row[0], row[1]): row[2:] for row in t2[1:]}
+    assert t2[("Derived temporal", "GAN")] == ["89.3", "83.7", "88.6", "83.4"]
+    assert t2[("Fusion with Still", "GAN")] == ["89.0", "84.0", "88.6", "83.7"]
+    assert t2[("Fusion with Still", "Triplets Embed.")] == [DASH, DASH, "89.4", "84.4"]
+    assert t2[("Fusion with Still", "TSN")] == [DASH, DASH, "89.6", "84.7"]
+
+    t3 = {row[0]: row[1:] for row in table3(report)[1:]}
+    assert t3["TSN"] == ["79.3", "79.4", DASH, DASH]
+    assert t3["GAN"] == [DASH] * 4
+
+    t4 = table4(report)
+    assert t4[1] == ["Oracle test", "3.4 ± 0.7", "4.4 ± 0.3", "4.7 ± 0.6", "5.7 ± 0.3"]
+
+
+def test_report_files_render(runs_dir, tmp_path):
+    out = tmp_path / "report"
+    report, tables, md_path = write_report([runs_dir], out)
+    text = md_path.read_text()
+    assert "| Derived temporal | GAN | 89.3 | 83.7 | 88.6 | 83.4 |" in text
+    assert "| Oracle test | 3.4 ± 0.7 | 4.4 ± 0.3 | 4.7 ± 0.6 | 5.7 ± 0.3 |" in text
+    assert "Still baseline on test mid-frames: 76.8%" in text
+    assert "Table 2 Derived temporal TSN Optical-flow val" in text  # missing cells are named in the notes
+    assert "Skipped:" in text and "broken" in text
+    html = (out / "report.html").read_text()
+    assert "<table>" in html and "<td>89.3</td>" in html
+    # One class-wise figure per T2SIL run shown in Tables 2-3, all real PNGs linked from the report.
+    pngs = sorted(p.name for p in (out / "figures").glob("*.png"))
+    assert pngs == ["main-embed-dynamic.png", "main-gan-dynamic.png", "main-gan-flow.png",
+                    "main-tsn-dynamic.png", "midframe-tsn-flow.png"]
+    for name in pngs:
+        assert (out / "figures" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"figures/{name}" in text
+
+
+def test_class_improvements_are_differences_from_the_still_stream():
+    from heads.experiments.report.plots import class_improvements
+
+    improvements = class_improvements(metrics("tsn", "flow", (1, 1), (1, 1), (1, 1))["per_class"])
+    assert improvements["derived"] == {"clap": 5.0, "run": -10.0, "wave": 0.0}
+    assert improvements["fused"] == {"clap": 10.0, "run": 5.0, "wave": -5.0}
+
+
+def test_no_runs_is_a_clear_error(tmp_path):
+    with pytest.raises(FeatcacheError, match="no metrics.json found"):
+        collect_runs([tmp_path])
+    with pytest.raises(FeatcacheError, match="runs folder not found"):
+        collect_runs([tmp_path / "nope"])
