@@ -32,7 +32,8 @@ from heads.models.linear_classifier import LinearClassifier  # noqa: E402
 from heads.nn.member_random import MemberRandom  # noqa: E402
 from heads.nn.stacked_linear import weight_grad  # noqa: E402
 from heads.optim.stacked_rmsprop import StackedRMSProp  # noqa: E402
-from heads.training.train_head import batch_starts, train_gan_epoch  # noqa: E402
+from heads.training.gan import train_gan_epoch  # noqa: E402
+from heads.training.loop import batch_starts  # noqa: E402
 
 STILL_ROWS, TEMPORAL_ROWS, DIM, CLASSES = 6821, 16000, 2048, 40
 

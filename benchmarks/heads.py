@@ -31,7 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from heads.training.config import default_config  # noqa: E402
 from heads.training.head_data import HeadData  # noqa: E402
 from featcache.cache.synthetic import write_synthetic_caches  # noqa: E402
-from heads.training.train_head import DimRedStore, train_group, train_head  # noqa: E402
+from heads.training.dim_reduction import DimRedStore  # noqa: E402
+from heads.training.train_head import train_group, train_head  # noqa: E402
 
 STILL_ROWS = {"train": 6821, "val": 728, "test": 4798}
 TEMPORAL_ROWS = {"train": 16000, "test": 5000}

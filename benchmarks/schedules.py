@@ -73,7 +73,7 @@ def run(cache: Path, seeds: int, factor: int, device: str, temporals=TEMPORAL, m
     from heads.training.config import default_config
     from heads.training.head_data import HeadData
     from heads.training.seeds import train_seeds
-    from heads.training.train_head import DimRedStore
+    from heads.training.dim_reduction import DimRedStore
 
     store = DimRedStore([cache / "heads"], [cache / "heads"])
     rows = []

@@ -1,6 +1,6 @@
 """The paper's two baselines (section 5, Table 1), on cached features.
 
-- ``still``: the still model of the heads (:func:`heads.training.train_head.fit_still_models`:
+- ``still``: the still model of the heads (:func:`heads.training.still_model.fit_still_models`:
   linear softmax on still features, or the backbone's logits) on the still train split.
 - ``aug-frames`` (Aug. Still+Frame): the same linear still model trained on the still
   train rows plus the key frames mined from the training videos
@@ -21,7 +21,7 @@ import torch
 
 from featcache.errors import CacheError, FeatcacheError
 from featcache.cache.feature_cache import FeatureCache, SplitData, check_same_classes, find_cache
-from heads.training.checkpoint import save_checkpoint
+from heads.training.checkpoint import MODEL_FILE, save_head_checkpoint
 from heads.training.config import STILL_DEFAULTS, apply_config_file, apply_sets, write_config
 from heads.evaluation.metrics import build_metrics, write_metrics
 from heads.training.head_data import HeadData
@@ -67,7 +67,8 @@ def train_baseline(method: str, cache_dir: str | os.PathLike = "cache", *, backb
     from featcache.utils.device import resolve_device
     from heads.evaluation.history import History, MemberHistories
     from heads.training.seeds import combine_seed_metrics, seed_configs
-    from heads.training.train_head import Phases, fit_still_models
+    from heads.training.loop import Phases
+    from heads.training.still_model import fit_still_models
 
     if method not in BASELINES:
         raise FeatcacheError(f"unknown baseline {method!r}; expected one of {', '.join(BASELINES)}")
@@ -106,7 +107,7 @@ def train_baseline(method: str, cache_dir: str | os.PathLike = "cache", *, backb
         write_config(out, {k: config[k] for k in STILL_DEFAULTS}, f"featcache baseline {method}: the still model's "
                      "resolved configuration; rerun it with --config this-file")
         write_metrics(out, metrics)
-        save_checkpoint(Path(out) / "model.pt", {
+        save_head_checkpoint(Path(out) / MODEL_FILE, {
             "method": method, "config": config, "classes": data.classes, "still_model": stream.mode,
             "still_cache": str(still_cache.path), "dims": {"still": still_cache.feature_dim, "classes": data.num_classes},
             "state": {"still": stream.states[0]},

@@ -82,7 +82,9 @@ class Stages:
 
 
 def done(run_dir: Path) -> bool:
-    return (run_dir / "metrics.json").is_file()
+    from heads.evaluation.metrics import METRICS_FILE
+
+    return (run_dir / METRICS_FILE).is_file()
 
 
 def mark_experiment(run_dir: Path, experiment: str) -> None:

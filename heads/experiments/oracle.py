@@ -141,7 +141,9 @@ def run_oracle(cache_dir="cache", temporal: str = "dynamic", *, runs: int = 100,
     from heads.training.head_data import HeadData
     from heads.evaluation.history import History, MemberHistories
     from featcache.utils.device import resolve_device
-    from heads.training.train_head import DimRedStore, Phases, fit_dimred_networks, fit_still_models, predict
+    from heads.training.dim_reduction import DimRedStore, fit_dimred_networks
+    from heads.training.loop import Phases, predict
+    from heads.training.still_model import fit_still_models
 
     start = time.perf_counter()
     config = dict(config or default_config("classifier", temporal))

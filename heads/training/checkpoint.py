@@ -1,4 +1,5 @@
-"""Plain-dict checkpoints of stacked heads, split into per-member state dicts.
+"""Plain-dict checkpoints of stacked heads, split into per-member state dicts (backbone
+checkpoints are :mod:`featcache.backbones.checkpoint`'s, a different format).
 
 Every parameter and buffer of a stacked module has a leading member axis G, so member g's
 state is the ``[g:g+1]`` slice of each entry: a G=1 state dict that loads into a G=1
@@ -17,6 +18,7 @@ from featcache.errors import FeatcacheError
 from featcache.cache.schema import atomic_path
 
 CHECKPOINT_FORMAT = "featcache-head"
+MODEL_FILE = "model.pt"  # a run folder's checkpoint (heads, baselines, TSN)
 
 
 def member_state(module_or_state: torch.nn.Module | Mapping[str, torch.Tensor], member: int) -> dict[str, torch.Tensor]:
@@ -30,13 +32,7 @@ def stack_states(states: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, torc
     return {name: torch.cat([s[name] for s in states]) for name in states[0]}
 
 
-def select_members(state: Mapping[str, torch.Tensor], index: Sequence[int] | torch.Tensor) -> dict[str, torch.Tensor]:
-    """A stacked state whose member g is member ``index[g]`` of ``state``."""
-    index = torch.as_tensor(index, dtype=torch.long)
-    return {name: value[index.to(value.device)].clone() for name, value in state.items()}
-
-
-def save_checkpoint(path: str | os.PathLike, checkpoint: Mapping[str, Any]) -> Path:
+def save_head_checkpoint(path: str | os.PathLike, checkpoint: Mapping[str, Any]) -> Path:
     """``torch.save`` under a temporary name, renamed into place when complete."""
     path = Path(path)
     with atomic_path(path) as tmp:
@@ -44,8 +40,8 @@ def save_checkpoint(path: str | os.PathLike, checkpoint: Mapping[str, Any]) -> P
     return path
 
 
-def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """A head checkpoint written by :func:`save_checkpoint`, or FeatcacheError saying why not."""
+def load_head_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """A head checkpoint written by :func:`save_head_checkpoint`, or FeatcacheError saying why not."""
     from featcache.utils.safe_load import torch_load
 
     path = Path(path)

@@ -40,7 +40,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 from featcache.errors import FeatcacheError
 
@@ -209,14 +209,22 @@ def apply_sets(config: Mapping[str, Any], assignments: Iterable[str], command: s
     """``config`` with ``KEY=VALUE`` strings applied, each parsed and range-checked like its default."""
     config = dict(config)
     for item in assignments or ():
-        key, sep, text = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise FeatcacheError(f"--set {item!r}: expected KEY=VALUE")
-        if key not in config:
-            raise FeatcacheError(f"--set {key}: unknown key for {command}; valid keys: {', '.join(sorted(config))}")
+        key, text = split_assignment(item, config, command)
         config[key] = parse_value(key, text, config[key])
     return config
+
+
+def split_assignment(item: str, valid: Mapping[str, Any], command: str, *, values_list: bool = False) -> tuple[str, str]:
+    """The one ``--set KEY=TEXT`` parser: ``(key, text)`` for a key of ``valid``, else FeatcacheError
+    listing the valid keys. ``values_list`` (grids: ``KEY=V1,V2,...``) also refuses an empty TEXT."""
+    form = "KEY=V1,V2,..." if values_list else "KEY=VALUE"
+    key, sep, text = item.partition("=")
+    key = key.strip()
+    if not sep or not key or (values_list and not text.strip()):
+        raise FeatcacheError(f"--set {item!r}: expected {form}")
+    if key not in valid:
+        raise FeatcacheError(f"--set {key}: unknown key for {command}; valid keys: {', '.join(sorted(valid))}")
+    return key, text
 
 
 # -- config files (RUN_DIR/config.yaml, accepted back by --config) -------------------------
@@ -255,11 +263,17 @@ def config_value(key: str, value: Any, default: Any, where: str) -> Any:
 def apply_config_file(config: Mapping[str, Any], path: str | os.PathLike, command: str) -> dict[str, Any]:
     """``config`` with every key of the file applied; unknown keys list the valid ones."""
     config = dict(config)
-    for key, value in read_config_file(path).items():
-        if key not in config:
-            raise FeatcacheError(f"{path}: unknown key {key} for {command}; valid keys: {', '.join(sorted(config))}")
+    for key, value in read_config_items(path, config, command):
         config[key] = config_value(key, value, config[key], str(path))
     return config
+
+
+def read_config_items(path: str | os.PathLike, valid: Mapping[str, Any], command: str) -> Iterator[tuple[str, Any]]:
+    """The ``(key, value)`` items of a config file in order, each key one of ``valid`` (else the valid ones are listed)."""
+    for key, value in read_config_file(path).items():
+        if key not in valid:
+            raise FeatcacheError(f"{path}: unknown key {key} for {command}; valid keys: {', '.join(sorted(valid))}")
+        yield key, value
 
 
 def write_config(run_dir: str | os.PathLike, config: Mapping[str, Any], header: str = "") -> Path:

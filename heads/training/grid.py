@@ -25,10 +25,10 @@ from typing import Any, Callable, Iterable, Sequence
 from featcache.utils import distributed
 from featcache.errors import FeatcacheError
 from featcache.cache.schema import atomic_path
-from heads.evaluation.metrics import EVAL_SPLITS, STREAMS, read_metrics, selection_score, write_metrics
+from heads.evaluation.metrics import EVAL_SPLITS, METRICS_FILE, STREAMS, read_metrics, selection_score, write_metrics
+from heads.training.checkpoint import MODEL_FILE
 
 GRID_FILE = "grid.csv"
-MODEL_FILE = "model.pt"
 # Members per stacked model: bounds memory; larger groups are split (results unchanged).
 DEFAULT_MAX_GROUP = 64
 
@@ -68,17 +68,12 @@ class GridSpec:
 def parse_grid_sets(method: str, temporal: str, assignments: Iterable[str]) -> dict[str, list[Any]]:
     """``["lr=1e-3,5e-4", "alpha=0.5,1"]`` -> ``{"lr": [0.001, 0.0005], "alpha": [0.5, 1.0]}``,
     each value parsed and range-checked like ``train-head --set``."""
-    from heads.training.config import default_config, parse_value
+    from heads.training.config import default_config, parse_value, split_assignment
 
     defaults = default_config(method, temporal)
     values: dict[str, list[Any]] = {}
     for item in assignments or ():
-        key, sep, text = item.partition("=")
-        key = key.strip()
-        if not sep or not key or not text.strip():
-            raise FeatcacheError(f"--set {item!r}: expected KEY=V1,V2,...")
-        if key not in defaults:
-            raise FeatcacheError(f"--set {key}: unknown key for {method}; valid keys: {', '.join(sorted(defaults))}")
+        key, text = split_assignment(item, defaults, method, values_list=True)
         if key in values:
             raise FeatcacheError(f"--set {key}: given twice; list every value in one --set {key}=V1,V2,...")
         parsed = [parse_value(key, part, defaults[key]) for part in text.split(",") if part.strip()]
@@ -102,13 +97,11 @@ def expand_grid(method: str, temporal: str, assignments: Iterable[str],
 
 def file_grid(method: str, temporal: str, path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, list[Any]]]:
     """A config file's single values applied to the defaults, and its lists: ``(base, {key: values})``."""
-    from heads.training.config import config_value, default_config, read_config_file
+    from heads.training.config import config_value, default_config, read_config_items
 
     base = default_config(method, temporal)
     values: dict[str, list[Any]] = {}
-    for key, value in read_config_file(path).items():
-        if key not in base:
-            raise FeatcacheError(f"{path}: unknown key {key} for {method}; valid keys: {', '.join(sorted(base))}")
+    for key, value in read_config_items(path, base, method):
         if isinstance(value, list):
             values[key] = list(dict.fromkeys(config_value(key, v, base[key], str(path)) for v in value))
         else:
@@ -130,7 +123,7 @@ def plan_runs(spec: GridSpec, configs: Sequence[dict[str, Any]], data_id: str, r
     for config in configs:
         run_dir = spec.out_dir / f"{spec.method}-{spec.temporal}-{config_hash(spec.method, spec.temporal, config, data_id)}"
         run = GridRun(dict(config), run_dir)
-        if not restart and (run_dir / "metrics.json").is_file():
+        if not restart and (run_dir / METRICS_FILE).is_file():
             try:
                 metrics = read_metrics(run_dir)
             except FeatcacheError:
@@ -174,7 +167,7 @@ def data_identity(data) -> str:
 def dimred_store(spec: GridSpec):
     """Dim-reduction networks shared through ``<cache>/heads``; under torchrun only rank 0
     saves there (one writer per file), the others reuse what it saved or train their own."""
-    from heads.training.train_head import DimRedStore
+    from heads.training.dim_reduction import DimRedStore
 
     parts = spec.cache_dir / "heads"
     return DimRedStore([parts], [parts] if distributed.detect_env().is_main else [])
@@ -184,7 +177,7 @@ def train_and_write(spec: GridSpec, data, configs: list[dict], run_dirs: list[Pa
     """Train one shape group as a stacked model (each configuration's seeds as members too);
     write each configuration's model.pt, config.yaml and history.jsonl (its first seed's curves),
     then metrics.json. Returns each configuration's (metrics, predictions of its first seed)."""
-    from heads.training.checkpoint import save_checkpoint
+    from heads.training.checkpoint import save_head_checkpoint
     from heads.training.config import write_config
     from heads.evaluation.history import History
     from heads.training.seeds import combine_seed_results, seed_configs
@@ -204,7 +197,7 @@ def train_and_write(spec: GridSpec, data, configs: list[dict], run_dirs: list[Pa
     for result, run_dir in zip(results, run_dirs):
         metrics = dict(result.metrics)
         metrics["grid"] = {"group_size": len(members), "run": run_dir.name}
-        save_checkpoint(run_dir / MODEL_FILE, result.checkpoint)
+        save_head_checkpoint(run_dir / MODEL_FILE, result.checkpoint)
         write_config(run_dir, result.config, f"featcache grid {spec.method} --temporal {spec.temporal}: member "
                                              f"{run_dir.name}; train it alone with train-head --config this-file")
         write_metrics(run_dir, metrics)  # last: marks the configuration finished

@@ -8,7 +8,7 @@ import torch
 from typer.testing import CliRunner
 
 from cli.app import app
-from heads.training.checkpoint import load_checkpoint
+from heads.training.checkpoint import load_head_checkpoint
 from tests.heads_fixtures import synthetic_cache_dir  # noqa: F401
 
 FAST_SETS = ["still_epochs=5", "still_batch_size=32", "dimred_epochs=3", "dimred_batch_size=32", "d0=32",
@@ -30,7 +30,7 @@ def test_train_head_gan_writes_metrics_and_checkpoint(synthetic_cache_dir, tmp_p
     assert {"method", "temporal", "config", "still", "derived", "fused", "per_class", "seconds"} <= set(metrics)
     assert metrics["method"] == "gan" and metrics["temporal"] == "flow" and metrics["config"]["epochs"] == 2
     assert 0 <= metrics["fused"]["test"] <= 100
-    checkpoint = load_checkpoint(run_dir / "model.pt")
+    checkpoint = load_head_checkpoint(run_dir / "model.pt")
     assert checkpoint["method"] == "gan" and checkpoint["classes"] == sorted(metrics["per_class"]["test"]["still"])
     assert isinstance(checkpoint["state"]["generator"]["layers.0.weight"], torch.Tensor)
     assert list((synthetic_cache_dir / "heads").glob("dimred-flow-*.pt"))  # reused by later runs

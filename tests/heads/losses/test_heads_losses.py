@@ -4,7 +4,9 @@ import math
 
 import torch
 
-from heads.training.train_head import discriminator_loss, generator_losses, selection_scores, StillStream
+from heads.losses.gan_losses import discriminator_loss, generator_losses
+from heads.training.selection import selection_scores
+from heads.training.still_model import StillStream
 from heads.losses.triplet_margin_loss import TripletMarginLoss
 
 

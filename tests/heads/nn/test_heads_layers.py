@@ -105,7 +105,7 @@ def test_members_sharing_a_seed_share_draws_equal_to_drawing_alone():
 
 
 def test_take_with_one_shared_batch_order_equals_the_gather():
-    from heads.training.train_head import take
+    from heads.training.loop import take
 
     x = torch.randn(20, 6)
     index = MemberRandom.from_seeds([1, 1, 1], "order").randperm(20)[:, :8]

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from cli.app import app
 from featcache.cache.schema import SPLIT_CODE, atomic_path, feature_cache_path, mark_complete, write_root_attrs, write_rows
 from heads.training import grid as grid_module
-from heads.training.checkpoint import load_checkpoint
+from heads.training.checkpoint import load_head_checkpoint
 from heads.training.grid import GridSpec, expand_grid, run_grid, write_grid_csv
 
 CLASSES = ["clap", "jump", "run", "wave"]
@@ -112,7 +112,7 @@ def test_grid_equals_one_by_one_and_resumes(tmp_path, cache_dir, method, sets):
             for key in ("ece", "map"):
                 assert (run.metrics[stream] or {}).get(key) == pytest.approx((single.metrics[stream] or {}).get(key), abs=0.05)
         assert run.metrics["per_class"] == single.metrics["per_class"]
-        assert_same_states(load_checkpoint(run.run_dir / "model.pt")["state"], single.checkpoint["state"])
+        assert_same_states(load_head_checkpoint(run.run_dir / "model.pt")["state"], single.checkpoint["state"])
         assert (run.run_dir / "metrics.json").is_file() and (run.run_dir / "model.pt").is_file()
     assert max(r.metrics["fused"]["val"] for r in runs) > 50  # learnable: well above chance (25%)
     scores = [r.score[0] for r in runs]

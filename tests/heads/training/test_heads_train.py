@@ -3,10 +3,11 @@
 import pytest
 import torch
 
-from heads.training.checkpoint import load_checkpoint, save_checkpoint
+from heads.training.checkpoint import load_head_checkpoint, save_head_checkpoint
 from heads.models.generator import Generator
 from heads.nn.member_random import MemberRandom
-from heads.training.train_head import DimRedStore, train_group, train_head
+from heads.training.dim_reduction import DimRedStore
+from heads.training.train_head import train_group, train_head
 from tests.heads_fixtures import fast_config, head_data, head_data64, synthetic_cache_dir  # noqa: F401
 
 CHANCE = 100.0 / 6
@@ -86,8 +87,8 @@ def test_dim_reduction_network_is_saved_and_reused(head_data, tmp_path):
 
 def test_checkpoint_round_trip_rebuilds_the_generator(head_data, tmp_path):
     result = train_head("gan", head_data, fast_config("gan", epochs=1))
-    path = save_checkpoint(tmp_path / "model.pt", result.checkpoint)
-    checkpoint = load_checkpoint(path)
+    path = save_head_checkpoint(tmp_path / "model.pt", result.checkpoint)
+    checkpoint = load_head_checkpoint(path)
     config = checkpoint["config"]
     generator = Generator(1, checkpoint["dims"]["still"], config["d0"], config["d1"], [config["dropout"]],
                           [config["noise"]], MemberRandom.from_seeds([0], "x"), MemberRandom.from_seeds([0], "y"))

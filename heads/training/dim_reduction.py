@@ -1,0 +1,130 @@
+"""The dimensionality-reduction network: FC d1 tanh BN, dropout, FC C on real temporal features,
+selected on the temporal test split as the paper does, then frozen. Its compact temporal space and
+classifier serve the GAN and embedding heads; trained networks are shared on disk (``DimRedStore``)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+
+from featcache.cache.schema import backbone_file_tag
+from heads.models.dim_reduction_network import DimReductionNetwork
+from heads.nn.member_random import MemberRandom
+from heads.optim.stacked_adam import StackedAdam
+from heads.training.checkpoint import load_head_checkpoint, member_state, save_head_checkpoint, stack_states
+from heads.training.config import DIMRED_KEYS, batches_per_epoch, part_key, scheduled_epochs
+from heads.training.head_data import HeadData
+from heads.training.loop import Phases, fit_classifier, member_accuracy, predict, unique_parts
+
+Log = Callable[[str], None]
+
+
+class DimRedStore:
+    """Trained dim-reduction networks on disk, named by temporal cache and their config keys.
+
+    Looked up in ``search_dirs`` in order (the run dir, then ``<cache>/heads``), saved to
+    every directory of ``save_dirs``.
+    """
+
+    def __init__(self, search_dirs: Sequence[Path], save_dirs: Sequence[Path], log: Log | None = None):
+        self.search_dirs = [Path(d) for d in search_dirs]
+        self.save_dirs = [Path(d) for d in save_dirs]
+        self.log = log or (lambda message: None)
+
+    @staticmethod
+    def file_name(data: HeadData, config: dict) -> str:
+        keys = repr(part_key(config, DIMRED_KEYS))
+        digest = hashlib.sha256(f"{data.temporal_identity()}|{keys}".encode()).hexdigest()[:12]
+        return f"dimred-{data.temporal_kind}-{backbone_file_tag(data.temporal_cache.backbone)}-{digest}.pt"
+
+    def load(self, data: HeadData, config: dict) -> dict | None:
+        name = self.file_name(data, config)
+        for directory in self.search_dirs:
+            path = directory / name
+            if path.is_file():
+                checkpoint = load_head_checkpoint(path)
+                self.log(f"dim-reduction network (d1={config['d1']}, seed={config['seed']}): reused {path}")
+                return checkpoint
+        return None
+
+    def save(self, data: HeadData, config: dict, state: dict, temporal_test: float, epoch: int) -> None:
+        name = self.file_name(data, config)
+        for directory in self.save_dirs:
+            try:
+                save_head_checkpoint(directory / name, {
+                    "part": "dimred", "config": {k: config[k] for k in DIMRED_KEYS}, "state": state,
+                    "temporal_test": temporal_test, "epoch": epoch, "temporal_cache": str(data.temporal_cache.path),
+                })
+            except OSError as exc:
+                self.log(f"[yellow]could not save the dim-reduction network to {directory}: {exc}")
+                continue
+            self.log(f"dim-reduction network (d1={config['d1']}, seed={config['seed']}): trained, saved {directory / name}")
+
+
+@dataclass
+class DimRedParts:
+    model: DimReductionNetwork  # G members, frozen, eval mode
+    owner: torch.Tensor  # member -> distinct dim-reduction setting
+    compact_train: torch.Tensor  # [U, N_train, d1] compact temporal train features
+    compact_test: torch.Tensor  # [U, N_test, d1]
+    temporal_train_labels: torch.Tensor
+    temporal_test: list[float]  # temporal classifier accuracy on temporal test, per member
+    states: list[dict]
+    epochs: list[int]
+    sources: list[str]
+
+
+def build_dimred(data: HeadData, configs, device) -> DimReductionNetwork:
+    seeds = [c["seed"] for c in configs]
+    return DimReductionNetwork(
+        len(configs), data.temporal_cache.feature_dim, configs[0]["d1"], data.num_classes,
+        [c["dimred_dropout"] for c in configs],
+        MemberRandom.from_seeds(seeds, "dimred-init", device), MemberRandom.from_seeds(seeds, "dimred-train", device),
+    ).to(device)
+
+
+def fit_dimred_networks(data: HeadData, configs, device, phases: Phases, store: DimRedStore | None) -> DimRedParts:
+    unique, owner = unique_parts(configs, DIMRED_KEYS)
+    found = [store.load(data, c) if store else None for c in unique]
+    states = [f["state"] if f else None for f in found]
+    epochs = [int(f.get("epoch", -1)) if f else -1 for f in found]
+    sources = ["reused" if f else "trained" for f in found]
+    todo = [u for u, state in enumerate(states) if state is None]
+    train, test = data.temporal["train"], data.temporal["test"]
+    if todo:
+        group = [unique[u] for u in todo]
+        model = build_dimred(data, group, device)
+        optimizer = StackedAdam(model.parameters(), [c["dimred_lr"] for c in group])
+        total = scheduled_epochs(group[0]["dimred_epochs"], group[0]["dimred_min_steps"],
+                                 batches_per_epoch(len(train.labels), group[0]["dimred_batch_size"]))
+        group_owner = [todo.index(u) if u in todo else -1 for u in owner.tolist()]  # -1: reused, no curve
+        keeper = fit_classifier(
+            model, optimizer, train.features.to(device), train.labels.to(device), test.features.to(device),
+            test.labels, total, group[0]["dimred_batch_size"],
+            MemberRandom.from_seeds([c["seed"] for c in group], "dimred-train-order", device),
+            phases.start("dim-reduction network", total),
+            on_epoch=lambda e, loss, acc: phases.record(
+                "dimred", e, {"loss": loss, "temporal_test": acc, "lr": optimizer.lr}, group_owner),
+        )
+        for i, u in enumerate(todo):
+            states[u], epochs[u] = member_state(model, i), int(keeper.epoch[i])
+            if store:
+                store.save(data, unique[u], states[u], float(keeper.score[i]), epochs[u])
+    shared = build_dimred(data, unique, device)
+    shared.load_state_dict(stack_states(states))
+    shared.eval().requires_grad_(False)
+    compact_train = predict(shared.compact, train.features.to(device), len(unique))
+    compact_test = predict(shared.compact, test.features.to(device), len(unique))
+    test_probs = predict(shared, test.features.to(device), len(unique)).softmax(-1)
+    test_acc = member_accuracy(test_probs, test.labels).tolist()
+    model = build_dimred(data, configs, device)
+    model.load_state_dict(stack_states([states[u] for u in owner]))
+    model.eval().requires_grad_(False)
+    return DimRedParts(
+        model, owner.to(device), compact_train, compact_test, train.labels.to(device), [test_acc[u] for u in owner],
+        [states[u] for u in owner], [epochs[u] for u in owner], [sources[u] for u in owner],
+    )
