@@ -18,6 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from heads.evaluation.metrics import accuracy, fuse, per_class_accuracy
+from heads.samplers.co_class import draw_co_class
 from heads.evaluation.statistics import accuracy_ci, gain_over_baseline
 
 
@@ -54,18 +55,6 @@ class OracleResult:
         return int((self.drawn[0] < 0).sum()) if self.drawn.size else 0
 
 
-def draw_co_class(still_labels: np.ndarray, temporal_labels: np.ndarray, eligible: np.ndarray,
-                  rng: np.random.Generator) -> np.ndarray:
-    """For each still, the index of a random eligible temporal row of its class (-1 if none)."""
-    drawn = np.full(len(still_labels), -1, dtype=np.int64)
-    for label in np.unique(still_labels):
-        pool = np.flatnonzero(eligible & (temporal_labels == label))
-        rows = np.flatnonzero(still_labels == label)
-        if len(pool):
-            drawn[rows] = rng.choice(pool, size=len(rows), replace=True)
-    return drawn
-
-
 def oracle_runs(
     still_probs,
     still_labels,
@@ -97,7 +86,7 @@ def oracle_runs(
     still_acc = accuracy(still_probs, still_labels)
     fused_acc, derived_acc, drawn_all, per_class, fused_correct = [], [], [], [], []
     for _ in range(runs):
-        drawn = draw_co_class(still_labels, temporal_labels, eligible, rng)
+        drawn = draw_co_class(still_labels, temporal_labels, rng, eligible)
         covered = drawn >= 0
         derived = still_probs.copy()  # uncovered stills: the still prediction stands in
         derived[covered] = temporal_probs[drawn[covered]]

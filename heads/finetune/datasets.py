@@ -24,6 +24,7 @@ from torch.utils.data import Dataset
 from featcache.data.dataset import FolderDataset
 from featcache.errors import DatasetError
 from featcache.cache.schema import SPLIT_CODE
+from heads.samplers.co_class import draw_co_class
 
 Transform = Callable[[np.ndarray], torch.Tensor]
 
@@ -112,14 +113,10 @@ def sample_co_class_partners(still_labels: np.ndarray, temporal_labels: np.ndarr
 
     Deterministic in ``(seed, epoch)``, so a resumed run draws the same pairs as an unbroken one.
     """
-    rng = np.random.default_rng([int(seed), int(epoch)])
-    partners = np.empty(len(still_labels), dtype=np.int64)
-    for label in np.unique(still_labels):
-        candidates = np.flatnonzero(temporal_labels == label)
-        if candidates.size == 0:
-            raise DatasetError(f"{where}: no temporal training instance of class index {int(label)} to pair with")
-        wanted = np.flatnonzero(still_labels == label)
-        partners[wanted] = rng.choice(candidates, size=wanted.size, replace=True)
+    partners = draw_co_class(still_labels, temporal_labels, np.random.default_rng([int(seed), int(epoch)]))
+    if (partners < 0).any():
+        label = int(np.min(np.asarray(still_labels)[partners < 0]))
+        raise DatasetError(f"{where}: no temporal training instance of class index {label} to pair with")
     return partners
 
 

@@ -14,7 +14,6 @@ from typing import Iterator
 import torch
 
 from featcache.errors import CacheError
-from heads.samplers.positive_sampler import PositiveSampler
 
 
 class PKSampler:
@@ -91,19 +90,12 @@ class PKSampler:
         return queue[:k]
 
 
-def sample_positives(labels, temporal_labels, generator: torch.Generator | None = None) -> torch.Tensor:
-    """For each anchor label, a uniformly random temporal index of the same class ``[B]``
-    (one call; a training loop keeps a :class:`~heads.samplers.positive_sampler.PositiveSampler`).
-
-    Raises :class:`CacheError` if an anchor's class has no temporal rows.
-    """
-    return PositiveSampler(temporal_labels)(labels, generator)
-
-
 def pk_batch(labels, classes_per_batch: int = 4, samples_per_class: int = 4,
              generator: torch.Generator | None = None) -> torch.Tensor:
     """One stateless P x K batch ``[P * K]``: P distinct random classes, K random rows of each
-    (without replacement when the class has K rows, with replacement otherwise).
+    (without replacement when the class has K rows, with replacement otherwise). Public for
+    one-off probes and ``benchmarks/mining.py``; training keeps a :class:`PKSampler`, whose passes
+    cover every row.
 
     Rows come grouped by class (``view(P, K)`` gives one class per row).
     """

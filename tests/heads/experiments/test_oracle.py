@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from heads.experiments.oracle import draw_co_class, oracle_runs
+from heads.experiments.oracle import oracle_runs
+from heads.samplers.co_class import draw_co_class
 
 
 def onehot(labels, num_classes, confidence=0.8):
@@ -70,7 +71,7 @@ def test_mean_and_std_over_runs_match_a_brute_force_loop():
 def test_class_without_eligible_rows_keeps_the_still_prediction():
     still_labels = np.array([0, 1, 1])
     temporal_labels = np.array([0, 1])
-    drawn = draw_co_class(still_labels, temporal_labels, np.array([True, False]), np.random.default_rng(0))
+    drawn = draw_co_class(still_labels, temporal_labels, np.random.default_rng(0), np.array([True, False]))
     assert drawn.tolist() == [0, -1, -1]
     result = oracle_runs(onehot(still_labels, 2), still_labels, onehot(temporal_labels, 2), temporal_labels,
                          np.array([False, True]), runs=3)
