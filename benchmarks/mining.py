@@ -32,7 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from heads.miners.brute_force_semi_hard_miner import BruteForceSemiHardMiner  # noqa: E402
 from heads.miners.faiss_semi_hard_miner import FaissSemiHardMiner, faiss_gpu_available  # noqa: E402
-from heads.samplers.pk_sampler import pk_batch, sample_positives  # noqa: E402
+from heads.samplers.pk_sampler import pk_batch  # noqa: E402
+from heads.samplers.positive_sampler import PositiveSampler  # noqa: E402
 
 
 def make_temporal_space(rows: int, dim: int, classes: int, seed: int = 0):
@@ -95,7 +96,7 @@ def bench_mining(rows: int = 21000, dim: int = 256, classes: int = 40, batches=(
                 batch_labels = labels[index]
             else:
                 batch_labels = torch.randint(classes, (batch,), generator=g)
-            problems.append((anchors_for(batch_labels), batch_labels, sample_positives(batch_labels, labels, g)))
+            problems.append((anchors_for(batch_labels), batch_labels, PositiveSampler(labels)(batch_labels, g)))
         reference = [brute.mine(*p) for p in problems]
         semi = torch.cat([r.semi_hard for r in reference]).float().mean().item()
         methods = {

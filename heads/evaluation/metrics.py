@@ -272,26 +272,6 @@ def selection_score(metrics: Mapping[str, Any]) -> tuple[float | None, str]:
     return None, "none"
 
 
-def select_best(history: Sequence[Mapping[str, Any]], key: str, mode: str = "max") -> tuple[int, Mapping[str, Any]]:
-    """``(index, entry)`` of the best entry of ``history`` by ``entry[key]``; ties keep the earliest.
-
-    Entries whose value is missing or NaN are skipped (e.g. epochs without evaluation).
-    """
-    if mode not in ("max", "min"):
-        raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
-    best_index, best_value = -1, None
-    for index, entry in enumerate(history):
-        value = entry.get(key)
-        if value is None or not math.isfinite(float(value)):
-            continue
-        better = best_value is None or (value > best_value if mode == "max" else value < best_value)
-        if better:
-            best_index, best_value = index, value
-    if best_index < 0:
-        raise ValueError(f"select_best(): no entry has a finite {key!r}")
-    return best_index, history[best_index]
-
-
 def write_metrics(run_dir: str | os.PathLike, metrics: Mapping[str, Any]) -> Path:
     """Write ``run_dir/metrics.json`` atomically (temp file + rename); creates ``run_dir``."""
     path = Path(run_dir) / METRICS_FILE

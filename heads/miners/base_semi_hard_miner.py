@@ -103,7 +103,7 @@ class BaseSemiHardMiner:
 
     def mine(self, anchors: torch.Tensor, anchor_labels: torch.Tensor, positives: torch.Tensor) -> MiningResult:
         """Semi-hard negatives for anchors ``[B, d]`` with labels ``[B]`` and positive
-        temporal indices ``[B]`` (see :func:`heads.samplers.pk_sampler.sample_positives`)."""
+        temporal indices ``[B]`` (see :class:`heads.samplers.positive_sampler.PositiveSampler`)."""
         anchors = anchors.detach().to(self.device)
         anchor_labels = torch.as_tensor(anchor_labels).to(self.device).long().reshape(-1)
         positives = torch.as_tensor(positives).to(self.device).long().reshape(-1)

@@ -17,7 +17,6 @@ from heads.evaluation.metrics import (
     per_class_accuracy,
     print_metrics,
     read_metrics,
-    select_best,
     selection_score,
     softmax,
     write_metrics,
@@ -139,14 +138,6 @@ def test_selection_score_prefers_fused_val():
     still, derived, labels = _streams()
     m = build_metrics("embed", "dynamic", {}, still, derived, labels, CLASSES, 0.5)
     assert selection_score(m) == (m["fused"]["val"], "fused/val")
-
-
-def test_select_best_skips_missing_and_keeps_earliest_tie():
-    history = [{"val": 10.0}, {"val": None}, {"val": 30.0}, {"val": 30.0}, {"val": float("nan")}]
-    assert select_best(history, "val")[0] == 2
-    assert select_best(history, "val", mode="min")[0] == 0
-    with pytest.raises(ValueError):
-        select_best([{"val": None}], "val")
 
 
 def test_read_metrics_errors_are_one_line(tmp_path):

@@ -10,7 +10,8 @@ import torch
 from featcache.errors import CacheError, FeatcacheError
 from heads.miners.brute_force_semi_hard_miner import BruteForceSemiHardMiner
 from heads.miners.faiss_semi_hard_miner import FaissSemiHardMiner, faiss_gpu_available
-from heads.samplers.pk_sampler import PKSampler, sample_positives
+from heads.samplers.pk_sampler import PKSampler
+from heads.samplers.positive_sampler import PositiveSampler
 
 
 def naive_semi_hard(anchors, labels, positives, temporal, temporal_labels):
@@ -35,7 +36,7 @@ def random_problem(n, dim, classes, batch, seed, spread=1.0):
     temporal = centres[temporal_labels] + torch.randn(n, dim, generator=g)
     labels = torch.randint(classes, (batch,), generator=g)
     anchors = centres[labels] + torch.randn(batch, dim, generator=g)
-    positives = sample_positives(labels, temporal_labels, g)
+    positives = PositiveSampler(temporal_labels)(labels, g)
     return anchors, labels, positives, temporal, temporal_labels
 
 
@@ -81,7 +82,7 @@ def test_no_semi_hard_negative_gives_farthest_negative():
     temporal[0], temporal_labels[0] = 100.0, 0
     labels = torch.cat([torch.zeros(32, dtype=torch.long), torch.randint(4, (32,), generator=g)])
     anchors = torch.randn(64, 6, generator=g)
-    positives = sample_positives(labels, temporal_labels, g)
+    positives = PositiveSampler(temporal_labels)(labels, g)
     positives[:32] = 0
     brute = BruteForceSemiHardMiner(temporal, temporal_labels).mine(anchors, labels, positives)
     miner = FaissSemiHardMiner(temporal, temporal_labels, use_gpu=False, initial_k=16, max_k=64)
@@ -101,7 +102,7 @@ def test_mixed_and_duplicate_rows_tie_break_to_lowest_index():
     temporal_labels = torch.randint(3, (100,), generator=g).repeat(2)
     labels = torch.randint(3, (50,), generator=g)
     anchors = torch.randn(50, 4, generator=g)
-    positives = sample_positives(labels, temporal_labels, g)
+    positives = PositiveSampler(temporal_labels)(labels, g)
     brute = BruteForceSemiHardMiner(temporal, temporal_labels).mine(anchors, labels, positives)
     fast = FaissSemiHardMiner(temporal, temporal_labels, use_gpu=False, initial_k=4).mine(anchors, labels, positives)
     assert torch.equal(fast.negatives, brute.negatives)
@@ -126,16 +127,16 @@ def test_call_returns_negatives_and_validates_inputs():
         assert not FaissSemiHardMiner(temporal, temporal_labels, use_gpu="auto").on_gpu
 
 
-def test_sample_positives_same_class_deterministic_and_covering():
+def test_positive_sampler_same_class_deterministic_and_covering():
     temporal_labels = torch.tensor([0, 1, 1, 2, 2, 2, 0, 1])
     labels = torch.tensor([0, 1, 2] * 200)
-    a = sample_positives(labels, temporal_labels, torch.Generator().manual_seed(3))
-    b = sample_positives(labels, temporal_labels, torch.Generator().manual_seed(3))
+    a = PositiveSampler(temporal_labels)(labels, torch.Generator().manual_seed(3))
+    b = PositiveSampler(temporal_labels)(labels, torch.Generator().manual_seed(3))
     assert torch.equal(a, b)
     assert torch.equal(temporal_labels[a], labels)
     assert set(a.tolist()) == set(range(8))  # every temporal row gets drawn
     with pytest.raises(CacheError, match="no rows of class"):
-        sample_positives(torch.tensor([3]), temporal_labels)
+        PositiveSampler(temporal_labels)(torch.tensor([3]))
 
 
 def test_pk_sampler_batches():
@@ -194,7 +195,7 @@ def test_faiss_resolves_near_anchors_and_skips_when_it_cannot_help():
     temporal = torch.randn(4000, 16, generator=g)
     temporal_labels = torch.randint(20, (4000,), generator=g)
     labels = torch.randint(20, (256,), generator=g)
-    positives = sample_positives(labels, temporal_labels, g)
+    positives = PositiveSampler(temporal_labels)(labels, g)
     anchors = temporal[positives] + 0.01 * torch.randn(256, 16, generator=g)
     brute = BruteForceSemiHardMiner(temporal, temporal_labels)
     miner = FaissSemiHardMiner(temporal, temporal_labels, use_gpu=False, initial_k=32, max_k=128)

@@ -118,14 +118,13 @@ def test_positive_sampler_matches_the_one_call_form_and_names_missing_classes():
     import pytest
 
     from featcache.errors import CacheError
-    from heads.samplers.pk_sampler import sample_positives
     from heads.samplers.positive_sampler import PositiveSampler
 
     temporal_labels = torch.tensor([2, 0, 1, 2, 0, 2, 1, 1])
     labels = torch.tensor([0, 2, 2, 1, 0])
     sampler = PositiveSampler(temporal_labels)
     first = sampler(labels, torch.Generator().manual_seed(4))
-    assert torch.equal(first, sample_positives(labels, temporal_labels, torch.Generator().manual_seed(4)))
+    assert torch.equal(first, PositiveSampler(temporal_labels)(labels, torch.Generator().manual_seed(4)))
     assert torch.equal(temporal_labels[first], labels)
     with pytest.raises(CacheError, match=r"class index \[3\]"):
         sampler(torch.tensor([3]))
