@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
-from torch import nn
 
+from heads.nn.base_member_noise import BaseMemberNoise
 from heads.nn.member_random import MemberRandom
 
 
-class GaussianNoise(nn.Module):
+class GaussianNoise(BaseMemberNoise):
     """``x + sd[g] * N(0, 1)`` on ``[G, B, C]`` while training; identity at inference.
 
     The paper feeds the generator its noise z this way (Table 5: mean 0, sd 0.01) instead
@@ -18,13 +18,7 @@ class GaussianNoise(nn.Module):
     """
 
     def __init__(self, stddevs: Sequence[float], rng: MemberRandom):
-        super().__init__()
-        if any(s < 0 for s in stddevs):
-            raise ValueError(f"noise standard deviations must be >= 0, got {list(stddevs)}")
-        self.rng = rng
-        self.register_buffer("stddevs", torch.tensor(list(stddevs), dtype=torch.float32).view(-1, 1, 1))
+        super().__init__("stddevs", stddevs, rng, lambda s: not s < 0, "noise standard deviations must be >= 0")
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training:
-            return x
+    def perturb(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.stddevs * self.rng.randn(*x.shape[1:]).to(x.device)
