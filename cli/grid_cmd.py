@@ -35,7 +35,7 @@ def register(app, data_app) -> None:
         Resumable: configurations whose run dir already holds metrics.json with the same config are not retrained.
         """
         from heads.api import fit_grid
-        from heads.training.grid import print_grid
+        from heads.training.grid_report import print_grid
 
         result = fit_grid(cache, method.value, temporal.value, sets=sets, config_file=config, out=out, device=device,
                           jobs=jobs, max_group=max_group, restart=restart, seeds=seeds, backbone=backbone,

@@ -9,16 +9,11 @@ import typer
 
 from cli.choices import Method, Temporal, device_option
 from heads.training.config import defaults_table
+from heads.training.run_dir import default_run_dir
 
 SET_KEYS_HELP = ("--set keys and their defaults (classifier and gan: the same for flow and dynamic):\n\n"
                  + defaults_table())
 CONFIG_HELP = "YAML file of KEY: VALUE (a run's config.yaml reruns it); --set wins over it."
-
-
-def default_run_dir(method: str, temporal: str) -> Path:
-    import time
-
-    return Path("runs") / f"{method}-{temporal}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def register(app, data_app) -> None:
@@ -43,7 +38,7 @@ def register(app, data_app) -> None:
         from heads.api import fit_head
         from heads.evaluation.metrics import print_metrics
 
-        run_dir = out or default_run_dir(method.value, temporal.value)
+        run_dir = out or default_run_dir(method.value, temporal.value, timestamp=True)
         run = fit_head(cache, method.value, temporal.value, config_file=config, sets=sets or [], out=run_dir,
                        device=device, seeds=seeds, backbone=backbone, temporal_backbone=temporal_backbone, progress=True,
                        log=console.print)

@@ -128,7 +128,10 @@ def fit_grid(cache: str | os.PathLike = "cache", method: str = "gan", temporal: 
     from featcache.utils.device import resolve_device
     from featcache.errors import FeatcacheError
     from featcache.utils import distributed
-    from heads.training.grid import GridSpec, expand_grid, run_grid, write_grid_csv
+    from heads.training.grid import GridSpec, run_grid
+    from heads.training.grid_configs import expand_grid
+    from heads.training.grid_report import write_grid_csv
+    from heads.training.run_dir import default_run_dir
     from heads.training.seeds import seed_configs
 
     assignments = [f"{k}={','.join(str(v) for v in values)}" for k, values in (grid or {}).items()]
@@ -139,7 +142,7 @@ def fit_grid(cache: str | os.PathLike = "cache", method: str = "gan", temporal: 
         raise FeatcacheError(f"--max-group {max_group}: expected an integer >= 1")
     seed_configs({"seed": 0}, seeds)  # validates seeds before any loading
     configs, varied = expand_grid(method, temporal, assignments, config_file)
-    out_dir = Path(out) if out is not None else Path("runs") / f"grid-{method}-{temporal}"
+    out_dir = Path(out) if out is not None else default_run_dir("grid", method, temporal)
     spec = GridSpec(method, temporal, Path(cache), out_dir, backbone, temporal_backbone,
                     str(resolve_device(device)), varied, seeds=seeds)
     runs = run_grid(spec, configs, jobs=jobs, max_group=max_group, restart=restart, show_progress=show_progress)

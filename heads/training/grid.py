@@ -8,27 +8,24 @@ and ``metrics.json`` (written last: its presence with the same config marks the
 configuration finished, so an interrupted grid resumes where it stopped). Results are
 ranked by :func:`heads.evaluation.metrics.selection_score` (fused val for T2SIL heads, still val
 for classifier runs; never test when val exists) and written to ``OUT/grid.csv``.
+Expanding the ``--set`` lists is :mod:`heads.training.grid_configs`, the CSV and table
+:mod:`heads.training.grid_report`.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
-import itertools
 import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 from featcache.utils import distributed
 from featcache.errors import FeatcacheError
-from featcache.cache.schema import atomic_path
-from heads.evaluation.metrics import EVAL_SPLITS, METRICS_FILE, STREAMS, read_metrics, selection_score, write_metrics
+from heads.evaluation.metrics import METRICS_FILE, read_metrics, selection_score, write_metrics
 from heads.training.checkpoint import MODEL_FILE
 
-GRID_FILE = "grid.csv"
 # Members per stacked model: bounds memory; larger groups are split (results unchanged).
 DEFAULT_MAX_GROUP = 64
 
@@ -62,51 +59,6 @@ class GridSpec:
     device: str = "cpu"
     varied: list[str] = field(default_factory=list)
     seeds: int = 1  # each configuration trained under seeds seed..seed+N-1 (members of its group)
-
-
-# -- expanding --set lists -------------------------------------------------------------
-def parse_grid_sets(method: str, temporal: str, assignments: Iterable[str]) -> dict[str, list[Any]]:
-    """``["lr=1e-3,5e-4", "alpha=0.5,1"]`` -> ``{"lr": [0.001, 0.0005], "alpha": [0.5, 1.0]}``,
-    each value parsed and range-checked like ``train-head --set``."""
-    from heads.training.config import default_config, parse_value, split_assignment
-
-    defaults = default_config(method, temporal)
-    values: dict[str, list[Any]] = {}
-    for item in assignments or ():
-        key, text = split_assignment(item, defaults, method, values_list=True)
-        if key in values:
-            raise FeatcacheError(f"--set {key}: given twice; list every value in one --set {key}=V1,V2,...")
-        parsed = [parse_value(key, part, defaults[key]) for part in text.split(",") if part.strip()]
-        values[key] = list(dict.fromkeys(parsed))  # drop repeats, keep order
-    return values
-
-
-def expand_grid(method: str, temporal: str, assignments: Iterable[str],
-                config_file: str | os.PathLike | None = None) -> tuple[list[dict[str, Any]], list[str]]:
-    """Every combination of the ``--set`` lists over the method's defaults (cartesian
-    product, the first key varying slowest), and the keys that vary. A ``config_file``
-    (``--config``) sets keys first: a single value fixes a key, a list varies it; ``--set``
-    wins over it."""
-    from heads.training.config import default_config
-
-    base, values = file_grid(method, temporal, config_file) if config_file else (default_config(method, temporal), {})
-    values.update(parse_grid_sets(method, temporal, assignments))
-    configs = [{**base, **dict(zip(values, combo))} for combo in itertools.product(*values.values())]
-    return configs, [k for k, v in values.items() if len(v) > 1] or list(values)
-
-
-def file_grid(method: str, temporal: str, path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, list[Any]]]:
-    """A config file's single values applied to the defaults, and its lists: ``(base, {key: values})``."""
-    from heads.training.config import config_value, default_config, read_config_items
-
-    base = default_config(method, temporal)
-    values: dict[str, list[Any]] = {}
-    for key, value in read_config_items(path, base, method):
-        if isinstance(value, list):
-            values[key] = list(dict.fromkeys(config_value(key, v, base[key], str(path)) for v in value))
-        else:
-            base[key] = config_value(key, value, base[key], str(path))
-    return base, values
 
 
 def config_hash(method: str, temporal: str, config: dict[str, Any], data_id: str = "") -> str:
@@ -316,79 +268,3 @@ def rank_runs(runs: Sequence[GridRun]) -> list[GridRun]:
     """Best selection score first; runs without a score last; ties keep grid order."""
     order = sorted(range(len(runs)), key=lambda i: (runs[i].score[0] is None, -(runs[i].score[0] or 0.0), i))
     return [runs[i] for i in order]
-
-
-# -- reporting --------------------------------------------------------------------------
-def _acc(metrics: dict | None, stream: str, split: str, suffix: str = "") -> float | None:
-    """Accuracy of ``stream`` on ``split`` (the mean over seeds); ``suffix="_std"``: its spread."""
-    entry = (metrics or {}).get(stream)
-    return None if not entry else entry.get(split + suffix)
-
-
-def score_spread(run: GridRun) -> float | None:
-    """Std over seeds of the accuracy the run is ranked by (None for one seed)."""
-    stream, _, split = run.score[1].partition("/")
-    return _acc(run.metrics, stream, split, "_std")
-
-
-def grid_rows(runs: Sequence[GridRun]) -> tuple[list[str], list[list[Any]]]:
-    """CSV header and rows: rank, run, score, every config key, accuracies, seconds, run dir."""
-    keys = list(runs[0].config) if runs else []
-    header = ["rank", "run", "score", "score_std", "score_on", "seeds", *keys]
-    header += [f"{stream}_{split}" for stream in STREAMS for split in EVAL_SPLITS]
-    header += [f"{stream}_{split}_std" for stream in STREAMS for split in EVAL_SPLITS]
-    header += ["seconds", "reused", "run_dir"]
-    rows = []
-    for rank, run in enumerate(runs, start=1):
-        score, source = run.score
-        seeds = len((run.metrics or {}).get("seeds") or [None])
-        row = [rank, run.run_dir.name, score, score_spread(run), source, seeds, *(run.config.get(k) for k in keys)]
-        row += [_acc(run.metrics, stream, split) for stream in STREAMS for split in EVAL_SPLITS]
-        row += [_acc(run.metrics, stream, split, "_std") for stream in STREAMS for split in EVAL_SPLITS]
-        row += [(run.metrics or {}).get("seconds"), run.reused, str(run.run_dir)]
-        rows.append(row)
-    return header, rows
-
-
-def write_grid_csv(out_dir: str | os.PathLike, runs: Sequence[GridRun]) -> Path:
-    """``OUT/grid.csv``, written atomically."""
-    header, rows = grid_rows(runs)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(header)
-    for row in rows:
-        writer.writerow(["" if v is None else v for v in row])
-    path = Path(out_dir) / GRID_FILE
-    with atomic_path(path) as tmp:
-        tmp.write_text(buffer.getvalue(), encoding="utf-8")
-    return path
-
-
-def print_grid(spec: GridSpec, runs: Sequence[GridRun], console=None, limit: int | None = None) -> None:
-    """A ranked rich table with the varied keys and val/test accuracies per stream."""
-    from rich.console import Console
-    from rich.table import Table
-
-    streams = [s for s in STREAMS if any(_acc(r.metrics, s, split) is not None for r in runs for split in EVAL_SPLITS)]
-    seeds = f" (mean ± std over {spec.seeds} seeds)" if spec.seeds > 1 else ""
-    table = Table(title=f"grid {spec.method} ({spec.temporal}): {len(runs)} configurations, ranked by "
-                        f"{runs[0].score[1] if runs else '-'}{seeds}")
-    table.add_column("#", justify="right")
-    for key in spec.varied:
-        table.add_column(key, justify="right")
-    for stream in streams:
-        for split in EVAL_SPLITS:
-            table.add_column(f"{stream} {split}", justify="right")
-    table.add_column("s", justify="right")
-    table.add_column("run")
-    for rank, run in enumerate(runs[:limit] if limit else runs, start=1):
-        cells = [str(rank), *(str(run.config.get(k)) for k in spec.varied)]
-        for stream in streams:
-            for split in EVAL_SPLITS:
-                value, std = _acc(run.metrics, stream, split), _acc(run.metrics, stream, split, "_std")
-                cells.append("-" if value is None else f"{value:.1f}" + ("" if std is None else f" ± {std:.1f}"))
-        seconds = (run.metrics or {}).get("seconds")
-        cells.append("-" if seconds is None else f"{seconds:.1f}{' (reused)' if run.reused else ''}")
-        cells.append(run.run_dir.name)
-        table.add_row(*cells)
-    (console or Console()).print(table)

@@ -14,7 +14,9 @@ from cli.app import app
 from featcache.cache.schema import SPLIT_CODE, atomic_path, feature_cache_path, mark_complete, write_root_attrs, write_rows
 from heads.training import grid as grid_module
 from heads.training.checkpoint import load_head_checkpoint
-from heads.training.grid import GridSpec, expand_grid, run_grid, write_grid_csv
+from heads.training.grid import GridSpec, run_grid
+from heads.training.grid_configs import expand_grid
+from heads.training.grid_report import write_grid_csv
 
 CLASSES = ["clap", "jump", "run", "wave"]
 STILL_NOISE, FLOW_NOISE = 3.0, 2.0
