@@ -61,7 +61,7 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
         from heads.finetune import finetune as finetune_main
 
         crop_px, resize_px = _sizes(device, crop, resize)
-        finetune_main.main(
+        finetune_main.finetune_model(
             root, modality.value, backbone=backbone, weights=weights, cache_dir=cache, out=model, run_dir=out or run_dir,
             epochs=epochs, lr=lr, batch_size=batch_size, momentum=momentum, weight_decay=weight_decay,
             crop=crop_px, resize=resize_px, device=device, workers=workers, seed=seed,
@@ -95,7 +95,7 @@ def register(app: typer.Typer, data_app: typer.Typer) -> None:
         from heads.finetune import tsn as tsn_main
 
         crop_px, resize_px = _sizes(device, crop, resize)
-        tsn_main.main(
+        tsn_main.train_tsn(
             root, temporal=temporal.value, backbone=backbone, cache_dir=cache, out=out, student=student,
             teacher=teacher, targets=targets.value, temperature=temperature, lr=lr, epochs=epochs,
             batch_size=batch_size, num_convs=num_convs, crop=crop_px, resize=resize_px, device=device,

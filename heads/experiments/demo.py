@@ -100,7 +100,7 @@ def mark_experiment(run_dir: Path, experiment: str) -> None:
 # -- stage bodies ----------------------------------------------------------------
 def finetune_models(root: Path, cache: Path, runs: Path, backbone: str, budget: DemoBudget, modalities,
                     experiment: str = "main", device: str = "auto") -> None:
-    from heads.finetune.finetune import main as finetune, model_path
+    from heads.finetune.finetune import finetune_model as finetune, model_path
 
     for modality in modalities:
         run_dir = runs / f"finetune-{modality}"
@@ -140,7 +140,7 @@ def train_heads(cache: Path, runs: Path, methods, experiment: str, device: str =
 
 def train_tsn(root: Path, cache: Path, runs: Path, backbone: str, budget: DemoBudget, experiment: str,
               device: str = "auto") -> None:
-    from heads.finetune.tsn import main as tsn
+    from heads.finetune.tsn import train_tsn as tsn
 
     for temporal in TEMPORAL:
         run_dir = runs / f"tsn-{temporal}"

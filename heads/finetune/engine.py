@@ -17,8 +17,9 @@ import copy
 import os
 import random
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -51,6 +52,40 @@ def setup(device: str = "auto") -> tuple[DistEnv, torch.device]:
 def teardown(env: DistEnv) -> None:
     if env.distributed and dist.is_initialized():
         dist.destroy_process_group()
+
+
+@dataclass
+class RunContext:
+    """What fine-tuning and TSN settle before training: the torchrun env, this process's device and
+    the speed settings, resolved from ``None`` (auto): AMP and loader workers on CUDA only, channels-last always."""
+
+    env: DistEnv
+    device: torch.device
+    amp: bool
+    channels_last: bool
+    workers: int
+    start: float  # time.perf_counter() when the run began: the metrics' seconds
+
+
+def check_schedule(epochs: int, batch_size: int, lr: float) -> None:
+    if epochs < 1 or batch_size < 1 or lr <= 0:
+        raise FeatcacheError("--epochs and --batch-size must be at least 1 and --lr positive")
+
+
+@contextlib.contextmanager
+def run_context(device: str, *, amp: bool | None, channels_last: bool | None,
+                workers: int | None) -> Iterator[RunContext]:
+    """:func:`setup` ... :func:`teardown` around a run, yielding its resolved :class:`RunContext`."""
+    start = time.perf_counter()
+    env, resolved = setup(device)
+    try:
+        use_cuda = resolved.type == "cuda"
+        yield RunContext(
+            env, resolved, amp=use_cuda if amp is None else amp,
+            channels_last=True if channels_last is None else channels_last,  # faster on CPU (oneDNN) too
+            workers=(min(8, os.cpu_count() or 1) if use_cuda else 0) if workers is None else workers, start=start)
+    finally:
+        teardown(env)
 
 
 def seed_everything(seed: int, env: DistEnv = DistEnv()) -> None:
@@ -255,18 +290,7 @@ def fit(*, model: nn.Module, criterion: Callable, optimizer: torch.optim.Optimiz
     trained = wrap_distributed(model, env, device)
     loader = train_loader(train_data, batch_size, env, seed=seed, workers=workers)
     val_loader = eval_loader(val_data, batch_size, env, workers=workers)
-    state = find_resumable(checkpoint_path, run_key, resume)
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if scheduler is not None and state.get("scheduler") is not None:
-            scheduler.load_state_dict(state["scheduler"])
-        rng = state["rng"]
-        restore_rng(rng[env.rank] if len(rng) == env.world_size else rng[0])
-        log(f"resuming {checkpoint_path} after epoch {state['epoch']} of {epochs}")
-    else:
-        state = {"format": CHECKPOINT_FORMAT, "run_key": run_key, "epoch": 0, "best_score": -float("inf"),
-                 "best_epoch": 0, "best_model": None, "history": []}
+    state = start_state(checkpoint_path, run_key, resume, model, optimizer, scheduler, env, epochs, log)
     history = History(checkpoint_path.parent).start(state["history"]) if env.is_main else None
     with make_progress("img/s") if env.is_main else contextlib.nullcontext() as progress:
         for epoch in range(state["epoch"], epochs):
@@ -300,6 +324,24 @@ def fit(*, model: nn.Module, criterion: Callable, optimizer: torch.optim.Optimiz
         history.close()
     if state["best_model"] is not None:
         model.load_state_dict(state["best_model"])
+    return state
+
+
+def start_state(checkpoint_path: Path, run_key: dict[str, Any], resume: bool | None, model: nn.Module, optimizer,
+                scheduler, env: DistEnv, epochs: int, log: Callable[[str], None]) -> dict[str, Any]:
+    """The training state to continue: the resumable checkpoint's (model, optimizer, scheduler and
+    this rank's RNG restored from it), or a fresh one at epoch 0."""
+    state = find_resumable(checkpoint_path, run_key, resume)
+    if state is None:
+        return {"format": CHECKPOINT_FORMAT, "run_key": run_key, "epoch": 0, "best_score": -float("inf"),
+                "best_epoch": 0, "best_model": None, "history": []}
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None and state.get("scheduler") is not None:
+        scheduler.load_state_dict(state["scheduler"])
+    rng = state["rng"]
+    restore_rng(rng[env.rank] if len(rng) == env.world_size else rng[0])
+    log(f"resuming {checkpoint_path} after epoch {state['epoch']} of {epochs}")
     return state
 
 

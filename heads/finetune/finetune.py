@@ -27,14 +27,11 @@ from featcache.errors import DatasetError, FeatcacheError
 from featcache.utils.progress import console
 from featcache.cache.schema import MODALITIES, backbone_file_tag, temporal_cache_path
 from heads.finetune import engine
+from heads.training.run_dir import default_run_dir
 
 CHECKPOINT_FILE = "checkpoint.pt"
 DEFAULTS = {"epochs": 3, "lr": 0.01, "batch_size": 32, "momentum": 0.9, "weight_decay": 1e-4}
 
-
-
-def default_run_dir(method: str, backbone: str) -> Path:
-    return Path("runs") / f"{method}-{backbone_file_tag(backbone)}"
 
 
 def build_datasets(root, modality: str, cache_dir, *, crop: int, resize: int) -> dict[str, Any]:
@@ -67,48 +64,41 @@ def build_datasets(root, modality: str, cache_dir, *, crop: int, resize: int) ->
     return {"classes": dataset.classes, "train": train, "val": None, "test": test}
 
 
-def main(root, modality: str, *, backbone: str | None = None, weights: str | None = None,
-         cache_dir: str | os.PathLike = "cache", out: str | os.PathLike | None = None,
-         run_dir: str | os.PathLike | None = None, epochs: int = DEFAULTS["epochs"], lr: float = DEFAULTS["lr"],
-         batch_size: int = DEFAULTS["batch_size"], momentum: float = DEFAULTS["momentum"],
-         weight_decay: float = DEFAULTS["weight_decay"], crop: int = 224, resize: int = 256,
-         device: str = "auto", workers: int | None = None, seed: int = 0, resume: bool | None = None,
-         channels_last: bool | None = None, amp: bool | None = None) -> dict[str, Any]:
+def finetune_model(root, modality: str, *, backbone: str | None = None, weights: str | None = None,
+                   cache_dir: str | os.PathLike = "cache", out: str | os.PathLike | None = None,
+                   run_dir: str | os.PathLike | None = None, epochs: int = DEFAULTS["epochs"],
+                   lr: float = DEFAULTS["lr"], batch_size: int = DEFAULTS["batch_size"],
+                   momentum: float = DEFAULTS["momentum"], weight_decay: float = DEFAULTS["weight_decay"],
+                   crop: int = 224, resize: int = 256, device: str = "auto", workers: int | None = None,
+                   seed: int = 0, resume: bool | None = None, channels_last: bool | None = None,
+                   amp: bool | None = None) -> dict[str, Any]:
     """Fine-tune one backbone end to end; returns the run's metrics dict."""
     from featcache.backbones import create_backbone, default_backbone, save_checkpoint
     from heads.training.config import write_config
-    from heads.evaluation.metrics import accuracy, build_metrics, print_metrics, softmax, write_metrics
+    from heads.evaluation.metrics import accuracy, build_metrics, print_metrics, write_metrics
 
     if modality not in MODALITIES:
         raise FeatcacheError(f"unknown modality {modality!r}; expected one of {', '.join(MODALITIES)}")
-    if epochs < 1 or batch_size < 1 or lr <= 0:
-        raise FeatcacheError("--epochs and --batch-size must be at least 1 and --lr positive")
-    start = time.perf_counter()
-    env, dev = engine.setup(device)
-    try:
+    engine.check_schedule(epochs, batch_size, lr)
+    with engine.run_context(device, amp=amp, channels_last=channels_last, workers=workers) as run:
         backbone = backbone or default_backbone()
         method = f"finetune-{modality}"
         out = Path(out) if out else model_path(cache_dir, modality, backbone)
-        run_dir = Path(run_dir) if run_dir else default_run_dir(method, backbone)
-        use_cuda = dev.type == "cuda"
-        amp = use_cuda if amp is None else amp
-        channels_last = True if channels_last is None else channels_last  # faster on CPU (oneDNN) too
-        workers = (min(8, os.cpu_count() or 1) if use_cuda else 0) if workers is None else workers
-
+        run_dir = Path(run_dir) if run_dir else default_run_dir(method, backbone_file_tag(backbone))
         data = build_datasets(root, modality, cache_dir, crop=crop, resize=resize)
         classes = data["classes"]
-        engine.seed_everything(seed, env)
+        engine.seed_everything(seed, run.env)
         model = create_backbone(backbone, modality=modality, weights=weights, num_classes=len(classes))
-        model = engine.prepare_model(model, dev, channels_last=channels_last)
-        if env.is_main:
+        model = engine.prepare_model(model, run.device, channels_last=run.channels_last)
+        if run.env.is_main:
             console.print(f"fine-tuning {model.describe()} on {len(data['train'])} {modality} training inputs")
         optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
         config = {"modality": modality, "backbone": backbone, "weights": model.weights_id, "epochs": epochs,
-                  "lr": lr, "batch_size": batch_size * env.world_size, "momentum": momentum,
+                  "lr": lr, "batch_size": batch_size * run.env.world_size, "momentum": momentum,
                   "weight_decay": weight_decay, "crop": crop, "resize": resize, "seed": seed,
-                  "optimizer": "sgd", "schedule": "cosine", "world_size": env.world_size}
-        if env.is_main:
+                  "optimizer": "sgd", "schedule": "cosine", "world_size": run.env.world_size}
+        if run.env.is_main:
             write_config(run_dir, config, f"featcache finetune {modality} {root}: resolved settings of this run")
         select = data["val"] if data["val"] is not None else data["test"]
         select_labels = torch.as_tensor(select.labels)
@@ -116,24 +106,16 @@ def main(root, modality: str, *, backbone: str | None = None, weights: str | Non
             model=model, criterion=torch.nn.CrossEntropyLoss(), optimizer=optimizer, scheduler=scheduler,
             train_data=data["train"], val_data=select, score_fn=lambda logits: accuracy(logits, select_labels),
             epochs=epochs, batch_size=batch_size, checkpoint_path=run_dir / CHECKPOINT_FILE,
-            run_key={**config, "classes": classes}, device=dev, env=env, seed=seed, workers=workers,
-            resume=resume, amp=amp, channels_last=channels_last, phase="finetune", loss_name="loss_ce",
+            run_key={**config, "classes": classes}, device=run.device, env=run.env, seed=seed, workers=run.workers,
+            resume=resume, amp=run.amp, channels_last=run.channels_last, phase="finetune", loss_name="loss_ce",
         )
-        probs, labels = {}, {}
-        for split in ("val", "test"):
-            dataset = data[split]
-            if dataset is None:
-                probs[split] = labels[split] = None
-                continue
-            loader = engine.eval_loader(dataset, batch_size, env, workers=workers)
-            probs[split] = softmax(engine.evaluate(model, loader, dev, env, amp=amp, channels_last=channels_last))
-            labels[split] = dataset.labels
-        if not env.is_main:
+        probs, labels = evaluate_splits(model, data, batch_size, run)
+        if not run.env.is_main:
             return {}
         config.update(best_epoch=state["best_epoch"], selected_on="val" if data["val"] is not None else "test",
                       checkpoint=str(out))
         metrics = build_metrics(method, None if modality == "still" else modality, config, still=probs,
-                                derived=None, labels=labels, classes=classes, seconds=time.perf_counter() - start)
+                                derived=None, labels=labels, classes=classes, seconds=time.perf_counter() - run.start)
         save_checkpoint(out, model, classes=classes, modality=modality, extra={
             "method": method, "val": metrics["still"]["val"], "test": metrics["still"]["test"],
             "best_epoch": state["best_epoch"], "history": state["history"], "crop": crop, "resize": resize,
@@ -142,5 +124,20 @@ def main(root, modality: str, *, backbone: str | None = None, weights: str | Non
         print_metrics(metrics)
         console.print(f"model: {out}\nrun: {run_dir}")
         return metrics
-    finally:
-        engine.teardown(env)
+
+
+def evaluate_splits(model, data: dict[str, Any], batch_size: int, run: engine.RunContext) -> tuple[dict, dict]:
+    """Softmax and labels of the val and test splits (None for a missing split)."""
+    from heads.evaluation.metrics import softmax
+
+    probs, labels = {}, {}
+    for split in ("val", "test"):
+        dataset = data[split]
+        if dataset is None:
+            probs[split] = labels[split] = None
+            continue
+        loader = engine.eval_loader(dataset, batch_size, run.env, workers=run.workers)
+        probs[split] = softmax(engine.evaluate(model, loader, run.device, run.env, amp=run.amp,
+                                               channels_last=run.channels_last))
+        labels[split] = dataset.labels
+    return probs, labels

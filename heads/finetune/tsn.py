@@ -30,15 +30,17 @@ from torch import nn
 
 from featcache.errors import CacheError, FeatcacheError
 from featcache.utils.progress import console, make_progress
-from featcache.cache.schema import TEMPORAL_KINDS, atomic_path, feature_cache_path, temporal_cache_path
+from featcache.cache.schema import (TEMPORAL_KINDS, atomic_path, backbone_file_tag, feature_cache_path,
+                                    temporal_cache_path)
 from heads.finetune import engine
-from heads.finetune.finetune import CHECKPOINT_FILE, default_run_dir, model_path
+from heads.finetune.finetune import CHECKPOINT_FILE, model_path
+from heads.training.checkpoint import MODEL_FILE
+from heads.training.run_dir import default_run_dir
 
 TEMPERATURE = {"flow": 2.0, "dynamic": 10.0}  # Table 9
 DEFAULTS = {"lr": 2e-4, "epochs": 3, "batch_size": 32, "num_convs": 3}  # Table 9 learning rate
 TARGET_MODES = ("live", "cached")
 TARGETS_FILE = "teacher_logits.pt"
-MODEL_FILE = "model.pt"
 
 
 # -- which layers train -----------------------------------------------------------
@@ -178,114 +180,132 @@ def cached_teacher_targets(teacher: nn.Module, instances, *, cache_file: Path, s
     return logits
 
 
-# -- main ------------------------------------------------------------------------------------
-def main(root, *, temporal: str = "dynamic", backbone: str | None = None, cache_dir: str | os.PathLike = "cache",
-         out: str | os.PathLike | None = None, student: str | os.PathLike | None = None,
-         teacher: str | os.PathLike | None = None, targets: str = "cached", temperature: float | None = None,
-         lr: float = DEFAULTS["lr"], epochs: int = DEFAULTS["epochs"], batch_size: int = DEFAULTS["batch_size"],
-         num_convs: int = DEFAULTS["num_convs"], crop: int = 224, resize: int = 256, device: str = "auto",
-         workers: int | None = None, seed: int = 0, resume: bool | None = None, amp: bool | None = None,
-         channels_last: bool | None = None) -> dict[str, Any]:
-    """Distil the temporal teacher into the still student; returns the run's metrics dict."""
-    from featcache.backbones import default_backbone, save_checkpoint
-    from featcache.data.dataset import FolderDataset
-    from featcache.backbones.preprocessing import build_transform
-    from heads.training.config import write_config
-    from heads.losses.distillation_loss import DistillationLoss
-    from heads.evaluation.metrics import accuracy, build_metrics, fuse, print_metrics, softmax, write_metrics
-    from heads.finetune.datasets import CoClassPairs, StillImages, TemporalInstances
-
+# -- the run ---------------------------------------------------------------------------------
+def check_tsn_options(temporal: str, targets: str, epochs: int, batch_size: int, lr: float) -> None:
     if temporal not in TEMPORAL_KINDS:
         raise FeatcacheError(f"unknown temporal kind {temporal!r}; expected {', '.join(TEMPORAL_KINDS)}")
     if targets not in TARGET_MODES:
         raise FeatcacheError(f"unknown --targets {targets!r}; expected live or cached")
-    if epochs < 1 or batch_size < 1 or lr <= 0:
-        raise FeatcacheError("--epochs and --batch-size must be at least 1 and --lr positive")
+    engine.check_schedule(epochs, batch_size, lr)
+
+
+def tsn_datasets(dataset, temporal: str, cache_dir, crop: int, resize: int) -> dict[str, Any]:
+    """The student's augmented train stills, its val/test stills (None when absent) and the teacher's
+    temporal training instances (centre crops)."""
+    from featcache.backbones.preprocessing import build_transform
+    from heads.finetune.datasets import StillImages, TemporalInstances
+
+    still_eval = build_transform("still", train=False, crop=crop, resize=resize)
+    train_stills = StillImages(dataset, "train", build_transform("still", train=True, crop=crop, resize=resize))
+    splits = dataset.splits("stills")
+    evals = {s: StillImages(dataset, s, still_eval) if s in splits else None for s in ("val", "test")}
+    temporal_path = temporal_cache_path(cache_dir)
+    instances = TemporalInstances(temporal_path, temporal, "train",
+                                  build_transform(temporal, train=False, crop=crop, resize=resize))
+    return {"train": train_stills, "evals": evals, "instances": instances, "temporal_path": temporal_path}
+
+
+def predict_splits(model: nn.Module, evals: dict, batch_size: int, run: engine.RunContext) -> dict:
+    """``model``'s softmax on the val and test stills (None for a missing split)."""
+    from heads.evaluation.metrics import softmax
+
+    def predict(split):
+        loader = engine.eval_loader(evals[split], batch_size, run.env, workers=run.workers)
+        return softmax(engine.evaluate(model, loader, run.device, run.env, amp=run.amp,
+                                       channels_last=run.channels_last))
+
+    return {s: predict(s) if evals[s] is not None else None for s in ("val", "test")}
+
+
+def train_tsn(root, *, temporal: str = "dynamic", backbone: str | None = None, cache_dir: str | os.PathLike = "cache",
+              out: str | os.PathLike | None = None, student: str | os.PathLike | None = None,
+              teacher: str | os.PathLike | None = None, targets: str = "cached", temperature: float | None = None,
+              lr: float = DEFAULTS["lr"], epochs: int = DEFAULTS["epochs"], batch_size: int = DEFAULTS["batch_size"],
+              num_convs: int = DEFAULTS["num_convs"], crop: int = 224, resize: int = 256, device: str = "auto",
+              workers: int | None = None, seed: int = 0, resume: bool | None = None, amp: bool | None = None,
+              channels_last: bool | None = None) -> dict[str, Any]:
+    """Distil the temporal teacher into the still student; returns the run's metrics dict."""
+    from featcache.backbones import default_backbone
+    from featcache.data.dataset import FolderDataset
+    from heads.finetune.datasets import CoClassPairs
+
+    check_tsn_options(temporal, targets, epochs, batch_size, lr)
     temperature = TEMPERATURE[temporal] if temperature is None else float(temperature)
-    start = time.perf_counter()
-    env, dev = engine.setup(device)
-    try:
+    with engine.run_context(device, amp=amp, channels_last=channels_last, workers=workers) as run:
         backbone = backbone or default_backbone()
-        run_dir = Path(out) if out else default_run_dir(f"tsn-{temporal}", backbone)
+        run_dir = Path(out) if out else default_run_dir("tsn", temporal, backbone_file_tag(backbone))
         student_path = Path(student) if student else model_path(cache_dir, "still", backbone)
         teacher_path = Path(teacher) if teacher else model_path(cache_dir, temporal, backbone)
-        use_cuda = dev.type == "cuda"
-        amp = use_cuda if amp is None else amp
-        channels_last = True if channels_last is None else channels_last  # faster on CPU (oneDNN) too
-        workers = (min(8, os.cpu_count() or 1) if use_cuda else 0) if workers is None else workers
-
         dataset = FolderDataset(root)
         classes = dataset.classes
         still_model = load_model(student_path, "still", classes, "student (still)")
         teacher_model = load_model(teacher_path, temporal, classes, "teacher (temporal)")
         teacher_model.eval().requires_grad_(False)
-        engine.seed_everything(seed, env)
-
-        still_eval = build_transform("still", train=False, crop=crop, resize=resize)
-        train_stills = StillImages(dataset, "train", build_transform("still", train=True, crop=crop, resize=resize))
-        splits = dataset.splits("stills")
-        evals = {s: StillImages(dataset, s, still_eval) if s in splits else None for s in ("val", "test")}
-        select = "val" if evals["val"] is not None else "test"
-        temporal_path = temporal_cache_path(cache_dir)
-        instances = TemporalInstances(temporal_path, temporal, "train",
-                                      build_transform(temporal, train=False, crop=crop, resize=resize))
-
-        still_model = engine.prepare_model(still_model, dev, channels_last=channels_last)
-        teacher_model = engine.prepare_model(teacher_model, dev, channels_last=channels_last)
+        engine.seed_everything(seed, run.env)
+        data = tsn_datasets(dataset, temporal, cache_dir, crop, resize)
+        still_model = engine.prepare_model(still_model, run.device, channels_last=run.channels_last)
+        teacher_model = engine.prepare_model(teacher_model, run.device, channels_last=run.channels_last)
         trainable = freeze_for_tsn(still_model, num_convs)
-        if env.is_main:
+        if run.env.is_main:
             console.print(f"student {still_model.describe()}: {len(trainable)} trainable tensors "
                           f"({', '.join(trainable)}); teacher {teacher_model.describe()}")
-
-        def predict(model, split):
-            loader = engine.eval_loader(evals[split], batch_size, env, workers=workers)
-            return softmax(engine.evaluate(model, loader, dev, env, amp=amp, channels_last=channels_last))
-
-        still_probs = {s: predict(still_model, s) if evals[s] is not None else None for s in ("val", "test")}
-        labels = {s: evals[s].labels if evals[s] is not None else None for s in ("val", "test")}
+        still_probs = predict_splits(still_model, data["evals"], batch_size, run)
+        instances = data["instances"]
         if targets == "cached":
             pair_targets = cached_teacher_targets(
                 teacher_model, instances, cache_file=feature_cache_path(cache_dir, temporal, teacher_model.name),
-                store=run_dir / TARGETS_FILE, crop=crop, resize=resize, classes=classes, device=dev, env=env,
-                batch_size=batch_size, workers=workers, amp=amp, channels_last=channels_last)
+                store=run_dir / TARGETS_FILE, crop=crop, resize=resize, classes=classes, device=run.device,
+                env=run.env, batch_size=batch_size, workers=run.workers, amp=run.amp, channels_last=run.channels_last)
         else:
             pair_targets = instances
-        pairs = CoClassPairs(train_stills, instances.labels, pair_targets, seed=seed, where=str(temporal_path))
-
-        optimizer = torch.optim.RMSprop([p for p in still_model.parameters() if p.requires_grad], lr=lr)
+        pairs = CoClassPairs(data["train"], instances.labels, pair_targets, seed=seed, where=str(data["temporal_path"]))
         config = {"temporal": temporal, "backbone": still_model.name, "student": str(student_path),
                   "teacher": str(teacher_path), "student_weights": still_model.weights_id,
                   "teacher_weights": teacher_model.weights_id, "targets": targets, "temperature": temperature,
-                  "lr": lr, "epochs": epochs, "batch_size": batch_size * env.world_size, "num_convs": num_convs,
+                  "lr": lr, "epochs": epochs, "batch_size": batch_size * run.env.world_size, "num_convs": num_convs,
                   "crop": crop, "resize": resize, "seed": seed, "optimizer": "rmsprop",
-                  "world_size": env.world_size}
-        if env.is_main:
-            write_config(run_dir, config, f"featcache tsn {root} --temporal {temporal}: resolved settings of this run")
-        select_still = still_probs[select]
-        select_labels = labels[select]
-        state = engine.fit(
-            model=still_model, criterion=DistillationLoss(temperature), optimizer=optimizer, scheduler=None,
-            train_data=pairs, val_data=evals[select],
-            score_fn=lambda logits: accuracy(fuse(select_still, softmax(logits)), select_labels),
-            epochs=epochs, batch_size=batch_size, checkpoint_path=run_dir / CHECKPOINT_FILE,
-            run_key={**config, "classes": classes}, device=dev, env=env, seed=seed, workers=workers,
-            resume=resume, targets_fn=teacher_model if targets == "live" else None, amp=amp,
-            channels_last=channels_last, phase="tsn", loss_name="loss_distillation",
-            val_values=lambda logits: {f"{select}_{stream}": accuracy(probs, select_labels) for stream, probs in (
-                ("still", select_still), ("derived", softmax(logits)), ("fused", fuse(select_still, softmax(logits))))})
-        derived = {s: predict(still_model, s) if evals[s] is not None else None for s in ("val", "test")}
-        if not env.is_main:
-            return {}
-        config.update(best_epoch=state["best_epoch"], selected_on=f"fused {select}", trainable=trainable)
-        metrics = build_metrics("tsn", temporal, config, still=still_probs, derived=derived, labels=labels,
-                                classes=classes, seconds=time.perf_counter() - start)
-        save_checkpoint(run_dir / MODEL_FILE, still_model, classes=classes, modality="still", extra={
-            "method": "tsn", "temporal": temporal, "temperature": temperature, "teacher": str(teacher_path),
-            "trainable": trainable, "best_epoch": state["best_epoch"], "history": state["history"],
-            "derived": metrics["derived"], "fused": metrics["fused"]})
-        write_metrics(run_dir, metrics)
-        print_metrics(metrics)
-        console.print(f"run: {run_dir}")
-        return metrics
-    finally:
-        engine.teardown(env)
+                  "world_size": run.env.world_size}
+        return distil(run, still_model, teacher_model if targets == "live" else None, pairs, data["evals"],
+                      still_probs, config, classes, trainable, run_dir, root, batch_size, resume)
+
+
+def distil(run: engine.RunContext, still_model: nn.Module, live_teacher: nn.Module | None, pairs, evals: dict,
+           still_probs: dict, config: dict[str, Any], classes: list[str], trainable: list[str], run_dir: Path,
+           root, batch_size: int, resume: bool | None) -> dict[str, Any]:
+    """Train the student on the pairs, the epoch chosen on fused val (test without val); write the run."""
+    from featcache.backbones import save_checkpoint
+    from heads.training.config import write_config
+    from heads.losses.distillation_loss import DistillationLoss
+    from heads.evaluation.metrics import accuracy, build_metrics, fuse, print_metrics, softmax, write_metrics
+
+    temporal, temperature = config["temporal"], config["temperature"]
+    select = "val" if evals["val"] is not None else "test"
+    labels = {s: evals[s].labels if evals[s] is not None else None for s in ("val", "test")}
+    optimizer = torch.optim.RMSprop([p for p in still_model.parameters() if p.requires_grad], lr=config["lr"])
+    if run.env.is_main:
+        write_config(run_dir, config, f"featcache tsn {root} --temporal {temporal}: resolved settings of this run")
+    select_still, select_labels = still_probs[select], labels[select]
+    state = engine.fit(
+        model=still_model, criterion=DistillationLoss(temperature), optimizer=optimizer, scheduler=None,
+        train_data=pairs, val_data=evals[select],
+        score_fn=lambda logits: accuracy(fuse(select_still, softmax(logits)), select_labels),
+        epochs=config["epochs"], batch_size=batch_size, checkpoint_path=run_dir / CHECKPOINT_FILE,
+        run_key={**config, "classes": classes}, device=run.device, env=run.env, seed=config["seed"],
+        workers=run.workers, resume=resume, targets_fn=live_teacher, amp=run.amp,
+        channels_last=run.channels_last, phase="tsn", loss_name="loss_distillation",
+        val_values=lambda logits: {f"{select}_{stream}": accuracy(probs, select_labels) for stream, probs in (
+            ("still", select_still), ("derived", softmax(logits)), ("fused", fuse(select_still, softmax(logits))))})
+    derived = predict_splits(still_model, evals, batch_size, run)
+    if not run.env.is_main:
+        return {}
+    config.update(best_epoch=state["best_epoch"], selected_on=f"fused {select}", trainable=trainable)
+    metrics = build_metrics("tsn", temporal, config, still=still_probs, derived=derived, labels=labels,
+                            classes=classes, seconds=time.perf_counter() - run.start)
+    save_checkpoint(run_dir / MODEL_FILE, still_model, classes=classes, modality="still", extra={
+        "method": "tsn", "temporal": temporal, "temperature": temperature, "teacher": config["teacher"],
+        "trainable": trainable, "best_epoch": state["best_epoch"], "history": state["history"],
+        "derived": metrics["derived"], "fused": metrics["fused"]})
+    write_metrics(run_dir, metrics)
+    print_metrics(metrics)
+    console.print(f"run: {run_dir}")
+    return metrics

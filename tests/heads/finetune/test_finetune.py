@@ -107,7 +107,7 @@ def run_finetune(root: Path, modality: str, tmp: Path, **kwargs):
                    run_dir=tmp / f"run-{modality}", epochs=3, lr=0.05, batch_size=8, crop=CROP, resize=RESIZE,
                    device="cpu", seed=0)
     options.update(kwargs)
-    return finetune.main(root, modality, **options)
+    return finetune.finetune_model(root, modality, **options)
 
 
 def test_finetune_still_learns_and_writes_an_extractable_checkpoint(tiny_root, tmp_path):

@@ -39,7 +39,7 @@ def run_tsn(root: Path, out: Path, **kwargs):
     options = dict(temporal="dynamic", backbone=TINY, cache_dir=root / "cache", out=out, epochs=2, lr=1e-3,
                    batch_size=8, crop=CROP, resize=RESIZE, device="cpu", seed=0)
     options.update(kwargs)
-    return tsn.main(root, **options)
+    return tsn.train_tsn(root, **options)
 
 
 def test_resnet50_trains_only_the_last_bottleneck_convs_and_head():
