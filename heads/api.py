@@ -84,10 +84,8 @@ def fit_head(cache: str | os.PathLike = "cache", method: str = "gan", temporal: 
     the means, stds and per-seed values (``heads.training.seeds``); predictions and curves are the first seed's.
     """
     from featcache.utils.device import resolve_device
-    from heads.training.checkpoint import MODEL_FILE, save_head_checkpoint
-    from heads.training.config import write_config
-    from heads.evaluation.metrics import write_metrics
     from heads.training.head_data import HeadData
+    from heads.training.run_dir import write_head_run
     from heads.evaluation.history import History
     from heads.training.seeds import seed_configs, train_seeds
     from heads.training.dim_reduction import DimRedStore
@@ -106,9 +104,7 @@ def fit_head(cache: str | os.PathLike = "cache", method: str = "gan", temporal: 
                              histories=[history] + [None] * (seeds - 1))
     result.metrics["experiment"] = experiment
     if run_dir is not None:
-        save_head_checkpoint(run_dir / MODEL_FILE, result.checkpoint)
-        write_config(run_dir, result.config, config_header(method, temporal, cache))
-        write_metrics(run_dir, result.metrics)  # last: its presence marks a finished run
+        write_head_run(run_dir, result.checkpoint, result.config, config_header(method, temporal, cache), result.metrics)
     labels = {s: data.still[s].labels if s in data.still else None for s in ("val", "test")}
     return HeadRun(method, temporal, result.config, result.metrics, result.predictions, labels, data.classes,
                    result.checkpoint, run_dir)

@@ -23,8 +23,7 @@ from typing import Any, Callable, Sequence
 
 from featcache.utils import distributed
 from featcache.errors import FeatcacheError
-from heads.evaluation.metrics import METRICS_FILE, read_metrics, selection_score, write_metrics
-from heads.training.checkpoint import MODEL_FILE
+from heads.evaluation.metrics import METRICS_FILE, read_metrics, selection_score
 
 # Members per stacked model: bounds memory; larger groups are split (results unchanged).
 DEFAULT_MAX_GROUP = 64
@@ -129,9 +128,8 @@ def train_and_write(spec: GridSpec, data, configs: list[dict], run_dirs: list[Pa
     """Train one shape group as a stacked model (each configuration's seeds as members too);
     write each configuration's model.pt, config.yaml and history.jsonl (its first seed's curves),
     then metrics.json. Returns each configuration's (metrics, predictions of its first seed)."""
-    from heads.training.checkpoint import save_head_checkpoint
-    from heads.training.config import write_config
     from heads.evaluation.history import History
+    from heads.training.run_dir import write_head_run
     from heads.training.seeds import combine_seed_results, seed_configs
     from heads.training.train_head import train_group
 
@@ -149,10 +147,9 @@ def train_and_write(spec: GridSpec, data, configs: list[dict], run_dirs: list[Pa
     for result, run_dir in zip(results, run_dirs):
         metrics = dict(result.metrics)
         metrics["grid"] = {"group_size": len(members), "run": run_dir.name}
-        save_head_checkpoint(run_dir / MODEL_FILE, result.checkpoint)
-        write_config(run_dir, result.config, f"featcache grid {spec.method} --temporal {spec.temporal}: member "
-                                             f"{run_dir.name}; train it alone with train-head --config this-file")
-        write_metrics(run_dir, metrics)  # last: marks the configuration finished
+        write_head_run(run_dir, result.checkpoint, result.config, f"featcache grid {spec.method} --temporal "
+                       f"{spec.temporal}: member {run_dir.name}; train it alone with train-head --config this-file",
+                       metrics)
         outcomes.append((metrics, result.predictions))
     return outcomes
 
