@@ -5,17 +5,16 @@ Feature caches: ``<cache>/<modality>-<backbone>.h5`` with row datasets ``feature
 Temporal representations: ``<cache>/temporal.h5`` with one group per kind
 (``/dynamic``, ``/flow``), each holding ``data`` and the same row datasets.
 
-Every file is written under a temporary name and renamed into place only when finished,
-and carries ``complete = True`` only then, so a half-written file is never read as done.
+Every file is written under a temporary name (:func:`featcache.utils.atomic.atomic_path`) and
+renamed into place only when finished, and carries ``complete = True`` only then, so a half-written file is never read as done.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import h5py
 import numpy as np
@@ -114,23 +113,6 @@ def read_rows(group: h5py.Group) -> dict[str, np.ndarray]:
         [s.decode("utf-8") if isinstance(s, bytes) else s for s in rows["source"]], dtype=object
     )
     return rows
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary sibling path; rename it onto ``path`` only if the block succeeds.
-
-    A crash leaves at most a ``*.tmp`` file, never a file under the final name.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def open_complete(path: str | os.PathLike, *, what: str = "cache") -> h5py.File:

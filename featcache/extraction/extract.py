@@ -33,9 +33,9 @@ from featcache.utils.device import resolve_device
 from featcache.errors import CacheError, FeatcacheError, MediaError
 from featcache.extraction.sources import SourceRows, StillImages, TemporalImages, still_rows, temporal_rows
 from featcache.backbones.preprocessing import preprocessing_config
+from featcache.utils.atomic import atomic_path, remove_stale_temporaries
 from featcache.utils.progress import console, make_progress
 from featcache.cache.schema import (
-    atomic_path,
     feature_cache_path,
     mark_complete,
     read_root_attrs,
@@ -188,18 +188,6 @@ def prepare_parts(parts: Path, identity: dict[str, Any], overwrite: bool) -> Non
     parts.mkdir(parents=True)
     with atomic_path(marker) as tmp:
         tmp.write_text(json.dumps(identity, indent=1, sort_keys=True), encoding="utf-8")
-
-
-def remove_stale_temporaries(path: Path) -> None:
-    """Delete ``<cache>.<pid>.tmp`` files left by a run killed while assembling (its pid is gone)."""
-    for tmp in path.parent.glob(path.name + ".*.tmp"):
-        try:
-            pid = int(tmp.name[len(path.name) + 1 : -len(".tmp")])
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            tmp.unlink(missing_ok=True)
-        except (ValueError, PermissionError):
-            continue
 
 
 # -- shards -------------------------------------------------------------------

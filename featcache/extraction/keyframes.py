@@ -29,7 +29,8 @@ from featcache.data.dataset import FolderDataset, Sample
 from featcache.utils.device import resolve_device
 from featcache.errors import CacheError, FeatcacheError, MediaError
 from featcache.utils.progress import console, make_progress
-from featcache.cache.schema import SPLIT_CODE, atomic_path, backbone_file_tag, mark_complete, open_complete, read_root_attrs, write_root_attrs, write_rows
+from featcache.cache.schema import SPLIT_CODE, backbone_file_tag, mark_complete, open_complete, read_root_attrs, write_root_attrs, write_rows
+from featcache.utils.atomic import atomic_path
 from featcache.extraction.xmeans import XMeans
 
 MODALITY = "keyframes"

@@ -50,7 +50,6 @@ from featcache.cache.schema import (
     SCHEMA_VERSION,
     SPLIT_CODE,
     TEMPORAL_KINDS,
-    atomic_path,
     is_complete,
     mark_complete,
     open_complete,
@@ -61,6 +60,7 @@ from featcache.cache.schema import (
     write_rows,
 )
 from featcache.media.video import probe_video, read_middle_frames
+from featcache.utils.atomic import atomic_path
 
 DEFAULT_SIZE = (256, 340)  # UCF-101 flow convention: frames resized to H=256, W=340
 PARTS_SUFFIX = ".parts"

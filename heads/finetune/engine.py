@@ -30,7 +30,7 @@ from featcache.utils.device import resolve_device
 from featcache.utils.distributed import DistEnv, detect_env, rank_device
 from featcache.errors import FeatcacheError
 from featcache.utils.progress import console, make_progress
-from featcache.cache.schema import atomic_path
+from featcache.utils.atomic import atomic_path
 
 CHECKPOINT_FORMAT = "featcache-training-state"
 NORM_TYPES = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)

@@ -30,7 +30,8 @@ from torch import nn
 
 from featcache.errors import CacheError, FeatcacheError
 from featcache.utils.progress import console, make_progress
-from featcache.cache.schema import TEMPORAL_KINDS, atomic_path, feature_cache_path, temporal_cache_path
+from featcache.cache.schema import TEMPORAL_KINDS, feature_cache_path, temporal_cache_path
+from featcache.utils.atomic import atomic_path
 from heads.finetune import engine
 from heads.finetune.finetune import CHECKPOINT_FILE, default_run_dir, model_path
 

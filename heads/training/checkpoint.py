@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 import torch
 
 from featcache.errors import FeatcacheError
-from featcache.cache.schema import atomic_path
+from featcache.utils.atomic import atomic_path
 
 CHECKPOINT_FORMAT = "featcache-head"
 

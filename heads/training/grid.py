@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from featcache.utils import distributed
 from featcache.errors import FeatcacheError
-from featcache.cache.schema import atomic_path
+from featcache.utils.atomic import atomic_path
 from heads.evaluation.metrics import EVAL_SPLITS, STREAMS, read_metrics, selection_score, write_metrics
 
 GRID_FILE = "grid.csv"
