@@ -65,7 +65,7 @@ def still_rows(root: str | os.PathLike) -> SourceRows:
 def temporal_rows(root: str | os.PathLike, cache_dir: str | os.PathLike, kind: str) -> SourceRows:
     """Rows of ``kind`` in ``DIR/temporal.h5``; its classes must be the dataset's."""
     from featcache.data.dataset import FolderDataset
-    from featcache.representations.prepare import read_temporal
+    from featcache.cache.temporal_cache import read_temporal
 
     path = temporal_cache_path(cache_dir)
     if not path.exists():
@@ -142,7 +142,7 @@ class TemporalImages(ViewDataset):
         self._set, self._pid = None, None
 
     def load(self, index: int) -> np.ndarray:
-        from featcache.representations.prepare import read_temporal
+        from featcache.cache.temporal_cache import read_temporal
 
         if self._pid != os.getpid():  # h5py handles must not cross a fork
             self._set, self._pid = read_temporal(self.path, self.kind), os.getpid()

@@ -52,20 +52,19 @@ from featcache.cache.schema import (
     TEMPORAL_KINDS,
     is_complete,
     mark_complete,
-    open_complete,
     read_root_attrs,
     read_rows,
     temporal_cache_path,
     write_root_attrs,
     write_rows,
 )
+from featcache.cache.temporal_cache import INDEX_GROUP, read_failed, read_index
 from featcache.media.video import probe_video, read_middle_frames
 from featcache.utils.atomic import atomic_path
 
 DEFAULT_SIZE = (256, 340)  # UCF-101 flow convention: frames resized to H=256, W=340
 PARTS_SUFFIX = ".parts"
 SETTINGS_FILE = "settings.json"
-INDEX_GROUP = "videos"  # per-video bookkeeping (source, stamp, frames, error)
 
 
 @dataclass(frozen=True)
@@ -146,55 +145,6 @@ class PrepareReport:
     @property
     def prepared(self) -> int:
         return self.videos - len(self.failed)
-
-
-@dataclass
-class TemporalSet:
-    """One kind of ``temporal.h5``: ``data`` stays on disk (h5py), rows are in memory."""
-
-    data: h5py.Dataset
-    labels: np.ndarray
-    split: np.ndarray
-    source: np.ndarray
-    instance: np.ndarray
-    attrs: dict[str, Any]
-    file: h5py.File
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    @property
-    def classes(self) -> list[str]:
-        return list(self.attrs["classes"])
-
-    def indices(self, split: str) -> np.ndarray:
-        """Row indices of one split ('train' or 'test')."""
-        return np.flatnonzero(self.split == SPLIT_CODE[split])
-
-    def close(self) -> None:
-        self.file.close()
-
-    def __enter__(self) -> "TemporalSet":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
-def read_temporal(path: str | os.PathLike, kind: str) -> TemporalSet:
-    """Open a finished ``temporal.h5`` and return its ``kind`` ('dynamic' or 'flow') group."""
-    if kind not in TEMPORAL_KINDS:
-        raise CacheError(f"unknown temporal kind {kind!r}; expected {', '.join(TEMPORAL_KINDS)}")
-    path = Path(path)
-    f = open_complete(path, what="temporal cache")
-    if kind not in f:
-        f.close()
-        raise CacheError(f"{path}: no /{kind} group (prepared without it); rerun featcache prepare")
-    group = f[kind]
-    attrs = read_root_attrs(f)
-    attrs.update(read_root_attrs(group))
-    rows = read_rows(group)
-    return TemporalSet(data=group["data"], attrs=attrs, file=f, **rows)
 
 
 # -- one video ----------------------------------------------------------------
@@ -419,13 +369,9 @@ def seed_parts_from_final(final: Path, parts: Path, samples, stamps, settings: P
     wanted = {s.path for s in samples}
     seeded = 0
     with h5py.File(final, "r") as f:
-        index = f[INDEX_GROUP]
-        old_sources = [s.decode() if isinstance(s, bytes) else s for s in index["source"][()]]
-        old_stamps = [s.decode() if isinstance(s, bytes) else s for s in index["stamp"][()]]
-        old_frames = index["frames"][()]
-        old_errors = [s.decode() if isinstance(s, bytes) else s for s in index["error"][()]]
+        index = read_index(f)
         row_sources = {kind: np.array(read_rows(f[kind])["source"]) for kind in settings.kinds}
-        for source, stamp, frames, error in zip(old_sources, old_stamps, old_frames, old_errors):
+        for source, stamp, frames, error in zip(index["source"], index["stamp"], index["frames"], index["error"]):
             part = parts / part_name(source)
             if error or source not in wanted or stamps.get(source) != stamp or part.exists():
                 continue
@@ -494,14 +440,6 @@ def write_index(group: h5py.Group, samples, stamps, frames, errors) -> None:
     group.create_dataset("stamp", data=np.array([stamps[s.path] for s in samples], dtype=object), dtype=string)
     group.create_dataset("frames", data=np.asarray(frames, dtype=np.int64))
     group.create_dataset("error", data=np.array([errors.get(s.path, "") for s in samples], dtype=object), dtype=string)
-
-
-def read_failed(path: Path) -> list[tuple[str, str]]:
-    with h5py.File(path, "r") as f:
-        index = f[INDEX_GROUP]
-        sources = [s.decode() if isinstance(s, bytes) else s for s in index["source"][()]]
-        errors = [s.decode() if isinstance(s, bytes) else s for s in index["error"][()]]
-    return [(s, e) for s, e in zip(sources, errors) if e]
 
 
 # -- the work list -------------------------------------------------------------------

@@ -9,7 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from featcache.errors import CacheError, MediaError
-from featcache.representations.prepare import PrepareSettings, part_name, prepare, read_temporal
+from featcache.cache.temporal_cache import read_temporal
+from featcache.representations.prepare import PrepareSettings, part_name, prepare
 from featcache.cache.schema import SPLIT_CODE, read_root_attrs, read_rows
 
 SETTINGS = PrepareSettings(size=(32, 40), flow_method="dis")
