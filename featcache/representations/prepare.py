@@ -59,6 +59,7 @@ from featcache.cache.schema import (
     write_rows,
 )
 from featcache.cache.temporal_cache import INDEX_GROUP, read_failed, read_index
+from featcache.media.files import frame_files
 from featcache.media.video import probe_video, read_middle_frames
 from featcache.utils.atomic import atomic_path
 
@@ -152,8 +153,6 @@ def file_stamp(path: Path) -> str:
     """Size and mtime (of a frame folder: its frames' total size, latest mtime and count):
     a changed video is computed again."""
     if path.is_dir():
-        from featcache.data.dataset import frame_files
-
         stats = [f.stat() for f in frame_files(path)]
         return f"{sum(s.st_size for s in stats)}:{max((s.st_mtime_ns for s in stats), default=0)}:{len(stats)}"
     stat = path.stat()

@@ -14,7 +14,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from featcache.data.check import check_dataset
-from featcache.data.dataset import FolderDataset, frame_files
+from featcache.data.dataset import FolderDataset
+from featcache.media.files import frame_files
 from featcache.errors import MediaError
 from featcache.media.images import read_image
 from featcache.data.importers.class_mapping import ClassMapping
