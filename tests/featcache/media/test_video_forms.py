@@ -20,7 +20,8 @@ from featcache.errors import MediaError
 from featcache.media.images import read_image
 from featcache.data.importers.class_mapping import ClassMapping
 from featcache.data.importers.ucf101 import import_ucf101
-from featcache.representations.prepare import PrepareSettings, file_stamp, prepare
+from featcache.representations.prepare import PrepareSettings, prepare
+from featcache.representations.prepare_video import file_stamp
 from featcache.media.video import probe_video, read_frames
 from tests.featcache.data.test_importers import synthetic_sources  # noqa: F401  (fixture)
 
