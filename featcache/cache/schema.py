@@ -28,6 +28,8 @@ SPLIT_CODE = {name: code for code, name in enumerate(SPLITS)}
 VIDEO_SPLITS = ("train", "test")
 
 MODALITIES = ("still", "dynamic", "flow")
+KEYFRAMES = "keyframes"  # a still-backbone cache of videos' key frames (Baseline 2), same schema
+FEATURE_CACHE_KINDS = (*MODALITIES, KEYFRAMES)
 TEMPORAL_KINDS = ("dynamic", "flow")
 FLOW_STACK = 10  # x/y flow pairs per stack -> 20 channels
 FLOW_CHANNELS = 2 * FLOW_STACK
@@ -45,8 +47,8 @@ TEMPORAL_FILE = "temporal.h5"
 def feature_cache_path(cache_dir: str | os.PathLike, modality: str, backbone: str) -> Path:
     """``DIR/<modality>-<backbone>.h5`` (``timm:convnext_tiny`` -> ``still-timm-convnext_tiny.h5``:
     no colon in a file name, which Windows refuses)."""
-    if modality not in MODALITIES:
-        raise CacheError(f"unknown modality {modality!r}; expected one of {', '.join(MODALITIES)}")
+    if modality not in FEATURE_CACHE_KINDS:
+        raise CacheError(f"unknown modality {modality!r}; expected one of {', '.join(FEATURE_CACHE_KINDS)}")
     return Path(cache_dir) / f"{modality}-{backbone_file_tag(backbone)}.h5"
 
 
