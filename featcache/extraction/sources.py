@@ -120,7 +120,7 @@ class ViewDataset(Dataset):
             return index, torch.zeros(self.shape), str(exc).splitlines()[0] or type(exc).__name__
 
 
-class StillImages(ViewDataset):
+class StillImageViews(ViewDataset):
     """Still images decoded with featcache.media.images.read_image (MediaError names the path)."""
 
     def __init__(self, root: str | os.PathLike, rows: SourceRows, **kwargs):
@@ -133,7 +133,7 @@ class StillImages(ViewDataset):
         return read_image(self.root / self.rows.source[index])
 
 
-class TemporalImages(ViewDataset):
+class TemporalImageViews(ViewDataset):
     """Dynamic images or flow stacks from temporal.h5, opened once per (worker) process."""
 
     def __init__(self, path: str | os.PathLike, kind: str, rows: SourceRows, **kwargs):

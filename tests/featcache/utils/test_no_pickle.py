@@ -15,7 +15,7 @@ import torch
 
 from featcache.backbones import create_backbone
 from featcache.errors import CacheError, FeatcacheError
-from featcache.extraction.extract import read_shard
+from featcache.extraction.shards import read_shard
 from featcache.representations.prepare_video import read_video_part as read_prepare_part
 from featcache.extraction.keyframes import read_video_part as read_keyframes_part
 from heads.training.checkpoint import load_checkpoint as load_head_checkpoint
