@@ -12,7 +12,6 @@ Only rank 0 writes files and shows progress.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import os
 import random
@@ -29,7 +28,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from featcache.utils.device import resolve_device
 from featcache.utils.distributed import DistEnv, detect_env, rank_device
 from featcache.errors import FeatcacheError
-from featcache.utils.progress import console, make_progress
+from featcache.utils.progress import console, optional_progress
 from featcache.utils.atomic import atomic_path
 
 CHECKPOINT_FORMAT = "featcache-training-state"
@@ -268,7 +267,7 @@ def fit(*, model: nn.Module, criterion: Callable, optimizer: torch.optim.Optimiz
         state = {"format": CHECKPOINT_FORMAT, "run_key": run_key, "epoch": 0, "best_score": -float("inf"),
                  "best_epoch": 0, "best_model": None, "history": []}
     history = History(checkpoint_path.parent).start(state["history"]) if env.is_main else None
-    with make_progress("img/s") if env.is_main else contextlib.nullcontext() as progress:
+    with optional_progress(env.is_main, "img/s") as progress:
         for epoch in range(state["epoch"], epochs):
             loader.sampler.set_epoch(epoch)
             if hasattr(train_data, "set_epoch"):
