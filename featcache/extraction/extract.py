@@ -1,15 +1,16 @@
 """`featcache extract`: backbone features of every row into ``DIR/<modality>-<backbone>.h5``.
 
-Rows are cut into fixed-size shards (:mod:`featcache.extraction.shards`). Each finished shard
-is written atomically into ``<cache>.parts/`` (:mod:`featcache.cache.parts`, with
-``identity.json``, the settings it belongs to); a killed run
-(kill -9 included) restarts at the first missing shard and makes the same values, because
-batches never cross a shard and augmented views are seeded per (row, view). When every
-shard is there they are assembled into the final file under a temporary name, ``complete``
-is set last, the file is renamed into place and the parts are removed.
+Rows are cut into fixed-size shards (:mod:`.shards`). Each finished shard is written
+atomically into ``<cache>.parts/`` (:mod:`featcache.cache.parts`, with ``identity.json``,
+the settings it belongs to); a killed run (kill -9 included) restarts at the first missing
+shard and makes the same values, because batches never cross a shard and augmented views are
+seeded per (row, view). When every shard is there they are assembled into the final file
+under a temporary name, ``complete`` is set last, the file is renamed into place and the
+parts are removed.
 
 Rerunning with the same inputs and settings is a no-op; other settings are refused
-(another ``--cache`` or ``--restart``). Unreadable rows are reported by path and left out.
+(another ``--cache`` or ``--restart``; :mod:`.extract_settings` says what counts).
+Unreadable rows are reported by path and left out (the rows come from :mod:`.sources`).
 """
 
 from __future__ import annotations

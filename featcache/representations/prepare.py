@@ -3,9 +3,9 @@
 Crash safety (kill -9 at any moment loses at most the videos in flight):
 
 1. Each finished video is written to ``DIR/temporal.h5.parts/<hash>.npz`` under a temporary
-   name and renamed into place (:mod:`featcache.cache.parts`). ``settings.json`` in that folder records the settings the
-   parts were made with; parts made with other settings are never mixed in (the run stops
-   and says so; ``restart=True`` clears them).
+   name and renamed into place (:mod:`featcache.cache.parts`). ``settings.json`` in that
+   folder records the settings the parts were made with; parts made with other settings are
+   never mixed in (the run stops and says so; ``restart=True`` clears them).
 2. When every video is done, ``temporal.h5`` is assembled from the parts in canonical
    dataset order (chunked, gzip-compressed) under a temporary name, ``complete=True`` is
    set last, and the file is renamed into place. The parts folder is then removed.
@@ -15,6 +15,10 @@ same settings and the same videos (path, label, split, size and mtime) does noth
 When only the video list changed, rows of the old file are reused and only new or changed
 videos are computed. Broken videos are reported by path and skipped; the run fails only
 when no video at all could be prepared.
+
+This module is the driver (work list, processes, ranks); the settings are in
+:mod:`.prepare_settings`, one video's work in :mod:`.prepare_video`, what a rerun keeps in
+:mod:`.prepare_resume`, and the assembly of the file in :mod:`.temporal_writer`.
 """
 
 from __future__ import annotations
