@@ -53,7 +53,7 @@ def open_parts(
     """
     marker_file = folder / marker
     wanted = json.loads(json.dumps(settings))  # tuples -> lists, as read back
-    if folder.exists() and restart:
+    if folder.exists() and (restart or not any(folder.iterdir())):  # an empty folder: killed before its marker
         shutil.rmtree(folder)
     if folder.exists():
         try:
