@@ -74,17 +74,18 @@ def run_control(out: Path, control: str, data_seed: int, classes: int, quick: bo
 def shuffled_labels_control(out: Path, data_seed: int, seeds: int, quick: bool) -> Path:
     """The negative control made from the positive one: temporal labels shuffled across classes."""
     from featcache.backbones import default_backbone
+    from featcache.cache.schema import feature_cache_path
 
     budget = QUICK if quick else FULL
     backbone = default_backbone()
     source, base = out / f"positive-seed{data_seed}" / "cache", out / f"shuffled-labels-seed{data_seed}"
     cache, runs = base / "cache", base / "runs"
     cache.mkdir(parents=True, exist_ok=True)
-    still = f"still-{backbone}.h5"
-    if not (cache / still).exists():
-        os.symlink((source / still).resolve(), cache / still)
+    still = feature_cache_path(cache, "still", backbone)
+    if not still.exists():
+        os.symlink(feature_cache_path(source, "still", backbone).resolve(), still)
     for temporal in TEMPORAL:
-        shuffle_temporal_labels(source / f"{temporal}-{backbone}.h5", cache / f"{temporal}-{backbone}.h5", data_seed)
+        shuffle_temporal_labels(feature_cache_path(source, temporal, backbone), feature_cache_path(cache, temporal, backbone), data_seed)
     baselines(None, cache, runs, backbone, "main", False, seeds=seeds)
     train_heads(cache, runs, METHODS, "main", seeds=seeds)
     oracle(cache, runs, budget)

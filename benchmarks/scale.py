@@ -140,6 +140,7 @@ def same_output(stage: str, first: Path, other: Path) -> str:
 
 
 def run_stage(stage: str, root: Path, workdir: Path, args) -> list[Result]:
+    from featcache.cache.schema import feature_cache_path, temporal_cache_path
     from featcache.data.dataset import FolderDataset
 
     dataset = FolderDataset(root)
@@ -149,9 +150,9 @@ def run_stage(stage: str, root: Path, workdir: Path, args) -> list[Result]:
         for config in args.configs:
             cache = workdir / f"{stage}-{config}-{repeat}"
             wall, cpu, times = launch(config, stage_args(stage, config, root, cache, args), workdir)
-            name = "temporal.h5" if stage == "prepare" else f"still-{args.backbone}.h5"
+            written = temporal_cache_path(cache) if stage == "prepare" else feature_cache_path(cache, "still", args.backbone)
             results.append(Result(config, items, wall, cpu, times["command"], times["assembly"], times["rank_cpu"],
-                                  cache / name))
+                                  written))
     return results
 
 

@@ -42,7 +42,7 @@ def register(app, data_app) -> None:
             modality=modality.value, backbone=backbone, weights=weights, crop=crop, resize=resize, views=views,
             dtype=dtype.value, batch_size=batch_size, workers=workers, device=device, shard_size=shard_size,
         )
-        report = extract(root, cache, settings, overwrite=overwrite, restart=restart)
+        report = extract(root, cache, settings, restart=restart or overwrite)  # --overwrite: an alias of --restart
         if not report.assembled:  # a torchrun rank > 0: rank 0 writes the file and the summary
             return
         shape = "x".join(str(s) for s in report.feature_shape)

@@ -50,9 +50,10 @@ def register(app, data_app) -> None:
         keep_parts: bool = typer.Option(False, "--keep-parts", help="Keep the per-video parts folder after assembling."),
     ) -> None:
         """Turn every video into dynamic images and optical-flow stacks (resumable)."""
+        from featcache.cache.schema import TEMPORAL_KINDS
         from featcache.representations.prepare import PrepareSettings, prepare
 
-        kinds = (only.value,) if only else ("dynamic", "flow")
+        kinds = (only.value,) if only else TEMPORAL_KINDS
         settings = PrepareSettings(
             size=parse_size(size), kinds=kinds, window=window, stride=stride, count=count,
             flow_method=flow.value, flow_frames=flow_frames, flow_device=device, flow_batch=flow_batch,

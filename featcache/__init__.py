@@ -18,9 +18,10 @@ __version__ = "0.1.0"  # the one version source: pyproject.toml reads it (dynami
 _API = {
     "open_cache": "featcache.api", "prepare_dataset": "featcache.api", "extract_features": "featcache.api",
     "FeatureCache": "featcache.cache.feature_cache", "SplitData": "featcache.cache.feature_cache",
-    "find_cache": "featcache.cache.feature_cache", "read_temporal": "featcache.representations.prepare",
-    "TemporalSet": "featcache.representations.prepare", "PrepareSettings": "featcache.representations.prepare", "PrepareReport": "featcache.representations.prepare",
-    "ExtractSettings": "featcache.extraction.extract", "ExtractReport": "featcache.extraction.extract",
+    "find_cache": "featcache.cache.feature_cache", "read_temporal": "featcache.cache.temporal_cache",
+    "TemporalSet": "featcache.cache.temporal_cache", "PrepareSettings": "featcache.representations.prepare_settings",
+    "PrepareReport": "featcache.representations.prepare_settings",
+    "ExtractSettings": "featcache.extraction.extract_settings", "ExtractReport": "featcache.extraction.extract",
     "resolve_device": "featcache.utils.device", "FeatcacheError": "featcache.errors",
 }
 __all__ = ["__version__", *_API]
@@ -29,9 +30,11 @@ if TYPE_CHECKING:  # what static type checkers see behind the lazy names
     from featcache.api import extract_features, open_cache, prepare_dataset
     from featcache.utils.device import resolve_device
     from featcache.errors import FeatcacheError
-    from featcache.extraction.extract import ExtractReport, ExtractSettings
+    from featcache.extraction.extract import ExtractReport
+    from featcache.extraction.extract_settings import ExtractSettings
     from featcache.cache.feature_cache import FeatureCache, SplitData, find_cache
-    from featcache.representations.prepare import PrepareReport, PrepareSettings, TemporalSet, read_temporal
+    from featcache.cache.temporal_cache import TemporalSet, read_temporal
+    from featcache.representations.prepare_settings import PrepareReport, PrepareSettings
 
 
 __getattr__, __dir__ = lazy_names('featcache', _API, globals())

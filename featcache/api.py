@@ -32,7 +32,7 @@ def prepare_dataset(root: str | os.PathLike, cache: str | os.PathLike = "cache",
                     workers: int | None = None, keep_parts: bool = False, **settings: Any) -> PrepareReport:
     """Dynamic images and optical-flow stacks of every video of ``root`` into ``cache/temporal.h5``.
 
-    ``settings`` are :class:`~featcache.representations.prepare.PrepareSettings` fields (``size=(256, 340)``,
+    ``settings`` are :class:`~featcache.representations.prepare_settings.PrepareSettings` fields (``size=(256, 340)``,
     ``kinds=("flow",)``, ``flow_method="farneback"``, ...). Finished videos are reused;
     ``restart`` starts over.
     """
@@ -44,7 +44,7 @@ def extract_features(root: str | os.PathLike, cache: str | os.PathLike = "cache"
                      restart: bool = False, **settings: Any) -> ExtractReport:
     """Backbone features (+ logits) of ``modality`` into ``cache/<modality>-<backbone>.h5``.
 
-    ``settings`` are :class:`~featcache.extraction.extract.ExtractSettings` fields (``backbone``, ``weights``,
+    ``settings`` are :class:`~featcache.extraction.extract_settings.ExtractSettings` fields (``backbone``, ``weights``,
     ``device``, ``views``, ``batch_size``, ...). Finished shards are reused; ``restart`` starts over.
     """
     return extract(root, cache, ExtractSettings(modality=modality, **settings), restart=restart)

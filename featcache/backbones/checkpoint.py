@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from featcache.errors import FeatcacheError
-from featcache.cache.schema import atomic_path, backbone_file_tag
+from featcache.cache.schema import backbone_file_tag
+from featcache.utils.atomic import atomic_path
 
 CHECKPOINT_FORMAT = "featcache-backbone"
 CHECKPOINT_KEYS = ("format", "backbone", "modality", "in_channels", "num_classes", "classes", "state_dict", "extra")

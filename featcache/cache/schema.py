@@ -5,17 +5,16 @@ Feature caches: ``<cache>/<modality>-<backbone>.h5`` with row datasets ``feature
 Temporal representations: ``<cache>/temporal.h5`` with one group per kind
 (``/dynamic``, ``/flow``), each holding ``data`` and the same row datasets.
 
-Every file is written under a temporary name and renamed into place only when finished,
-and carries ``complete = True`` only then, so a half-written file is never read as done.
+Every file is written under a temporary name (:func:`featcache.utils.atomic.atomic_path`) and
+renamed into place only when finished, and carries ``complete = True`` only then, so a half-written file is never read as done.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import h5py
 import numpy as np
@@ -29,6 +28,8 @@ SPLIT_CODE = {name: code for code, name in enumerate(SPLITS)}
 VIDEO_SPLITS = ("train", "test")
 
 MODALITIES = ("still", "dynamic", "flow")
+KEYFRAMES = "keyframes"  # a still-backbone cache of videos' key frames (Baseline 2), same schema
+FEATURE_CACHE_KINDS = (*MODALITIES, KEYFRAMES)
 TEMPORAL_KINDS = ("dynamic", "flow")
 FLOW_STACK = 10  # x/y flow pairs per stack -> 20 channels
 FLOW_CHANNELS = 2 * FLOW_STACK
@@ -46,8 +47,8 @@ TEMPORAL_FILE = "temporal.h5"
 def feature_cache_path(cache_dir: str | os.PathLike, modality: str, backbone: str) -> Path:
     """``DIR/<modality>-<backbone>.h5`` (``timm:convnext_tiny`` -> ``still-timm-convnext_tiny.h5``:
     no colon in a file name, which Windows refuses)."""
-    if modality not in MODALITIES:
-        raise CacheError(f"unknown modality {modality!r}; expected one of {', '.join(MODALITIES)}")
+    if modality not in FEATURE_CACHE_KINDS:
+        raise CacheError(f"unknown modality {modality!r}; expected one of {', '.join(FEATURE_CACHE_KINDS)}")
     return Path(cache_dir) / f"{modality}-{backbone_file_tag(backbone)}.h5"
 
 
@@ -114,23 +115,6 @@ def read_rows(group: h5py.Group) -> dict[str, np.ndarray]:
         [s.decode("utf-8") if isinstance(s, bytes) else s for s in rows["source"]], dtype=object
     )
     return rows
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary sibling path; rename it onto ``path`` only if the block succeeds.
-
-    A crash leaves at most a ``*.tmp`` file, never a file under the final name.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def open_complete(path: str | os.PathLike, *, what: str = "cache") -> h5py.File:

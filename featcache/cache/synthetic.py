@@ -14,7 +14,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from featcache.cache.schema import SPLIT_CODE, atomic_path, feature_cache_path, mark_complete, write_root_attrs, write_rows
+from featcache.cache.schema import SPLIT_CODE, feature_cache_path, mark_complete, write_root_attrs, write_rows
+
+from featcache.utils.atomic import atomic_path
 
 
 def write_feature_cache(path: str | os.PathLike, *, modality: str, backbone: str, classes: list[str],

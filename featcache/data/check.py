@@ -112,7 +112,7 @@ def check_file(kind: str, path: Path, *, deep: bool = False, exact_frames: bool 
 
 
 def _first_frame(folder: Path) -> Path:
-    from featcache.data.dataset import frame_files
+    from featcache.media.files import frame_files
 
     return (frame_files(folder) or [folder])[0]
 

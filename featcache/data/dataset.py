@@ -16,16 +16,13 @@ splits and the file lists have one definition.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from featcache.errors import DatasetError
 from featcache.cache.schema import SPLITS, VIDEO_SPLITS
+from featcache.media.files import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, is_frame_folder
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
-VIDEO_EXTENSIONS = frozenset({".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v", ".wmv", ".flv", ".3gp", ".gif"})
-FRAME_PREFIX = "img_"  # mmaction2 / denseflow rawframes: img_00001.jpg, ...
 CLASSES_FILE = "classes.txt"
 KINDS = {"stills": (SPLITS, IMAGE_EXTENSIONS), "videos": (VIDEO_SPLITS, VIDEO_EXTENSIONS)}
 
@@ -37,23 +34,6 @@ class Sample:
     path: str
     label: int
     split: str
-
-
-def _natural_key(path: Path) -> tuple:
-    """img_2.jpg before img_10.jpg (zero-padded names sort the same either way)."""
-    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name))
-
-
-def frame_files(folder: Path) -> list[Path]:
-    """The frames of a frame-folder video in order: its ``img_*`` images if any, else all its images."""
-    images = [p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".") and p.is_file()]
-    frames = [p for p in images if p.name.startswith(FRAME_PREFIX)] or images
-    return sorted(frames, key=_natural_key)
-
-
-def is_frame_folder(path: Path) -> bool:
-    """A folder holding image files directly: one video given as its frames."""
-    return path.is_dir() and any(p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file() for p in path.iterdir())
 
 
 def read_classes_file(path: Path) -> list[str]:

@@ -24,7 +24,7 @@ import numpy as np
 from featcache.data.dataset import FolderDataset, Sample
 from featcache.errors import DatasetError
 from featcache.utils.progress import make_progress
-from featcache.cache.schema import atomic_path
+from featcache.utils.atomic import atomic_path
 
 FRAME_SUFFIX = ".png"  # lossless: the frame is exactly what the decoder returned
 

@@ -7,19 +7,16 @@ keep the frame nearest each centre. The key frames' features go to
 ``<cache>/keyframes-<backbone>.h5`` in the feature-cache schema (modality ``keyframes``,
 ``source`` = video, ``instance`` = frame index, ``split`` = train).
 
-Resumable like ``prepare``: each finished video lands in
-``keyframes-<backbone>.h5.parts/<hash>.npz`` (temp name + rename); the final file is
-assembled from the parts under a temporary name with ``complete=True`` set last.
+Resumable like ``prepare`` (:mod:`featcache.cache.parts`): each finished video lands in
+``keyframes-<backbone>.h5.parts/<hash>.npz``; parts of other settings stop the run (``restart``
+discards them); the final file is assembled under a temporary name with ``complete=True`` set last.
 Clustering runs on a PCA projection of the frame features (``reduce_dim``): with tens of
 frames in 1000+ dimensions, BIC's parameter count would forbid any split.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -29,12 +26,10 @@ from featcache.data.dataset import FolderDataset, Sample
 from featcache.utils.device import resolve_device
 from featcache.errors import CacheError, FeatcacheError, MediaError
 from featcache.utils.progress import console, make_progress
-from featcache.cache.schema import SPLIT_CODE, atomic_path, backbone_file_tag, mark_complete, open_complete, read_root_attrs, write_root_attrs, write_rows
+from featcache.cache.parts import discard_parts, open_parts, part_path, parts_folder, read_part, write_part
+from featcache.cache.schema import KEYFRAMES, SPLIT_CODE, feature_cache_path, mark_complete, open_complete, read_root_attrs, write_root_attrs, write_rows
+from featcache.utils.atomic import atomic_path
 from featcache.extraction.xmeans import XMeans
-
-MODALITY = "keyframes"
-PARTS_SUFFIX = ".parts"
-SETTINGS_FILE = "settings.json"
 
 
 @dataclass(frozen=True)
@@ -47,7 +42,7 @@ class KeyframeSettings:
 
 
 def keyframes_cache_path(cache_dir: str | os.PathLike, backbone: str) -> Path:
-    return Path(cache_dir) / f"{MODALITY}-{backbone_file_tag(backbone)}.h5"
+    return feature_cache_path(cache_dir, KEYFRAMES, backbone)
 
 
 # -- selection (pure) ---------------------------------------------------------------
@@ -129,40 +124,15 @@ def mine_video(path: Path, backbone, transform, settings: KeyframeSettings) -> t
     return chosen[keep].astype(np.int32), features[keep].astype(np.float32)
 
 
-def part_path(parts: Path, source: str) -> Path:
-    return parts / (hashlib.sha1(source.encode("utf-8")).hexdigest()[:20] + ".npz")
+def write_video_part(part: Path, source: str, indices: np.ndarray, features: np.ndarray) -> None:
+    write_part(part, {"source": np.array(source), "indices": indices, "features": features})
 
 
-def write_part(part: Path, source: str, indices: np.ndarray, features: np.ndarray) -> None:
-    with atomic_path(part) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, source=np.array(source), indices=indices, features=features)
-
-
-def read_part(part: Path, source: str) -> tuple[np.ndarray, np.ndarray] | None:
-    try:
-        with np.load(part, allow_pickle=False) as npz:
-            if str(npz["source"]) != source:
-                return None
-            return npz["indices"], npz["features"]
-    except (OSError, ValueError, KeyError, EOFError):
+def read_video_part(part: Path, source: str) -> tuple[np.ndarray, np.ndarray] | None:
+    found = read_part(part, ("source", "indices", "features"))
+    if found is None or str(found["source"]) != source:
         return None
-
-
-def check_parts(parts: Path, fingerprint: dict) -> None:
-    """Parts made with other settings or weights are cleared, never mixed in."""
-    settings_file = parts / SETTINGS_FILE
-    if settings_file.exists():
-        try:
-            same = json.loads(settings_file.read_text()) == fingerprint
-        except (OSError, json.JSONDecodeError):
-            same = False
-        if not same:
-            console.print(f"[yellow]{parts}: made with other settings; starting over[/]")
-            shutil.rmtree(parts)
-    parts.mkdir(parents=True, exist_ok=True)
-    with atomic_path(settings_file) as tmp:
-        tmp.write_text(json.dumps(fingerprint, sort_keys=True))
+    return found["indices"], found["features"]
 
 
 def existing_is_current(path: Path, fingerprint: dict) -> bool:
@@ -200,14 +170,14 @@ def mine_keyframes(
     out = keyframes_cache_path(cache_dir, model.name)
     fingerprint = {**asdict(settings), "backbone": model.name, "weights": model.weights_id, "root": str(dataset.root.resolve())}
     fingerprint.pop("batch_size")
-    parts = out.with_name(out.name + PARTS_SUFFIX)
+    parts = parts_folder(out)
     if restart:
-        shutil.rmtree(parts, ignore_errors=True)
+        discard_parts(parts)
         out.unlink(missing_ok=True)
     if existing_is_current(out, fingerprint):
         console.print(f"key frames up to date: {out}")
         return out
-    check_parts(parts, fingerprint)
+    open_parts(parts, fingerprint, what="key-frame mining")
     videos = dataset.videos("train")
     results: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     errors: list[str] = []
@@ -215,7 +185,7 @@ def mine_keyframes(
         task = progress.add_task("key frames", total=len(videos), rate=0.0)
         for video in videos:
             part = part_path(parts, video.path)
-            found = read_part(part, video.path) if part.exists() else None
+            found = read_video_part(part, video.path) if part.exists() else None
             if found is None:
                 try:
                     found = mine_video(dataset.path(video), model, transform, settings)
@@ -223,7 +193,7 @@ def mine_keyframes(
                     errors.append(str(exc))
                     progress.update(task, advance=1)
                     continue
-                write_part(part, video.path, *found)
+                write_video_part(part, video.path, *found)
             results[video.path] = found
             progress.update(task, advance=1, rate=progress.tasks[task].speed or 0.0)
     for line in errors:
@@ -231,7 +201,7 @@ def mine_keyframes(
     if not results:
         raise FeatcacheError(f"{dataset.root}: no training video could be decoded; see the messages above")
     assemble(out, videos, results, attrs, model, fingerprint)
-    shutil.rmtree(parts, ignore_errors=True)
+    discard_parts(parts)
     return out
 
 
@@ -242,7 +212,7 @@ def assemble(out: Path, videos: list[Sample], results, still_attrs: dict, model,
     counts = [len(results[v.path][0]) for v in done]
     with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
         write_root_attrs(
-            f, modality=MODALITY, backbone=model.name, weights=model.weights_id, classes=list(still_attrs["classes"]),
+            f, modality=KEYFRAMES, backbone=model.name, weights=model.weights_id, classes=list(still_attrs["classes"]),
             preprocessing={**(still_attrs.get("preprocessing") or {}), "keyframes": fingerprint},
         )
         f.create_dataset("features", data=np.concatenate([results[v.path][1] for v in done]).astype(np.float32))

@@ -65,7 +65,7 @@ def still_rows(root: str | os.PathLike) -> SourceRows:
 def temporal_rows(root: str | os.PathLike, cache_dir: str | os.PathLike, kind: str) -> SourceRows:
     """Rows of ``kind`` in ``DIR/temporal.h5``; its classes must be the dataset's."""
     from featcache.data.dataset import FolderDataset
-    from featcache.representations.prepare import read_temporal
+    from featcache.cache.temporal_cache import read_temporal
 
     path = temporal_cache_path(cache_dir)
     if not path.exists():
@@ -120,7 +120,7 @@ class ViewDataset(Dataset):
             return index, torch.zeros(self.shape), str(exc).splitlines()[0] or type(exc).__name__
 
 
-class StillImages(ViewDataset):
+class StillImageViews(ViewDataset):
     """Still images decoded with featcache.media.images.read_image (MediaError names the path)."""
 
     def __init__(self, root: str | os.PathLike, rows: SourceRows, **kwargs):
@@ -133,7 +133,7 @@ class StillImages(ViewDataset):
         return read_image(self.root / self.rows.source[index])
 
 
-class TemporalImages(ViewDataset):
+class TemporalImageViews(ViewDataset):
     """Dynamic images or flow stacks from temporal.h5, opened once per (worker) process."""
 
     def __init__(self, path: str | os.PathLike, kind: str, rows: SourceRows, **kwargs):
@@ -142,7 +142,7 @@ class TemporalImages(ViewDataset):
         self._set, self._pid = None, None
 
     def load(self, index: int) -> np.ndarray:
-        from featcache.representations.prepare import read_temporal
+        from featcache.cache.temporal_cache import read_temporal
 
         if self._pid != os.getpid():  # h5py handles must not cross a fork
             self._set, self._pid = read_temporal(self.path, self.kind), os.getpid()

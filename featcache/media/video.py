@@ -9,7 +9,7 @@ frame too many, so :func:`probe_video` counts by decoding when the metadata is i
 frames really present, like slicing.
 
 A video may also be a folder of frames (mmaction2 / denseflow rawframes,
-``<video>/img_00001.jpg ...``, see :func:`featcache.data.dataset.frame_files`): its frames are the
+``<video>/img_00001.jpg ...``, see :func:`featcache.media.files.frame_files`): its frames are the
 images, decoded with :func:`featcache.media.images.read_image`; it has no frame rate (fps 0).
 Animated GIFs are read by both decoders like any other container.
 """
@@ -27,6 +27,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from featcache.errors import MediaError  # noqa: E402
+from featcache.media.files import frame_files  # noqa: E402
 
 MAX_PLAUSIBLE_FRAMES = 10_000_000
 
@@ -167,8 +168,6 @@ def _read_av(path: Path, size, start: int, stop: int | None) -> np.ndarray:
 
 # -- frame folders --------------------------------------------------------------
 def _folder_frames(path: Path) -> list[Path]:
-    from featcache.data.dataset import frame_files
-
     frames = frame_files(path)
     if not frames:
         raise MediaError(f"{path}: folder holds no frame images (expected img_00001.jpg ...)")

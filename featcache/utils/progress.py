@@ -1,5 +1,7 @@
 """The one progress bar style used by every long-running command."""
 
+import contextlib
+
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -30,3 +32,9 @@ def make_progress(rate_unit: str | None = None) -> Progress:
     if rate_unit:
         columns.append(TextColumn("{task.fields[rate]:.1f} " + rate_unit))
     return Progress(*columns, console=console, transient=False)
+
+
+def optional_progress(enabled: bool, rate_unit: str | None = None):
+    """:func:`make_progress` when ``enabled``, else a context giving None (no bar: quiet runs,
+    torchrun ranks > 0); callers test ``if bar is not None``."""
+    return make_progress(rate_unit) if enabled else contextlib.nullcontext(None)

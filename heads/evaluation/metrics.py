@@ -28,7 +28,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from featcache.errors import FeatcacheError
-from featcache.cache.schema import atomic_path
+from featcache.utils.atomic import atomic_path
 
 METRICS_FILE = "metrics.json"
 STREAMS = ("still", "derived", "fused")

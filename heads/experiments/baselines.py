@@ -20,6 +20,7 @@ from typing import Any, Iterable
 import torch
 
 from featcache.errors import CacheError, FeatcacheError
+from featcache.utils.progress import optional_progress
 from featcache.cache.feature_cache import FeatureCache, SplitData, check_same_classes, find_cache
 from heads.training.checkpoint import MODEL_FILE, save_head_checkpoint
 from heads.training.config import STILL_DEFAULTS, apply_config_file, apply_sets, write_config
@@ -90,7 +91,7 @@ def train_baseline(method: str, cache_dir: str | os.PathLike = "cache", *, backb
         config["num_keyframes"] = len(extra)
         config["still_model"] = "linear"  # key frames have features, not the still backbone's logits
     configs = seed_configs(config, seeds)
-    with _maybe_progress(progress) as bar, (History(out) if out is not None else contextlib.nullcontext()) as history:
+    with optional_progress(progress) as bar, (History(out) if out is not None else contextlib.nullcontext()) as history:
         phases = Phases(bar, MemberHistories([history] + [None] * (len(configs) - 1), len(configs)))  # the first seed's curves
         stream = fit_still_models(data, configs, resolve_device(device), phases)
     labels = {s: data.still[s].labels if s in data.still else None for s in ("val", "test")}
@@ -113,13 +114,3 @@ def train_baseline(method: str, cache_dir: str | os.PathLike = "cache", *, backb
             "state": {"still": stream.states[0]},
         })
     return metrics
-
-
-def _maybe_progress(enabled: bool):
-    import contextlib
-
-    if not enabled:
-        return contextlib.nullcontext(None)
-    from featcache.utils.progress import make_progress
-
-    return make_progress()

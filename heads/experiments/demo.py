@@ -184,11 +184,12 @@ def oracle(cache: Path, runs: Path, budget: DemoBudget, device: str = "auto") ->
 
 def link_temporal(cache: Path, mid_cache: Path, backbone: str) -> None:
     """The mid-frame dataset links the same videos: its temporal data and models are the main ones."""
-    from featcache.cache.schema import temporal_cache_path
+    from featcache.backbones.checkpoint import model_path
+    from featcache.cache.schema import feature_cache_path, temporal_cache_path
 
-    names = [temporal_cache_path(cache).name, *(f"{t}-{backbone}.h5" for t in TEMPORAL)]
-    pairs = [(cache / n, mid_cache / n) for n in names]
-    pairs += [(cache / "models" / f"{t}-{backbone}.pt", mid_cache / "models" / f"{t}-{backbone}.pt") for t in TEMPORAL]
+    pairs = [(temporal_cache_path(cache), temporal_cache_path(mid_cache))]
+    pairs += [(feature_cache_path(cache, t, backbone), feature_cache_path(mid_cache, t, backbone)) for t in TEMPORAL]
+    pairs += [(model_path(cache, t, backbone), model_path(mid_cache, t, backbone)) for t in TEMPORAL]
     for source, link in pairs:
         if not link.exists():
             link.parent.mkdir(parents=True, exist_ok=True)

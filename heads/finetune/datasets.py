@@ -3,7 +3,7 @@
 - :class:`StillImages`: the still images of one split of a folder-layout dataset, decoded with
   ``featcache.media.images.read_image``.
 - :class:`TemporalInstances`: dynamic images or flow stacks of one split of ``temporal.h5``,
-  read through ``featcache.representations.prepare.read_temporal``.
+  read through ``featcache.cache.temporal_cache.read_temporal``.
 - :class:`CoClassPairs`: each still image paired with a randomly sampled temporal instance of the
   same class (paper, Remark 2), resampled every epoch, deterministic under a seed.
 
@@ -60,7 +60,7 @@ class TemporalInstances(Dataset):
     """
 
     def __init__(self, path: str | os.PathLike, kind: str, split: str, transform: Transform):
-        from featcache.representations.prepare import read_temporal
+        from featcache.cache.temporal_cache import read_temporal
 
         self.path = Path(path)
         self.kind = kind
@@ -84,7 +84,7 @@ class TemporalInstances(Dataset):
     @property
     def data(self):
         if self._pid != os.getpid():
-            from featcache.representations.prepare import read_temporal
+            from featcache.cache.temporal_cache import read_temporal
 
             self._temporal = read_temporal(self.path, self.kind)
             self._pid = os.getpid()

@@ -30,8 +30,8 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from featcache.utils.device import resolve_device
 from featcache.utils.distributed import DistEnv, detect_env, rank_device
 from featcache.errors import FeatcacheError
-from featcache.utils.progress import console, make_progress
-from featcache.cache.schema import atomic_path
+from featcache.utils.progress import console, optional_progress
+from featcache.utils.atomic import atomic_path
 
 CHECKPOINT_FORMAT = "featcache-training-state"
 NORM_TYPES = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)
@@ -292,7 +292,7 @@ def fit(*, model: nn.Module, criterion: Callable, optimizer: torch.optim.Optimiz
     val_loader = eval_loader(val_data, batch_size, env, workers=workers)
     state = start_state(checkpoint_path, run_key, resume, model, optimizer, scheduler, env, epochs, log)
     history = History(checkpoint_path.parent).start(state["history"]) if env.is_main else None
-    with make_progress("img/s") if env.is_main else contextlib.nullcontext() as progress:
+    with optional_progress(env.is_main, "img/s") as progress:
         for epoch in range(state["epoch"], epochs):
             loader.sampler.set_epoch(epoch)
             if hasattr(train_data, "set_epoch"):

@@ -19,7 +19,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from pathlib import Path
@@ -29,9 +28,9 @@ import torch
 from torch import nn
 
 from featcache.errors import CacheError, FeatcacheError
-from featcache.utils.progress import console, make_progress
-from featcache.cache.schema import (TEMPORAL_KINDS, atomic_path, backbone_file_tag, feature_cache_path,
-                                    temporal_cache_path)
+from featcache.utils.progress import console, optional_progress
+from featcache.cache.schema import TEMPORAL_KINDS, backbone_file_tag, feature_cache_path, temporal_cache_path
+from featcache.utils.atomic import atomic_path
 from heads.finetune import engine
 from heads.finetune.finetune import CHECKPOINT_FILE, model_path
 from heads.training.checkpoint import MODEL_FILE
@@ -146,7 +145,7 @@ def compute_teacher_logits(teacher: nn.Module, instances, device, env, *, batch_
                            amp: bool, channels_last: bool) -> torch.Tensor:
     """Run the frozen teacher once over ``instances`` (centre crops): logits ``[N, C]``."""
     loader = engine.eval_loader(instances, batch_size, env, workers=workers)
-    with make_progress("inst/s") if env.is_main else contextlib.nullcontext() as progress:
+    with optional_progress(env.is_main, "inst/s") as progress:
         return engine.evaluate(teacher, loader, device, env, amp=amp, channels_last=channels_last,
                                progress=progress, description="teacher targets")
 

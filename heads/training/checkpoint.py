@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 import torch
 
 from featcache.errors import FeatcacheError
-from featcache.cache.schema import atomic_path
+from featcache.utils.atomic import atomic_path
 
 CHECKPOINT_FORMAT = "featcache-head"
 MODEL_FILE = "model.pt"  # a run folder's checkpoint (heads, baselines, TSN)

@@ -280,7 +280,7 @@ def write_config(run_dir: str | os.PathLike, config: Mapping[str, Any], header: 
     """``RUN_DIR/config.yaml``: the resolved configuration, which ``--config`` accepts back."""
     import yaml
 
-    from featcache.cache.schema import atomic_path
+    from featcache.utils.atomic import atomic_path
 
     path = Path(run_dir) / CONFIG_FILE
     comment = "".join(f"# {line}\n" for line in header.splitlines())

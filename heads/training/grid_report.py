@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-from featcache.cache.schema import atomic_path
+from featcache.utils.atomic import atomic_path
 from heads.evaluation.metrics import EVAL_SPLITS, STREAMS
 from heads.training.grid import GridRun, GridSpec
 

@@ -15,8 +15,9 @@ from pathlib import Path
 
 from featcache.errors import DatasetError
 from featcache.data.importers.class_mapping import ClassMapping
-from featcache.data.importers.layout_writer import ImportSummary, LayoutWriter
-from featcache.data.importers.source_files import VideoLocator, check_video_source, find_folder, read_lines
+from featcache.data.importers.layout_writer import ImportSummary
+from featcache.data.importers.source_files import read_lines
+from featcache.data.importers.video_source import open_video_source
 
 SOURCE = "hmdb51"
 VIDEO_FOLDERS = ["hmdb51", "hmdb51_org", "HMDB51", "videos", "rawframes", "."]  # rawframes: mmaction2 frame folders
@@ -49,18 +50,15 @@ def import_hmdb51(
     progress: bool = True,
 ) -> ImportSummary:
     """Link the HMDB-51 clips of train/test split ``split`` (1..3) into ``out``."""
-    src = check_video_source(src, "HMDB-51", split)
-    mapping = mapping or ClassMapping.load()
-    videos = find_folder(src, VIDEO_FOLDERS, what="video class")
-    lists = find_folder(src, SPLIT_FOLDERS, what="split-list", marker=f"*_test_split{split}.txt", explicit=splits_dir)
+    found = open_video_source(src, out, dataset="HMDB-51", source=SOURCE, folders=(VIDEO_FOLDERS, SPLIT_FOLDERS),
+                              marker=f"*_test_split{split}.txt", mapping=mapping, split=split, splits_dir=splits_dir)
+    videos, lists, locator, writer = found.videos, found.lists, found.locator, found.writer
     files = split_files(lists, split)
-    writer = LayoutWriter(out, mapping, source=SOURCE, kind="videos", options={"split": split})
 
     # Every mapped class that has videos needs its split file, or its clips would vanish silently.
     for class_dir in sorted(p for p in videos.iterdir() if p.is_dir()):
         if writer.is_mapped(class_dir.name) and class_dir.name not in files:
             raise DatasetError(f"{lists / f'{class_dir.name}_test_split{split}.txt'}: split file not found")
-    locator = VideoLocator(videos)
     for class_name, list_path in files.items():
         mapped = writer.is_mapped(class_name)
         if mapped and not (videos / class_name).is_dir():

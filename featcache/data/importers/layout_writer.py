@@ -178,7 +178,7 @@ class LayoutWriter:
         return todo, present
 
     def _write_classes(self, classes: list[str]) -> None:
-        from featcache.cache.schema import atomic_path
+        from featcache.utils.atomic import atomic_path
 
         path = self.root / CLASSES_FILE
         text = "".join(f"{c}\n" for c in classes)
@@ -220,7 +220,7 @@ def _split_order(split: str) -> int:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    from featcache.cache.schema import atomic_path
+    from featcache.utils.atomic import atomic_path
 
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from featcache.data.dataset import VIDEO_EXTENSIONS, is_frame_folder
+from featcache.media.files import VIDEO_EXTENSIONS, is_frame_folder
 from featcache.errors import DatasetError
 
 

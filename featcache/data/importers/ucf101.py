@@ -16,8 +16,9 @@ from pathlib import Path
 
 from featcache.errors import DatasetError
 from featcache.data.importers.class_mapping import ClassMapping
-from featcache.data.importers.layout_writer import ImportSummary, LayoutWriter
-from featcache.data.importers.source_files import VideoLocator, check_video_source, find_folder, read_lines
+from featcache.data.importers.layout_writer import ImportSummary
+from featcache.data.importers.source_files import read_lines
+from featcache.data.importers.video_source import open_video_source
 
 SOURCE = "ucf101"
 VIDEO_FOLDERS = ["UCF-101", "UCF101", "rawframes", "."]  # rawframes: mmaction2 frame folders
@@ -46,14 +47,11 @@ def import_ucf101(
     progress: bool = True,
 ) -> ImportSummary:
     """Link the UCF-101 clips of train/test split ``split`` (1..3) into ``out``."""
-    src = check_video_source(src, "UCF-101", split)
-    mapping = mapping or ClassMapping.load()
-    videos = find_folder(src, VIDEO_FOLDERS, what="video class")
-    lists = find_folder(src, SPLIT_FOLDERS, what="split-list", marker="classInd.txt", explicit=splits_dir)
+    found = open_video_source(src, out, dataset="UCF-101", source=SOURCE, folders=(VIDEO_FOLDERS, SPLIT_FOLDERS),
+                              marker="classInd.txt", mapping=mapping, split=split, splits_dir=splits_dir)
+    videos, lists, locator, writer = found.videos, found.lists, found.locator, found.writer
     class_index = read_class_index(lists / "classInd.txt")
     by_lower = {name.lower(): name for name in class_index.values()}
-    locator = VideoLocator(videos)
-    writer = LayoutWriter(out, mapping, source=SOURCE, kind="videos", options={"split": split})
 
     for split_name, list_name in (("train", f"trainlist0{split}.txt"), ("test", f"testlist0{split}.txt")):
         list_path = lists / list_name

@@ -76,6 +76,16 @@ def _disc(layers, centre, radius: float, colour) -> None:
     cv2.circle(alpha_layer, _fixed(centre), r, 255, -1, cv2.LINE_AA, SUBPIXEL_BITS)
 
 
+def _face(layers, head: np.ndarray, r: float, skin, view: str, facing: int) -> None:
+    """A nose in profile (it shows which way the figure faces), else two eyes; ``r``: head radius in px."""
+    if view == "profile":
+        nose = head + np.array([facing * r * 1.05, r * 0.15])
+        _disc(layers, nose, r * 0.3, skin)
+    else:
+        for dx in (-0.35, 0.35):
+            _disc(layers, head + np.array([dx * r, -0.1 * r]), max(0.5, 0.12 * r), tuple(c * 0.2 for c in skin))
+
+
 def draw_figure(joints_px: np.ndarray, body: Body, style: Style, scale: float, size: tuple[int, int],
                 view: str = "profile", facing: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """One figure as (premultiplied colour float32 [H, W, 3], alpha float32 [H, W]).
@@ -127,14 +137,7 @@ def draw_figure(joints_px: np.ndarray, body: Body, style: Style, scale: float, s
             _stroke(layers, j("l_shoulder"), j("r_shoulder"), limb, style.shirt)
             _stroke(layers, j("l_hip"), j("r_hip"), limb * 1.15, style.pants)
         _disc(layers, j("head"), body.head_radius * scale, style.skin)
-        if view == "profile":  # a nose shows which way the figure faces
-            head = joints_px[JOINT_INDEX["head"]]
-            nose = head + np.array([facing * body.head_radius * scale * 1.05, body.head_radius * scale * 0.15])
-            _disc(layers, nose, body.head_radius * scale * 0.3, style.skin)
-        else:  # eyes: a face seen from the front
-            head, r = joints_px[JOINT_INDEX["head"]], body.head_radius * scale
-            for dx in (-0.35, 0.35):
-                _disc(layers, head + np.array([dx * r, -0.1 * r]), max(0.5, 0.12 * r), tuple(c * 0.2 for c in style.skin))
+        _face(layers, joints_px[JOINT_INDEX["head"]], body.head_radius * scale, style.skin, view, facing)
 
     if view == "profile":
         order = [leg("l", style.far_shade), arm("l", style.far_shade), trunk_and_head, leg("r", 1.0), arm("r", 1.0)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from featcache.cache.schema import atomic_path
+from featcache.utils.atomic import atomic_path
 
 PANELS = (("derived", "Derived temporal - still (Fig. 7)"), ("fused", "Fused - still (Fig. 8)"))
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from featcache.errors import FeatcacheError
-from featcache.cache.schema import atomic_path
+from featcache.utils.atomic import atomic_path
 from heads.evaluation.metrics import METRICS_FILE, format_accuracy, read_metrics, selection_score
 
 DASH = "—"

@@ -20,7 +20,8 @@ from PIL import Image
 
 from featcache.backbones import create_backbone, save_checkpoint
 from featcache.errors import CacheError
-from featcache.extraction.extract import ExtractSettings, StopExtraction, extract
+import featcache.extraction.extract as extract_module
+from featcache.extraction.extract import ExtractSettings, extract
 from featcache.cache.feature_cache import FeatureCache
 from featcache.backbones.preprocessing import build_transform
 from featcache.cache.schema import SPLIT_CODE, mark_complete, read_root_attrs, write_root_attrs, write_rows
@@ -87,9 +88,26 @@ ONE_THREAD_ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 def run(root, cache, **kw):
     torch.manual_seed(0)
-    overwrite = kw.pop("overwrite", False)
-    stop = kw.pop("stop_after_shards", None)
-    return extract(root, cache, settings(**kw), overwrite=overwrite, stop_after_shards=stop, on_event=quiet)
+    restart = kw.pop("restart", False)
+    return extract(root, cache, settings(**kw), restart=restart, on_event=quiet)
+
+
+class Crash(Exception):
+    """Stands for a kill between shards (test_resume_after_sigkill_gives_identical_file kills a real process)."""
+
+
+def crash_after_shards(monkeypatch, count: int) -> None:
+    """Make the run stop right after writing its ``count``-th shard, as if killed there."""
+    written = []
+
+    def write_then_maybe_crash(*args, **kwargs):
+        original(*args, **kwargs)
+        written.append(args[0])
+        if len(written) >= count:
+            raise Crash(f"crashed after {count} shards")
+
+    original = extract_module.flush_shard
+    monkeypatch.setattr(extract_module, "flush_shard", write_then_maybe_crash)
 
 
 def test_still_cache_schema_and_attributes(tmp_path):
@@ -124,11 +142,12 @@ def test_still_cache_schema_and_attributes(tmp_path):
     assert len(views) == 18 and not torch.equal(views.features[0], views.features[1])
 
 
-def test_resume_after_stop_gives_identical_file(tmp_path):
+def test_resume_after_stop_gives_identical_file(tmp_path, monkeypatch):
     root = make_stills(tmp_path / "ds")
     full = run(root, tmp_path / "full", views=2)
-    with pytest.raises(StopExtraction):
-        run(root, tmp_path / "resumed", views=2, stop_after_shards=2)
+    with monkeypatch.context() as patch, pytest.raises(Crash):
+        crash_after_shards(patch, 2)
+        run(root, tmp_path / "resumed", views=2)
     parts = tmp_path / "resumed" / "still-efficientnet-lite0.h5.parts"
     assert sorted(p.name for p in parts.glob("shard-*")) == ["shard-000000.npz", "shard-000001.npz"]
     assert not (tmp_path / "resumed" / "still-efficientnet-lite0.h5").exists()
@@ -152,11 +171,11 @@ SLOW_RUN = """
 import sys, time, torch
 import featcache.extraction.extract as ex
 from featcache.extraction.extract import ExtractSettings, extract
-original = ex.write_shard
+original = ex.flush_shard
 def slow_write(*args, **kwargs):
     original(*args, **kwargs)
     time.sleep(0.3)  # leave time to be killed between (and during) shards
-ex.write_shard = slow_write
+ex.flush_shard = slow_write
 torch.manual_seed(0)
 extract(sys.argv[1], sys.argv[2], ExtractSettings(backbone="efficientnet-lite0", weights="random", crop=24, resize=28,
         batch_size=2, workers=0, device="cpu", shard_size=4, views=2), on_event=lambda m: None)
@@ -198,20 +217,21 @@ def test_same_settings_is_a_noop_and_other_settings_are_refused(tmp_path):
     Image.fromarray(np.zeros((30, 40, 3), np.uint8)).save(root / "stills" / "val" / "run" / "new.png")
     with pytest.raises(CacheError, match="other file list"):
         run(root, cache)
-    replaced = run(root, cache, overwrite=True)
+    replaced = run(root, cache, restart=True)
     assert replaced.written == 19 and FeatureCache.open(replaced.path).split("val").features.shape[0] == 7
     # another backbone goes into its own file, next to the first
     other = run(root, cache, backbone="resnet50", crop=16, resize=16)
     assert other.path.name == "still-resnet50.h5" and replaced.path.exists()
 
 
-def test_unfinished_parts_of_other_settings_are_refused(tmp_path):
+def test_unfinished_parts_of_other_settings_are_refused(tmp_path, monkeypatch):
     root = make_stills(tmp_path / "ds")
-    with pytest.raises(StopExtraction):
-        run(root, tmp_path / "cache", stop_after_shards=1)
-    with pytest.raises(CacheError, match="unfinished extraction with other settings"):
+    with monkeypatch.context() as patch, pytest.raises(Crash):
+        crash_after_shards(patch, 1)
+        run(root, tmp_path / "cache")
+    with pytest.raises(CacheError, match="unfinished extraction with other settings.*--restart"):
         run(root, tmp_path / "cache", views=2)
-    report = run(root, tmp_path / "cache", views=2, overwrite=True)
+    report = run(root, tmp_path / "cache", views=2, restart=True)
     assert report.resumed_shards == 0 and report.written == 18
 
 

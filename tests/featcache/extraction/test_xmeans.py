@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
+from featcache.errors import CacheError
 from featcache.extraction.xmeans import XMeans, kmeans_bic
 
 
@@ -140,3 +143,11 @@ def test_mine_keyframes_writes_a_feature_cache(tmp_path):
     # A rerun with the same settings does nothing (resume / up to date).
     stamp = out.stat().st_mtime_ns
     assert mine_keyframes(root, cache, settings=settings) == out and out.stat().st_mtime_ns == stamp
+    # Parts of other settings are never mixed in nor silently wiped: the run stops; --restart discards them.
+    other = KeyframeSettings(max_clusters=2, max_frames=12, reduce_dim=4)
+    parts = out.with_name(out.name + ".parts")
+    parts.mkdir()
+    (parts / "settings.json").write_text(json.dumps({"max_clusters": 5}))
+    with pytest.raises(CacheError, match=f"{parts.name} holds an unfinished key-frame mining with other settings.*--restart"):
+        mine_keyframes(root, cache, settings=other)
+    assert mine_keyframes(root, cache, settings=other, restart=True) == out and not parts.exists()

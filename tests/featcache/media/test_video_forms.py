@@ -14,12 +14,14 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from featcache.data.check import check_dataset
-from featcache.data.dataset import FolderDataset, frame_files
+from featcache.data.dataset import FolderDataset
+from featcache.media.files import frame_files
 from featcache.errors import MediaError
 from featcache.media.images import read_image
 from featcache.data.importers.class_mapping import ClassMapping
 from featcache.data.importers.ucf101 import import_ucf101
-from featcache.representations.prepare import PrepareSettings, file_stamp, prepare
+from featcache.representations.prepare import PrepareSettings, prepare
+from featcache.representations.prepare_video import file_stamp
 from featcache.media.video import probe_video, read_frames
 from tests.featcache.data.test_importers import synthetic_sources  # noqa: F401  (fixture)
 

@@ -9,7 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from featcache.errors import CacheError, MediaError
-from featcache.representations.prepare import PrepareSettings, part_name, prepare, read_temporal
+from featcache.cache.temporal_cache import read_temporal
+from featcache.cache.parts import part_path
+from featcache.representations.prepare import PrepareSettings, prepare
 from featcache.cache.schema import SPLIT_CODE, read_root_attrs, read_rows
 
 SETTINGS = PrepareSettings(size=(32, 40), flow_method="dis")
@@ -111,10 +113,10 @@ def test_resume_after_crash_equals_uninterrupted_run(dataset, tmp_path):
     # Simulate kill -9 before assembly: no final file, one video unfinished, stray temp files.
     parts = crashed / "temporal.h5.parts"
     (crashed / "temporal.h5").unlink()
-    (parts / part_name("videos/test/jump/d.mp4")).unlink()
-    (parts / (part_name("videos/test/jump/d.mp4") + ".123.tmp")).write_bytes(b"half a part")
+    (part_path(parts, "videos/test/jump/d.mp4")).unlink()
+    (parts / (part_path(parts, "videos/test/jump/d.mp4").name + ".123.tmp")).write_bytes(b"half a part")
     (crashed / "temporal.h5.999.tmp").write_bytes(b"half a file")
-    torn = parts / part_name("videos/train/wave/c.avi")  # a part torn by a crash mid-write
+    torn = part_path(parts, "videos/train/wave/c.avi")  # a part torn by a crash mid-write
     torn.write_bytes(torn.read_bytes()[: torn.stat().st_size // 2])
     report = prepare(dataset, crashed, SETTINGS, workers=1)
     assert report.computed == 2 and report.reused == 3

@@ -1,11 +1,12 @@
 """The torch preprocessing (prepare's device path) against the numpy/OpenCV functions, on the CPU."""
 
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
 import torch
 
-from featcache.representations import prepare as prepare_module
 from featcache.representations.prepare import PrepareSettings, prepare
 from featcache.representations import dynamic_image, optical_flow, torch_preprocessing
 from tests.featcache.representations.test_prepare import assert_same, load, write_moving_video
@@ -69,7 +70,7 @@ def test_flow_stacks_match_cpu_tvl1_torch():
     np.testing.assert_array_equal(torch_preprocessing.flow_stacks(torch.from_numpy(grey), num_frames=6, stack=3), expected)
 
 
-def test_prepare_device_path_equals_cpu_path(tmp_path, monkeypatch):
+def test_prepare_device_path_equals_cpu_path(tmp_path):
     root = tmp_path / "ds"
     for i, (split, frames) in enumerate([("train", 24), ("test", 8)]):
         folder = root / "videos" / split / "jump"
@@ -77,8 +78,7 @@ def test_prepare_device_path_equals_cpu_path(tmp_path, monkeypatch):
         write_moving_video(folder / f"v{i}.avi", frames, speed=1 + i, seed=i)
     settings = PrepareSettings(size=(20, 24), flow_method="tvl1-torch", flow_device="cpu", flow_frames=6, stack=3, count=2)
     normal = prepare(root, tmp_path / "cpu", settings, workers=1)
-    monkeypatch.setattr(prepare_module, "FORCE_DEVICE_PATH", True)
-    device = prepare(root, tmp_path / "device", settings, workers=1)
+    device = prepare(root, tmp_path / "device", dataclasses.replace(settings, preprocess_on_device=True), workers=1)
     assert normal.notes == device.notes and normal.rows == device.rows
     a, b = load(normal.path), load(device.path)
     assert a["attrs"]["preprocessing"] == b["attrs"]["preprocessing"]

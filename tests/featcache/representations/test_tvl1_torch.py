@@ -7,7 +7,8 @@ import torch
 from typer.testing import CliRunner
 
 from featcache.errors import CacheError
-from featcache.representations.prepare import PrepareSettings, prepare, read_temporal
+from featcache.cache.temporal_cache import read_temporal
+from featcache.representations.prepare import PrepareSettings, prepare
 from featcache.representations import tvl1_ops
 from featcache.representations.optical_flow import quantize_flow, resolve_flow_method, to_gray
 from featcache.representations.tvl1_torch import TVL1Params, choose_batch, tvl1_flow

@@ -15,9 +15,9 @@ import torch
 
 from featcache.backbones import create_backbone
 from featcache.errors import CacheError, FeatcacheError
-from featcache.extraction.extract import read_shard
-from featcache.representations.prepare import read_part as read_prepare_part
-from featcache.extraction.keyframes import read_part as read_keyframes_part
+from featcache.extraction.shards import read_shard
+from featcache.representations.prepare_video import read_video_part as read_prepare_part
+from featcache.extraction.keyframes import read_video_part as read_keyframes_part
 from heads.training.checkpoint import load_head_checkpoint
 from heads.finetune.engine import capture_rng, load_training_state, restore_rng, save_training_state
 from heads.finetune.tsn import cached_teacher_targets

@@ -11,7 +11,8 @@ import torch
 from typer.testing import CliRunner
 
 from cli.app import app
-from featcache.cache.schema import SPLIT_CODE, atomic_path, feature_cache_path, mark_complete, write_root_attrs, write_rows
+from featcache.cache.schema import SPLIT_CODE, feature_cache_path, mark_complete, write_root_attrs, write_rows
+from featcache.utils.atomic import atomic_path
 from heads.training import grid as grid_module
 from heads.training.checkpoint import load_head_checkpoint
 from heads.training.grid import GridSpec, run_grid
