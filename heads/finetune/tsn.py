@@ -32,11 +32,9 @@ from featcache.errors import CacheError, FeatcacheError
 from featcache.utils.progress import console, make_progress
 from featcache.cache.schema import TEMPORAL_KINDS, atomic_path, feature_cache_path, temporal_cache_path
 from heads.finetune import engine
+from heads.finetune.defaults import TARGET_MODES, TEMPERATURE, TSN_DEFAULTS as DEFAULTS
 from heads.finetune.finetune import CHECKPOINT_FILE, default_run_dir, model_path
 
-TEMPERATURE = {"flow": 2.0, "dynamic": 10.0}  # Table 9
-DEFAULTS = {"lr": 2e-4, "epochs": 3, "batch_size": 32, "num_convs": 3}  # Table 9 learning rate
-TARGET_MODES = ("live", "cached")
 TARGETS_FILE = "teacher_logits.pt"
 MODEL_FILE = "model.pt"
 
