@@ -9,6 +9,7 @@ from typing import List, Optional
 import typer
 
 from cli.choices import choices, device_option
+from cli.heads_cmd import CONFIG_HELP
 from featcache.errors import FeatcacheError
 
 Baseline = choices("Baseline", ("still", "aug-frames"))
@@ -54,7 +55,7 @@ def baseline_command(
     cache: Path = typer.Option(Path("cache"), "--cache", help="Cache folder."),
     backbone: Optional[str] = typer.Option(None, "--backbone", help="Still cache to use (when there are several)."),
     sets: List[str] = typer.Option([], "--set", help="KEY=VALUE for the still model (still_lr, still_epochs, ...)."),
-    config: Optional[Path] = typer.Option(None, "--config", help="YAML file of KEY: VALUE (a run's config.yaml reruns it); --set wins over it."),
+    config: Optional[Path] = typer.Option(None, "--config", help=CONFIG_HELP),
     experiment: Experiment = typer.Option(Experiment.main, "--experiment", help="main, or midframe for the mid-frame dataset's cache."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default runs/<method>)."),
     device: str = device_option(),
