@@ -41,7 +41,7 @@ def register(app, data_app) -> None:
         """Train a head on cached features; print val/test accuracy (still, derived temporal, fused)."""
         from featcache.utils.progress import console
         from heads.api import fit_head
-        from heads.evaluation.metrics import print_metrics
+        from heads.evaluation.metrics import METRICS_FILE, print_metrics
 
         run_dir = out or default_run_dir(method.value, temporal.value)
         run = fit_head(cache, method.value, temporal.value, config_file=config, sets=sets or [], out=run_dir,
@@ -50,4 +50,4 @@ def register(app, data_app) -> None:
         print_metrics(run.metrics)
         typer.echo(f"temporal classifier ({temporal.value}, test videos): "
                    f"{run.metrics['temporal_classifier']['test']:.1f}%; still model: {run.checkpoint['still_model']}")
-        typer.echo(f"wrote {run_dir / 'metrics.json'}, model.pt, history.jsonl and config.yaml")
+        typer.echo(f"wrote {run_dir / METRICS_FILE}, model.pt, history.jsonl and config.yaml")

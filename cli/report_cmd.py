@@ -65,7 +65,7 @@ def baseline_command(
     from featcache.extraction.keyframes import keyframes_cache_path, mine_keyframes
     from featcache.cache.feature_cache import FeatureCache, find_cache
     from heads.experiments.baselines import still_config, train_baseline
-    from heads.evaluation.metrics import print_metrics
+    from heads.evaluation.metrics import METRICS_FILE, print_metrics
 
     config = still_config(sets, config_file=config)
     if method is Baseline.aug_frames and root is not None:
@@ -76,7 +76,7 @@ def baseline_command(
     metrics = train_baseline(method.value, cache, backbone=backbone, config=config, device=device,
                              out=out, experiment=experiment.value, seeds=seeds)
     print_metrics(metrics)
-    typer.echo(f"metrics: {out / 'metrics.json'}")
+    typer.echo(f"metrics: {out / METRICS_FILE}")
 
 def oracle_command(
     cache: Path = typer.Option(Path("cache"), "--cache", help="Cache folder with the still and temporal caches."),
@@ -91,6 +91,7 @@ def oracle_command(
     """Table 4: the oracle upper bound (still + a co-class unseen temporal instance)."""
     from rich.console import Console
 
+    from heads.evaluation.metrics import METRICS_FILE
     from heads.experiments.oracle import run_oracle
 
     if runs < 1:
@@ -106,7 +107,7 @@ def oracle_command(
                 f"oracle {kind:8s} {split:4s}: still {still[split]:.1f}% -> fused {metrics['fused'][split]:.1f}%, "
                 f"improvement {entry['mean']:+.2f} ± {entry['std']:.2f} pp over {runs} runs"
             )
-        typer.echo(f"metrics: {out / kind / 'metrics.json'}")
+        typer.echo(f"metrics: {out / kind / METRICS_FILE}")
 
 def report_command(
     runs: List[Path] = typer.Argument(None, help="Folders holding run directories (default: runs)."),
