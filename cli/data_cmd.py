@@ -7,16 +7,15 @@ from typing import Optional
 
 import typer
 
+from cli.registry import CommandTable
+
 MAPPING_HELP = "class-mapping YAML, a shipped mapping name (ssvac40), or 'none' to keep every source class"
 
 
-def register(app, data_app) -> None:
-    data_app.command("check")(check)
-    data_app.command("import-ucf101")(import_ucf101)
-    data_app.command("import-hmdb51")(import_hmdb51)
-    data_app.command("import-stanford40")(import_stanford40)
+commands = CommandTable()  # registered by cli.app
 
 
+@commands.command("check", data=True)
 def check(
     root: Path = typer.Argument(..., help="dataset root in folder layout"),
     deep: bool = typer.Option(False, "--deep", help="decode every image and open every video (>= 2 frames)"),
@@ -80,16 +79,17 @@ def _video_import_command(name: str, src_help: str, splits_help: str, doc: str):
     return command
 
 
-import_ucf101 = _video_import_command(
+import_ucf101 = commands.command("import-ucf101", data=True)(_video_import_command(
     "import_ucf101", "UCF-101 folder (holding UCF-101/ and ucfTrainTestlist/)",
     "folder with classInd.txt and the split lists",
-    "Import UCF-101 videos (classInd.txt, trainlist0N.txt, testlist0N.txt) by symlink.")
-import_hmdb51 = _video_import_command(
+    "Import UCF-101 videos (classInd.txt, trainlist0N.txt, testlist0N.txt) by symlink."))
+import_hmdb51 = commands.command("import-hmdb51", data=True)(_video_import_command(
     "import_hmdb51", "HMDB-51 folder (holding hmdb51/ and testTrainMulti_7030_splits/)",
     "folder with the <class>_test_splitN.txt files",
-    "Import HMDB-51 videos (<class>_test_splitN.txt: 1 train, 2 test, 0 unused) by symlink.")
+    "Import HMDB-51 videos (<class>_test_splitN.txt: 1 train, 2 test, 0 unused) by symlink."))
 
 
+@commands.command("import-stanford40", data=True)
 def import_stanford40(
     src: Path = typer.Argument(..., help="Stanford40 folder (holding JPEGImages/ and ImageSplits/)"),
     out: Path = _out(),

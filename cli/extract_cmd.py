@@ -8,14 +8,13 @@ from typing import Optional
 import typer
 
 from cli.choices import Modality, choices, device_option
+from cli.registry import CommandTable
 
 Dtype = choices("Dtype", ("float32", "float16"))
+commands = CommandTable()  # registered by cli.app
 
 
-def register(app, data_app) -> None:
-    app.command("extract")(extract_command)
-
-
+@commands.command("extract")
 def extract_command(
     root: Path = typer.Argument(..., help="Dataset root in folder layout (stills from ROOT/stills; flow/dynamic from DIR/temporal.h5)."),
     modality: Modality = typer.Option(..., "--modality", help="still images, or the flow / dynamic rows of temporal.h5."),

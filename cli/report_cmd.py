@@ -10,6 +10,7 @@ import typer
 
 from cli.choices import choices, device_option
 from cli.heads_cmd import CONFIG_HELP
+from cli.registry import CommandTable
 from featcache.errors import FeatcacheError
 
 Baseline = choices("Baseline", ("still", "aug-frames"))
@@ -17,16 +18,10 @@ ORACLE_KINDS = ("flow", "dynamic")  # what --temporal both runs, in this order
 TemporalOrBoth = choices("TemporalOrBoth", (*ORACLE_KINDS, "both"))
 Experiment = choices("Experiment", ("main", "midframe"))
 
-
-def register(app, data_app) -> None:
-    app.command("keyframes")(keyframes_command)
-    app.command("baseline")(baseline_command)
-    app.command("oracle")(oracle_command)
-    app.command("report")(report_command)
-    app.command("demo")(demo_command)
-    data_app.command("midframes")(midframes_command)
+commands = CommandTable()  # registered by cli.app
 
 
+@commands.command("keyframes")
 def keyframes_command(
     root: Path = typer.Argument(..., help="Dataset root in folder layout (reads ROOT/videos/train)."),
     cache: Path = typer.Option(Path("cache"), "--cache", help="Cache folder with the still cache; writes keyframes-<backbone>.h5."),
@@ -49,6 +44,7 @@ def keyframes_command(
                           restart=restart)
     typer.echo(f"key frames: {path}")
 
+@commands.command("baseline")
 def baseline_command(
     method: Baseline = typer.Argument(..., help="still: the still model alone; aug-frames: still + mined key frames."),
     root: Optional[Path] = typer.Option(None, "--root", help="aug-frames: mine the key frames from ROOT first when missing."),
@@ -78,6 +74,7 @@ def baseline_command(
     print_metrics(metrics)
     typer.echo(f"metrics: {out / METRICS_FILE}")
 
+@commands.command("oracle")
 def oracle_command(
     cache: Path = typer.Option(Path("cache"), "--cache", help="Cache folder with the still and temporal caches."),
     temporal: TemporalOrBoth = typer.Option(TemporalOrBoth.both, "--temporal", help="Temporal modality: flow, dynamic or both."),
@@ -109,6 +106,7 @@ def oracle_command(
             )
         typer.echo(f"metrics: {out / kind / METRICS_FILE}")
 
+@commands.command("report")
 def report_command(
     runs: List[Path] = typer.Argument(None, help="Folders holding run directories (default: runs)."),
     out: Path = typer.Option(Path("report"), "--out", help="Writes DIR/report.md, DIR/report.html and DIR/figures/."),
@@ -122,6 +120,7 @@ def report_command(
     if report.skipped:
         typer.echo(f"{len(report.skipped)} unreadable metrics.json skipped (listed in the report)", err=True)
 
+@commands.command("demo")
 def demo_command(
     out: Path = typer.Option(Path("demo"), "--out", help="Everything goes here: data, cache, runs, report."),
     classes: int = typer.Option(6, "--classes", help="Classes of the synthetic dataset."),
@@ -136,6 +135,7 @@ def demo_command(
 
     run_demo(out, classes=classes, seed=seed, quick=quick, restart=restart, device=device, seeds=seeds)
 
+@commands.command("midframes", data=True)
 def midframes_command(
     root: Path = typer.Argument(..., help="Dataset root with videos/{train,test}."),
     out: Path = typer.Argument(..., help="New dataset root: middle frames as stills, videos linked."),

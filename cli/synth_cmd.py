@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from cli.registry import CommandTable
 from featcache.errors import DatasetError
 
 
@@ -38,10 +39,10 @@ def parse_size(text: str, what: str) -> tuple[int, int]:
     return parts[0], parts[1]
 
 
-def register(app, data_app) -> None:
-    data_app.command("synth")(synth)
+commands = CommandTable()  # registered by cli.app
 
 
+@commands.command("synth", data=True)
 def synth(
     root: Path = typer.Argument(..., help="Folder to write the dataset into (created if missing)."),
     classes: int = typer.Option(8, "--classes", help="Number of action classes (2-12, taken in pairs)."),

@@ -12,6 +12,7 @@ from typing import Optional
 import typer
 
 from cli.choices import Modality, Temporal, choices, device_option
+from cli.registry import CommandTable
 from heads.finetune.defaults import FINETUNE_DEFAULTS, TARGET_MODES, TEMPERATURE, TSN_DEFAULTS
 
 # CPU-friendly image sizes: the paper's 256/224 costs ~4x more and is the default on CUDA.
@@ -21,9 +22,7 @@ GPU_CROP, GPU_RESIZE = 224, 256
 Targets = choices("Targets", sorted(TARGET_MODES))  # cached, live: the order --help lists
 
 
-def register(app: typer.Typer, data_app: typer.Typer) -> None:
-    app.command("finetune")(finetune)
-    app.command("tsn")(tsn)
+commands = CommandTable()  # registered by cli.app
 
 
 def _sizes(device: str, crop: Optional[int], resize: Optional[int]) -> tuple[int, int]:
@@ -64,6 +63,7 @@ def _epochs(default: int):
     return typer.Option(default, help="training epochs")
 
 
+@commands.command("finetune")
 def finetune(
     modality: Modality = typer.Argument(..., help="still (Resnet-Still), dynamic (Resnet-Dyn) or flow (Resnet-Opt)"),
     root: Path = typer.Argument(..., help="dataset root in folder layout"),
@@ -98,6 +98,7 @@ def finetune(
     )
 
 
+@commands.command("tsn")
 def tsn(
     root: Path = typer.Argument(..., help="dataset root in folder layout"),
     temporal: Temporal = typer.Option(Temporal.dynamic, help="teacher modality"),
