@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from featcache.cache.schema import atomic_path
-from heads.experiments.report.runs import method_label, temporal_label
+from heads.experiments.report.runs import Run, method_label, temporal_label
 
 PANELS = (("derived", "Derived temporal - still (Fig. 7)"), ("fused", "Fused - still (Fig. 8)"))
 
@@ -65,7 +65,7 @@ def save_figure(fig, title: str, path: Path, dpi: int) -> Path:
     return path
 
 
-def plot_class_improvements(runs: Sequence[Any], out_dir: Path) -> list[tuple[str, Path]]:
+def plot_class_improvements(runs: Sequence[Run], out_dir: Path) -> list[tuple[str, Path]]:
     """One figure per run that has per-class still and derived/fused results; [(title, png)]."""
     figures = []
     for run in runs:
@@ -123,7 +123,7 @@ def plot_curves(entries: Sequence[dict], title: str, path: Path) -> Path | None:
     return save_figure(fig, title, path, dpi=100)
 
 
-def plot_learning_curves(runs: Sequence[Any], out_dir: Path) -> list[tuple[str, Path]]:
+def plot_learning_curves(runs: Sequence[Run], out_dir: Path) -> list[tuple[str, Path]]:
     """Learning curves of every run given that left a ``history.jsonl``; [(title, png)]."""
     from heads.evaluation.history import read_history
 
@@ -141,7 +141,7 @@ def plot_learning_curves(runs: Sequence[Any], out_dir: Path) -> list[tuple[str, 
 CONFUSION_PANELS = (("still", "Still"), ("fused", "Fused (paper)"), ("fused_calibrated", "Fused (calibrated)"))
 
 
-def plot_confusion(run: Any, out_dir: Path) -> tuple[str, Path] | None:
+def plot_confusion(run: Run | None, out_dir: Path) -> tuple[str, Path] | None:
     """Test confusion matrices of ``run`` (still and fused streams side by side): colour = share
     of the true class (row), number = count (summed over seeds). None when the run has none."""
     if run is None:
