@@ -1,6 +1,6 @@
 """The ``featcache`` typer app.
 
-Each command group lives in its own module with a ``register(app, data_app)`` hook.
+Each command group lives in its own module, its commands marked in a ``commands`` table (:mod:`cli.registry`).
 Modules import torch and friends inside the command functions, so ``featcache --help``
 stays fast. Every error ends the process with ONE line on stderr,
 ``featcache: error: <message>``, and a non-zero exit code, never a traceback: user errors
@@ -55,7 +55,7 @@ def main_options(
 
 
 for module in (data_cmd, synth_cmd, prepare_cmd, extract_cmd, heads_cmd, grid_cmd, tsn_cmd, report_cmd):
-    module.register(app, data_app)
+    module.commands.register(app, data_app)
 
 
 def fail(message: str, code: int = 1) -> None:

@@ -7,16 +7,15 @@ from typing import Optional
 
 import typer
 
+from cli.registry import CommandTable
+
 MAPPING_HELP = "class-mapping YAML, a shipped mapping name (ssvac40), or 'none' to keep every source class"
 
 
-def register(app, data_app) -> None:
-    data_app.command("check")(check)
-    data_app.command("import-ucf101")(import_ucf101)
-    data_app.command("import-hmdb51")(import_hmdb51)
-    data_app.command("import-stanford40")(import_stanford40)
+commands = CommandTable()  # registered by cli.app
 
 
+@commands.command("check", data=True)
 def check(
     root: Path = typer.Argument(..., help="dataset root in folder layout"),
     deep: bool = typer.Option(False, "--deep", help="decode every image and open every video (>= 2 frames)"),
@@ -48,46 +47,58 @@ def check(
     raise typer.Exit(1)
 
 
-def import_ucf101(
-    src: Path = typer.Argument(..., help="UCF-101 folder (holding UCF-101/ and ucfTrainTestlist/)"),
-    out: Path = typer.Argument(..., help="output dataset root (folder layout); may already hold other imports"),
-    mapping: Optional[str] = typer.Option(None, "--mapping", help=MAPPING_HELP + " [default: ssvac40]"),
-    split: int = typer.Option(1, "--split", min=1, max=3, help="official train/test split number"),
-    splits_dir: Optional[Path] = typer.Option(None, "--splits-dir", help="folder with classInd.txt and the split lists"),
-) -> None:
-    """Import UCF-101 videos (classInd.txt, trainlist0N.txt, testlist0N.txt) by symlink."""
-    from featcache.data.importers import ClassMapping
-    from featcache.data.importers import import_ucf101 as run
-
-    _print_summary(run(src, out, mapping=ClassMapping.load(mapping), split=split, splits_dir=splits_dir))
+# -- the importers' shared arguments and call ---------------------------------------
+def _out():
+    return typer.Argument(..., help="output dataset root (folder layout); may already hold other imports")
 
 
-def import_hmdb51(
-    src: Path = typer.Argument(..., help="HMDB-51 folder (holding hmdb51/ and testTrainMulti_7030_splits/)"),
-    out: Path = typer.Argument(..., help="output dataset root (folder layout); may already hold other imports"),
-    mapping: Optional[str] = typer.Option(None, "--mapping", help=MAPPING_HELP + " [default: ssvac40]"),
-    split: int = typer.Option(1, "--split", min=1, max=3, help="official train/test split number"),
-    splits_dir: Optional[Path] = typer.Option(None, "--splits-dir", help="folder with the <class>_test_splitN.txt files"),
-) -> None:
-    """Import HMDB-51 videos (<class>_test_splitN.txt: 1 train, 2 test, 0 unused) by symlink."""
-    from featcache.data.importers import ClassMapping
-    from featcache.data.importers import import_hmdb51 as run
-
-    _print_summary(run(src, out, mapping=ClassMapping.load(mapping), split=split, splits_dir=splits_dir))
+def _mapping():
+    return typer.Option(None, "--mapping", help=MAPPING_HELP + " [default: ssvac40]")
 
 
+def _run_importer(name: str, src: Path, out: Path, mapping: Optional[str], **options) -> None:
+    """``featcache.data.importers.<name>`` with the class mapping loaded, then its summary."""
+    from featcache.data import importers
+
+    _print_summary(getattr(importers, name)(src, out, mapping=importers.ClassMapping.load(mapping), **options))
+
+
+def _video_import_command(name: str, src_help: str, splits_help: str, doc: str):
+    """UCF-101 and HMDB-51 take the same arguments (official split number, split-list folder)."""
+
+    def command(
+        src: Path = typer.Argument(..., help=src_help),
+        out: Path = _out(),
+        mapping: Optional[str] = _mapping(),
+        split: int = typer.Option(1, "--split", min=1, max=3, help="official train/test split number"),
+        splits_dir: Optional[Path] = typer.Option(None, "--splits-dir", help=splits_help),
+    ) -> None:
+        _run_importer(name, src, out, mapping, split=split, splits_dir=splits_dir)
+
+    command.__doc__ = doc
+    return command
+
+
+import_ucf101 = commands.command("import-ucf101", data=True)(_video_import_command(
+    "import_ucf101", "UCF-101 folder (holding UCF-101/ and ucfTrainTestlist/)",
+    "folder with classInd.txt and the split lists",
+    "Import UCF-101 videos (classInd.txt, trainlist0N.txt, testlist0N.txt) by symlink."))
+import_hmdb51 = commands.command("import-hmdb51", data=True)(_video_import_command(
+    "import_hmdb51", "HMDB-51 folder (holding hmdb51/ and testTrainMulti_7030_splits/)",
+    "folder with the <class>_test_splitN.txt files",
+    "Import HMDB-51 videos (<class>_test_splitN.txt: 1 train, 2 test, 0 unused) by symlink."))
+
+
+@commands.command("import-stanford40", data=True)
 def import_stanford40(
     src: Path = typer.Argument(..., help="Stanford40 folder (holding JPEGImages/ and ImageSplits/)"),
-    out: Path = typer.Argument(..., help="output dataset root (folder layout); may already hold other imports"),
-    mapping: Optional[str] = typer.Option(None, "--mapping", help=MAPPING_HELP + " [default: ssvac40]"),
+    out: Path = _out(),
+    mapping: Optional[str] = _mapping(),
     val_fraction: float = typer.Option(0.1, "--val-fraction", help="fraction of each class's train images moved to val"),
     seed: int = typer.Option(0, "--seed", help="seed of the train/val carve"),
 ) -> None:
     """Import Stanford40 still images (ImageSplits/<action>_train|test.txt) by symlink, carving a val split."""
-    from featcache.data.importers import ClassMapping
-    from featcache.data.importers import import_stanford40 as run
-
-    _print_summary(run(src, out, mapping=ClassMapping.load(mapping), val_fraction=val_fraction, seed=seed))
+    _run_importer("import_stanford40", src, out, mapping, val_fraction=val_fraction, seed=seed)
 
 
 # -- rendering ----------------------------------------------------------------

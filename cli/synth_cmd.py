@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from cli.registry import CommandTable
 from featcache.errors import DatasetError
 
 
@@ -38,74 +39,92 @@ def parse_size(text: str, what: str) -> tuple[int, int]:
     return parts[0], parts[1]
 
 
-def register(app, data_app) -> None:
-    @data_app.command("synth")
-    def synth(
-        root: Path = typer.Argument(..., help="Folder to write the dataset into (created if missing)."),
-        classes: int = typer.Option(8, "--classes", help="Number of action classes (2-12, taken in pairs)."),
-        seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives byte-identical files."),
-        stills_per_class: str = typer.Option(
-            "24,8,12", "--stills-per-class", help="Stills per class: TRAIN,VAL,TEST, or one number for train."),
-        videos_per_class: str = typer.Option(
-            "10,4", "--videos-per-class", help="Videos per class: TRAIN,TEST, or one number for train."),
-        frames: int = typer.Option(64, "--frames", help="Frames per video (>= 40; flow stacks use the middle 61)."),
-        still_size: str = typer.Option("224x224", "--still-size", help="Still size HxW."),
-        video_size: str = typer.Option("96x128", "--video-size", help="Video frame size HxW."),
-        still_motion_cue: float = typer.Option(
-            0.0, "--still-motion-cue", min=0.0, max=1.0,
-            help="How much of the direction of motion a still reveals, 0..1: the probability that its motion blur "
-                 "is a trail showing the direction (0: stills never show it, only videos do; 1: every still does). "
-                 "Ideal still-only accuracy on a pair is 50% + 50% x this; synth.json records it."),
-        shuffle_videos: bool = typer.Option(
-            False, "--shuffle-videos",
-            help="Negative control: each video shows a random class's action, so videos carry no label information."),
-        workers: int = typer.Option(
-            min(2, os.cpu_count() or 1), "--workers", help="Processes rendering in parallel."),
-        restart: bool = typer.Option(
-            False, "--restart", help="Start over: replace a dataset already in ROOT (otherwise a matching one is resumed)."),
-        overwrite: bool = typer.Option(False, "--overwrite", hidden=True, help="Deprecated: use --restart."),
-        list_classes: bool = typer.Option(False, "--list-classes", help="Print the classes and exit."),
-    ) -> None:
-        """Write a synthetic still+video action dataset (folder layout) where paired classes differ only in motion.
+commands = CommandTable()  # registered by cli.app
 
-        An interrupted run resumes when rerun with the same settings; a ROOT holding anything else is refused unless --restart is given.
-        """
-        from rich.console import Console
-        from rich.table import Table
 
-        from featcache.data.dataset import FolderDataset
-        from featcache.data.synth.actions import ACTIONS, pair_of
-        from featcache.data.synth.generate import SynthConfig, generate
+@commands.command("synth", data=True)
+def synth(
+    root: Path = typer.Argument(..., help="Folder to write the dataset into (created if missing)."),
+    classes: int = typer.Option(8, "--classes", help="Number of action classes (2-12, taken in pairs)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives byte-identical files."),
+    stills_per_class: str = typer.Option(
+        "24,8,12", "--stills-per-class", help="Stills per class: TRAIN,VAL,TEST, or one number for train."),
+    videos_per_class: str = typer.Option(
+        "10,4", "--videos-per-class", help="Videos per class: TRAIN,TEST, or one number for train."),
+    frames: int = typer.Option(64, "--frames", help="Frames per video (>= 40; flow stacks use the middle 61)."),
+    still_size: str = typer.Option("224x224", "--still-size", help="Still size HxW."),
+    video_size: str = typer.Option("96x128", "--video-size", help="Video frame size HxW."),
+    still_motion_cue: float = typer.Option(
+        0.0, "--still-motion-cue", min=0.0, max=1.0,
+        help="How much of the direction of motion a still reveals, 0..1: the probability that its motion blur "
+             "is a trail showing the direction (0: stills never show it, only videos do; 1: every still does). "
+             "Ideal still-only accuracy on a pair is 50% + 50% x this; synth.json records it."),
+    shuffle_videos: bool = typer.Option(
+        False, "--shuffle-videos",
+        help="Negative control: each video shows a random class's action, so videos carry no label information."),
+    workers: int = typer.Option(
+        min(2, os.cpu_count() or 1), "--workers", help="Processes rendering in parallel."),
+    restart: bool = typer.Option(
+        False, "--restart", help="Start over: replace a dataset already in ROOT (otherwise a matching one is resumed)."),
+    overwrite: bool = typer.Option(False, "--overwrite", hidden=True, help="Deprecated: use --restart."),
+    list_classes: bool = typer.Option(False, "--list-classes", help="Print the classes and exit."),
+) -> None:
+    """Write a synthetic still+video action dataset (folder layout) where paired classes differ only in motion.
 
-        console = Console()
-        if list_classes:
-            table = Table("label", "class", "pair", "what it shows")
-            for action in ACTIONS[: max(2, min(classes, len(ACTIONS)))]:
-                table.add_row(str(action.id), action.name, pair_of(action).name, action.description)
-            console.print(table)
-            return
-        config = SynthConfig(
-            classes=classes, seed=seed,
-            stills=parse_counts(stills_per_class, ("train", "val", "test"), "--stills-per-class"),
-            videos=parse_counts(videos_per_class, ("train", "test"), "--videos-per-class"),
-            frames=frames, still_size=parse_size(still_size, "--still-size"),
-            video_size=parse_size(video_size, "--video-size"), still_motion_cue=still_motion_cue,
-            shuffle_videos=shuffle_videos,
-        )
-        result = generate(root, config, overwrite=restart or overwrite, workers=max(1, workers))
-        dataset = FolderDataset(root)  # check that what was written loads
-        verb = "resumed" if result["resumed"] else "wrote"
-        console.print(
-            f"{verb} {root}: {result['written']} files written, {result['skipped']} already there, "
-            f"in {result['seconds']:.1f} s"
-        )
-        table = Table("label", "class", "what it shows")
-        for label, name in enumerate(dataset.classes):
-            table.add_row(str(label), name, next(a.description for a in ACTIONS if a.name == name))
-        console.print(table)
-        summary = dataset.summary()
-        console.print("  ".join(f"{kind}: " + ", ".join(f"{s} {n}" for s, n in splits.items())
-                                for kind, splits in summary.items()))
-        ideal = config.ideal_accuracies()
-        console.print(f"still motion cue {config.still_motion_cue:g}: ideal accuracy still-only "
-                      f"{100 * ideal['still_only']:.1f}%, video-only {100 * ideal['video_only']:.1f}%")
+    An interrupted run resumes when rerun with the same settings; a ROOT holding anything else is refused unless --restart is given.
+    """
+    from featcache.data.synth.generate import SynthConfig, generate
+
+    if list_classes:
+        _print_classes(classes)
+        return
+    config = SynthConfig(
+        classes=classes, seed=seed,
+        stills=parse_counts(stills_per_class, ("train", "val", "test"), "--stills-per-class"),
+        videos=parse_counts(videos_per_class, ("train", "test"), "--videos-per-class"),
+        frames=frames, still_size=parse_size(still_size, "--still-size"),
+        video_size=parse_size(video_size, "--video-size"), still_motion_cue=still_motion_cue,
+        shuffle_videos=shuffle_videos,
+    )
+    result = generate(root, config, overwrite=restart or overwrite, workers=max(1, workers))
+    _print_dataset(root, result, config)
+
+
+def _print_classes(classes: int) -> None:
+    """--list-classes: the first ``classes`` actions (2..all) with their motion twin."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from featcache.data.synth.actions import ACTIONS, pair_of
+
+    table = Table("label", "class", "pair", "what it shows")
+    for action in ACTIONS[: max(2, min(classes, len(ACTIONS)))]:
+        table.add_row(str(action.id), action.name, pair_of(action).name, action.description)
+    Console().print(table)
+
+
+def _print_dataset(root: Path, result: dict, config) -> None:
+    """What was written, loading it back as a dataset first (so a broken write fails here)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from featcache.data.dataset import FolderDataset
+    from featcache.data.synth.actions import ACTIONS
+
+    console = Console()
+    dataset = FolderDataset(root)  # check that what was written loads
+    verb = "resumed" if result["resumed"] else "wrote"
+    console.print(
+        f"{verb} {root}: {result['written']} files written, {result['skipped']} already there, "
+        f"in {result['seconds']:.1f} s"
+    )
+    table = Table("label", "class", "what it shows")
+    for label, name in enumerate(dataset.classes):
+        table.add_row(str(label), name, next(a.description for a in ACTIONS if a.name == name))
+    console.print(table)
+    summary = dataset.summary()
+    console.print("  ".join(f"{kind}: " + ", ".join(f"{s} {n}" for s, n in splits.items())
+                            for kind, splits in summary.items()))
+    ideal = config.ideal_accuracies()
+    console.print(f"still motion cue {config.still_motion_cue:g}: ideal accuracy still-only "
+                  f"{100 * ideal['still_only']:.1f}%, video-only {100 * ideal['video_only']:.1f}%")

@@ -6,22 +6,23 @@ Both run on one machine or under ``torchrun`` (DistributedDataParallel); both re
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from cli.choices import Modality, Temporal, device_option
+from cli.choices import Modality, Temporal, choices, device_option
+from cli.registry import CommandTable
+from heads.finetune.defaults import FINETUNE_DEFAULTS, TARGET_MODES, TEMPERATURE, TSN_DEFAULTS
 
 # CPU-friendly image sizes: the paper's 256/224 costs ~4x more and is the default on CUDA.
 CPU_CROP, CPU_RESIZE = 112, 128
 GPU_CROP, GPU_RESIZE = 224, 256
 
+Targets = choices("Targets", sorted(TARGET_MODES))  # cached, live: the order --help lists
 
-class Targets(str, Enum):
-    cached = "cached"
-    live = "live"
+
+commands = CommandTable()  # registered by cli.app
 
 
 def _sizes(device: str, crop: Optional[int], resize: Optional[int]) -> tuple[int, int]:
@@ -33,71 +34,100 @@ def _sizes(device: str, crop: Optional[int], resize: Optional[int]) -> tuple[int
     return crop, resize
 
 
-def register(app: typer.Typer, data_app: typer.Typer) -> None:
-    @app.command("finetune")
-    def finetune(
-        modality: Modality = typer.Argument(..., help="still (Resnet-Still), dynamic (Resnet-Dyn) or flow (Resnet-Opt)"),
-        root: Path = typer.Argument(..., help="dataset root in folder layout"),
-        backbone: Optional[str] = typer.Option(None, help="backbone name (default: resnet50 if its weights are here, else efficientnet-lite0)"),
-        weights: Optional[str] = typer.Option(None, help="initial weights: a .pth / featcache checkpoint, or 'random' (default: ImageNet)"),
-        cache: Path = typer.Option(Path("cache"), help="cache folder (temporal.h5 is read from it; models/ is written in it)"),
-        out: Optional[Path] = typer.Option(None, "--out", help="run folder for metrics.json, history.jsonl, config.yaml and the resumable checkpoint (default: runs/finetune-<modality>-<backbone>)"),
-        model: Optional[Path] = typer.Option(None, "--model", help="where the fine-tuned model goes (default: CACHE/models/<modality>-<backbone>.pt, where tsn and extract find it)"),
-        run_dir: Optional[Path] = typer.Option(None, "--run-dir", hidden=True, help="Deprecated: use --out."),
-        epochs: int = typer.Option(3, help="training epochs"),
-        lr: float = typer.Option(0.01, help="SGD learning rate (cosine decay)"),
-        batch_size: int = typer.Option(32, help="batch size per process (the paper: 128)"),
-        momentum: float = typer.Option(0.9, help="SGD momentum"),
-        weight_decay: float = typer.Option(1e-4, help="SGD weight decay"),
-        crop: Optional[int] = typer.Option(None, help="crop size (default: 224 on CUDA, 112 on CPU)"),
-        resize: Optional[int] = typer.Option(None, help="short side before cropping (default: 256 on CUDA, 128 on CPU)"),
-        device: str = device_option("Under torchrun, cuda means cuda:LOCAL_RANK."),
-        workers: Optional[int] = typer.Option(None, help="data-loading workers (default: 0 on CPU, up to 8 on CUDA)"),
-        seed: int = typer.Option(0, help="random seed (data order, augmentation, head init)"),
-        restart: bool = typer.Option(False, "--restart", help="start over, ignoring RUN_DIR/checkpoint.pt (default: resume it when it holds the same run)"),
-        resume: Optional[bool] = typer.Option(None, "--resume/--no-resume", hidden=True, help="Deprecated: --no-resume is --restart."),
-    ) -> None:
-        """Fine-tune a backbone end to end on stills or on temporal instances (paper section 5)."""
-        from heads.finetune import finetune as finetune_main
+# -- the options both commands take (one definition each) ------------------------------
+def _crop():
+    return typer.Option(None, help=f"crop size (default: {GPU_CROP} on CUDA, {CPU_CROP} on CPU)")
 
-        crop_px, resize_px = _sizes(device, crop, resize)
-        finetune_main.finetune_model(
-            root, modality.value, backbone=backbone, weights=weights, cache_dir=cache, out=model, run_dir=out or run_dir,
-            epochs=epochs, lr=lr, batch_size=batch_size, momentum=momentum, weight_decay=weight_decay,
-            crop=crop_px, resize=resize_px, device=device, workers=workers, seed=seed,
-            resume=False if restart else resume,
-        )
 
-    @app.command("tsn")
-    def tsn(
-        root: Path = typer.Argument(..., help="dataset root in folder layout"),
-        temporal: Temporal = typer.Option(Temporal.dynamic, help="teacher modality"),
-        backbone: Optional[str] = typer.Option(None, help="backbone name, used for the default model paths"),
-        cache: Path = typer.Option(Path("cache"), help="cache folder (temporal.h5, models/, feature caches)"),
-        out: Optional[Path] = typer.Option(None, help="run folder (default: runs/tsn-<temporal>-<backbone>)"),
-        student: Optional[Path] = typer.Option(None, help="still model to start from (default: CACHE/models/still-<backbone>.pt)"),
-        teacher: Optional[Path] = typer.Option(None, help="temporal teacher (default: CACHE/models/<temporal>-<backbone>.pt)"),
-        targets: Targets = typer.Option(Targets.cached, help="teacher soft targets: cached (looked up once) or live (teacher runs every step)"),
-        temperature: Optional[float] = typer.Option(None, help="softmax temperature (default, Table 9: 2 flow, 10 dynamic)"),
-        lr: float = typer.Option(2e-4, help="RMSProp learning rate (Table 9)"),
-        epochs: int = typer.Option(3, help="training epochs"),
-        batch_size: int = typer.Option(32, help="batch size per process"),
-        num_convs: int = typer.Option(3, help="how many final conv layers of the student train"),
-        crop: Optional[int] = typer.Option(None, help="crop size (default: 224 on CUDA, 112 on CPU)"),
-        resize: Optional[int] = typer.Option(None, help="short side before cropping (default: 256 on CUDA, 128 on CPU)"),
-        device: str = device_option("Under torchrun, cuda means cuda:LOCAL_RANK."),
-        workers: Optional[int] = typer.Option(None, help="data-loading workers (default: 0 on CPU, up to 8 on CUDA)"),
-        seed: int = typer.Option(0, help="random seed (pairs, data order, augmentation)"),
-        restart: bool = typer.Option(False, "--restart", help="start over, ignoring RUN_DIR/checkpoint.pt (default: resume it when it holds the same run)"),
-        resume: Optional[bool] = typer.Option(None, "--resume/--no-resume", hidden=True, help="Deprecated: --no-resume is --restart."),
-    ) -> None:
-        """Teacher-student networks: distil the temporal model into the still model; prints still / derived / fused accuracy."""
-        from heads.finetune import tsn as tsn_main
+def _resize():
+    return typer.Option(None, help=f"short side before cropping (default: {GPU_RESIZE} on CUDA, {CPU_RESIZE} on CPU)")
 
-        crop_px, resize_px = _sizes(device, crop, resize)
-        tsn_main.train_tsn(
-            root, temporal=temporal.value, backbone=backbone, cache_dir=cache, out=out, student=student,
-            teacher=teacher, targets=targets.value, temperature=temperature, lr=lr, epochs=epochs,
-            batch_size=batch_size, num_convs=num_convs, crop=crop_px, resize=resize_px, device=device,
-            workers=workers, seed=seed, resume=False if restart else resume,
-        )
+
+def _device():
+    return device_option("Under torchrun, cuda means cuda:LOCAL_RANK.")
+
+
+def _workers():
+    return typer.Option(None, help="data-loading workers (default: 0 on CPU, up to 8 on CUDA)")
+
+
+def _restart():
+    return typer.Option(False, "--restart", help="start over, ignoring RUN_DIR/checkpoint.pt (default: resume it when it holds the same run)")
+
+
+def _resume():
+    return typer.Option(None, "--resume/--no-resume", hidden=True, help="Deprecated: --no-resume is --restart.")
+
+
+def _epochs(default: int):
+    return typer.Option(default, help="training epochs")
+
+
+@commands.command("finetune")
+def finetune(
+    modality: Modality = typer.Argument(..., help="still (Resnet-Still), dynamic (Resnet-Dyn) or flow (Resnet-Opt)"),
+    root: Path = typer.Argument(..., help="dataset root in folder layout"),
+    backbone: Optional[str] = typer.Option(None, help="backbone name (default: resnet50 if its weights are here, else efficientnet-lite0)"),
+    weights: Optional[str] = typer.Option(None, help="initial weights: a .pth / featcache checkpoint, or 'random' (default: ImageNet)"),
+    cache: Path = typer.Option(Path("cache"), help="cache folder (temporal.h5 is read from it; models/ is written in it)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="run folder for metrics.json, history.jsonl, config.yaml and the resumable checkpoint (default: runs/finetune-<modality>-<backbone>)"),
+    model: Optional[Path] = typer.Option(None, "--model", help="where the fine-tuned model goes (default: CACHE/models/<modality>-<backbone>.pt, where tsn and extract find it)"),
+    run_dir: Optional[Path] = typer.Option(None, "--run-dir", hidden=True, help="Deprecated: use --out."),
+    epochs: int = _epochs(FINETUNE_DEFAULTS["epochs"]),
+    lr: float = typer.Option(FINETUNE_DEFAULTS["lr"], help="SGD learning rate (cosine decay)"),
+    batch_size: int = typer.Option(FINETUNE_DEFAULTS["batch_size"], help="batch size per process (the paper: 128)"),
+    momentum: float = typer.Option(FINETUNE_DEFAULTS["momentum"], help="SGD momentum"),
+    weight_decay: float = typer.Option(FINETUNE_DEFAULTS["weight_decay"], help="SGD weight decay"),
+    crop: Optional[int] = _crop(),
+    resize: Optional[int] = _resize(),
+    device: str = _device(),
+    workers: Optional[int] = _workers(),
+    seed: int = typer.Option(0, help="random seed (data order, augmentation, head init)"),
+    restart: bool = _restart(),
+    resume: Optional[bool] = _resume(),
+) -> None:
+    """Fine-tune a backbone end to end on stills or on temporal instances (paper section 5)."""
+    from heads.finetune import finetune as finetune_main
+
+    crop_px, resize_px = _sizes(device, crop, resize)
+    finetune_main.finetune_model(
+        root, modality.value, backbone=backbone, weights=weights, cache_dir=cache, out=model, run_dir=out or run_dir,
+        epochs=epochs, lr=lr, batch_size=batch_size, momentum=momentum, weight_decay=weight_decay,
+        crop=crop_px, resize=resize_px, device=device, workers=workers, seed=seed,
+        resume=False if restart else resume,
+    )
+
+
+@commands.command("tsn")
+def tsn(
+    root: Path = typer.Argument(..., help="dataset root in folder layout"),
+    temporal: Temporal = typer.Option(Temporal.dynamic, help="teacher modality"),
+    backbone: Optional[str] = typer.Option(None, help="backbone name, used for the default model paths"),
+    cache: Path = typer.Option(Path("cache"), help="cache folder (temporal.h5, models/, feature caches)"),
+    out: Optional[Path] = typer.Option(None, help="run folder (default: runs/tsn-<temporal>-<backbone>)"),
+    student: Optional[Path] = typer.Option(None, help="still model to start from (default: CACHE/models/still-<backbone>.pt)"),
+    teacher: Optional[Path] = typer.Option(None, help="temporal teacher (default: CACHE/models/<temporal>-<backbone>.pt)"),
+    targets: Targets = typer.Option(Targets.cached, help="teacher soft targets: cached (looked up once) or live (teacher runs every step)"),
+    temperature: Optional[float] = typer.Option(None, help=f"softmax temperature (default, Table 9: {TEMPERATURE['flow']:g} flow, {TEMPERATURE['dynamic']:g} dynamic)"),
+    lr: float = typer.Option(TSN_DEFAULTS["lr"], help="RMSProp learning rate (Table 9)"),
+    epochs: int = _epochs(TSN_DEFAULTS["epochs"]),
+    batch_size: int = typer.Option(TSN_DEFAULTS["batch_size"], help="batch size per process"),
+    num_convs: int = typer.Option(TSN_DEFAULTS["num_convs"], help="how many final conv layers of the student train"),
+    crop: Optional[int] = _crop(),
+    resize: Optional[int] = _resize(),
+    device: str = _device(),
+    workers: Optional[int] = _workers(),
+    seed: int = typer.Option(0, help="random seed (pairs, data order, augmentation)"),
+    restart: bool = _restart(),
+    resume: Optional[bool] = _resume(),
+) -> None:
+    """Teacher-student networks: distil the temporal model into the still model; prints still / derived / fused accuracy."""
+    from heads.finetune import tsn as tsn_main
+
+    crop_px, resize_px = _sizes(device, crop, resize)
+    tsn_main.train_tsn(
+        root, temporal=temporal.value, backbone=backbone, cache_dir=cache, out=out, student=student,
+        teacher=teacher, targets=targets.value, temperature=temperature, lr=lr, epochs=epochs,
+        batch_size=batch_size, num_convs=num_convs, crop=crop_px, resize=resize_px, device=device,
+        workers=workers, seed=seed, resume=False if restart else resume,
+    )

@@ -196,6 +196,22 @@ def link_temporal(cache: Path, mid_cache: Path, backbone: str) -> None:
             os.symlink(source.resolve(), link)
 
 
+def midframe_experiment(root: Path, cache: Path, mid: tuple[Path, Path, Path], backbone: str, budget: DemoBudget,
+                        *, seed: int, device: str, seeds: int) -> None:
+    """Section 5.4 on the mid-frame dataset ``mid`` = (root, cache, runs): the still model and the
+    T2SIL methods again, on the main experiment's temporal data and models (linked)."""
+    from featcache.data.midframes import build_midframes
+
+    mid_root, mid_cache, mid_runs = mid
+    build_midframes(root, mid_root, seed=seed)
+    link_temporal(cache, mid_cache, backbone)
+    finetune_models(mid_root, mid_cache, mid_runs, backbone, budget, ("still",), "midframe", device)
+    extract_features(mid_root, mid_cache, backbone, budget, ("still",), device)
+    baselines(mid_root, mid_cache, mid_runs, backbone, "midframe", False, device, seeds)
+    train_heads(mid_cache, mid_runs, ("gan", "embed"), "midframe", device, seeds)
+    train_tsn(mid_root, mid_cache, mid_runs, backbone, budget, "midframe", device)
+
+
 # -- the pipeline ------------------------------------------------------------------
 def run_demo(out: str | os.PathLike = "demo", *, classes: int = 6, seed: int = 0, quick: bool = False,
              restart: bool = False, device: str = "auto", seeds: int = 3) -> Path:
@@ -207,7 +223,6 @@ def run_demo(out: str | os.PathLike = "demo", *, classes: int = 6, seed: int = 0
     import torch
 
     from featcache.backbones import default_backbone
-    from featcache.data.midframes import build_midframes
     from featcache.representations.prepare import PrepareSettings, prepare
     from featcache.data.synth.generate import SynthConfig, generate
     from heads.experiments.report.render import print_report, write_report
@@ -241,17 +256,8 @@ def run_demo(out: str | os.PathLike = "demo", *, classes: int = 6, seed: int = 0
                lambda: train_heads(cache, main_runs, ("classifier", "gan", "embed"), "main", device, seeds))
     stages.run("teacher-student networks", lambda: train_tsn(root, cache, main_runs, backbone, budget, "main", device))
     stages.run("oracle", lambda: oracle(cache, main_runs, budget, device))
-
-    def midframe() -> None:
-        build_midframes(root, mid_root, seed=seed)
-        link_temporal(cache, mid_cache, backbone)
-        finetune_models(mid_root, mid_cache, mid_runs, backbone, budget, ("still",), "midframe", device)
-        extract_features(mid_root, mid_cache, backbone, budget, ("still",), device)
-        baselines(mid_root, mid_cache, mid_runs, backbone, "midframe", False, device, seeds)
-        train_heads(mid_cache, mid_runs, ("gan", "embed"), "midframe", device, seeds)
-        train_tsn(mid_root, mid_cache, mid_runs, backbone, budget, "midframe", device)
-
-    stages.run("mid-frame experiment", midframe)
+    stages.run("mid-frame experiment", lambda: midframe_experiment(
+        root, cache, (mid_root, mid_cache, mid_runs), backbone, budget, seed=seed, device=device, seeds=seeds))
     report_dir = out / "report"
     report, tables, path = stages.run("report", lambda: write_report([runs], report_dir))
     print_report(tables, path, summary=report.summary)

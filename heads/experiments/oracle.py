@@ -118,44 +118,20 @@ def run_oracle(cache_dir="cache", temporal: str = "dynamic", *, runs: int = 100,
     """Oracle for one temporal modality with the heads' still model and the dimensionality-
     reduction network's temporal classifier (trained on train videos only; reused from
     ``<cache>/heads`` when a head already trained it). Returns metrics (written to ``out``)."""
-    import contextlib
     import time
-    from pathlib import Path
-
-    import torch
 
     from featcache.cache.schema import SPLIT_CODE
     from heads.training.config import default_config, write_config
     from heads.evaluation.metrics import build_metrics, write_metrics
     from heads.training.head_data import HeadData
-    from heads.evaluation.history import History, MemberHistories
     from featcache.utils.device import resolve_device
-    from heads.training.dim_reduction import DimRedStore, fit_dimred_networks
-    from heads.training.loop import Phases, predict
-    from heads.training.still_model import fit_still_models
 
     start = time.perf_counter()
     config = dict(config or default_config("classifier", temporal))
     data = HeadData.load(cache_dir, temporal, backbone)
     device = resolve_device(device)
-    store_dir = Path(cache_dir) / "heads"
-    store = DimRedStore([store_dir], [store_dir])
-    with contextlib.ExitStack() as stack:
-        bar = None
-        if progress:
-            from featcache.utils.progress import make_progress
-
-            bar = stack.enter_context(make_progress())
-        history = stack.enter_context(History(out)) if out is not None else None
-        phases = Phases(bar, MemberHistories([history], 1))
-        still = fit_still_models(data, [config], device, phases)
-        dimred = fit_dimred_networks(data, [config], device, phases, store)
-    # Every temporal row, train rows marked: the draw must never pick them.
-    rows = [data.temporal["train"], data.temporal["test"]]
-    features = torch.cat([r.features for r in rows]).to(device)
-    temporal_probs = predict(dimred.model, features, 1).softmax(-1)[0].cpu().numpy()
-    temporal_labels = torch.cat([r.labels for r in rows]).numpy()
-    train_used = torch.cat([torch.ones(len(rows[0]), dtype=torch.bool), torch.zeros(len(rows[1]), dtype=torch.bool)]).numpy()
+    still, dimred = _fit_heads(data, config, cache_dir, device, out, progress)
+    temporal_probs, temporal_labels, train_used = _temporal_rows(data, dimred, device)
 
     splits = [s for s in ("val", "test") if still.probs.get(s) is not None]
     still_probs = {s: still.probs[s][0].cpu().numpy() for s in splits}
@@ -169,6 +145,55 @@ def run_oracle(cache_dir="cache", temporal: str = "dynamic", *, runs: int = 100,
                             {s: still_probs.get(s) for s in ("val", "test")}, None,
                             {s: labels.get(s) for s in ("val", "test")}, data.classes,
                             time.perf_counter() - start, experiment=experiment)
+    _add_oracle_metrics(metrics, results, runs)
+    metrics["temporal_classifier"] = {"test": round(dimred.temporal_test[0], 4)}
+    metrics["temporal_rows"] = {"eligible": int((~train_used).sum()), "train_used": int(train_used.sum())}
+    if out is not None:
+        write_config(out, config, f"featcache oracle --temporal {temporal}: the still model and temporal classifier's "
+                                  f"configuration ({runs} runs, seed {seed})")
+        write_metrics(out, metrics)
+    return metrics
+
+
+def _fit_heads(data, config: dict, cache_dir, device, out, progress: bool):
+    """The still model and the dimensionality-reduction network (its temporal classifier), as
+    ``train-head classifier`` trains them; the latter is reused from ``<cache>/heads`` when stored."""
+    import contextlib
+    from pathlib import Path
+
+    from featcache.utils.progress import optional_progress
+    from heads.evaluation.history import History, MemberHistories
+    from heads.training.dim_reduction import DimRedStore, fit_dimred_networks
+    from heads.training.loop import Phases
+    from heads.training.still_model import fit_still_models
+
+    store_dir = Path(cache_dir) / "heads"
+    store = DimRedStore([store_dir], [store_dir])
+    with contextlib.ExitStack() as stack:
+        bar = stack.enter_context(optional_progress(progress))
+        history = stack.enter_context(History(out)) if out is not None else None
+        phases = Phases(bar, MemberHistories([history], 1))
+        still = fit_still_models(data, [config], device, phases)
+        dimred = fit_dimred_networks(data, [config], device, phases, store)
+    return still, dimred
+
+
+def _temporal_rows(data, dimred, device) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every temporal row's softmax and label, and a mask of the train rows (the draw must never pick them)."""
+    import torch
+
+    from heads.training.loop import predict
+
+    rows = [data.temporal["train"], data.temporal["test"]]
+    features = torch.cat([r.features for r in rows]).to(device)
+    temporal_probs = predict(dimred.model, features, 1).softmax(-1)[0].cpu().numpy()
+    temporal_labels = torch.cat([r.labels for r in rows]).numpy()
+    train_used = torch.cat([torch.ones(len(rows[0]), dtype=torch.bool), torch.zeros(len(rows[1]), dtype=torch.bool)]).numpy()
+    return temporal_probs, temporal_labels, train_used
+
+
+def _add_oracle_metrics(metrics: dict, results: dict[str, OracleResult], runs: int) -> None:
+    """The oracle's derived/fused accuracies, improvement over the still baseline and gain, per split."""
     metrics["derived"] = {s: _mean_or_none(results, s, "derived_accuracy") for s in ("val", "test")}
     metrics["fused"] = {s: _mean_or_none(results, s, "fused_accuracy") for s in ("val", "test")}
     metrics["improvement"] = {
@@ -182,13 +207,6 @@ def run_oracle(cache_dir="cache", temporal: str = "dynamic", *, runs: int = 100,
         metrics["fused"][f"{s}_ci"] = [round(v, 4) for v in accuracy_ci(r.fused_correct)]
     for s, r in results.items():
         metrics["per_class"][s]["fused"] = {k: round(v, 4) for k, v in (r.per_class_fused or {}).items()}
-    metrics["temporal_classifier"] = {"test": round(dimred.temporal_test[0], 4)}
-    metrics["temporal_rows"] = {"eligible": int((~train_used).sum()), "train_used": int(train_used.sum())}
-    if out is not None:
-        write_config(out, config, f"featcache oracle --temporal {temporal}: the still model and temporal classifier's "
-                                  f"configuration ({runs} runs, seed {seed})")
-        write_metrics(out, metrics)
-    return metrics
 
 
 def _mean_or_none(results: dict, split: str, field: str) -> float | None:

@@ -27,10 +27,10 @@ from featcache.errors import DatasetError, FeatcacheError
 from featcache.utils.progress import console
 from featcache.cache.schema import MODALITIES, backbone_file_tag, temporal_cache_path
 from heads.finetune import engine
+from heads.finetune.defaults import FINETUNE_DEFAULTS as DEFAULTS
 from heads.training.run_dir import default_run_dir
 
 CHECKPOINT_FILE = "checkpoint.pt"
-DEFAULTS = {"epochs": 3, "lr": 0.01, "batch_size": 32, "momentum": 0.9, "weight_decay": 1e-4}
 
 
 

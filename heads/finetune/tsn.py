@@ -32,13 +32,11 @@ from featcache.utils.progress import console, optional_progress
 from featcache.cache.schema import TEMPORAL_KINDS, backbone_file_tag, feature_cache_path, temporal_cache_path
 from featcache.utils.atomic import atomic_path
 from heads.finetune import engine
+from heads.finetune.defaults import TARGET_MODES, TEMPERATURE, TSN_DEFAULTS as DEFAULTS
 from heads.finetune.finetune import CHECKPOINT_FILE, model_path
 from heads.training.checkpoint import MODEL_FILE
 from heads.training.run_dir import default_run_dir
 
-TEMPERATURE = {"flow": 2.0, "dynamic": 10.0}  # Table 9
-DEFAULTS = {"lr": 2e-4, "epochs": 3, "batch_size": 32, "num_convs": 3}  # Table 9 learning rate
-TARGET_MODES = ("live", "cached")
 TARGETS_FILE = "teacher_logits.pt"
 
 

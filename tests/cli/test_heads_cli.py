@@ -4,10 +4,13 @@ import json
 import subprocess
 import sys
 
+import numpy as np
+import pytest
 import torch
 from typer.testing import CliRunner
 
 from cli.app import app
+from featcache.cache.feature_cache import FeatureCache, find_cache
 from heads.training.checkpoint import load_head_checkpoint
 from tests.heads_fixtures import synthetic_cache_dir  # noqa: F401
 
@@ -20,6 +23,15 @@ def sets(*items):
     return [arg for item in items for arg in ("--set", item)]
 
 
+def assert_test_accuracy(entry: dict, labels) -> None:
+    """A stream's test accuracy is what its confusion matrix counts (right / all), the matrix
+    covers exactly the cache's test stills (rows = each class's count), and it beats chance."""
+    counts = np.asarray(entry["confusion"])
+    assert counts.sum(axis=1).tolist() == np.bincount(np.asarray(labels), minlength=len(counts)).tolist()
+    assert entry["test"] == pytest.approx(100 * np.trace(counts) / counts.sum(), abs=1e-4)
+    assert entry["test"] > 100 / len(counts)
+
+
 def test_train_head_gan_writes_metrics_and_checkpoint(synthetic_cache_dir, tmp_path):
     run_dir = tmp_path / "run"
     result = CliRunner().invoke(app, ["train-head", "gan", "--cache", str(synthetic_cache_dir), "--temporal", "flow",
@@ -29,7 +41,9 @@ def test_train_head_gan_writes_metrics_and_checkpoint(synthetic_cache_dir, tmp_p
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert {"method", "temporal", "config", "still", "derived", "fused", "per_class", "seconds"} <= set(metrics)
     assert metrics["method"] == "gan" and metrics["temporal"] == "flow" and metrics["config"]["epochs"] == 2
-    assert 0 <= metrics["fused"]["test"] <= 100
+    test_labels = FeatureCache.open(find_cache(synthetic_cache_dir, "still")).split("test").labels
+    for stream in ("still", "derived", "fused"):
+        assert_test_accuracy(metrics[stream], test_labels)
     checkpoint = load_head_checkpoint(run_dir / "model.pt")
     assert checkpoint["method"] == "gan" and checkpoint["classes"] == sorted(metrics["per_class"]["test"]["still"])
     assert isinstance(checkpoint["state"]["generator"]["layers.0.weight"], torch.Tensor)

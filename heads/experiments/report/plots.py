@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from featcache.utils.atomic import atomic_path
+from heads.experiments.report.runs import Run, method_label, temporal_label
 
 PANELS = (("derived", "Derived temporal - still (Fig. 7)"), ("fused", "Fused - still (Fig. 8)"))
 
@@ -64,16 +65,14 @@ def save_figure(fig, title: str, path: Path, dpi: int) -> Path:
     return path
 
 
-def plot_class_improvements(runs: Sequence[Any], out_dir: Path) -> list[tuple[str, Path]]:
+def plot_class_improvements(runs: Sequence[Run], out_dir: Path) -> list[tuple[str, Path]]:
     """One figure per run that has per-class still and derived/fused results; [(title, png)]."""
-    from heads.experiments.report.render import MODALITY_NAMES, method_label
-
     figures = []
     for run in runs:
         improvements = class_improvements(run.metrics.get("per_class"))
         if not improvements:
             continue
-        modality = MODALITY_NAMES.get(run.temporal, run.temporal or "")
+        modality = temporal_label(run.temporal)
         experiment = "" if run.experiment == "main" else f", {run.experiment}"
         title = f"{method_label(run.method)} ({modality}{experiment})"
         name = f"{run.experiment}-{run.method}-{run.temporal}.png"
@@ -124,7 +123,7 @@ def plot_curves(entries: Sequence[dict], title: str, path: Path) -> Path | None:
     return save_figure(fig, title, path, dpi=100)
 
 
-def plot_learning_curves(runs: Sequence[Any], out_dir: Path) -> list[tuple[str, Path]]:
+def plot_learning_curves(runs: Sequence[Run], out_dir: Path) -> list[tuple[str, Path]]:
     """Learning curves of every run given that left a ``history.jsonl``; [(title, png)]."""
     from heads.evaluation.history import read_history
 
@@ -142,7 +141,7 @@ def plot_learning_curves(runs: Sequence[Any], out_dir: Path) -> list[tuple[str, 
 CONFUSION_PANELS = (("still", "Still"), ("fused", "Fused (paper)"), ("fused_calibrated", "Fused (calibrated)"))
 
 
-def plot_confusion(run: Any, out_dir: Path) -> tuple[str, Path] | None:
+def plot_confusion(run: Run | None, out_dir: Path) -> tuple[str, Path] | None:
     """Test confusion matrices of ``run`` (still and fused streams side by side): colour = share
     of the true class (row), number = count (summed over seeds). None when the run has none."""
     if run is None:
@@ -155,8 +154,6 @@ def plot_confusion(run: Any, out_dir: Path) -> tuple[str, Path] | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
-
-    from heads.experiments.report.render import MODALITY_NAMES, method_label
 
     classes = list(((run.metrics.get("per_class") or {}).get("test") or {}).get("still") or [])
     size = max(3.2, 0.42 * len(classes) + 1.6)
@@ -176,7 +173,7 @@ def plot_confusion(run: Any, out_dir: Path) -> tuple[str, Path] | None:
         ax.set_ylabel("true class")
         accuracy = run.metrics[stream].get("test")
         ax.set_title(f"{label}: {accuracy:.1f}% test" if accuracy is not None else label, fontsize=9)
-    title = f"{method_label(run.method)} ({MODALITY_NAMES.get(run.temporal, run.temporal or '')}), best by validation"
+    title = f"{method_label(run.method)} ({temporal_label(run.temporal)}), best by validation"
     if run.metrics.get("seeds"):
         title += f"; counts summed over {len(run.metrics['seeds'])} seeds"
     path = save_figure(fig, title, Path(out_dir) / f"confusion-{run.method}-{run.temporal}.png", dpi=110)

@@ -17,233 +17,26 @@ Tables (accuracies in percent; a missing entry is "—" and listed in the notes)
 Accuracy cells read ``val [low, high]`` (95% bootstrap CI over the stills) and, for runs
 over several seeds, ``mean ± std [low, high]``.
 
-When several runs share a (method, modality, experiment) cell, the best one by
-validation (:func:`heads.evaluation.metrics.selection_score`) fills it, as the paper tunes on val.
+When several runs share a cell, the best one by validation fills it (``report.runs``).
+Modules: ``runs`` (finding and reading run folders) -> ``tables`` (rows) -> ``significance``
+(Table 5, summary) -> ``plots`` (figures) -> ``render`` (this: Markdown/HTML assembly).
 """
 
 from __future__ import annotations
 
-import math
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
-from featcache.errors import FeatcacheError
 from featcache.utils.atomic import atomic_path
-from heads.evaluation.metrics import METRICS_FILE, format_accuracy, read_metrics, selection_score
-
-DASH = "—"
-MODALITIES = (("flow", "Optical-flow"), ("dynamic", "Dynamic images"))
-T2SIL_METHODS = (("gan", "GAN"), ("embed", "Triplets Embed."), ("tsn", "TSN"))
-MODALITY_NAMES = dict(MODALITIES)
-
-
-@dataclass
-class Run:
-    """One run directory and its metrics."""
-
-    path: Path
-    metrics: dict[str, Any]
-
-    @property
-    def method(self) -> str:
-        return str(self.metrics.get("method"))
-
-    @property
-    def temporal(self) -> str | None:
-        return self.metrics.get("temporal")
-
-    @property
-    def experiment(self) -> str:
-        return str(self.metrics.get("experiment") or "main")
-
-    def value(self, stream: str, split: str) -> float | None:
-        entry = self.metrics.get(stream)
-        value = entry.get(split) if isinstance(entry, dict) else None
-        return None if value is None or not math.isfinite(float(value)) else float(value)
+from heads.experiments.report.plots import plot_class_improvements, plot_confusion, plot_learning_curves
+from heads.experiments.report.runs import Report, best_run, best_run_per_kind, collect_runs, selected_t2sil_runs
+from heads.experiments.report.significance import gains_table, summary_paragraph
+from heads.experiments.report.tables import (
+    DASH, fmt_percent, midframe_baseline, oracle_baseline, table1, table2, table3, table4, table6,
+)
 
 
-@dataclass
-class Report:
-    runs: list[Run]
-    skipped: list[str] = field(default_factory=list)  # unreadable metrics files, one line each
-    missing: list[str] = field(default_factory=list)  # table cells without a run
-    summary: str = ""  # the plain-language paragraph (heads.experiments.report.significance)
-
-    def best(self, method: str, temporal: str | None, experiment: str = "main") -> Run | None:
-        """The best run by validation among those matching, or None."""
-        matching = [
-            r for r in self.runs
-            if r.method == method and r.experiment == experiment and (temporal is None or r.temporal == temporal)
-        ]
-        if not matching:
-            return None
-        return max(matching, key=lambda r: (selection_score(r.metrics)[0] or -1.0, str(r.path)))
-
-
-# -- collecting --------------------------------------------------------------------
-def collect_runs(folders: Sequence[str | os.PathLike]) -> Report:
-    """Every ``metrics.json`` under ``folders`` (a folder may itself be a run directory)."""
-    runs, skipped = [], []
-    for folder in folders:
-        folder = Path(folder)
-        if not folder.exists():
-            raise FeatcacheError(f"runs folder not found: {folder}")
-        files = [folder] if folder.is_file() else sorted(folder.rglob(METRICS_FILE))
-        for path in files:
-            try:
-                runs.append(Run(path.parent, read_metrics(path)))
-            except FeatcacheError as exc:  # one broken run must not hide the others
-                skipped.append(str(exc))
-    if not runs:
-        where = ", ".join(str(f) for f in folders)
-        raise FeatcacheError(f"no metrics.json found under {where}; run train-head, tsn, oracle or demo first")
-    return Report(runs=runs, skipped=skipped)
-
-
-# -- cell formatting -------------------------------------------------------------
-def fmt(value: float | None) -> str:
-    return DASH if value is None else f"{value:.1f}"
-
-
-def fmt_percent(value: float | None) -> str:
-    return DASH if value is None else f"{value:.1f}%"
-
-
-def fmt_mean_std(entry: dict[str, Any] | None) -> str:
-    """Oracle improvement: ``mean ± std`` over draws, then the CI over stills when recorded."""
-    if not entry or entry.get("mean") is None:
-        return DASH
-    text = f"{entry['mean']:.1f} ± {entry.get('std') or 0.0:.1f}"
-    ci = entry.get("ci")
-    return text + (f" [{ci[0]:.1f}, {ci[1]:.1f}]" if ci and ci[0] is not None else "")
-
-
-def _cell(report: Report, run: Run | None, stream: str, split: str, what: str) -> str:
-    value = run.value(stream, split) if run else None
-    if value is None:
-        report.missing.append(what)
-        return DASH
-    return format_accuracy(run.metrics.get(stream), split, DASH)
-
-
-# -- tables (each a list of rows; the first row is the header) -------------------------
-def table1(report: Report) -> list[list[str]]:
-    rows = [["Model", "Trained on", "Evaluated on", "Val", "Test"]]
-    for method, name, trained in (("still", "Still image", "still images"), ("aug-frames", "Aug. Still+Frame", "still + key frames")):
-        run = report.best(method, None)
-        counts = _train_counts(run)
-        rows.append([
-            name, trained + counts, "still images",
-            _cell(report, run, "still", "val", f"Table 1 {name} val"),
-            _cell(report, run, "still", "test", f"Table 1 {name} test"),
-        ])
-    for temporal, modality in MODALITIES:
-        # The fine-tuned temporal backbone (Resnet-Opt./Dyn.) when there is one, else the
-        # temporal classifier on cached features; both validated on the test videos.
-        finetuned = report.best(f"finetune-{temporal}", temporal)
-        run = finetuned or report.best("classifier", temporal)
-        accuracy = _temporal_model_accuracy(run)
-        if accuracy is None:
-            report.missing.append(f"Table 1 temporal model ({modality})")
-        trained = f"{modality} (train videos)" + ("" if finetuned or run is None else ", cached features")
-        rows.append([f"Temporal model ({modality})", trained, f"{modality} (test videos)", DASH, fmt(accuracy)])
-    return rows
-
-
-def _train_counts(run: Run | None) -> str:
-    config = (run.metrics.get("config") or {}) if run else {}
-    parts = [str(config[k]) for k in ("num_train", "num_keyframes") if isinstance(config.get(k), int)]
-    return f" ({'+'.join(parts)})" if parts else ""
-
-
-def _temporal_model_accuracy(run: Run | None) -> float | None:
-    """A temporal classifier's own accuracy: on the test videos (videos have no val split)."""
-    if run is None:
-        return None
-    if run.method == "classifier":
-        value = (run.metrics.get("temporal_classifier") or {}).get("test")
-        return None if value is None else float(value)
-    for stream in ("still", "derived"):
-        for split in ("test", "val"):
-            if (value := run.value(stream, split)) is not None:
-                return value
-    return None
-
-
-def table2(report: Report) -> list[list[str]]:
-    header = ["", "Method"] + [f"{name} {split}" for _, name in MODALITIES for split in ("Val", "Test")]
-    rows = [header]
-    for stream, group in (("derived", "Derived temporal"), ("fused", "Fusion with Still"),
-                          ("fused_calibrated", "Fusion, calibrated")):
-        for method, name in T2SIL_METHODS:
-            row = [group, name]
-            for temporal, modality in MODALITIES:
-                run = report.best(method, temporal)
-                for split in ("val", "test"):
-                    row.append(_cell(report, run, stream, split, f"Table 2 {group} {name} {modality} {split}"))
-            rows.append(row)
-    return rows
-
-
-def table3(report: Report) -> list[list[str]]:
-    rows = [["Solution"] + [f"{name} {col}" for _, name in MODALITIES for col in ("Temp.", "Fused")]]
-    for method, name in T2SIL_METHODS:
-        row = [name]
-        for temporal, modality in MODALITIES:
-            run = report.best(method, temporal, "midframe")
-            row.append(_cell(report, run, "derived", "test", f"Table 3 {name} {modality} Temp."))
-            row.append(_cell(report, run, "fused", "test", f"Table 3 {name} {modality} Fused"))
-        rows.append(row)
-    return rows
-
-
-def midframe_baseline(report: Report) -> float | None:
-    """The mid-frame still baseline's test accuracy (a still run, else any mid-frame run's still stream)."""
-    run = report.best("still", None, "midframe")
-    if run is None:
-        run = next((r for r in report.runs if r.experiment == "midframe" and r.value("still", "test") is not None), None)
-    return run.value("still", "test") if run else None
-
-
-def table4(report: Report) -> list[list[str]]:
-    rows = [["", *(f"{name} {split}" for _, name in MODALITIES for split in ("Val", "Test"))]]
-    row = ["Oracle test"]
-    for temporal, modality in MODALITIES:
-        run = report.best("oracle", temporal)
-        improvement = (run.metrics.get("improvement") or {}) if run else {}
-        for split in ("val", "test"):
-            cell = fmt_mean_std(improvement.get(split))
-            if cell == DASH:
-                report.missing.append(f"Table 4 oracle {modality} {split}")
-            row.append(cell)
-    rows.append(row)
-    return rows
-
-
-def table6(report: Report) -> list[list[str]]:
-    """Top-5 accuracy and mean average precision on test, per stream (the metrics papers report)."""
-    streams = (("still", "Still"), ("derived", "Derived"), ("fused", "Fused"))
-    rows = [["Method", "Modality", *(f"{name} top-5 / mAP" for _, name in streams)]]
-    for temporal, modality in MODALITIES:
-        for method, name in T2SIL_METHODS:
-            if (run := report.best(method, temporal)) is None:
-                continue
-            cells = []
-            for stream, _ in streams:
-                entry = run.metrics.get(stream) or {}
-                cells.append(f"{fmt(entry.get('top5'))} / {fmt(entry.get('map'))}")
-            rows.append([name, modality, *cells])
-    return rows
-
-
-def oracle_baseline(report: Report) -> dict[str, float | None]:
-    run = next((r for t, _ in MODALITIES if (r := report.best("oracle", t))), None) or report.best("still", None)
-    return {split: run.value("still", split) if run else None for split in ("val", "test")}
-
-
-# -- rendering ---------------------------------------------------------------------
 def markdown_table(rows: list[list[str]]) -> str:
     header, *body = rows
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
@@ -252,8 +45,6 @@ def markdown_table(rows: list[list[str]]) -> str:
 
 
 def build_tables(report: Report) -> dict[str, tuple[str, list[list[str]]]]:
-    from heads.experiments.report.significance import gains_table
-
     base = oracle_baseline(report)
     mid = midframe_baseline(report)
     return {
@@ -336,12 +127,8 @@ def write_report(folders: Sequence[str | os.PathLike], out: str | os.PathLike, p
     out = Path(out)
     report = collect_runs(folders)
     tables = build_tables(report)
-    from heads.experiments.report.significance import summary_paragraph
-
     figures, confusion, curves = [], None, []
     if plots:
-        from heads.experiments.report.plots import plot_class_improvements, plot_confusion, plot_learning_curves
-
         figures = plot_class_improvements(selected_t2sil_runs(report), out / "figures")
         confusion = plot_confusion(best_run(selected_t2sil_runs(report)), out / "figures")
         curves = plot_learning_curves(best_run_per_kind(report), out / "figures")
@@ -351,29 +138,6 @@ def write_report(folders: Sequence[str | os.PathLike], out: str | os.PathLike, p
     html = markdown.markdown(text, extensions=["tables"])
     write_text(out / "report.html", HTML_TEMPLATE.format(body=html))
     return report, tables, out / "report.md"
-
-
-def best_run(runs: Sequence[Run]) -> Run | None:
-    """The main-experiment run with the best validation score (the confusion figure's run)."""
-    main = [r for r in runs if r.experiment == "main" and selection_score(r.metrics)[0] is not None]
-    return max(main, key=lambda r: (selection_score(r.metrics)[0], str(r.path)), default=None)
-
-
-def selected_t2sil_runs(report: Report) -> list[Run]:
-    """The runs shown in Tables 2 and 3 (one per method x modality x experiment)."""
-    runs = []
-    for experiment in ("main", "midframe"):
-        for method, _ in T2SIL_METHODS:
-            for temporal, _ in MODALITIES:
-                if (run := report.best(method, temporal, experiment)) is not None:
-                    runs.append(run)
-    return runs
-
-
-def best_run_per_kind(report: Report) -> list[Run]:
-    """The best run by validation of each (method, temporal, experiment) present."""
-    kinds = dict.fromkeys((r.method, r.temporal, r.experiment) for r in report.runs)
-    return [report.best(method, temporal, experiment) for method, temporal, experiment in kinds]
 
 
 def print_report(tables: dict, report_path: Path, console=None, summary: str = "") -> None:
@@ -392,8 +156,3 @@ def print_report(tables: dict, report_path: Path, console=None, summary: str = "
     if summary:
         console.print(summary)
     console.print(f"report: [bold]{report_path}[/] and [bold]{report_path.with_suffix('.html')}[/]")
-
-
-def method_label(method: str) -> str:
-    return dict(T2SIL_METHODS).get(method, method)
-

@@ -17,8 +17,8 @@ from typing import Any
 
 from heads.evaluation.metrics import format_gain
 from heads.evaluation.statistics import ALPHA, is_significant
-
-DASH = "—"
+from heads.experiments.report.runs import T2SIL_METHODS, TEMPORAL_LABELS
+from heads.experiments.report.tables import DASH, fmt
 GAIN_STREAMS = (("derived", "Derived"), ("fused", "Fused (paper)"), ("fused_calibrated", "Fused (calibrated)"))
 
 
@@ -52,18 +52,15 @@ def fmt_share(share: float | None) -> str:
 
 
 def fmt_ece(run, stream: str) -> str:
-    value = ((run.metrics.get(stream) or {}).get("ece")) if run else None
-    return DASH if value is None else f"{value:.1f}"
+    return fmt(((run.metrics.get(stream) or {}).get("ece")) if run else None)
 
 
 def gains_table(report) -> list[list[str]]:
     """Rows method x modality: gains (test, CI, marks), oracle gain, recovered share, ECEs, seeds."""
-    from heads.experiments.report.render import MODALITIES, T2SIL_METHODS
-
     header = ["Method", "Modality", *(f"{name} gain" for _, name in GAIN_STREAMS), "Oracle gain",
               "Oracle recovered (paper / calibrated)", "ECE still / derived / fused", "Seeds"]
     rows = [header]
-    for temporal, modality in MODALITIES:
+    for temporal, modality in TEMPORAL_LABELS:
         oracle = oracle_gain(report, temporal)
         for method, name in T2SIL_METHODS:
             run = report.best(method, temporal)
@@ -79,10 +76,8 @@ def gains_table(report) -> list[list[str]]:
 
 def summary_paragraph(report) -> str:
     """What the numbers say, in words, whatever they say."""
-    from heads.experiments.report.render import MODALITIES, T2SIL_METHODS
-
     sentences = []
-    for temporal, modality in MODALITIES:
+    for temporal, modality in TEMPORAL_LABELS:
         oracle = oracle_gain(report, temporal)
         if oracle is None:
             sentences.append(f"{modality}: no oracle run, so the ceiling of what temporal knowledge can add is unknown.")

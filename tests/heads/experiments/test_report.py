@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from featcache.errors import FeatcacheError
-from heads.experiments.report.render import DASH, collect_runs, table1, table2, table3, table4, write_report
+from heads.experiments.report.render import write_report
+from heads.experiments.report.runs import collect_runs
+from heads.experiments.report.tables import DASH, table1, table2, table3, table4
 
 CLASSES = ["clap", "run", "wave"]
 

@@ -9,8 +9,9 @@ import pytest
 from heads.experiments.baselines import train_baseline
 from heads.evaluation.metrics import write_metrics
 from heads.experiments.oracle import run_oracle
-from heads.experiments.report.render import table2, table4, table6, write_report
+from heads.experiments.report.render import write_report
 from heads.experiments.report.significance import gains_table, recovered_share, summary_paragraph
+from heads.experiments.report.tables import table2, table4, table6
 from heads.training.seeds import train_seeds
 from tests.heads_fixtures import fast_config, head_data, synthetic_cache_dir  # noqa: F401
 

@@ -1,0 +1,115 @@
+"""The runs a report reads: every ``metrics.json`` under some folders, and which run fills a cell.
+
+When several runs share a (method, temporal kind, experiment) cell, the best one by validation
+(:func:`heads.evaluation.metrics.selection_score`) fills it, as the paper tunes on val.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from featcache.errors import FeatcacheError
+from heads.evaluation.metrics import METRICS_FILE, read_metrics, selection_score
+
+# The report's columns and their order (not featcache.cache.schema.MODALITIES, the cache's modalities).
+TEMPORAL_LABELS = (("flow", "Optical-flow"), ("dynamic", "Dynamic images"))
+T2SIL_METHODS = (("gan", "GAN"), ("embed", "Triplets Embed."), ("tsn", "TSN"))
+
+
+def temporal_label(temporal: str | None) -> str:
+    return dict(TEMPORAL_LABELS).get(temporal, temporal or "")
+
+
+def method_label(method: str) -> str:
+    return dict(T2SIL_METHODS).get(method, method)
+
+
+@dataclass
+class Run:
+    """One run directory and its metrics."""
+
+    path: Path
+    metrics: dict[str, Any]
+
+    @property
+    def method(self) -> str:
+        return str(self.metrics.get("method"))
+
+    @property
+    def temporal(self) -> str | None:
+        return self.metrics.get("temporal")
+
+    @property
+    def experiment(self) -> str:
+        return str(self.metrics.get("experiment") or "main")
+
+    def value(self, stream: str, split: str) -> float | None:
+        entry = self.metrics.get(stream)
+        value = entry.get(split) if isinstance(entry, dict) else None
+        return None if value is None or not math.isfinite(float(value)) else float(value)
+
+
+@dataclass
+class Report:
+    runs: list[Run]
+    skipped: list[str] = field(default_factory=list)  # unreadable metrics files, one line each
+    missing: list[str] = field(default_factory=list)  # table cells without a run
+    summary: str = ""  # the plain-language paragraph (heads.experiments.report.significance)
+
+    def best(self, method: str, temporal: str | None, experiment: str = "main") -> Run | None:
+        """The best run by validation among those matching, or None."""
+        matching = [
+            r for r in self.runs
+            if r.method == method and r.experiment == experiment and (temporal is None or r.temporal == temporal)
+        ]
+        if not matching:
+            return None
+        return max(matching, key=lambda r: (selection_score(r.metrics)[0] or -1.0, str(r.path)))
+
+
+
+def collect_runs(folders: Sequence[str | os.PathLike]) -> Report:
+    """Every ``metrics.json`` under ``folders`` (a folder may itself be a run directory)."""
+    runs, skipped = [], []
+    for folder in folders:
+        folder = Path(folder)
+        if not folder.exists():
+            raise FeatcacheError(f"runs folder not found: {folder}")
+        files = [folder] if folder.is_file() else sorted(folder.rglob(METRICS_FILE))
+        for path in files:
+            try:
+                runs.append(Run(path.parent, read_metrics(path)))
+            except FeatcacheError as exc:  # one broken run must not hide the others
+                skipped.append(str(exc))
+    if not runs:
+        where = ", ".join(str(f) for f in folders)
+        raise FeatcacheError(f"no metrics.json found under {where}; run train-head, tsn, oracle or demo first")
+    return Report(runs=runs, skipped=skipped)
+
+
+def best_run(runs: Sequence[Run]) -> Run | None:
+    """The main-experiment run with the best validation score (the confusion figure's run)."""
+    main = [r for r in runs if r.experiment == "main" and selection_score(r.metrics)[0] is not None]
+    return max(main, key=lambda r: (selection_score(r.metrics)[0], str(r.path)), default=None)
+
+
+def selected_t2sil_runs(report: Report) -> list[Run]:
+    """The runs shown in Tables 2 and 3 (one per method x modality x experiment)."""
+    runs = []
+    for experiment in ("main", "midframe"):
+        for method, _ in T2SIL_METHODS:
+            for temporal, _ in TEMPORAL_LABELS:
+                if (run := report.best(method, temporal, experiment)) is not None:
+                    runs.append(run)
+    return runs
+
+
+def best_run_per_kind(report: Report) -> list[Run]:
+    """The best run by validation of each (method, temporal, experiment) present."""
+    kinds = dict.fromkeys((r.method, r.temporal, r.experiment) for r in report.runs)
+    return [report.best(method, temporal, experiment) for method, temporal, experiment in kinds]
+

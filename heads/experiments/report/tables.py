@@ -1,0 +1,151 @@
+"""The paper's tables as rows of text cells (the first row is the header); a missing entry is
+``DASH`` and is listed in ``report.missing``. Table 5 is :mod:`heads.experiments.report.significance`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from heads.evaluation.metrics import format_accuracy
+from heads.experiments.report.runs import T2SIL_METHODS, TEMPORAL_LABELS, Report, Run
+
+DASH = "—"
+
+
+def fmt(value: float | None) -> str:
+    return DASH if value is None else f"{value:.1f}"
+
+
+def fmt_percent(value: float | None) -> str:
+    return DASH if value is None else f"{value:.1f}%"
+
+
+def fmt_mean_std(entry: dict[str, Any] | None) -> str:
+    """Oracle improvement: ``mean ± std`` over draws, then the CI over stills when recorded."""
+    if not entry or entry.get("mean") is None:
+        return DASH
+    text = f"{entry['mean']:.1f} ± {entry.get('std') or 0.0:.1f}"
+    ci = entry.get("ci")
+    return text + (f" [{ci[0]:.1f}, {ci[1]:.1f}]" if ci and ci[0] is not None else "")
+
+
+def _cell(report: Report, run: Run | None, stream: str, split: str, what: str) -> str:
+    value = run.value(stream, split) if run else None
+    if value is None:
+        report.missing.append(what)
+        return DASH
+    return format_accuracy(run.metrics.get(stream), split, DASH)
+
+
+def table1(report: Report) -> list[list[str]]:
+    rows = [["Model", "Trained on", "Evaluated on", "Val", "Test"]]
+    for method, name, trained in (("still", "Still image", "still images"), ("aug-frames", "Aug. Still+Frame", "still + key frames")):
+        run = report.best(method, None)
+        counts = _train_counts(run)
+        rows.append([
+            name, trained + counts, "still images",
+            _cell(report, run, "still", "val", f"Table 1 {name} val"),
+            _cell(report, run, "still", "test", f"Table 1 {name} test"),
+        ])
+    for temporal, modality in TEMPORAL_LABELS:
+        # The fine-tuned temporal backbone (Resnet-Opt./Dyn.) when there is one, else the
+        # temporal classifier on cached features; both validated on the test videos.
+        finetuned = report.best(f"finetune-{temporal}", temporal)
+        run = finetuned or report.best("classifier", temporal)
+        accuracy = _temporal_model_accuracy(run)
+        if accuracy is None:
+            report.missing.append(f"Table 1 temporal model ({modality})")
+        trained = f"{modality} (train videos)" + ("" if finetuned or run is None else ", cached features")
+        rows.append([f"Temporal model ({modality})", trained, f"{modality} (test videos)", DASH, fmt(accuracy)])
+    return rows
+
+
+def _train_counts(run: Run | None) -> str:
+    config = (run.metrics.get("config") or {}) if run else {}
+    parts = [str(config[k]) for k in ("num_train", "num_keyframes") if isinstance(config.get(k), int)]
+    return f" ({'+'.join(parts)})" if parts else ""
+
+
+def _temporal_model_accuracy(run: Run | None) -> float | None:
+    """A temporal classifier's own accuracy: on the test videos (videos have no val split)."""
+    if run is None:
+        return None
+    if run.method == "classifier":
+        value = (run.metrics.get("temporal_classifier") or {}).get("test")
+        return None if value is None else float(value)
+    for stream in ("still", "derived"):
+        for split in ("test", "val"):
+            if (value := run.value(stream, split)) is not None:
+                return value
+    return None
+
+
+def table2(report: Report) -> list[list[str]]:
+    header = ["", "Method"] + [f"{name} {split}" for _, name in TEMPORAL_LABELS for split in ("Val", "Test")]
+    rows = [header]
+    for stream, group in (("derived", "Derived temporal"), ("fused", "Fusion with Still"),
+                          ("fused_calibrated", "Fusion, calibrated")):
+        for method, name in T2SIL_METHODS:
+            row = [group, name]
+            for temporal, modality in TEMPORAL_LABELS:
+                run = report.best(method, temporal)
+                for split in ("val", "test"):
+                    row.append(_cell(report, run, stream, split, f"Table 2 {group} {name} {modality} {split}"))
+            rows.append(row)
+    return rows
+
+
+def table3(report: Report) -> list[list[str]]:
+    rows = [["Solution"] + [f"{name} {col}" for _, name in TEMPORAL_LABELS for col in ("Temp.", "Fused")]]
+    for method, name in T2SIL_METHODS:
+        row = [name]
+        for temporal, modality in TEMPORAL_LABELS:
+            run = report.best(method, temporal, "midframe")
+            row.append(_cell(report, run, "derived", "test", f"Table 3 {name} {modality} Temp."))
+            row.append(_cell(report, run, "fused", "test", f"Table 3 {name} {modality} Fused"))
+        rows.append(row)
+    return rows
+
+
+def midframe_baseline(report: Report) -> float | None:
+    """The mid-frame still baseline's test accuracy (a still run, else any mid-frame run's still stream)."""
+    run = report.best("still", None, "midframe")
+    if run is None:
+        run = next((r for r in report.runs if r.experiment == "midframe" and r.value("still", "test") is not None), None)
+    return run.value("still", "test") if run else None
+
+
+def table4(report: Report) -> list[list[str]]:
+    rows = [["", *(f"{name} {split}" for _, name in TEMPORAL_LABELS for split in ("Val", "Test"))]]
+    row = ["Oracle test"]
+    for temporal, modality in TEMPORAL_LABELS:
+        run = report.best("oracle", temporal)
+        improvement = (run.metrics.get("improvement") or {}) if run else {}
+        for split in ("val", "test"):
+            cell = fmt_mean_std(improvement.get(split))
+            if cell == DASH:
+                report.missing.append(f"Table 4 oracle {modality} {split}")
+            row.append(cell)
+    rows.append(row)
+    return rows
+
+
+def table6(report: Report) -> list[list[str]]:
+    """Top-5 accuracy and mean average precision on test, per stream (the metrics papers report)."""
+    streams = (("still", "Still"), ("derived", "Derived"), ("fused", "Fused"))
+    rows = [["Method", "Modality", *(f"{name} top-5 / mAP" for _, name in streams)]]
+    for temporal, modality in TEMPORAL_LABELS:
+        for method, name in T2SIL_METHODS:
+            if (run := report.best(method, temporal)) is None:
+                continue
+            cells = []
+            for stream, _ in streams:
+                entry = run.metrics.get(stream) or {}
+                cells.append(f"{fmt(entry.get('top5'))} / {fmt(entry.get('map'))}")
+            rows.append([name, modality, *cells])
+    return rows
+
+
+def oracle_baseline(report: Report) -> dict[str, float | None]:
+    run = next((r for t, _ in TEMPORAL_LABELS if (r := report.best("oracle", t))), None) or report.best("still", None)
+    return {split: run.value("still", split) if run else None for split in ("val", "test")}
