@@ -45,8 +45,12 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imported_modules(source: str, module: str, is_package: bool) -> set[str]:
-    """Every project module named by an import statement, absolute or relative, at any depth."""
+def imported_modules(source: str, module: str, is_package: bool, modules: set[str] = frozenset()) -> set[str]:
+    """Every project module named by an import statement, absolute or relative, at any depth.
+
+    ``from package import submodule`` depends on the submodule, not on the package's ``__init__``
+    (``modules`` says which names are modules); any other imported name depends on ``package`` itself.
+    """
     found = set()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
@@ -56,8 +60,10 @@ def imported_modules(source: str, module: str, is_package: bool) -> set[str]:
             if node.level:
                 anchor = module.split(".")[: len(module.split(".")) - node.level + (1 if is_package else 0)]
                 base = ".".join(anchor + ([base] if base else []))
-            found.add(base)
-            found.update(f"{base}.{alias.name}" for alias in node.names)
+            names = {f"{base}.{alias.name}" for alias in node.names}
+            found.update(names)
+            if not names <= modules:
+                found.add(base)
     return {name for name in found if name.split(".")[0] in FLOORS}
 
 
@@ -132,12 +138,9 @@ def circles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 
 def project_graph() -> dict[str, set[str]]:
-    graph = {}
-    for top in FLOORS:
-        for path in sorted((REPO / top).rglob("*.py")):
-            module = module_name(path)
-            graph[module] = imported_modules(path.read_text(encoding="utf-8"), module, path.name == "__init__.py")
-    return graph
+    paths = {module_name(path): path for top in FLOORS for path in sorted((REPO / top).rglob("*.py"))}
+    return {module: imported_modules(path.read_text(encoding="utf-8"), module, path.name == "__init__.py", set(paths))
+            for module, path in paths.items()}
 
 
 GRAPH = project_graph()
@@ -185,3 +188,9 @@ def test_the_checker_finds_circles():
 def test_lazy_imports_count():
     source = "def f():\n    from heads.training.config import default_config\n"
     assert "heads.training.config" in imported_modules(source, "heads.nn.x", False)
+
+
+def test_importing_a_submodule_does_not_import_its_package():
+    source = "from heads.finetune import engine\nfrom heads.training import run_dir, DEFAULTS\n"
+    found = imported_modules(source, "cli.x", False, {"heads.finetune.engine", "heads.training.run_dir"})
+    assert "heads.finetune" not in found and "heads.finetune.engine" in found and "heads.training" in found

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from featcache.data.synth.skeleton import ARM_BONES, JOINT_INDEX, LEG_BONES, Body
+from featcache.data.synth.skeleton import JOINT_INDEX, Body
 
 SUBPIXEL_BITS = 4  # cv2 drawing with 1/16 pixel precision: smooth motion at low resolution
 SUBPIXEL = 1 << SUBPIXEL_BITS

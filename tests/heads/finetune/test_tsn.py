@@ -15,10 +15,10 @@ from featcache.data.dataset import FolderDataset
 from featcache.errors import CacheError, DatasetError
 from featcache.backbones.preprocessing import build_transform, preprocessing_config
 from featcache.cache.schema import SPLIT_CODE, mark_complete, write_root_attrs, write_rows
-from heads.finetune import engine, finetune, tsn
+from heads.finetune import engine, tsn
 from heads.losses.distillation_loss import DistillationLoss
 from heads.finetune.datasets import CoClassPairs, StillImages, TemporalInstances, sample_co_class_partners
-from test_finetune import CLASSES, CROP, RESIZE, TINY, make_dataset, run_finetune
+from tests.heads.finetune.test_finetune import CLASSES, CROP, RESIZE, TINY, make_dataset, run_finetune
 
 # TinyNet has conv1..conv4: the last three (conv2-4), their BNs and the head train.
 INTENDED = ("conv2.", "bn2.", "conv3.", "bn3.", "conv4.", "bn4.", "head.")

@@ -11,7 +11,7 @@ import torch
 from typer.testing import CliRunner
 
 from cli.app import app
-from featcache.cache.schema import SPLIT_CODE, feature_cache_path, mark_complete, write_root_attrs, write_rows
+from featcache.cache.schema import feature_cache_path, mark_complete, write_root_attrs, write_rows
 from featcache.utils.atomic import atomic_path
 from heads.training import grid as grid_module
 from heads.training.checkpoint import load_head_checkpoint
