@@ -12,6 +12,7 @@ from cli.choices import choices, device_option
 from cli.heads_cmd import CONFIG_HELP
 from cli.registry import CommandTable
 from featcache.errors import FeatcacheError
+from heads.training.run_dir import default_run_dir
 
 Baseline = choices("Baseline", ("still", "aug-frames"))
 ORACLE_KINDS = ("flow", "dynamic")  # what --temporal both runs, in this order
@@ -68,7 +69,7 @@ def baseline_command(
         still = FeatureCache.open(find_cache(cache, "still", backbone))
         if not keyframes_cache_path(cache, still.backbone).exists():
             mine_keyframes(root, cache, backbone=still.backbone, device=device)
-    out = out or Path("runs") / method.value
+    out = out or default_run_dir(method.value)
     metrics = train_baseline(method.value, cache, backbone=backbone, config=config, device=device,
                              out=out, experiment=experiment.value, seeds=seeds)
     print_metrics(metrics)

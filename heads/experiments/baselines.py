@@ -22,13 +22,12 @@ import torch
 from featcache.errors import CacheError, FeatcacheError
 from featcache.utils.progress import optional_progress
 from featcache.cache.feature_cache import FeatureCache, SplitData, check_same_classes, find_cache
-from heads.training.checkpoint import MODEL_FILE, save_head_checkpoint
-from heads.training.config import STILL_DEFAULTS, apply_config_file, apply_sets, write_config
-from heads.evaluation.metrics import build_metrics, write_metrics
+from heads.training.config import STILL_DEFAULTS, apply_config_file, apply_sets
+from heads.evaluation.metrics import build_metrics
 from heads.training.head_data import HeadData
+from heads.training.run_dir import write_head_run
 
 BASELINES = ("still", "aug-frames")
-
 
 def still_config(assignments: Iterable[str] = (), config_file: str | os.PathLike | None = None) -> dict[str, Any]:
     """The heads' still-model defaults, then a config file's keys, then ``KEY=VALUE`` overrides (still keys only)."""
@@ -36,7 +35,6 @@ def still_config(assignments: Iterable[str] = (), config_file: str | os.PathLike
     if config_file is not None:
         config = apply_config_file(config, config_file, "baseline")
     return apply_sets(config, assignments, "baseline")
-
 
 def still_only_data(still_cache: FeatureCache) -> HeadData:
     """HeadData with the still stream only (the still model needs nothing temporal)."""
@@ -48,7 +46,6 @@ def still_only_data(still_cache: FeatureCache) -> HeadData:
     still = {name: still_cache.split(name, all_views=name == "train") for name in still_cache.split_names()}
     return HeadData(None, still_cache.classes, still, {}, still_cache, None)
 
-
 def concat_rows(a: SplitData, b: SplitData) -> SplitData:
     return SplitData(
         features=torch.cat([a.features, b.features]),
@@ -57,7 +54,6 @@ def concat_rows(a: SplitData, b: SplitData) -> SplitData:
         instance=torch.cat([a.instance, b.instance]),
         logits=None,
     )
-
 
 def train_baseline(method: str, cache_dir: str | os.PathLike = "cache", *, backbone: str | None = None,
                    config: dict | None = None, device: str = "cpu", out: str | os.PathLike | None = None,
@@ -105,12 +101,12 @@ def train_baseline(method: str, cache_dir: str | os.PathLike = "cache", *, backb
     metrics["still_model"] = stream.mode
     metrics["backbones"] = {"still": still_cache.backbone}
     if out is not None:
-        write_config(out, {k: config[k] for k in STILL_DEFAULTS}, f"featcache baseline {method}: the still model's "
-                     "resolved configuration; rerun it with --config this-file")
-        write_metrics(out, metrics)
-        save_head_checkpoint(Path(out) / MODEL_FILE, {
+        checkpoint = {
             "method": method, "config": config, "classes": data.classes, "still_model": stream.mode,
             "still_cache": str(still_cache.path), "dims": {"still": still_cache.feature_dim, "classes": data.num_classes},
             "state": {"still": stream.states[0]},
-        })
+        }
+        write_head_run(Path(out), checkpoint, {k: config[k] for k in STILL_DEFAULTS},
+                       f"featcache baseline {method}: the still model's resolved configuration; rerun it with "
+                       "--config this-file", metrics)
     return metrics

@@ -23,6 +23,7 @@ from typing import Any, Callable, Sequence
 
 from featcache.utils import distributed
 from featcache.errors import FeatcacheError
+from featcache.utils.progress import optional_progress
 from heads.evaluation.metrics import METRICS_FILE, read_metrics, selection_score
 
 # Members per stacked model: bounds memory; larger groups are split (results unchanged).
@@ -231,10 +232,8 @@ def _train_groups(spec, data, runs, groups, jobs, on_group_done, show_progress) 
 
     with contextlib.ExitStack() as stack:
         advance = lambda n: None  # noqa: E731
-        if show_progress and groups:
-            from featcache.utils.progress import make_progress
-
-            progress = stack.enter_context(make_progress())
+        progress = stack.enter_context(optional_progress(show_progress and bool(groups)))
+        if progress is not None:
             task = progress.add_task(f"grid {spec.method} ({spec.temporal})", total=len(runs),
                                      completed=len(runs) - sum(len(g) for g in groups))
             advance = lambda n: progress.advance(task, n)  # noqa: E731

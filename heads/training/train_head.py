@@ -33,6 +33,7 @@ import torch
 
 from featcache.utils.device import resolve_device
 from featcache.errors import FeatcacheError
+from featcache.utils.progress import optional_progress
 from heads.training.checkpoint import member_state
 from heads.training.config import METHODS, shape_key
 from heads.training.dim_reduction import DimRedStore, fit_dimred_networks
@@ -83,11 +84,7 @@ def train_group(method: str, data: HeadData, configs: Sequence[dict], device: st
     device = resolve_device(device)
     start = time.perf_counter()
     with contextlib.ExitStack() as stack:
-        bar = None
-        if progress:
-            from featcache.utils.progress import make_progress
-
-            bar = stack.enter_context(make_progress())
+        bar = stack.enter_context(optional_progress(progress))
         phases = Phases(bar, MemberHistories(histories, len(configs)))
         still = fit_still_models(data, configs, device, phases)
         dimred = fit_dimred_networks(data, configs, device, phases, dimred_store)
