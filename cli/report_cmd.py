@@ -112,6 +112,12 @@ def register(app, data_app) -> None:
                     f"oracle {kind:8s} {split:4s}: still {still[split]:.1f}% -> fused {metrics['fused'][split]:.1f}%, "
                     f"improvement {entry['mean']:+.2f} ± {entry['std']:.2f} pp over {runs} runs"
                 )
+            for split, entry in metrics["improvement_calibrated"].items():
+                console.print(
+                    f"oracle {kind:8s} {split:4s}: calibrated (T still {metrics['temperatures']['still']:.2f}, "
+                    f"temporal {metrics['temperatures']['temporal']:.2f}) -> fused "
+                    f"{metrics['fused_calibrated'][split]:.1f}%, improvement {entry['mean']:+.2f} ± {entry['std']:.2f} pp"
+                )
             typer.echo(f"metrics: {out / kind / 'metrics.json'}")
 
     @app.command("report")
