@@ -2,7 +2,7 @@
 report none where there is none?
 
 The demo's pipeline (synth -> prepare -> fine-tune -> extract -> still baseline ->
-temporal classifier, GAN, embedding heads -> oracle), run on
+temporal classifier, GAN, embedding heads, teacher-student networks (TSN) -> oracle), run on
 
 - positive control: ``--still-motion-cue 0`` (stills never show the direction of motion,
   videos always do: the oracle gain must be large and its CI exclude zero);
@@ -10,16 +10,19 @@ temporal classifier, GAN, embedding heads -> oracle), run on
   the temporal data shuffled across classes (each video's rows get the label of another
   video, a seeded permutation within its split that keeps the class counts), so the
   temporal data carry nothing about the label: the oracle gain and every method's fused gain
-  must have CIs that include zero. Only the heads and the oracle run again (minutes).
+  must have CIs that include zero. Only the heads, TSN (on ``temporal.h5`` shuffled the same
+  way, with the positive control's fine-tuned models) and the oracle run again (minutes).
   ``--negative shuffled-videos`` instead renders a whole new set with ``--shuffle-videos``
   (each video shows a random class's action) and runs the whole pipeline on it (an hour on
   2 CPU cores);
 
-each from ``--data-seeds`` data seeds. "direction in pair" is, of the test stills a stream
+each from ``--data-seeds`` data seeds. Methods: GAN, embedding and TSN, each with the paper's
+fusion (plain softmax average) and the calibrated one (each stream temperature-scaled on val),
+against the oracle fused the same way (``heads/experiments/oracle.py``: the paper's and the calibrated oracle). "direction in pair" is, of the test stills a stream
 puts in the right pair of classes, the share it also gives the right direction (the still
 row for the oracle, the derived stream for a head): 50% means none of the planted direction
 was recovered. Per method: fused gain over the still baseline on
-the test stills with its 95% paired-bootstrap CI (heads/evaluation/statistics.py), the oracle's gain
+the test stills with its 95% paired-bootstrap CI (heads/evaluation/metrics/statistics.py), the oracle's gain
 and CI, and the share of the oracle recovered. Settings are the demo's; nothing is picked on
 the test split. Every stage is cached under ``--out`` (a rerun resumes)::
 
@@ -39,7 +42,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from featcache.utils.progress import console  # noqa: E402
-from heads.experiments.demo import FULL, QUICK, TEMPORAL, baselines, extract_features, finetune_models, oracle, train_heads  # noqa: E402
+from heads.experiments.demo import (FULL, QUICK, TEMPORAL, baselines, extract_features, finetune_models,  # noqa: E402
+                                    oracle, train_heads, train_tsn)
 
 SYNTH = {"positive": dict(still_motion_cue=0.0, shuffle_videos=False),
          "shuffled-videos": dict(still_motion_cue=0.0, shuffle_videos=True)}
@@ -66,6 +70,7 @@ def run_control(out: Path, control: str, data_seed: int, classes: int, quick: bo
     extract_features(root, cache, backbone, budget, ("still", *TEMPORAL))
     baselines(root, cache, runs, backbone, "main", False, seeds=seeds)
     train_heads(cache, runs, METHODS, "main", seeds=seeds)
+    train_tsn(root, cache, runs, backbone, budget, "main")
     oracle(cache, runs, budget)
     console.print(f"[dim]{control} control, data seed {data_seed}: {time.perf_counter() - started:.0f} s[/]")
     return runs
@@ -86,38 +91,59 @@ def shuffled_labels_control(out: Path, data_seed: int, seeds: int, quick: bool) 
         os.symlink(feature_cache_path(source, "still", backbone).resolve(), still)
     for temporal in TEMPORAL:
         shuffle_temporal_labels(feature_cache_path(source, temporal, backbone), feature_cache_path(cache, temporal, backbone), data_seed)
+    # TSN pairs each still with a co-class video by temporal.h5's labels: shuffled the same way;
+    # the fine-tuned teacher and student are the positive control's.
+    from featcache.cache.schema import temporal_cache_path
+    from heads.finetune.finetune import model_path
+
+    shuffle_temporal_labels(temporal_cache_path(source), temporal_cache_path(cache), data_seed, groups=TEMPORAL)
+    for modality in ("still", *TEMPORAL):
+        link = model_path(cache, modality, backbone)
+        if not link.exists():
+            link.parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(model_path(source, modality, backbone).resolve(), link)
     baselines(None, cache, runs, backbone, "main", False, seeds=seeds)
     train_heads(cache, runs, METHODS, "main", seeds=seeds)
+    train_tsn(out / f"positive-seed{data_seed}" / "data", cache, runs, backbone, budget, "main")
     oracle(cache, runs, budget)
     return runs
 
 
-def shuffle_temporal_labels(source: Path, target: Path, seed: int) -> None:
-    """Copy a temporal feature cache with each video's label replaced by another video's label
-    (a seeded permutation of the videos within each split, so class counts stay the same)."""
+def shuffle_temporal_labels(source: Path, target: Path, seed: int, groups=("",)) -> None:
+    """Copy a temporal feature cache (or, with ``groups=("flow", "dynamic")``, ``temporal.h5``)
+    with each video's label replaced by another video's label (a seeded permutation of the
+    videos within each split, so class counts stay the same; the same permutation in every
+    group and file, as it depends on the seed and the video names only)."""
     import shutil
 
     import h5py
-    import numpy as np
 
     if target.exists():
         return
     tmp = target.with_name(f".{target.name}.tmp")
     shutil.copyfile(source, tmp)
-    rng = np.random.default_rng([seed, 1729])
     with h5py.File(tmp, "r+") as f:
-        labels, split = f["labels"][:], f["split"][:]
-        videos = np.array([s.decode() if isinstance(s, bytes) else s for s in f["source"][:]], dtype=object)
-        shuffled = labels.copy()
-        for code in np.unique(split):
-            names = sorted(set(videos[split == code]))
-            label_of = {v: int(labels[(videos == v) & (split == code)][0]) for v in names}
-            permuted = rng.permutation(len(names))
-            new = {v: label_of[names[j]] for v, j in zip(names, permuted)}
-            rows = np.flatnonzero(split == code)
-            shuffled[rows] = [new[videos[r]] for r in rows]
-        f["labels"][...] = shuffled
+        for group in groups:
+            g = f[group] if group else f
+            g["labels"][...] = shuffled_labels(g["labels"][:], g["split"][:], g["source"][:], seed)
     os.replace(tmp, target)
+
+
+def shuffled_labels(labels, split, sources, seed: int):
+    """Labels with each video's label taken from another video of the same split (seeded)."""
+    import numpy as np
+
+    rng = np.random.default_rng([seed, 1729])
+    videos = np.array([s.decode() if isinstance(s, bytes) else s for s in sources], dtype=object)
+    shuffled = labels.copy()
+    for code in np.unique(split):
+        names = sorted(set(videos[split == code]))
+        label_of = {v: int(labels[(videos == v) & (split == code)][0]) for v in names}
+        permuted = rng.permutation(len(names))
+        new = {v: label_of[names[j]] for v, j in zip(names, permuted)}
+        rows = np.flatnonzero(split == code)
+        shuffled[rows] = [new[videos[r]] for r in rows]
+    return shuffled
 
 
 def share_still_model(source: Path, cache: Path, backbone: str) -> None:
@@ -146,23 +172,35 @@ def read(path: Path) -> dict:
     return json.loads((path / "metrics.json").read_text())
 
 
+FUSIONS = (("fused", ""), ("fused_calibrated", " (calibrated)"))
+
+
 def control_rows(runs: Path) -> list[dict]:
-    """Per temporal modality: the oracle and each method's fused gain, CI, share recovered."""
+    """Per temporal modality and fusion (the paper's plain average, then the calibrated one): the
+    oracle and each method's fused gain, CI, and the share of the oracle fused the same way."""
     rows = []
     for temporal in TEMPORAL:
         orc = read(runs / "oracle" / temporal)
-        o_gain = orc["gain"]["fused"]
         temporal_acc = orc.get("temporal_classifier", {}).get("test")
-        rows.append({"temporal": temporal, "method": "oracle", "gain": o_gain["test"], "ci": o_gain["test_ci"],
-                     "p": o_gain["p_value"], "share": None, "temporal_test": temporal_acc,
-                     "still_test": orc["still"]["test"], "direction": direction_in_pair(orc["still"].get("confusion"))})
-        for method in METHODS[1:]:  # the classifier run has no derived stream: its temporal classifier is the oracle's
-            m = read(runs / f"{method}-{temporal}")
-            gain = m["gain"]["fused"]
-            share = gain["test"] / o_gain["test"] if o_gain["test_ci"][0] > 0 else None
-            rows.append({"temporal": temporal, "method": method, "gain": gain["test"], "ci": gain["test_ci"],
-                         "p": gain["p_value"], "share": share, "derived_test": m["derived"]["test"],
-                         "still_test": m["still"]["test"], "direction": direction_in_pair(m["derived"].get("confusion"))})
+        for stream, suffix in FUSIONS:
+            o_gain = orc["gain"].get(stream)
+            if o_gain is None:  # an oracle run from before the calibrated oracle
+                continue
+            rows.append({"temporal": temporal, "method": "oracle" + suffix, "gain": o_gain["test"],
+                         "ci": o_gain["test_ci"], "p": o_gain["p_value"], "share": None, "temporal_test": temporal_acc,
+                         "still_test": orc["still"]["test"],
+                         "direction": direction_in_pair(orc["still"].get("confusion"))})
+            # The classifier run has no derived stream: its temporal classifier is the oracle's.
+            for method in (*METHODS[1:], "tsn"):
+                if not (runs / f"{method}-{temporal}" / "metrics.json").is_file():
+                    continue
+                m = read(runs / f"{method}-{temporal}")
+                gain = m["gain"][stream]
+                share = gain["test"] / o_gain["test"] if o_gain["test_ci"][0] > 0 else None
+                rows.append({"temporal": temporal, "method": method + suffix, "gain": gain["test"],
+                             "ci": gain["test_ci"], "p": gain["p_value"], "share": share,
+                             "derived_test": m["derived"]["test"], "still_test": m["still"]["test"],
+                             "direction": direction_in_pair(m["derived"].get("confusion"))})
     return rows
 
 

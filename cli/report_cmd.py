@@ -105,6 +105,12 @@ def oracle_command(
                 f"oracle {kind:8s} {split:4s}: still {still[split]:.1f}% -> fused {metrics['fused'][split]:.1f}%, "
                 f"improvement {entry['mean']:+.2f} ± {entry['std']:.2f} pp over {runs} runs"
             )
+        for split, entry in metrics["improvement_calibrated"].items():
+            console.print(
+                f"oracle {kind:8s} {split:4s}: calibrated (T still {metrics['temperatures']['still']:.2f}, "
+                f"temporal {metrics['temperatures']['temporal']:.2f}) -> fused "
+                f"{metrics['fused_calibrated'][split]:.1f}%, improvement {entry['mean']:+.2f} ± {entry['std']:.2f} pp"
+            )
         typer.echo(f"metrics: {out / kind / METRICS_FILE}")
 
 @commands.command("report")
@@ -135,6 +141,7 @@ def demo_command(
     from heads.experiments.demo import run_demo
 
     run_demo(out, classes=classes, seed=seed, quick=quick, restart=restart, device=device, seeds=seeds)
+
 
 @commands.command("midframes", data=True)
 def midframes_command(

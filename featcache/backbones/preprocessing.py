@@ -5,7 +5,8 @@
   then ImageNet mean/std.
 - optical-flow stacks (uint8 ``[H, W, 20]``, channels x1, y1, x2, y2, ...): same resize and
   crops, one crop/flip for the whole stack; flipping mirrors the fields and negates x
-  (``255 - x`` in uint8 space); centred at 128: ``(x - 128) / 128``.
+  (``256 - x`` on the uint8 scale, so that ``(x - 128) / 128`` changes sign exactly and zero
+  flow, 128, stays zero); centred at 128: ``(x - 128) / 128``.
 
 ``build_transform(...)`` returns a callable ``transform(image, generator=None)``; pass a seeded
 ``torch.Generator`` for reproducible random views.
@@ -38,7 +39,7 @@ def preprocessing_config(modality: str, *, crop: int = 224, resize: int = 256, i
     }
     if modality == "flow":
         config.update(input="(x - 128) / 128 on uint8 flow", channels=modality_channels(modality),
-                      flip="mirror stack, x -> 255 - x", center=FLOW_CENTER, scale=FLOW_SCALE)
+                      flip="mirror stack, x -> 256 - x", center=FLOW_CENTER, scale=FLOW_SCALE)
     else:
         config.update(input="x / 255, ImageNet mean/std", mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD))
     config.update(extra)
@@ -119,8 +120,9 @@ def random_crop_params(hw, crop: int, generator: torch.Generator | None) -> tupl
 
 
 def hflip(x: torch.Tensor, *, flow: bool) -> torch.Tensor:
-    """Mirror ``[C, H, W]``; for a flow stack the x components (even channels) change sign."""
+    """Mirror ``[C, H, W]``; for a flow stack the x components (even channels) change sign
+    about the zero-flow level 128 (``256 - x``: exact in the normalised ``(x - 128) / 128``)."""
     x = torch.flip(x, dims=[2])
     if flow:
-        x[0::2] = 255.0 - x[0::2]
+        x[0::2] = 2.0 * FLOW_CENTER - x[0::2]
     return x

@@ -177,9 +177,10 @@ def oracle(cache: Path, runs: Path, budget: DemoBudget, device: str = "auto") ->
         if done(run_dir):
             continue
         metrics = run_oracle(cache, temporal, runs=budget.oracle_runs, out=run_dir, device=device)
-        for split, entry in metrics["improvement"].items():
-            console.print(f"oracle {temporal} {split}: {entry['mean']:+.2f} ± {entry['std']:.2f} pp over draws, "
-                          f"95% CI over stills [{entry['ci'][0]:+.1f}, {entry['ci'][1]:+.1f}]")
+        for key, name in (("improvement", "oracle"), ("improvement_calibrated", "oracle, calibrated")):
+            for split, entry in metrics[key].items():
+                console.print(f"{name} {temporal} {split}: {entry['mean']:+.2f} ± {entry['std']:.2f} pp over draws, "
+                              f"95% CI over stills [{entry['ci'][0]:+.1f}, {entry['ci'][1]:+.1f}]")
 
 
 def link_temporal(cache: Path, mid_cache: Path, backbone: str) -> None:

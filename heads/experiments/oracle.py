@@ -8,6 +8,12 @@ in percentage points, mean ± std over the runs::
 
     result = oracle_runs(still_probs, still_labels, temporal_probs, temporal_labels, train_used, runs=100)
     result.improvement_mean, result.improvement_std
+
+Beside the paper's plain average, a calibrated oracle fuses the same draws after temperature
+scaling each stream (``heads.evaluation.calibration``, one temperature per stream fitted on the val
+stills: the still model's on its val softmax, the temporal classifier's on the temporal rows
+drawn for the val stills), so a confident but uninformative temporal stream cannot outvote
+the still stream: ``oracle_runs(..., temperatures={"still": t_s, "temporal": t_t})``.
 """
 
 from __future__ import annotations
@@ -31,11 +37,20 @@ class OracleResult:
     per_class_fused: dict[str, float] | None = None  # mean over runs, when classes are given
     fused_correct: np.ndarray | None = None  # [runs, N] bool: image i right after fusion in run r
     still_correct: np.ndarray | None = None  # [N] bool
+    # The same draws fused after temperature scaling (``temperatures`` given), else None.
+    calibrated_accuracy: np.ndarray | None = None  # [runs], percent
+    calibrated_correct: np.ndarray | None = None  # [runs, N] bool
 
     def gain(self) -> dict:
         """The oracle's gain over the still baseline with its 95% CI over images and paired p-value
         (``heads.evaluation.statistics``: each image counts with its share of draws fused right)."""
         return gain_over_baseline(self.fused_correct, self.still_correct)
+
+    def calibrated_gain(self) -> dict | None:
+        """:meth:`gain` of the calibrated fusion (None without temperatures)."""
+        if self.calibrated_correct is None:
+            return None
+        return gain_over_baseline(self.calibrated_correct, self.still_correct)
 
     @property
     def improvement(self) -> np.ndarray:
@@ -65,11 +80,14 @@ def oracle_runs(
     runs: int = 100,
     seed: int = 0,
     classes: Sequence[str] | None = None,
+    temperatures: dict | None = None,
 ) -> OracleResult:
     """``runs`` oracle draws; every array is numpy (or torch), probabilities are softmaxes.
 
     ``train_used[j]`` is true for temporal rows the temporal model was trained on; those
     are never drawn. Stills of a class without any eligible row keep their still prediction.
+    ``temperatures`` (``{"still": t, "temporal": t}``, e.g. from :func:`fit_oracle_temperatures`)
+    adds the calibrated fusion of the same draws.
     """
     still_probs = np.asarray(still_probs, dtype=np.float64)
     still_labels = np.asarray(still_labels, dtype=np.int64)
@@ -82,9 +100,16 @@ def oracle_runs(
         raise ValueError("temporal probs, labels and train_used mask must have the same length")
     if runs < 1:
         raise ValueError(f"runs must be >= 1, got {runs}")
+    if temperatures is not None:
+        from heads.evaluation.calibration import apply_temperature
+
+        check_temperatures(temperatures)
+        still_scaled = apply_temperature(still_probs, temperatures["still"])
+        temporal_scaled = apply_temperature(temporal_probs, temperatures["temporal"])
     rng = np.random.default_rng(seed)
     still_acc = accuracy(still_probs, still_labels)
     fused_acc, derived_acc, drawn_all, per_class, fused_correct = [], [], [], [], []
+    calibrated_acc, calibrated_correct = [], []
     for _ in range(runs):
         drawn = draw_co_class(still_labels, temporal_labels, rng, eligible)
         covered = drawn >= 0
@@ -95,6 +120,12 @@ def oracle_runs(
         fused_correct.append(fused.argmax(1) == still_labels)
         derived_acc.append(accuracy(derived, still_labels))
         drawn_all.append(drawn)
+        if temperatures is not None:
+            derived_scaled = still_scaled.copy()
+            derived_scaled[covered] = temporal_scaled[drawn[covered]]
+            calibrated = fuse(still_scaled, derived_scaled)
+            calibrated_acc.append(accuracy(calibrated, still_labels))
+            calibrated_correct.append(calibrated.argmax(1) == still_labels)
         if classes is not None:
             per_class.append(per_class_accuracy(fused, still_labels, classes))
     mean_per_class = None
@@ -108,7 +139,37 @@ def oracle_runs(
         per_class_fused=mean_per_class,
         fused_correct=np.stack(fused_correct),
         still_correct=still_probs.argmax(1) == still_labels,
+        calibrated_accuracy=np.array(calibrated_acc) if temperatures is not None else None,
+        calibrated_correct=np.stack(calibrated_correct) if temperatures is not None else None,
     )
+
+
+def check_temperatures(temperatures: dict) -> None:
+    for name in ("still", "temporal"):
+        value = temperatures.get(name) if isinstance(temperatures, dict) else None
+        if value is None or not np.isfinite(value) or value <= 0:
+            raise ValueError(f"oracle temperatures need positive 'still' and 'temporal' values, got {temperatures!r}")
+
+
+def fit_oracle_temperatures(still_probs, still_labels, temporal_probs, temporal_labels, train_used, *,
+                            runs: int = 100, seed: int = 0) -> dict[str, float]:
+    """One temperature per stream, fitted on the val stills (``heads.evaluation.calibration.fit_temperature``):
+    the still model's on its val softmax; the temporal classifier's on the temporal rows the
+    oracle draws for the val stills (``runs`` draws with ``seed``, the val split's own draws),
+    against the val labels. Test stills are never looked at."""
+    from heads.evaluation.calibration import fit_temperature
+
+    still_probs = np.asarray(still_probs, dtype=np.float64)
+    still_labels = np.asarray(still_labels, dtype=np.int64)
+    temporal_probs = np.asarray(temporal_probs, dtype=np.float64)
+    eligible = ~np.asarray(train_used, dtype=bool)
+    rng = np.random.default_rng(seed)
+    drawn = np.concatenate([draw_co_class(still_labels, np.asarray(temporal_labels), rng, eligible)
+                            for _ in range(runs)])
+    labels = np.tile(still_labels, runs)
+    covered = drawn >= 0
+    return {"still": fit_temperature(still_probs, still_labels),
+            "temporal": fit_temperature(temporal_probs[drawn[covered]], labels[covered])}
 
 
 # -- the command: still model and temporal classifier of the heads ----------------------
@@ -136,16 +197,21 @@ def run_oracle(cache_dir="cache", temporal: str = "dynamic", *, runs: int = 100,
     splits = [s for s in ("val", "test") if still.probs.get(s) is not None]
     still_probs = {s: still.probs[s][0].cpu().numpy() for s in splits}
     labels = {s: data.still[s].labels.numpy() for s in splits}
+    # The calibrated oracle's temperatures come from the val stills and their draws (no val: T = 1).
+    temperatures = {"still": 1.0, "temporal": 1.0}
+    if "val" in splits:
+        temperatures = fit_oracle_temperatures(still_probs["val"], labels["val"], temporal_probs, temporal_labels,
+                                               train_used, runs=runs, seed=seed + SPLIT_CODE["val"])
     results = {
         split: oracle_runs(still_probs[split], labels[split], temporal_probs, temporal_labels, train_used,
-                           runs=runs, seed=seed + SPLIT_CODE[split], classes=data.classes)
+                           runs=runs, seed=seed + SPLIT_CODE[split], classes=data.classes, temperatures=temperatures)
         for split in splits
     }
     metrics = build_metrics("oracle", temporal, {**config, "runs": runs, "oracle_seed": seed},
                             {s: still_probs.get(s) for s in ("val", "test")}, None,
                             {s: labels.get(s) for s in ("val", "test")}, data.classes,
                             time.perf_counter() - start, experiment=experiment)
-    _add_oracle_metrics(metrics, results, runs)
+    _add_oracle_metrics(metrics, results, runs, temperatures)
     metrics["temporal_classifier"] = {"test": round(dimred.temporal_test[0], 4)}
     metrics["temporal_rows"] = {"eligible": int((~train_used).sum()), "train_used": int(train_used.sum())}
     if out is not None:
@@ -192,7 +258,8 @@ def _temporal_rows(data, dimred, device) -> tuple[np.ndarray, np.ndarray, np.nda
     return temporal_probs, temporal_labels, train_used
 
 
-def _add_oracle_metrics(metrics: dict, results: dict[str, OracleResult], runs: int) -> None:
+def _add_oracle_metrics(metrics: dict, results: dict[str, OracleResult], runs: int,
+                        temperatures: dict[str, float]) -> None:
     """The oracle's derived/fused accuracies, improvement over the still baseline and gain, per split."""
     metrics["derived"] = {s: _mean_or_none(results, s, "derived_accuracy") for s in ("val", "test")}
     metrics["fused"] = {s: _mean_or_none(results, s, "fused_accuracy") for s in ("val", "test")}
@@ -201,10 +268,20 @@ def _add_oracle_metrics(metrics: dict, results: dict[str, OracleResult], runs: i
             "uncovered": r.uncovered, "ci": r.gain()["test_ci"], "p_value": r.gain()["p_value"]}
         for s, r in results.items()
     }
+    metrics["improvement_calibrated"] = {
+        s: {"mean": round(float((r.calibrated_accuracy - r.still_accuracy).mean()), 4),
+            "std": round(float((r.calibrated_accuracy - r.still_accuracy).std(ddof=1)) if runs > 1 else 0.0, 4),
+            "runs": runs, "ci": r.calibrated_gain()["test_ci"], "p_value": r.calibrated_gain()["p_value"]}
+        for s, r in results.items()
+    }
     # Gain with its CI over test images (CONTRACT second wave); the std above is over draws only.
-    metrics["gain"] = {"fused": results["test"].gain()} if "test" in results else {}
+    metrics["gain"] = ({"fused": results["test"].gain(), "fused_calibrated": results["test"].calibrated_gain()}
+                       if "test" in results else {})
+    metrics["fused_calibrated"] = {s: _mean_or_none(results, s, "calibrated_accuracy") for s in ("val", "test")}
+    metrics["temperatures"] = {name: round(t, 6) for name, t in temperatures.items()}
     for s, r in results.items():
         metrics["fused"][f"{s}_ci"] = [round(v, 4) for v in accuracy_ci(r.fused_correct)]
+        metrics["fused_calibrated"][f"{s}_ci"] = [round(v, 4) for v in accuracy_ci(r.calibrated_correct)]
     for s, r in results.items():
         metrics["per_class"][s]["fused"] = {k: round(v, 4) for k, v in (r.per_class_fused or {}).items()}
 

@@ -40,9 +40,13 @@ def test_flow_is_centred_at_128_and_flip_negates_x():
         out = train(stack, torch.Generator().manual_seed(seed)).numpy()
         if not np.allclose(out, center.numpy()):
             break
-    mirrored = stack[:, ::-1].astype(np.float64)
-    mirrored[..., 0::2] = 255 - mirrored[..., 0::2]
-    np.testing.assert_allclose(out, (mirrored.transpose(2, 0, 1) - 128) / 128, rtol=1e-6)
+    # The flipped stack is the mirror image with the normalised x flow negated exactly
+    # (x -> 256 - x: zero flow, 128, stays zero; 255 - x would shift every x by -1/128).
+    mirrored = (stack[:, ::-1].astype(np.float64).transpose(2, 0, 1) - 128) / 128
+    mirrored[0::2] = -mirrored[0::2]
+    np.testing.assert_allclose(out, mirrored, rtol=1e-6, atol=1e-7)
+    still = train(np.full((24, 24, 20), 128, np.uint8), torch.Generator().manual_seed(seed))
+    assert torch.equal(still, torch.zeros_like(still))  # no motion mirrors to no motion
 
 
 def test_random_views_are_reproducible_and_consistent_across_a_stack():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from heads.experiments.oracle import oracle_runs
+from heads.experiments.oracle import fit_oracle_temperatures, oracle_runs
 from heads.samplers.co_class import draw_co_class
 from tests.cli.test_heads_cli import assert_test_accuracy
 
@@ -87,6 +87,46 @@ def test_same_seed_same_draws():
     assert (a.drawn == b.drawn).all()
 
 
+def still_and_temporal(rng, n, m, classes, informative: bool):
+    """A 65%-right still stream with soft scores; a temporal stream that is confident (0.95)
+    and either right (informative) or names a random class (no information about the label)."""
+    labels = rng.integers(0, classes, n)
+    still = rng.dirichlet(np.ones(classes), n) * 0.5
+    right = rng.random(n) < 0.65
+    still[np.arange(n), np.where(right, labels, rng.integers(0, classes, n))] += 0.5
+    temporal_labels = rng.integers(0, classes, m)
+    named = temporal_labels if informative else rng.integers(0, classes, m)
+    return labels, still, temporal_labels, onehot(named, classes, confidence=0.95)
+
+
+@pytest.mark.parametrize("informative", [False, True])
+def test_calibrated_oracle_ignores_an_uninformative_confident_stream(informative):
+    rng = np.random.default_rng(11)
+    val_labels, val_still, temporal_labels, temporal = still_and_temporal(rng, 300, 400, 6, informative)
+    test_labels, test_still, _, _ = still_and_temporal(rng, 300, 0, 6, informative)
+    train_used = np.zeros(len(temporal_labels), bool)
+    temperatures = fit_oracle_temperatures(val_still, val_labels, temporal, temporal_labels, train_used, runs=20)
+    result = oracle_runs(test_still, test_labels, temporal, temporal_labels, train_used, runs=20, seed=1,
+                         temperatures=temperatures)
+    plain, calibrated = result.gain(), result.calibrated_gain()
+    if informative:  # a right temporal stream keeps its large gain, calibrated or not
+        assert temperatures["temporal"] < 1.0
+        assert plain["test_ci"][0] > 20 and calibrated["test_ci"][0] > 20
+    else:  # the plain average is dragged down; the calibrated one flattens the stream away
+        assert temperatures["temporal"] > 5.0
+        assert plain["test_ci"][1] < 0
+        assert calibrated["test_ci"][0] <= 0 <= calibrated["test_ci"][1]
+    assert result.calibrated_accuracy.shape == (20,) and result.calibrated_correct.shape == (20, 300)
+
+
+def test_oracle_temperatures_must_be_positive():
+    labels = np.arange(6) % 3
+    args = (onehot(labels, 3), labels, onehot(labels, 3), labels, np.zeros(6, bool))
+    assert oracle_runs(*args, runs=2).calibrated_correct is None
+    with pytest.raises(ValueError, match="temperatures"):
+        oracle_runs(*args, runs=2, temperatures={"still": 1.0, "temporal": 0.0})
+
+
 # -- the command wiring, on synthetic feature caches ------------------------------------
 def test_run_oracle_writes_metrics(tmp_path):
     from heads.evaluation.metrics import read_metrics
@@ -105,6 +145,12 @@ def test_run_oracle_writes_metrics(tmp_path):
         assert improvement["runs"] == 10 and improvement["uncovered"] == 0
         assert improvement["mean"] == pytest.approx(saved["fused"][split] - saved["still"][split], abs=1e-3)
     assert metrics["temporal_rows"] == {"eligible": 80, "train_used": 240}
+    # The calibrated oracle beside the paper's: temperatures fitted on val, its own gain and CI.
+    assert set(saved["temperatures"]) == {"still", "temporal"} and min(saved["temperatures"].values()) > 0
+    calibrated = saved["gain"]["fused_calibrated"]
+    assert calibrated["test_ci"][0] <= calibrated["test"] <= calibrated["test_ci"][1]
+    assert saved["improvement_calibrated"]["test"]["mean"] == pytest.approx(
+        saved["fused_calibrated"]["test"] - saved["still"]["test"], abs=1e-3)
     # The dim-reduction network is stored for reuse by later runs.
     assert list((tmp_path / "cache" / "heads").glob("dimred-dynamic-*.pt"))
 

@@ -68,11 +68,18 @@ def test_report_tables_summary_and_confusion_figure(runs, tmp_path):
         assert gan_row[6].startswith("—")
     else:
         assert gan_row[6].startswith(f"{share:.0f}%")
+    # The oracle column: the paper's plain average, then the calibrated oracle; Table 4 has both rows.
+    paper_oracle, calibrated_oracle = gan_row[5].split(" / ")
+    assert paper_oracle.startswith(f"{oracle['gain']['fused']['test']:+.1f} [")
+    assert calibrated_oracle.startswith(f"{oracle['gain']['fused_calibrated']['test']:+.1f} [")
+    t4 = table4(report)
+    assert t4[2][0] == "Oracle test, calibrated" and "[" in t4[2][2]
+    assert t4[2][2].startswith(f"{oracle['improvement_calibrated']['test']['mean']:.1f} ± ")
     t6 = {(row[0], row[1]): row[2:] for row in table6(report)[1:]}
     assert t6[("GAN", "Optical-flow")][0] == f"{gan['still']['top5']:.1f} / {gan['still']['map']:.1f}"
     assert "Table 6" in text
     summary = summary_paragraph(report)
-    assert summary == report.summary and "Optical-flow: the oracle gains" in summary
+    assert summary == report.summary and "Optical-flow: the oracle gains" in summary and "; calibrated, " in summary
     assert ("Significant fused gains" in summary) or ("No method gives a significant fused gain" in summary)
     assert "## Summary" in text and "Table 5" in text
     confusion = tmp_path / "report" / "figures" / "confusion-gan-flow.png"
