@@ -53,7 +53,7 @@ METHODS = ("classifier", "gan", "embed")
 def run_control(out: Path, control: str, data_seed: int, classes: int, quick: bool, seeds: int) -> Path:
     """One pipeline run; returns its runs folder."""
     from featcache.backbones import default_backbone
-    from featcache.representations.prepare import PrepareSettings, prepare
+    from featcache.representations.prepare import prepare
     from featcache.data.synth.generate import SynthConfig, generate
 
     budget = QUICK if quick else FULL
@@ -64,7 +64,7 @@ def run_control(out: Path, control: str, data_seed: int, classes: int, quick: bo
                          **SYNTH[control])
     started = time.perf_counter()
     generate(root, config, workers=min(2, os.cpu_count() or 1), show_progress=False)
-    prepare(root, cache, PrepareSettings(size=(96, 128), flow_method=budget.flow, bound=budget.flow_bound))
+    prepare(root, cache, budget.prepare_settings())
     share_still_model(out / f"positive-seed{data_seed}" / "cache", cache, backbone)
     finetune_models(root, cache, runs, backbone, budget, ("still", *TEMPORAL))
     extract_features(root, cache, backbone, budget, ("still", *TEMPORAL))
