@@ -94,36 +94,23 @@ def oracle_runs(
     temporal_probs = np.asarray(temporal_probs, dtype=np.float64)
     temporal_labels = np.asarray(temporal_labels, dtype=np.int64)
     eligible = ~np.asarray(train_used, dtype=bool)
-    if still_probs.shape[1] != temporal_probs.shape[1]:
-        raise ValueError(f"still probs have {still_probs.shape[1]} classes, temporal probs {temporal_probs.shape[1]}")
-    if not (len(temporal_probs) == len(temporal_labels) == len(eligible)):
-        raise ValueError("temporal probs, labels and train_used mask must have the same length")
-    if runs < 1:
-        raise ValueError(f"runs must be >= 1, got {runs}")
+    _check_oracle_inputs(still_probs, temporal_probs, temporal_labels, eligible, runs)
     if temperatures is not None:
-        from heads.evaluation.calibration import apply_temperature
-
-        check_temperatures(temperatures)
-        still_scaled = apply_temperature(still_probs, temperatures["still"])
-        temporal_scaled = apply_temperature(temporal_probs, temperatures["temporal"])
+        still_scaled, temporal_scaled = _scaled(still_probs, temporal_probs, temperatures)
     rng = np.random.default_rng(seed)
     still_acc = accuracy(still_probs, still_labels)
     fused_acc, derived_acc, drawn_all, per_class, fused_correct = [], [], [], [], []
     calibrated_acc, calibrated_correct = [], []
     for _ in range(runs):
         drawn = draw_co_class(still_labels, temporal_labels, rng, eligible)
-        covered = drawn >= 0
-        derived = still_probs.copy()  # uncovered stills: the still prediction stands in
-        derived[covered] = temporal_probs[drawn[covered]]
+        derived = _with_drawn(still_probs, temporal_probs, drawn)
         fused = fuse(still_probs, derived)
         fused_acc.append(accuracy(fused, still_labels))
         fused_correct.append(fused.argmax(1) == still_labels)
         derived_acc.append(accuracy(derived, still_labels))
         drawn_all.append(drawn)
         if temperatures is not None:
-            derived_scaled = still_scaled.copy()
-            derived_scaled[covered] = temporal_scaled[drawn[covered]]
-            calibrated = fuse(still_scaled, derived_scaled)
+            calibrated = fuse(still_scaled, _with_drawn(still_scaled, temporal_scaled, drawn))
             calibrated_acc.append(accuracy(calibrated, still_labels))
             calibrated_correct.append(calibrated.argmax(1) == still_labels)
         if classes is not None:
@@ -142,6 +129,31 @@ def oracle_runs(
         calibrated_accuracy=np.array(calibrated_acc) if temperatures is not None else None,
         calibrated_correct=np.stack(calibrated_correct) if temperatures is not None else None,
     )
+
+
+def _check_oracle_inputs(still_probs, temporal_probs, temporal_labels, eligible, runs: int) -> None:
+    if still_probs.shape[1] != temporal_probs.shape[1]:
+        raise ValueError(f"still probs have {still_probs.shape[1]} classes, temporal probs {temporal_probs.shape[1]}")
+    if not (len(temporal_probs) == len(temporal_labels) == len(eligible)):
+        raise ValueError("temporal probs, labels and train_used mask must have the same length")
+    if runs < 1:
+        raise ValueError(f"runs must be >= 1, got {runs}")
+
+
+def _scaled(still_probs: np.ndarray, temporal_probs: np.ndarray, temperatures: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Both streams' softmaxes after temperature scaling (the calibrated oracle's inputs)."""
+    from heads.evaluation.calibration import apply_temperature
+
+    check_temperatures(temperatures)
+    return apply_temperature(still_probs, temperatures["still"]), apply_temperature(temporal_probs, temperatures["temporal"])
+
+
+def _with_drawn(still_probs: np.ndarray, temporal_probs: np.ndarray, drawn: np.ndarray) -> np.ndarray:
+    """Each still's drawn temporal prediction; an uncovered still (-1) keeps its still prediction."""
+    derived = still_probs.copy()
+    covered = drawn >= 0
+    derived[covered] = temporal_probs[drawn[covered]]
+    return derived
 
 
 def check_temperatures(temperatures: dict) -> None:
