@@ -33,7 +33,7 @@ from heads.experiments.report.plots import plot_class_improvements, plot_confusi
 from heads.experiments.report.runs import Report, best_run, best_run_per_kind, collect_runs, selected_t2sil_runs
 from heads.experiments.report.significance import gains_table, summary_paragraph
 from heads.experiments.report.tables import (
-    DASH, fmt_percent, midframe_baseline, oracle_baseline, table1, table2, table3, table4, table6,
+    DASH, baseline_text, midframe_baseline, oracle_baseline, table1, table2, table3, table4, table6,
 )
 
 
@@ -52,9 +52,9 @@ def build_tables(report: Report) -> dict[str, tuple[str, list[list[str]]]]:
         "table2": ("Table 2: Accuracy in still image action classification with T2SIL: the derived temporal "
                    "stream alone and after two-stream fusion with the still stream.", table2(report)),
         "table3": (f"Table 3: Mid-frame experiment (video middle frames as stills), test accuracy. "
-                   f"Still baseline on test mid-frames: {fmt_percent(mid)}.", table3(report)),
-        "table4": (f"Table 4: Oracle improvement over the still baseline (Val: {fmt_percent(base['val'])}, "
-                   f"Test: {fmt_percent(base['test'])}), percentage points, mean ± std over runs "
+                   f"Still baseline on test mid-frames: {baseline_text(mid, 'test')}.", table3(report)),
+        "table4": (f"Table 4: Oracle improvement over the still baseline (Val: {baseline_text(base, 'val')}, "
+                   f"Test: {baseline_text(base, 'test')}), percentage points, mean ± std over runs "
                    f"[95% CI over stills]; the paper's plain softmax average, and the same draws fused after "
                    f"temperature scaling each stream (fitted on val).", table4(report)),
         "table5": ("Table 5: Test gains over the still baseline in points [95% CI], paired on the same stills "

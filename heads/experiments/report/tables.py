@@ -16,10 +16,6 @@ def fmt(value: float | None) -> str:
     return DASH if value is None else f"{value:.1f}"
 
 
-def fmt_percent(value: float | None) -> str:
-    return DASH if value is None else f"{value:.1f}%"
-
-
 def fmt_mean_std(entry: dict[str, Any] | None) -> str:
     """Oracle improvement: ``mean ± std`` over draws, then the CI over stills when recorded."""
     if not entry or entry.get("mean") is None:
@@ -53,10 +49,10 @@ def table1(report: Report) -> list[list[str]]:
         finetuned = report.best(f"finetune-{temporal}", temporal)
         run = finetuned or report.best("classifier", temporal)
         accuracy = _temporal_model_accuracy(run)
-        if accuracy is None:
+        if accuracy == DASH:
             report.missing.append(f"Table 1 temporal model ({modality})")
         trained = f"{modality} (train videos)" + ("" if finetuned or run is None else ", cached features")
-        rows.append([f"Temporal model ({modality})", trained, f"{modality} (test videos)", DASH, fmt(accuracy)])
+        rows.append([f"Temporal model ({modality})", trained, f"{modality} (test videos)", DASH, accuracy])
     return rows
 
 
@@ -66,18 +62,18 @@ def _train_counts(run: Run | None) -> str:
     return f" ({'+'.join(parts)})" if parts else ""
 
 
-def _temporal_model_accuracy(run: Run | None) -> float | None:
-    """A temporal classifier's own accuracy: on the test videos (videos have no val split)."""
+def _temporal_model_accuracy(run: Run | None) -> str:
+    """A temporal classifier's own accuracy, on the test videos (videos have no val split), with its
+    CI over the test instances (a fine-tuned backbone) or the std over seeds (the classifier head)."""
     if run is None:
-        return None
+        return DASH
     if run.method == "classifier":
-        value = (run.metrics.get("temporal_classifier") or {}).get("test")
-        return None if value is None else float(value)
+        return format_accuracy(run.metrics.get("temporal_classifier"), "test", DASH)
     for stream in ("still", "derived"):
         for split in ("test", "val"):
-            if (value := run.value(stream, split)) is not None:
-                return value
-    return None
+            if run.value(stream, split) is not None:
+                return format_accuracy(run.metrics.get(stream), split, DASH)
+    return DASH
 
 
 def table2(report: Report) -> list[list[str]]:
@@ -107,12 +103,19 @@ def table3(report: Report) -> list[list[str]]:
     return rows
 
 
-def midframe_baseline(report: Report) -> float | None:
-    """The mid-frame still baseline's test accuracy (a still run, else any mid-frame run's still stream)."""
+def midframe_baseline(report: Report) -> Run | None:
+    """The mid-frame still baseline: a still run, else any mid-frame run's still stream."""
     run = report.best("still", None, "midframe")
-    if run is None:
-        run = next((r for r in report.runs if r.experiment == "midframe" and r.value("still", "test") is not None), None)
-    return run.value("still", "test") if run else None
+    return run or next((r for r in report.runs if r.experiment == "midframe" and r.value("still", "test") is not None), None)
+
+
+def baseline_text(run: Run | None, split: str) -> str:
+    """A caption's still baseline with its CI: ``40.0% [31.7, 49.2]``."""
+    text = format_accuracy(run.metrics.get("still") if run else None, split, DASH)
+    if text == DASH:
+        return DASH
+    value, _, rest = text.partition(" ")
+    return f"{value}% {rest}".rstrip()
 
 
 def table4(report: Report) -> list[list[str]]:
@@ -149,6 +152,6 @@ def table6(report: Report) -> list[list[str]]:
     return rows
 
 
-def oracle_baseline(report: Report) -> dict[str, float | None]:
-    run = next((r for t, _ in TEMPORAL_LABELS if (r := report.best("oracle", t))), None) or report.best("still", None)
-    return {split: run.value("still", split) if run else None for split in ("val", "test")}
+def oracle_baseline(report: Report) -> Run | None:
+    """The run whose still stream is the oracle's baseline (an oracle run, else the still run)."""
+    return next((r for t, _ in TEMPORAL_LABELS if (r := report.best("oracle", t))), None) or report.best("still", None)

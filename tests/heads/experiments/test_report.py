@@ -42,7 +42,9 @@ def runs_dir(tmp_path) -> Path:
     write_run(runs, "aug", metrics("aug-frames", None, (87.5, 82.7)))
     write_run(runs, "cls-flow", metrics("classifier", "flow", (88.0, 84.0), temporal_classifier={"test": 71.3}))
     write_run(runs, "cls-dyn", metrics("classifier", "dynamic", (88.0, 84.0), temporal_classifier={"test": 60.0}))
-    write_run(runs, "ft-dyn", metrics("finetune-dynamic", "dynamic", (None, 65.5)))
+    ft_dyn = metrics("finetune-dynamic", "dynamic", (None, 65.5))
+    ft_dyn["still"]["test_ci"] = [58.0, 72.1]  # over the test video instances
+    write_run(runs, "ft-dyn", ft_dyn)
     write_run(runs, "gan-flow", metrics("gan", "flow", (88.2, 84.2), (89.3, 83.7), (89.0, 84.0)))
     # Two GAN runs on dynamic images: the better one by fused val (88.6) fills the cells.
     write_run(runs, "gan-dyn-a", metrics("gan", "dynamic", (88.2, 84.2), (88.6, 83.4), (88.6, 83.7)))
@@ -50,7 +52,9 @@ def runs_dir(tmp_path) -> Path:
     write_run(runs, "grid/embed-dyn", metrics("embed", "dynamic", (88.2, 84.2), (89.0, 83.6), (89.4, 84.4)))
     write_run(runs, "tsn-dyn", metrics("tsn", "dynamic", (88.2, 84.2), (89.3, 84.3), (89.6, 84.7)))
     write_run(runs, "mid-tsn-flow", metrics("tsn", "flow", (76.0, 76.8), (78.0, 79.3), (79.0, 79.4), experiment="midframe"))
-    write_run(runs, "mid-still", metrics("still", None, (75.0, 76.8), experiment="midframe"))
+    mid_still = metrics("still", None, (75.0, 76.8), experiment="midframe")
+    mid_still["still"]["test_ci"] = [70.1, 83.0]
+    write_run(runs, "mid-still", mid_still)
     oracle = lambda m, s: {"val": {"mean": m, "std": s}, "test": {"mean": m + 1, "std": s / 2}}  # noqa: E731
     write_run(runs, "oracle/flow", metrics("oracle", "flow", (88.2, 84.2), fused=(91.6, 88.6), improvement=oracle(3.4, 0.7)))
     write_run(runs, "oracle/dynamic", metrics("oracle", "dynamic", (88.2, 84.2), fused=(92.9, 90.0), improvement=oracle(4.7, 0.6)))
@@ -67,7 +71,8 @@ def test_tables_hold_the_right_numbers(runs_dir):
     assert t1["Still image"][3:] == ["88.2", "84.2"]
     assert t1["Aug. Still+Frame"][3:] == ["87.5", "82.7"]
     assert t1["Temporal model (Optical-flow)"][3:] == [DASH, "71.3"]
-    assert t1["Temporal model (Dynamic images)"][4] == "65.5"  # the fine-tuned backbone wins over the classifier
+    # The fine-tuned backbone wins over the classifier, with its CI over the test instances.
+    assert t1["Temporal model (Dynamic images)"][4] == "65.5 [58.0, 72.1]"
 
     t2 = table2(report)
     assert t2[0] == ["", "Method", "Optical-flow Val", "Optical-flow Test", "Dynamic images Val", "Dynamic images Test"]
@@ -91,7 +96,8 @@ def test_report_files_render(runs_dir, tmp_path):
     text = md_path.read_text()
     assert "| Derived temporal | GAN | 89.3 | 83.7 | 88.6 | 83.4 |" in text
     assert "| Oracle test | 3.4 ± 0.7 | 4.4 ± 0.3 | 4.7 ± 0.6 | 5.7 ± 0.3 |" in text
-    assert "Still baseline on test mid-frames: 76.8%" in text
+    assert "Still baseline on test mid-frames: 76.8% [70.1, 83.0]." in text
+    assert "(Val: 88.2%, Test: 84.2%)" in text  # the oracle's still stream (no CI in this fixture)
     assert "Table 2 Derived temporal TSN Optical-flow val" in text  # missing cells are named in the notes
     assert "Skipped:" in text and "broken" in text
     html = (out / "report.html").read_text()
