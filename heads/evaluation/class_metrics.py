@@ -1,4 +1,4 @@
-"""The metrics action-recognition papers report besides top-1, computed by scikit-learn.
+"""The metrics action-recognition papers report besides top-1 (AP and confusion by scikit-learn).
 
 * ``top5``: top-5 accuracy in percent, only meaningful with more than 5 classes (else None);
 * ``map``: mean over classes of the average precision of ranking the images by that
@@ -25,14 +25,20 @@ def _arrays(probs: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(probs, dtype=np.float64), np.asarray(labels).astype(np.int64).reshape(-1)
 
 
-def top_k_accuracy(probs: Any, labels: Any, k: int = TOP_K) -> float | None:
-    """Top-k accuracy in percent; None when there are no more than k classes (it would be 100)."""
-    from sklearn.metrics import top_k_accuracy_score
-
+def top_k_correct(probs: Any, labels: Any, k: int = TOP_K) -> np.ndarray | None:
+    """Per image, whether fewer than ``k`` classes score strictly higher than its label (so a tie
+    at the k-th place counts as a hit); None with no more than ``k`` classes (always a hit)."""
     p, y = _arrays(probs, labels)
     if p.shape[1] <= k or y.size == 0:
         return None
-    return float(top_k_accuracy_score(y, p, k=k, labels=np.arange(p.shape[1])) * 100.0)
+    label_score = p[np.arange(y.size), y]
+    return (p > label_score[:, None]).sum(1) < k
+
+
+def top_k_accuracy(probs: Any, labels: Any, k: int = TOP_K) -> float | None:
+    """Top-k accuracy in percent; None when there are no more than k classes (it would be 100)."""
+    hits = top_k_correct(probs, labels, k)
+    return None if hits is None else float(hits.mean() * 100.0)
 
 
 def mean_average_precision(probs: Any, labels: Any) -> float | None:

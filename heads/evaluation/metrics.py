@@ -220,7 +220,7 @@ def add_uncertainty(metrics: dict[str, Any], streams: Mapping[str, Any], labels:
     """Second-wave keys (CONTRACT.md): per stream ``val_ci``/``test_ci`` (95% bootstrap over
     images), ``top5``, ``map``, ``confusion`` and ``ece`` (on test); ``gain`` of each stream
     over the still baseline (paired, same test images); the fitted ``temperatures``."""
-    from heads.evaluation.statistics import accuracy_ci, correct, gain_over_baseline
+    from heads.evaluation.statistics import correct, gain_over_baseline
 
     for stream in ALL_STREAMS:
         entry, probs_by_split = metrics.get(stream), streams.get(stream)
@@ -228,8 +228,7 @@ def add_uncertainty(metrics: dict[str, Any], streams: Mapping[str, Any], labels:
             continue
         for split in EVAL_SPLITS:
             probs, y = probs_by_split.get(split), labels.get(split)
-            ci = None if probs is None or y is None or len(y) == 0 else accuracy_ci(correct(probs, y))
-            entry[f"{split}_ci"] = None if ci is None else [_finite_or_none(v) for v in ci]
+            entry[f"{split}_ci"] = None if probs is None or y is None else ci_or_none(correct(probs, y))
         entry.update(stream_test_metrics(probs_by_split.get("test"), labels.get("test")))
     metrics["gain"] = {}
     still_test, y = (streams.get("still") or {}).get("test"), labels.get("test")
@@ -240,16 +239,35 @@ def add_uncertainty(metrics: dict[str, Any], streams: Mapping[str, Any], labels:
     metrics["temperatures"] = dict(temperatures)
 
 
+def ci_or_none(correctness: Any) -> list[float] | None:
+    """The 95% bootstrap CI over images of bool ``[N]`` (or ``[S, N]`` over seeds); None for none."""
+    from heads.evaluation.statistics import accuracy_ci
+
+    if correctness is None or np.asarray(correctness).size == 0:
+        return None
+    return [_finite_or_none(v) for v in accuracy_ci(correctness)]
+
+
+def temporal_classifier_entry(correct: Any) -> dict[str, Any]:
+    """``{"test", "test_ci"}`` of the temporal classifier from its per-instance correctness on the
+    temporal test instances (bool ``[N]``; ``[S, N]`` over seeds gives the seed mean's CI)."""
+    correct = _as_numpy(correct, "temporal correctness").astype(bool)
+    return {"test": round(float(correct.mean() * 100.0), 4), "test_ci": ci_or_none(correct)}
+
+
 def stream_test_metrics(probs: Any, labels: Any) -> dict[str, Any]:
-    """``top5``, ``map``, ``confusion``, ``ece`` of one stream on the test split (None without one)."""
+    """``top5`` (with ``top5_ci``), ``map``, ``confusion``, ``ece`` of one stream on the test split
+    (None without one)."""
     from heads.evaluation.calibration import expected_calibration_error
-    from heads.evaluation.class_metrics import confusion, mean_average_precision, top_k_accuracy
+    from heads.evaluation.class_metrics import confusion, mean_average_precision, top_k_correct
 
     if probs is None or labels is None or len(labels) == 0:
-        return {"top5": None, "map": None, "confusion": None, "ece": None}
+        return {"top5": None, "top5_ci": None, "map": None, "confusion": None, "ece": None}
     p, y = _check_probs_labels(probs, labels)
+    top5 = top_k_correct(p, y)
     return {
-        "top5": _finite_or_none(top_k_accuracy(p, y)),
+        "top5": None if top5 is None else _finite_or_none(float(top5.mean() * 100.0)),
+        "top5_ci": ci_or_none(top5),
         "map": _finite_or_none(mean_average_precision(p, y)),
         "confusion": confusion(p, y),
         "ece": _finite_or_none(expected_calibration_error(p, y)),

@@ -195,7 +195,7 @@ def run_oracle(cache_dir="cache", temporal: str = "dynamic", *, runs: int = 100,
 
     from featcache.cache.schema import SPLIT_CODE
     from heads.training.config import default_config, write_config
-    from heads.evaluation.metrics import build_metrics, write_metrics
+    from heads.evaluation.metrics import build_metrics, temporal_classifier_entry, write_metrics
     from heads.training.head_data import HeadData
     from featcache.utils.device import resolve_device
 
@@ -224,7 +224,7 @@ def run_oracle(cache_dir="cache", temporal: str = "dynamic", *, runs: int = 100,
                             {s: labels.get(s) for s in ("val", "test")}, data.classes,
                             time.perf_counter() - start, experiment=experiment)
     _add_oracle_metrics(metrics, results, runs, temperatures)
-    metrics["temporal_classifier"] = {"test": round(dimred.temporal_test[0], 4)}
+    metrics["temporal_classifier"] = temporal_classifier_entry(dimred.temporal_test_correct[0])
     metrics["temporal_rows"] = {"eligible": int((~train_used).sum()), "train_used": int(train_used.sum())}
     if out is not None:
         write_config(out, config, f"featcache oracle --temporal {temporal}: the still model and temporal classifier's "

@@ -18,7 +18,7 @@ from heads.optim.stacked_adam import StackedAdam
 from heads.training.checkpoint import load_head_checkpoint, member_state, save_head_checkpoint, stack_states
 from heads.training.config import DIMRED_KEYS, batches_per_epoch, part_key, scheduled_epochs
 from heads.training.head_data import HeadData
-from heads.training.loop import Phases, fit_classifier, member_accuracy, predict, unique_parts
+from heads.training.loop import Phases, fit_classifier, member_correct, predict, unique_parts
 
 Log = Callable[[str], None]
 
@@ -72,7 +72,7 @@ class DimRedParts:
     compact_train: torch.Tensor  # [U, N_train, d1] compact temporal train features
     compact_test: torch.Tensor  # [U, N_test, d1]
     temporal_train_labels: torch.Tensor
-    temporal_test: list[float]  # temporal classifier accuracy on temporal test, per member
+    temporal_test_correct: torch.Tensor  # [G, N_test] bool: which temporal test instances it gets right
     states: list[dict]
     epochs: list[int]
     sources: list[str]
@@ -120,11 +120,11 @@ def fit_dimred_networks(data: HeadData, configs, device, phases: Phases, store: 
     compact_train = predict(shared.compact, train.features.to(device), len(unique))
     compact_test = predict(shared.compact, test.features.to(device), len(unique))
     test_probs = predict(shared, test.features.to(device), len(unique)).softmax(-1)
-    test_acc = member_accuracy(test_probs, test.labels).tolist()
+    test_correct = member_correct(test_probs, test.labels).cpu()
     model = build_dimred(data, configs, device)
     model.load_state_dict(stack_states([states[u] for u in owner]))
     model.eval().requires_grad_(False)
     return DimRedParts(
-        model, owner.to(device), compact_train, compact_test, train.labels.to(device), [test_acc[u] for u in owner],
+        model, owner.to(device), compact_train, compact_test, train.labels.to(device), test_correct[owner],
         [states[u] for u in owner], [epochs[u] for u in owner], [sources[u] for u in owner],
     )

@@ -43,9 +43,14 @@ def predict(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, members
     return torch.cat(outputs, dim=1)
 
 
+def member_correct(probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Top-1 correctness per member and row, ``probs [G, N, C]`` -> bool ``[G, N]``."""
+    return probs.argmax(-1) == labels.to(probs.device)
+
+
 def member_accuracy(probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Top-1 accuracy in percent per member, ``probs [G, N, C]`` -> ``[G]``."""
-    return (probs.argmax(-1) == labels.to(probs.device)).float().mean(-1) * 100.0
+    return member_correct(probs, labels).float().mean(-1) * 100.0
 
 
 def batch_starts(rows: int, batch_size: int) -> range:

@@ -11,7 +11,8 @@ so N seeds cost about one run. :func:`combine_seed_metrics` then writes one
 * ``val_ci``/``test_ci``: 95% bootstrap CI over images of the seed-mean accuracy (each
   image carries its share of seeds that classify it right); ``gain``: the paired
   comparison with the still baseline on the same per-image shares;
-* ``top5``, ``map``, ``ece``: means over seeds; ``confusion``: counts summed over seeds
+* ``top5``, ``map``, ``ece``: means over seeds (``top5_ci``: the CI of the seed mean, as
+  ``test_ci``); ``confusion``: counts summed over seeds
   (each row sums to seeds x the class's test images);
 * ``per_seed``: one entry per seed with that seed's ``val``, ``test``, ``val_ci``, ``test_ci``
   per stream, its gains and its fitted temperatures.
@@ -24,7 +25,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from heads.evaluation.metrics import ALL_STREAMS, EVAL_SPLITS, stream_probs
+from heads.evaluation.metrics import ALL_STREAMS, EVAL_SPLITS, ci_or_none, stream_probs
 
 PER_SEED_KEYS = ("val", "test", "val_ci", "test_ci")
 
@@ -49,18 +50,24 @@ def _mean(values: Sequence[Any]) -> float | None:
 
 
 def _stream_correctness(probs_list: Sequence[Mapping[str, Any]]) -> list[dict[str, dict[str, np.ndarray]]]:
-    """Per seed: stream -> split -> bool correctness ``[N]`` (the streams rebuilt from the probs)."""
+    """Per seed: stream -> split -> bool correctness ``[N]`` (the streams rebuilt from the probs), and
+    stream -> ``"top5"`` -> top-5 correctness on test (None with no more than 5 classes)."""
+    from heads.evaluation.class_metrics import top_k_correct
     from heads.evaluation.statistics import correct
 
     out = []
     for probs in probs_list:
         labels = probs["labels"]
         streams, _ = stream_probs(probs["still"], probs["derived"], labels)
-        out.append({
-            stream: {split: correct(p, labels[split]) for split, p in by_split.items()
-                     if p is not None and labels.get(split) is not None}
-            for stream, by_split in streams.items() if by_split is not None
-        })
+        per_stream = {}
+        for stream, by_split in streams.items():
+            if by_split is None:
+                continue
+            per_stream[stream] = {split: correct(p, labels[split]) for split, p in by_split.items()
+                                  if p is not None and labels.get(split) is not None}
+            if "test" in per_stream[stream]:  # top-5 on test, as stream_test_metrics
+                per_stream[stream]["top5"] = top_k_correct(by_split["test"], labels["test"])
+        out.append(per_stream)
     return out
 
 
@@ -92,6 +99,8 @@ def combine_seed_metrics(metrics_list: Sequence[Mapping[str, Any]],
             entry[f"{split}_ci"] = None if ci is None else [_round(v) for v in ci]
         for key in ("top5", "map", "ece"):
             entry[key] = _mean([m[stream][key] for m in metrics_list])
+        top5 = [c.get(stream, {}).get("top5") for c in correctness]
+        entry["top5_ci"] = ci_or_none(np.stack(top5)) if all(t is not None for t in top5) else None
         if all(m[stream].get("confusion") is not None for m in metrics_list):
             entry["confusion"] = np.sum([m[stream]["confusion"] for m in metrics_list], axis=0).astype(int).tolist()
     combined["gain"] = {}
@@ -105,11 +114,24 @@ def combine_seed_metrics(metrics_list: Sequence[Mapping[str, Any]],
     combined["temperatures"] = {k: _mean([m["temperatures"][k] for m in metrics_list])
                                 for k in first.get("temperatures", {})}
     if "temporal_classifier" in first:
-        values = [m["temporal_classifier"]["test"] for m in metrics_list]
-        combined["temporal_classifier"] = {"test": _mean(values), "test_std": _round(mean_std(values)[1])}
+        combined["temporal_classifier"] = _combine_temporal_classifier(metrics_list, probs_list)
     combined["per_seed"] = [_seed_entry(seed, m) for seed, m in zip(seeds, metrics_list)]
     combined["seconds"] = round(sum(float(m.get("seconds") or 0.0) for m in metrics_list), 3)
     return combined
+
+
+def _combine_temporal_classifier(metrics_list, probs_list) -> dict[str, Any]:
+    """Mean and std over seeds; the CI of the seed mean over the temporal test instances when
+    every seed brought its per-instance correctness."""
+    from heads.evaluation.metrics import temporal_classifier_entry
+    from heads.evaluation.statistics import mean_std
+
+    values = [m["temporal_classifier"]["test"] for m in metrics_list]
+    entry = {"test": _mean(values), "test_std": _round(mean_std(values)[1])}
+    correct = [p.get("temporal_correct") for p in probs_list]
+    if all(c is not None for c in correct):
+        entry["test_ci"] = temporal_classifier_entry(np.stack(correct))["test_ci"]
+    return entry
 
 
 def _seed_entry(seed: int, metrics: Mapping[str, Any]) -> dict[str, Any]:
@@ -138,8 +160,10 @@ def _mean_per_class(per_class_list: Sequence[Mapping[str, Any]]) -> dict[str, An
 
 
 def seed_probs(result) -> dict[str, Any]:
-    """What one seed's run contributes to the combination: its still and derived softmaxes and the labels."""
-    return {"still": result.predictions["still"], "derived": result.predictions["derived"], "labels": result.labels}
+    """What one seed's run contributes to the combination: its still and derived softmaxes, the labels
+    and its temporal classifier's per-instance correctness."""
+    return {"still": result.predictions["still"], "derived": result.predictions["derived"], "labels": result.labels,
+            "temporal_correct": result.temporal_correct}
 
 
 def combine_seed_results(results: Sequence[Any]):
@@ -153,7 +177,8 @@ def combine_seed_results(results: Sequence[Any]):
     if len(results) > 1:
         checkpoint["seeds"] = metrics["seeds"]
         checkpoint["seed_states"] = [r.checkpoint["state"] for r in results]
-    return HeadResult(dict(first.config), metrics, checkpoint, sum(r.seconds for r in results), first.predictions, first.labels)
+    return HeadResult(dict(first.config), metrics, checkpoint, sum(r.seconds for r in results), first.predictions,
+                      first.labels, first.temporal_correct)
 
 
 def train_seeds(method: str, data, config: Mapping[str, Any], seeds: int = 1, device="cpu", **kwargs):

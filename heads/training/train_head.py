@@ -37,7 +37,7 @@ from featcache.utils.progress import optional_progress
 from heads.training.checkpoint import member_state
 from heads.training.config import METHODS, shape_key
 from heads.training.dim_reduction import DimRedStore, fit_dimred_networks
-from heads.evaluation.metrics import build_metrics, fuse
+from heads.evaluation.metrics import build_metrics, fuse, temporal_classifier_entry
 from heads.training.embedding import fit_embedding
 from heads.training.gan import fit_gan
 from heads.training.head_data import HeadData
@@ -55,6 +55,8 @@ class HeadResult:
     predictions: dict = field(default_factory=dict)
     # split (val, test) -> true labels of the still images (what heads.training.seeds pairs the seeds on)
     labels: dict = field(default_factory=dict)
+    # bool [N] numpy: which temporal test instances the temporal classifier gets right (its CI over seeds)
+    temporal_correct: Any = None
 
 
 # -- the group trainer ----------------------------------------------------------------
@@ -101,7 +103,7 @@ def train_group(method: str, data: HeadData, configs: Sequence[dict], device: st
         still_probs = {s: None if p is None else p[g].cpu() for s, p in still.probs.items()}
         metrics = build_metrics(method, data.temporal_kind, config, still_probs, member_derived, labels,
                                 data.classes, seconds)
-        metrics["temporal_classifier"] = {"test": round(dimred.temporal_test[g], 4)}
+        metrics["temporal_classifier"] = temporal_classifier_entry(dimred.temporal_test_correct[g])
         metrics["selected_epoch"] = {"still": still.epochs[g], "dimred": dimred.epochs[g], method: epochs[g]}
         metrics["dimred_source"] = dimred.sources[g]
         metrics["backbones"] = {"still": data.still_cache.backbone, "temporal": data.temporal_cache.backbone}
@@ -122,7 +124,8 @@ def train_group(method: str, data: HeadData, configs: Sequence[dict], device: st
             s: None if p is None or still_probs.get(s) is None else fuse(still_probs[s], p)
             for s, p in member_derived.items()}
         predictions = {"still": still_probs, "derived": member_derived, "fused": fused}
-        results.append(HeadResult(config, metrics, checkpoint, seconds, predictions, labels))
+        results.append(HeadResult(config, metrics, checkpoint, seconds, predictions, labels,
+                                  dimred.temporal_test_correct[g].numpy()))
     return results
 
 

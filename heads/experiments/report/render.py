@@ -61,8 +61,8 @@ def build_tables(report: Report) -> dict[str, tuple[str, list[list[str]]]]:
                    "(* p < 0.05, ** p < 0.01); the paper / calibrated oracle gain, the share of it the paper / "
                    "calibrated fusion recovers (when that oracle gain is significant) and each stream's expected calibration "
                    "error (%, 15 bins).", gains_table(report)),
-        "table6": ("Table 6: Top-5 accuracy (more than 5 classes only) and mean average precision over classes "
-                   "on test, percent.", table6(report)),
+        "table6": ("Table 6: Top-5 accuracy [95% CI] (more than 5 classes only) and mean average precision over "
+                   "classes on test, percent.", table6(report)),
     }
 
 

@@ -147,7 +147,7 @@ def table6(report: Report) -> list[list[str]]:
             cells = []
             for stream, _ in streams:
                 entry = run.metrics.get(stream) or {}
-                cells.append(f"{fmt(entry.get('top5'))} / {fmt(entry.get('map'))}")
+                cells.append(f"{format_accuracy(entry, 'top5', DASH)} / {fmt(entry.get('map'))}")
             rows.append([name, modality, *cells])
     return rows
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from heads.evaluation.calibration import apply_temperature, expected_calibration_error, fit_temperature, temperature_nll
-from heads.evaluation.class_metrics import confusion, mean_average_precision, top_k_accuracy
+from heads.evaluation.class_metrics import confusion, mean_average_precision, top_k_accuracy, top_k_correct
 from heads.evaluation.metrics import softmax
 
 
@@ -67,8 +67,13 @@ def test_top5_map_and_confusion_against_brute_force():
     classes, rows = 8, 200
     probs = softmax(rng.normal(size=(rows, classes)))  # continuous: no ties
     labels = rng.integers(0, classes - 1, rows)  # the last class has no image
-    top5 = np.mean([labels[i] in np.argsort(-probs[i])[:5] for i in range(rows)]) * 100
-    assert top_k_accuracy(probs, labels) == pytest.approx(top5)
+    hits = np.array([labels[i] in np.argsort(-probs[i])[:5] for i in range(rows)])
+    assert (top_k_correct(probs, labels) == hits).all()
+    assert top_k_accuracy(probs, labels) == pytest.approx(hits.mean() * 100)
+    # A label tied for the 5th place is a hit (4 classes above it); one that 5 classes beat strictly is not.
+    tied = np.array([[0.2, 0.2, 0.2, 0.2, 0.1, 0.1], [0.3, 0.2, 0.2, 0.1, 0.1, 0.1]])
+    assert top_k_correct(tied, np.array([4, 5])).tolist() == [True, True]
+    assert top_k_correct(np.array([[0.3, 0.2, 0.2, 0.15, 0.1, 0.05]]), np.array([5])).tolist() == [False]
     aps = [_brute_force_ap(probs[:, c], labels == c) for c in range(classes) if (labels == c).any()]
     assert mean_average_precision(probs, labels) == pytest.approx(np.mean(aps) * 100)
     matrix = np.zeros((classes, classes), dtype=int)

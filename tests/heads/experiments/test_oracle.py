@@ -145,6 +145,10 @@ def test_run_oracle_writes_metrics(tmp_path):
         assert improvement["runs"] == 10 and improvement["uncovered"] == 0
         assert improvement["mean"] == pytest.approx(saved["fused"][split] - saved["still"][split], abs=1e-3)
     assert metrics["temporal_rows"] == {"eligible": 80, "train_used": 240}
+    # The temporal classifier's accuracy on the 80 temporal test rows: k/80 with its CI over them.
+    temporal = saved["temporal_classifier"]
+    assert round(temporal["test"] * 80 / 100, 6).is_integer()
+    assert temporal["test_ci"][0] <= temporal["test"] <= temporal["test_ci"][1]
     # The calibrated oracle beside the paper's: temperatures fitted on val, its own gain and CI.
     assert set(saved["temperatures"]) == {"still", "temporal"} and min(saved["temperatures"].values()) > 0
     calibrated = saved["gain"]["fused_calibrated"]

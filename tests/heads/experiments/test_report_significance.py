@@ -76,7 +76,8 @@ def test_report_tables_summary_and_confusion_figure(runs, tmp_path):
     assert t4[2][0] == "Oracle test, calibrated" and "[" in t4[2][2]
     assert t4[2][2].startswith(f"{oracle['improvement_calibrated']['test']['mean']:.1f} ± ")
     t6 = {(row[0], row[1]): row[2:] for row in table6(report)[1:]}
-    assert t6[("GAN", "Optical-flow")][0] == f"{gan['still']['top5']:.1f} / {gan['still']['map']:.1f}"
+    top5, top5_ci = gan["still"]["top5"], gan["still"]["top5_ci"]
+    assert t6[("GAN", "Optical-flow")][0] == f"{top5:.1f} [{top5_ci[0]:.1f}, {top5_ci[1]:.1f}] / {gan['still']['map']:.1f}"
     assert "Table 6" in text
     summary = summary_paragraph(report)
     assert summary == report.summary and "Optical-flow: the oracle gains" in summary and "; calibrated, " in summary

@@ -16,7 +16,7 @@ from tests.heads_fixtures import fast_config, head_data, synthetic_cache_dir  # 
 FAST_SETS = ["still_epochs=5", "still_batch_size=32", "dimred_epochs=3", "dimred_batch_size=32", "d0=32",
              "d1=16", "d2=32", "epochs=2", "batch_size=32"]
 PLAIN_EPOCHS = ["still_min_steps=1", "dimred_min_steps=1"]  # the epochs above as given (no step minimum)
-STREAM_KEYS = {"val", "test", "val_ci", "test_ci", "top5", "map", "confusion", "ece"}
+STREAM_KEYS = {"val", "test", "val_ci", "test_ci", "top5", "top5_ci", "map", "confusion", "ece"}
 
 
 def sets(*items):
@@ -40,6 +40,7 @@ def test_train_head_metrics_carry_every_second_wave_key(synthetic_cache_dir, tmp
             low, high = entry[f"{split}_ci"]
             assert low <= entry[split] <= high and high - low > 0
         assert 0 <= entry["top5"] <= 100 and entry["top5"] >= entry["test"]  # 6 classes: top-5 defined
+        assert entry["top5_ci"][0] <= entry["top5"] <= entry["top5_ci"][1]
         assert 0 <= entry["map"] <= 100 and 0 <= entry["ece"] <= 100
         confusion = np.array(entry["confusion"])
         assert confusion.shape == (classes, classes)
@@ -49,6 +50,8 @@ def test_train_head_metrics_carry_every_second_wave_key(synthetic_cache_dir, tmp
         assert gain["test"] == pytest.approx(m[stream]["test"] - m["still"]["test"], abs=1e-3)
         assert gain["test_ci"][0] <= gain["test"] <= gain["test_ci"][1] and 0 < gain["p_value"] <= 1
     assert set(m["temperatures"]) == {"still", "derived"} and all(t > 0 for t in m["temperatures"].values())
+    temporal = m["temporal_classifier"]  # on the temporal test instances, with its CI over them
+    assert temporal["test_ci"][0] <= temporal["test"] <= temporal["test_ci"][1] < 100
     assert "seeds" not in m and "fused_calibrat" in result.output and "95% CI" in result.output
 
 
@@ -79,6 +82,14 @@ def test_seed_members_equal_separate_runs(head_data):
     # The seed-mean CI is computed from per-image shares: it brackets the mean.
     low, high = combined.metrics["fused"]["test_ci"]
     assert low <= combined.metrics["fused"]["test"] <= high
+    # The same for top-5 and the temporal classifier: the seed mean over the seeds' own accuracies,
+    # its CI from the seeds' per-image (per-instance) correctness, narrower than one seed's.
+    for key, entry_of in (("top5", lambda m: m["fused"]), ("test", lambda m: m["temporal_classifier"])):
+        mean = combined.metrics and entry_of(combined.metrics)
+        ci = mean[f"{key}_ci"] if key == "top5" else mean["test_ci"]
+        assert mean[key] == pytest.approx(np.mean([entry_of(r.metrics)[key] for r in alone]), abs=1e-3)
+        assert ci[0] <= mean[key] <= ci[1]
+    assert combined.metrics["temporal_classifier"]["test_std"] is not None
     assert combine_seed_metrics([alone[0].metrics], [seed_probs(alone[0])]) == alone[0].metrics
 
 
