@@ -60,9 +60,7 @@ def summary(metrics: dict, method: str) -> dict:
         return {"mean": stream["test"], "std": stream.get("test_std"), "ci": stream.get("test_ci")}
 
     if method == "classifier":
-        temporal = metrics["temporal_classifier"]
-        return {"still": entry(metrics["still"]),
-                "temporal classifier": {"mean": temporal["test"], "std": temporal.get("test_std"), "ci": None}}
+        return {"still": entry(metrics["still"]), "temporal classifier": entry(metrics["temporal_classifier"])}
     return {"derived": entry(metrics["derived"]), "fused": entry(metrics["fused"])}
 
 
