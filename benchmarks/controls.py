@@ -22,8 +22,9 @@ against the oracle fused the same way (``heads/experiments/oracle.py``: the pape
 puts in the right pair of classes, the share it also gives the right direction (the still
 row for the oracle, the derived stream for a head): 50% means none of the planted direction
 was recovered. Per method: fused gain over the still baseline on
-the test stills with its 95% paired-bootstrap CI (heads/evaluation/metrics/statistics.py), the oracle's gain
-and CI, and the share of the oracle recovered. Settings are the demo's; nothing is picked on
+the test stills with its 95% paired-bootstrap CI and p-value (heads/evaluation/statistics.py), the
+p-value after Holm's correction over the table's rows (one table, one family of tests), the
+oracle's gain and CI, and the share of the oracle recovered. Settings are the demo's; nothing is picked on
 the test split. Every stage is cached under ``--out`` (a rerun resumes)::
 
     python benchmarks/controls.py --out runs/controls            # CPU; --device cuda is honoured by fine-tuning
@@ -42,6 +43,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from featcache.utils.progress import console  # noqa: E402
+from heads.evaluation.statistics import holm_adjust  # noqa: E402
 from heads.experiments.demo import (FULL, QUICK, TEMPORAL, baselines, extract_features, finetune_models,  # noqa: E402
                                     oracle, train_heads, train_tsn)
 
@@ -201,6 +203,10 @@ def control_rows(runs: Path) -> list[dict]:
                              "ci": gain["test_ci"], "p": gain["p_value"], "share": share,
                              "derived_test": m["derived"]["test"], "still_test": m["still"]["test"],
                              "direction": direction_in_pair(m["derived"].get("confusion"))})
+    # One table is one family of tests: a negative control of 16 rows shows about one raw p < 0.05
+    # by chance alone; Holm's adjusted p says whether any gain survives the family.
+    for row, adjusted in zip(rows, holm_adjust([r["p"] for r in rows])):
+        row["p_holm"] = adjusted
     return rows
 
 
@@ -209,14 +215,15 @@ def print_table(title: str, rows: list[dict]) -> None:
 
     table = Table(title=title)
     for column in ("temporal", "method", "still test", "derived / temporal test", "fused gain (pp)", "95% CI", "p",
-                   "CI excludes 0", "share of oracle", "direction in pair"):
+                   "p (Holm)", "CI excludes 0", "share of oracle", "direction in pair"):
         table.add_column(column, justify="left" if column in ("temporal", "method") else "right")
     for r in rows:
         derived = r.get("derived_test", r.get("temporal_test"))
         excludes = r["ci"][0] > 0 or r["ci"][1] < 0
         table.add_row(r["temporal"], r["method"], f"{r['still_test']:.1f}",
                       "-" if derived is None else f"{derived:.1f}", f"{r['gain']:+.1f}",
-                      f"[{r['ci'][0]:+.1f}, {r['ci'][1]:+.1f}]", f"{r['p']:.3f}", "yes" if excludes else "no",
+                      f"[{r['ci'][0]:+.1f}, {r['ci'][1]:+.1f}]", f"{r['p']:.3f}", f"{r['p_holm']:.3f}",
+                      "yes" if excludes else "no",
                       "-" if r["share"] is None else f"{100 * r['share']:.0f}%",
                       "-" if r.get("direction") is None else f"{r['direction']:.0f}%")
     console.print(table)
@@ -224,14 +231,15 @@ def print_table(title: str, rows: list[dict]) -> None:
 
 def markdown(title: str, rows: list[dict]) -> str:
     lines = [f"### {title}", "", "| temporal | method | still test | derived/temporal test | fused gain | 95% CI | "
-             "p | share of oracle | direction in pair |", "|---|---|---|---|---|---|---|---|---|"]
+             "p | p (Holm) | share of oracle | direction in pair |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         derived = r.get("derived_test", r.get("temporal_test"))
         derived_text = "-" if derived is None else f"{derived:.1f}"
         share_text = "-" if r["share"] is None else f"{100 * r['share']:.0f}%"
         direction = "-" if r.get("direction") is None else f"{r['direction']:.0f}%"
         lines.append(f"| {r['temporal']} | {r['method']} | {r['still_test']:.1f} | {derived_text} | "
-                     f"{r['gain']:+.1f} | [{r['ci'][0]:+.1f}, {r['ci'][1]:+.1f}] | {r['p']:.3f} | {share_text} | {direction} |")
+                     f"{r['gain']:+.1f} | [{r['ci'][0]:+.1f}, {r['ci'][1]:+.1f}] | {r['p']:.3f} | {r['p_holm']:.3f} | "
+                     f"{share_text} | {direction} |")
     return "\n".join(lines) + "\n"
 
 

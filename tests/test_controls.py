@@ -69,3 +69,6 @@ def test_control_rows_pair_each_fusion_with_its_own_oracle(tmp_path):
     assert rows[("dynamic", "oracle (calibrated)")]["gain"] == 20.0
     assert rows[("dynamic", "oracle")]["direction"] == 100.0
     assert "| flow | tsn (calibrated) |" in controls.markdown("t", list(rows.values()))
+    # Holm over the table's 16 tests: the smallest p (0.001, two calibrated oracles) times 16.
+    assert rows[("dynamic", "oracle (calibrated)")]["p_holm"] == pytest.approx(0.016)
+    assert all(r["p_holm"] >= r["p"] for r in rows.values())

@@ -169,6 +169,19 @@ def gain_over_baseline(correct_method: Any, correct_still: Any, confidence: floa
             "p_value": _round(result.p_value, 6)}
 
 
+def holm_adjust(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment of a family of p-values (same order as given): a test is
+    significant at level alpha after correction when its adjusted p is below alpha. Controls the
+    chance of any false positive in the family, with no assumption about their dependence."""
+    p = np.asarray(p_values, dtype=np.float64)
+    m = p.size
+    order = np.argsort(p, kind="stable")
+    adjusted = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
+    out = np.empty(m)
+    out[order] = adjusted
+    return out.tolist()
+
+
 def is_significant(p_value: float | None, alpha: float = ALPHA) -> bool:
     return p_value is not None and math.isfinite(p_value) and p_value < alpha
 

@@ -124,3 +124,19 @@ def test_correct_mean_std_and_marks():
     assert mean_std([5.0]) == (5.0, 0.0)
     assert math.isnan(mean_std([None])[0])
     assert significance_mark(0.001) == "**" and significance_mark(0.03) == "*" and significance_mark(0.2) == ""
+
+
+def test_holm_adjustment_against_the_step_down_rule_by_hand():
+    from heads.evaluation.statistics import holm_adjust
+
+    p = [0.04, 0.001, 0.03, 0.5, 0.012]
+    # By hand: sorted 0.001, 0.012, 0.03, 0.04, 0.5 times 5, 4, 3, 2, 1 -> 0.005, 0.048, 0.09, 0.08, 0.5;
+    # running maximum -> 0.005, 0.048, 0.09, 0.09, 0.5; back in the given order.
+    assert holm_adjust(p) == pytest.approx([0.09, 0.005, 0.09, 0.5, 0.048])
+    assert holm_adjust([0.9, 0.8]) == pytest.approx([1.0, 1.0])  # capped at 1
+    assert holm_adjust([]) == []
+    # Under the null (uniform p-values), Holm keeps the family-wise error near or below alpha.
+    rng = np.random.default_rng(3)
+    families = rng.uniform(size=(2000, 16))
+    any_rejected = np.mean([min(holm_adjust(f)) < 0.05 for f in families])
+    assert any_rejected <= 0.06 and np.mean(families.min(1) < 0.05) > 0.5  # uncorrected: over half
