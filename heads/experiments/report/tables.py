@@ -64,7 +64,8 @@ def _train_counts(run: Run | None) -> str:
 
 def _temporal_model_accuracy(run: Run | None) -> str:
     """A temporal classifier's own accuracy, on the test videos (videos have no val split), with its
-    CI over the test instances (a fine-tuned backbone) or the std over seeds (the classifier head)."""
+    CI over the test instances (and, for the classifier head, the std over seeds). The instances of
+    one video are correlated, so this CI is narrower than one over videos would be."""
     if run is None:
         return DASH
     if run.method == "classifier":
