@@ -58,7 +58,8 @@ def build_tables(report: Report) -> dict[str, tuple[str, list[list[str]]]]:
                    f"[95% CI over stills]; the paper's plain softmax average, and the same draws fused after "
                    f"temperature scaling each stream (fitted on val).", table4(report)),
         "table5": ("Table 5: Test gains over the still baseline in points [95% CI], paired on the same stills "
-                   "(* p < 0.05, ** p < 0.01); the paper / calibrated oracle gain, the share of it the paper / "
+                   "(* p < 0.05, ** p < 0.01, each comparison on its own: with a dozen gains, one * is expected by chance); "
+                   "the paper / calibrated oracle gain, the share of it the paper / "
                    "calibrated fusion recovers (when that oracle gain is significant) and each stream's expected calibration "
                    "error (%, 15 bins).", gains_table(report)),
         "table6": ("Table 6: Top-5 accuracy [95% CI] (more than 5 classes only) and mean average precision over "
