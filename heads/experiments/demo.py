@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -51,7 +51,6 @@ class DemoBudget:
     # middle four dynamic-image windows (28 frames) keep the instances where the action happens.
     flow_frames: int = 30
     dynamic_count: int = 4
-    midframe_still_epochs: int = 10  # the mid-frame experiment's still model (fewer train stills)
 
     def prepare_settings(self):
         """The demo's temporal representations (``featcache prepare`` settings)."""
@@ -74,13 +73,12 @@ class DemoBudget:
 # images at 10 / 12 / 14 / 16 epochs: seed 6 68.1 / 78.5 / 86.1 / 93.1%, seed 5 84.7 / - / - / 91.7%;
 # flow at 10 / 16: seed 6 70.4 / 86.1%. 14 epochs saved about 20 s of the demo's 14.5-15 min but, on
 # the demo's own run, left the paper's (uncalibrated) dynamic-image oracle at +6.3 points, so 16 stays.
-# The mid-frame still model trains 10 epochs: with 15 it kept epoch 9 (on val).
 FULL = DemoBudget(stills={"train": 40, "val": 10, "test": 20}, videos={"train": 24, "test": 6},
                   crop=112, resize=128, finetune_epochs={"still": 15, "flow": 16, "dynamic": 16}, tsn_epochs=4,
-                  oracle_runs=100, flow="farneback", midframe_still_epochs=10)
+                  oracle_runs=100, flow="farneback")
 QUICK = DemoBudget(stills={"train": 10, "val": 4, "test": 6}, videos={"train": 5, "test": 3},
                    crop=64, resize=72, finetune_epochs={"still": 1, "flow": 1, "dynamic": 1}, tsn_epochs=1,
-                   oracle_runs=20, flow="farneback", midframe_still_epochs=1)
+                   oracle_runs=20, flow="farneback")
 
 
 class Stages:
@@ -235,8 +233,7 @@ def midframe_experiment(root: Path, cache: Path, mid: tuple[Path, Path, Path], b
     mid_root, mid_cache, mid_runs = mid
     build_midframes(root, mid_root, seed=seed)
     link_temporal(cache, mid_cache, backbone)
-    still_budget = replace(budget, finetune_epochs={**budget.finetune_epochs, "still": budget.midframe_still_epochs})
-    finetune_models(mid_root, mid_cache, mid_runs, backbone, still_budget, ("still",), "midframe", device)
+    finetune_models(mid_root, mid_cache, mid_runs, backbone, budget, ("still",), "midframe", device)
     extract_features(mid_root, mid_cache, backbone, budget, ("still",), device)
     baselines(mid_root, mid_cache, mid_runs, backbone, "midframe", False, device, seeds)
     train_heads(mid_cache, mid_runs, ("gan", "embed"), "midframe", device, seeds)
