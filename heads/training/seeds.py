@@ -123,14 +123,13 @@ def combine_seed_metrics(metrics_list: Sequence[Mapping[str, Any]],
 def _combine_temporal_classifier(metrics_list, probs_list) -> dict[str, Any]:
     """Mean and std over seeds; the CI of the seed mean over the temporal test instances when
     every seed brought its per-instance correctness."""
-    from heads.evaluation.metrics import temporal_classifier_entry
     from heads.evaluation.statistics import mean_std
 
     values = [m["temporal_classifier"]["test"] for m in metrics_list]
     entry = {"test": _mean(values), "test_std": _round(mean_std(values)[1])}
     correct = [p.get("temporal_correct") for p in probs_list]
     if all(c is not None for c in correct):
-        entry["test_ci"] = temporal_classifier_entry(np.stack(correct))["test_ci"]
+        entry["test_ci"] = ci_or_none(np.stack(correct))
     return entry
 
 
