@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,9 @@ ROW_FIELDS = {"labels": np.int64, "split": np.int8, "source": STRING_DTYPE, "ins
 JSON_ATTRS = ("preprocessing", "classes")
 
 TEMPORAL_FILE = "temporal.h5"
+# Every data and numeric row dataset carries HDF5 Fletcher-32 chunk checksums (False: only for
+# benchmarks/checksums.py, to time the same writes without them).
+CHECKSUMS = True
 
 
 def feature_cache_path(cache_dir: str | os.PathLike, modality: str, backbone: str) -> Path:
@@ -96,21 +100,96 @@ def mark_complete(f: h5py.File) -> None:
     f.attrs["complete"] = True
 
 
+def checksum_filter() -> bool:
+    """Whether new datasets get the Fletcher-32 filter (:data:`CHECKSUMS`)."""
+    return CHECKSUMS
+
+
+def checksummed(shape: tuple[int, ...], chunks: tuple[int, ...] | None = None) -> dict[str, Any]:
+    """``create_dataset`` options of a dataset whose every chunk carries a Fletcher-32 checksum,
+    verified by HDF5 on every read (``chunks`` default: up to 256 rows; an empty dataset stays contiguous)."""
+    if not CHECKSUMS or not shape or 0 in shape:
+        return {}
+    return {"fletcher32": True, "chunks": chunks or (min(shape[0], 256), *shape[1:])}
+
+
 def write_rows(group: h5py.Group, *, labels, split, source, instance) -> None:
-    """Write the four row datasets (labels, split, source, instance) into ``group``."""
+    """Write the four row datasets (labels, split, source, instance) into ``group``; the numeric
+    ones checksummed (a string dataset's text lives outside its chunks, where no filter reaches)."""
     values = {"labels": labels, "split": split, "source": source, "instance": instance}
     for name, dtype in ROW_FIELDS.items():
         data = values[name]
         if dtype is STRING_DTYPE:
-            data = np.array([str(s) for s in data], dtype=object)
+            group.create_dataset(name, data=np.array([str(s) for s in data], dtype=object), dtype=dtype)
         else:
             data = np.asarray(data, dtype=dtype)
-        group.create_dataset(name, data=data, dtype=dtype)
+            group.create_dataset(name, data=data, dtype=dtype, **checksummed(data.shape, (min(len(data), 65536),)))
+
+
+def has_checksums(dataset: h5py.Dataset) -> bool:
+    return bool(dataset.fletcher32)
+
+
+_NOTICED: set[str] = set()
+
+
+def rebuild_hint(f: h5py.File) -> str:
+    """How to write ``f`` again: the command that made it, with ``--restart``."""
+    modality = f.attrs.get("modality", "")
+    modality = modality.decode() if isinstance(modality, bytes) else str(modality)
+    command = {"temporal": "prepare", KEYFRAMES: "keyframes"}.get(modality, "extract")
+    return f"rerun featcache {command} with --restart to write it again"
+
+
+def notice_unchecked(dataset: h5py.Dataset) -> None:
+    """One line on stderr, once per file, when ``dataset`` carries no checksums (written by an older featcache)."""
+    path = dataset.file.filename
+    if has_checksums(dataset) or dataset.dtype.kind not in "iuf" or dataset.size == 0 or path in _NOTICED:
+        return
+    _NOTICED.add(path)
+    print(f"note: {path} has no checksums (written by an older featcache), so damage in it cannot be detected; "
+          f"{rebuild_hint(dataset.file)} with them", file=sys.stderr)
+
+
+def damaged_rows(dataset: h5py.Dataset) -> list[tuple[int, int]]:
+    """The ``[start, stop)`` row ranges of ``dataset`` whose chunks fail to read (checksum or codec)."""
+    n = dataset.shape[0] if dataset.shape else 0
+    step = dataset.chunks[0] if dataset.chunks else max(n, 1)
+    bad: list[tuple[int, int]] = []
+    for start in range(0, n, step):
+        stop = min(start + step, n)
+        try:
+            dataset[start:stop]
+        except OSError:
+            if bad and bad[-1][1] == start:
+                bad[-1] = (bad[-1][0], stop)
+            else:
+                bad.append((start, stop))
+    return bad
+
+
+def damage_error(dataset: h5py.Dataset, rows: list[tuple[int, int]]) -> CacheError:
+    """The one-line error of a dataset that fails its checksum: the file, the dataset, the rows."""
+    shown = ", ".join(f"{a}-{b - 1}" if b - a > 1 else str(a) for a, b in rows[:6]) + (", ..." if len(rows) > 6 else "")
+    count = sum(b - a for a, b in rows)
+    return CacheError(f"{dataset.file.filename}: dataset {dataset.name} rows {shown or '?'} ({count} of "
+                      f"{dataset.shape[0]}) fail their checksum: the file is damaged on disk; {rebuild_hint(dataset.file)}")
+
+
+def read_checked(dataset: h5py.Dataset, index: Any = ()) -> np.ndarray:
+    """``dataset[index]`` (all of it by default), its checksums verified by HDF5 as it reads; a
+    mismatch raises :func:`damage_error` naming the file, the dataset and the damaged rows."""
+    notice_unchecked(dataset)
+    try:
+        return dataset[index]
+    except OSError:
+        rows = damaged_rows(dataset) if index == () else [(int(index), int(index) + 1)] if np.ndim(index) == 0 else []
+        raise damage_error(dataset, rows) from None
 
 
 def read_rows(group: h5py.Group) -> dict[str, np.ndarray]:
     """The four row datasets of ``group`` as numpy arrays (``source`` as str objects)."""
-    rows = {name: group[name][()] for name in ROW_FIELDS}
+    rows = {name: read_checked(group[name]) for name in ROW_FIELDS}
     rows["source"] = np.array(
         [s.decode("utf-8") if isinstance(s, bytes) else s for s in rows["source"]], dtype=object
     )

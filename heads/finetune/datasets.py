@@ -82,13 +82,17 @@ class TemporalInstances(Dataset):
         return int(self.rows.size)
 
     @property
-    def data(self):
+    def temporal(self):
         if self._pid != os.getpid():
             from featcache.cache.temporal_cache import read_temporal
 
             self._temporal = read_temporal(self.path, self.kind)
             self._pid = os.getpid()
-        return self._temporal.data
+        return self._temporal
+
+    @property
+    def data(self):
+        return self.temporal.data
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -97,7 +101,8 @@ class TemporalInstances(Dataset):
         return state
 
     def raw(self, index: int) -> np.ndarray:
-        return np.asarray(self.data[int(self.rows[index])])
+        """One row, its checksum verified: a damaged row stops training with one line naming it."""
+        return self.temporal.row(int(self.rows[index]))
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         return self.transform(self.raw(index)), int(self.labels[index])

@@ -28,9 +28,9 @@ from featcache.utils.progress import console
 from featcache.cache.schema import MODALITIES, backbone_file_tag, temporal_cache_path
 from heads.finetune import engine
 from heads.finetune.defaults import FINETUNE_DEFAULTS as DEFAULTS
-from heads.training.run_dir import default_run_dir
+from heads.training.run_dir import TRAINING_STATE_FILE, default_run_dir
 
-CHECKPOINT_FILE = "checkpoint.pt"
+CHECKPOINT_FILE = TRAINING_STATE_FILE  # the training state a run resumes from
 
 
 

@@ -30,7 +30,7 @@ from torch import nn
 from featcache.errors import CacheError, FeatcacheError
 from featcache.utils.progress import console, optional_progress
 from featcache.cache.schema import TEMPORAL_KINDS, backbone_file_tag, feature_cache_path, temporal_cache_path
-from featcache.utils.atomic import atomic_path
+from featcache.utils.atomic import save_torch
 from heads.finetune import engine
 from heads.finetune.defaults import TARGET_MODES, TEMPERATURE, TSN_DEFAULTS as DEFAULTS
 from heads.finetune.finetune import CHECKPOINT_FILE, model_path
@@ -172,8 +172,7 @@ def cached_teacher_targets(teacher: nn.Module, instances, *, cache_file: Path, s
     logits = compute_teacher_logits(teacher, instances, device, env, batch_size=batch_size, workers=workers,
                                     amp=amp, channels_last=channels_last)
     if env.is_main:
-        with atomic_path(store) as tmp:
-            torch.save({"stamp": stamp, "logits": logits}, tmp)
+        save_torch({"stamp": stamp, "logits": logits}, store, "teacher-targets file")
     return logits
 
 

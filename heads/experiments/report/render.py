@@ -28,7 +28,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from featcache.utils.atomic import atomic_path
+from featcache.utils.atomic import atomic_path, writing
 from heads.experiments.report.plots import plot_class_improvements, plot_confusion, plot_learning_curves
 from heads.experiments.report.runs import Report, best_run, best_run_per_kind, collect_runs, selected_t2sil_runs
 from heads.experiments.report.significance import gains_table, summary_paragraph
@@ -90,11 +90,17 @@ def render_markdown(report: Report, tables, figures: list[tuple[str, Path]], out
     notes += [f"Skipped: {line}" for line in report.skipped]
     if notes:
         parts += ["## Notes", *(f"- {n}" for n in notes)]
-    parts.append("## Runs\n" + "\n".join(
+    parts.append(f"## Runs\n{runs_read_line(report)}.\n\n" + "\n".join(
         f"- `{r.path}`: {r.method}" + (f" ({r.temporal})" if r.temporal else "") + f", {r.experiment}"
         for r in sorted(report.runs, key=lambda r: str(r.path))
     ))
     return "\n\n".join(parts) + "\n"
+
+
+def runs_read_line(report: Report) -> str:
+    """How many run folders the report read and skipped: nothing leaves its count unsaid."""
+    skipped = f"; {len(report.skipped)} skipped (half-written or damaged, listed under Notes)" if report.skipped else ""
+    return f"{len(report.runs)} run folder(s) read{skipped}"
 
 
 def figure_section(heading: str, text: str, figures: Sequence[tuple[str, Path]], out: Path) -> list[str]:
@@ -118,16 +124,21 @@ img{{max-width:100%}}</style></head><body>
 
 
 def write_text(path: Path, text: str) -> None:
-    with atomic_path(path) as tmp:
+    with atomic_path(path, "report") as tmp:
         tmp.write_text(text, encoding="utf-8")
 
 
 def write_report(folders: Sequence[str | os.PathLike], out: str | os.PathLike, plots: bool = True) -> tuple[Report, dict, Path]:
     """Collect the runs under ``folders`` and write ``out/report.md``, ``out/report.html`` and figures."""
-    import markdown
-
     out = Path(out)
     report = collect_runs(folders)
+    with writing(kept="no run folder was changed (the report only reads them)", resume="rerun featcache report"):
+        return _write_report(report, out, plots)
+
+
+def _write_report(report: Report, out: Path, plots: bool) -> tuple[Report, dict, Path]:
+    import markdown
+
     tables = build_tables(report)
     figures, confusion, curves = [], None, []
     if plots:
