@@ -29,6 +29,9 @@ class WriteError(FeatcacheError):
         self.what, self.path, self.reason, self.fix = what, path, reason, fix
         self.kept, self.resume = kept, resume
 
+    def __reduce__(self):  # rebuilt whole when it crosses from a worker process
+        return type(self), (self.what, self.path, self.reason, self.fix, self.kept, self.resume)
+
     def __str__(self) -> str:
         kept = self.kept or "finished work is kept"
         resume = self.resume or "rerun the same command to resume"

@@ -111,15 +111,39 @@ def atomic_path(path: str | os.PathLike, what: str = "file", *, reserve: int = 0
                 tmp.unlink()
 
 
+class _WriteRecorder:
+    """A file object for ``torch.save`` that keeps the ``OSError`` of a failed write: torch
+    reports it as a RuntimeError of its zip writer, which says nothing of a full disk."""
+
+    def __init__(self, fh):
+        self.fh, self.error = fh, None
+
+    def write(self, data) -> int:
+        try:
+            return self.fh.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self) -> None:
+        self.fh.flush()
+
+
 def save_torch(obj, path: str | os.PathLike, what: str = "checkpoint") -> Path:
-    """``torch.save`` atomically, through a file object (so a full disk is an ``OSError``, not a
-    torch RuntimeError), synced to disk; the one writer of ``torch.save`` files."""
+    """``torch.save`` atomically and synced to disk, a failed write raised as the ``OSError`` it
+    was (so :func:`writing` names it); the one writer of ``torch.save`` files."""
     import torch
 
     path = Path(path)
     with atomic_path(path, what) as tmp:
         with open(tmp, "wb") as fh:
-            torch.save(obj, fh)
+            recorder = _WriteRecorder(fh)
+            try:
+                torch.save(obj, recorder)
+            except RuntimeError:
+                if recorder.error is not None:
+                    raise recorder.error from None
+                raise
             fh.flush()
             os.fsync(fh.fileno())
     return path
