@@ -43,9 +43,12 @@ ROW_FIELDS = {"labels": np.int64, "split": np.int8, "source": STRING_DTYPE, "ins
 JSON_ATTRS = ("preprocessing", "classes")
 
 TEMPORAL_FILE = "temporal.h5"
-# Every data and numeric row dataset carries HDF5 Fletcher-32 chunk checksums (False: only for
-# benchmarks/checksums.py, to time the same writes without them).
+# Every numeric dataset carries checksums: block sums of BLOCK_ROWS rows in /checksums (feature caches,
+# row datasets), HDF5's Fletcher-32 on temporal.h5's row chunks. False: only benchmarks/checksums.py sets
+# it, to time the same writes without them.
 CHECKSUMS = True
+CHECKSUM_GROUP = "checksums"
+BLOCK_ROWS = 256
 
 
 def feature_cache_path(cache_dir: str | os.PathLike, modality: str, backbone: str) -> Path:
@@ -101,36 +104,63 @@ def mark_complete(f: h5py.File) -> None:
 
 
 def checksum_filter() -> bool:
-    """Whether new datasets get the Fletcher-32 filter (:data:`CHECKSUMS`)."""
+    """Whether new datasets get checksums (:data:`CHECKSUMS`): ``temporal.h5``'s row data through
+    HDF5's Fletcher-32 filter, every other numeric dataset through :func:`write_checksums`."""
     return CHECKSUMS
 
 
-def checksummed(shape: tuple[int, ...], chunks: tuple[int, ...] | None = None) -> dict[str, Any]:
-    """``create_dataset`` options of a dataset whose every chunk carries a Fletcher-32 checksum,
-    verified by HDF5 on every read (``chunks`` default: up to 256 rows; an empty dataset stays contiguous)."""
-    if not CHECKSUMS or not shape or 0 in shape:
-        return {}
-    return {"fletcher32": True, "chunks": chunks or (min(shape[0], 256), *shape[1:])}
+def block_checksums(array: np.ndarray, block_rows: int = BLOCK_ROWS) -> np.ndarray:
+    """One uint64 per ``block_rows`` rows: the sum, wrapping at 2**64, of the block's bytes read as
+    little-endian 64-bit words (zero-padded). Any change within one word (every flipped bit or byte,
+    any torn sector but for a 2**-64 chance) changes it; it runs at memory speed (a Fletcher-32
+    filter doubles a feature cache's load time, benchmarks/checksums.py)."""
+    rows = np.ascontiguousarray(array).reshape(len(array), -1).view(np.uint8)
+    out = np.empty(-(-len(rows) // block_rows), dtype=np.uint64)
+    for b, start in enumerate(range(0, len(rows), block_rows)):
+        block = rows[start : start + block_rows].reshape(-1)
+        if len(block) % 8:
+            block = np.concatenate([block, np.zeros(-len(block) % 8, np.uint8)])
+        out[b] = block.view("<u8").sum(dtype=np.uint64)
+    return out
+
+
+def _checksum_key(dataset: h5py.Dataset) -> str:
+    return dataset.name.strip("/").replace("/", ".")
+
+
+def write_checksums(dataset: h5py.Dataset) -> None:
+    """Store the block checksums of a finished ``dataset`` in ``/checksums/<name>`` (read back
+    ``64 * BLOCK_ROWS`` rows at a time); every read by :func:`read_checked` verifies them."""
+    if not CHECKSUMS or not dataset.shape or dataset.dtype.kind not in "iuf":
+        return
+    step = 64 * BLOCK_ROWS
+    sums = [block_checksums(dataset[s : s + step]) for s in range(0, dataset.shape[0], step)]
+    stored = dataset.file.require_group(CHECKSUM_GROUP).create_dataset(
+        _checksum_key(dataset), data=np.concatenate(sums) if sums else np.zeros(0, np.uint64))
+    stored.attrs["block_rows"] = BLOCK_ROWS
+
+
+def stored_checksums(dataset: h5py.Dataset) -> tuple[np.ndarray, int] | None:
+    """(block checksums, rows per block) of ``dataset``, or None when it has none of its own."""
+    group = dataset.file.get(CHECKSUM_GROUP)
+    stored = group.get(_checksum_key(dataset)) if group is not None else None
+    return None if stored is None else (stored[()], int(stored.attrs["block_rows"]))
 
 
 def write_rows(group: h5py.Group, *, labels, split, source, instance) -> None:
     """Write the four row datasets (labels, split, source, instance) into ``group``; the numeric
-    ones checksummed (a string dataset's text lives outside its chunks, where no filter reaches)."""
+    ones checksummed (a string dataset's text lives on HDF5's heap, where no checksum reaches)."""
     values = {"labels": labels, "split": split, "source": source, "instance": instance}
     for name, dtype in ROW_FIELDS.items():
         data = values[name]
         if dtype is STRING_DTYPE:
             group.create_dataset(name, data=np.array([str(s) for s in data], dtype=object), dtype=dtype)
         else:
-            data = np.asarray(data, dtype=dtype)
-            group.create_dataset(name, data=data, dtype=dtype, **checksummed(data.shape, (min(len(data), 65536),)))
+            write_checksums(group.create_dataset(name, data=np.asarray(data, dtype=dtype), dtype=dtype))
 
 
 def has_checksums(dataset: h5py.Dataset) -> bool:
-    return bool(dataset.fletcher32)
-
-
-_NOTICED: set[str] = set()
+    return bool(dataset.fletcher32) or stored_checksums(dataset) is not None
 
 
 def rebuild_hint(f: h5py.File) -> str:
@@ -141,31 +171,53 @@ def rebuild_hint(f: h5py.File) -> str:
     return f"rerun featcache {command} with --restart to write it again"
 
 
+_NOTICED: set[str] = set()
+
+
 def notice_unchecked(dataset: h5py.Dataset) -> None:
     """One line on stderr, once per file, when ``dataset`` carries no checksums (written by an older featcache)."""
     path = dataset.file.filename
-    if has_checksums(dataset) or dataset.dtype.kind not in "iuf" or dataset.size == 0 or path in _NOTICED:
+    if path in _NOTICED or dataset.dtype.kind not in "iuf" or dataset.size == 0 or has_checksums(dataset):
         return
     _NOTICED.add(path)
     print(f"note: {path} has no checksums (written by an older featcache), so damage in it cannot be detected; "
           f"{rebuild_hint(dataset.file)} with them", file=sys.stderr)
 
 
+def _mismatches(data: np.ndarray, sums: np.ndarray, block_rows: int, first_block: int = 0) -> list[tuple[int, int]]:
+    found = block_checksums(data, block_rows)
+    bad = np.flatnonzero(found != sums[first_block : first_block + len(found)])
+    start = first_block * block_rows
+    return [(start + b * block_rows, min(start + (b + 1) * block_rows, start + len(data))) for b in bad]
+
+
+def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for a, b in ranges:
+        if merged and merged[-1][1] == a:
+            merged[-1] = (merged[-1][0], b)
+        else:
+            merged.append((a, b))
+    return merged
+
+
 def damaged_rows(dataset: h5py.Dataset) -> list[tuple[int, int]]:
-    """The ``[start, stop)`` row ranges of ``dataset`` whose chunks fail to read (checksum or codec)."""
+    """The ``[start, stop)`` row ranges of ``dataset`` that fail a checksum (its own block sums, or
+    HDF5's Fletcher-32/gzip on a chunk), read a block or chunk at a time."""
     n = dataset.shape[0] if dataset.shape else 0
-    step = dataset.chunks[0] if dataset.chunks else max(n, 1)
+    stored = stored_checksums(dataset)
+    step = stored[1] if stored else dataset.chunks[0] if dataset.chunks else max(n, 1)
     bad: list[tuple[int, int]] = []
-    for start in range(0, n, step):
+    for block, start in enumerate(range(0, n, step)):
         stop = min(start + step, n)
         try:
-            dataset[start:stop]
+            data = dataset[start:stop]
         except OSError:
-            if bad and bad[-1][1] == start:
-                bad[-1] = (bad[-1][0], stop)
-            else:
-                bad.append((start, stop))
-    return bad
+            bad.append((start, stop))
+            continue
+        if stored:
+            bad += _mismatches(data, stored[0], step, block)
+    return _merge(bad)
 
 
 def damage_error(dataset: h5py.Dataset, rows: list[tuple[int, int]]) -> CacheError:
@@ -177,14 +229,18 @@ def damage_error(dataset: h5py.Dataset, rows: list[tuple[int, int]]) -> CacheErr
 
 
 def read_checked(dataset: h5py.Dataset, index: Any = ()) -> np.ndarray:
-    """``dataset[index]`` (all of it by default), its checksums verified by HDF5 as it reads; a
-    mismatch raises :func:`damage_error` naming the file, the dataset and the damaged rows."""
+    """``dataset[index]`` (all of it by default), its checksums verified as it is read; a mismatch
+    raises :func:`damage_error` naming the file, the dataset and the damaged rows."""
     notice_unchecked(dataset)
     try:
-        return dataset[index]
-    except OSError:
+        data = dataset[index]
+    except OSError:  # HDF5's Fletcher-32 (or gzip) refused a chunk
         rows = damaged_rows(dataset) if index == () else [(int(index), int(index) + 1)] if np.ndim(index) == 0 else []
         raise damage_error(dataset, rows) from None
+    stored = stored_checksums(dataset) if index == () else None
+    if stored is not None and (bad := _mismatches(data, *stored)):
+        raise damage_error(dataset, _merge(bad))
+    return data
 
 
 def read_rows(group: h5py.Group) -> dict[str, np.ndarray]:

@@ -14,7 +14,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from featcache.cache.schema import SPLIT_CODE, checksummed, feature_cache_path, mark_complete, write_root_attrs, write_rows
+from featcache.cache.schema import SPLIT_CODE, feature_cache_path, mark_complete, write_checksums, write_root_attrs, write_rows
 
 from featcache.utils.atomic import atomic_path
 
@@ -30,12 +30,12 @@ def write_feature_cache(path: str | os.PathLike, *, modality: str, backbone: str
         with h5py.File(tmp, "w") as f:
             write_root_attrs(f, modality=modality, backbone=backbone, weights="random",
                              preprocessing={"synthetic": True}, classes=list(classes))
-            f.create_dataset("features", data=features, **checksummed(features.shape))
+            write_checksums(f.create_dataset("features", data=features))
             write_rows(f, labels=labels, split=split,
                        source=[f"synthetic/{modality}/{i:06d}" for i in range(rows)], instance=np.zeros(rows))
             if logits is not None:
                 logits = np.asarray(logits, dtype=np.float32)
-                f.create_dataset("logits", data=logits, **checksummed(logits.shape))
+                write_checksums(f.create_dataset("logits", data=logits))
             mark_complete(f)
     return path
 

@@ -27,7 +27,7 @@ from featcache.utils.device import resolve_device
 from featcache.errors import CacheError, FeatcacheError, MediaError
 from featcache.utils.progress import console, make_progress
 from featcache.cache.parts import discard_parts, keeping_parts, open_parts, part_path, parts_folder, read_part, write_part
-from featcache.cache.schema import KEYFRAMES, SPLIT_CODE, checksummed, feature_cache_path, mark_complete, open_complete, read_root_attrs, write_root_attrs, write_rows
+from featcache.cache.schema import KEYFRAMES, SPLIT_CODE, feature_cache_path, mark_complete, open_complete, read_root_attrs, write_checksums, write_root_attrs, write_rows
 from featcache.utils.atomic import atomic_path
 from featcache.extraction.xmeans import XMeans
 
@@ -225,7 +225,7 @@ def assemble(out: Path, videos: list[Sample], results, still_attrs: dict, model,
             f, modality=KEYFRAMES, backbone=model.name, weights=model.weights_id, classes=list(still_attrs["classes"]),
             preprocessing={**(still_attrs.get("preprocessing") or {}), "keyframes": fingerprint},
         )
-        f.create_dataset("features", data=features, **checksummed(features.shape))
+        write_checksums(f.create_dataset("features", data=features))
         write_rows(
             f,
             labels=np.repeat([v.label for v in done], counts),

@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 
 from featcache.cache.parts import read_part, write_part
-from featcache.cache.schema import checksummed, mark_complete, write_root_attrs, write_rows
+from featcache.cache.schema import mark_complete, write_checksums, write_root_attrs, write_rows
 from featcache.errors import CacheError, MediaError
 from featcache.extraction.sources import SourceRows
 from featcache.utils.atomic import atomic_path
@@ -87,10 +87,10 @@ def assemble(path: Path, parts: Path, shards: list[range], rows: SourceRows, ide
         with h5py.File(tmp, "w") as f:
             attrs = {k: identity[k] for k in ("modality", "backbone", "weights", "preprocessing", "classes", "rows_sha256")}
             write_root_attrs(f, **attrs, skipped=json.dumps(skipped))
-            features = f.create_dataset("features", shape=feature_shape, dtype=identity["dtype"], **checksummed(feature_shape))
+            features = f.create_dataset("features", shape=feature_shape, dtype=identity["dtype"])  # contiguous: loads fastest
             scores = None
             if logit_shape:
-                scores = f.create_dataset("logits", shape=logit_shape, dtype=np.float32, **checksummed(logit_shape))
+                scores = f.create_dataset("logits", shape=logit_shape, dtype=np.float32)
             at = 0
             for k in range(len(shards)):  # stream shard by shard: memory stays one shard
                 shard = read_shard(shard_path(parts, k))
@@ -100,6 +100,9 @@ def assemble(path: Path, parts: Path, shards: list[range], rows: SourceRows, ide
                     if scores is not None:
                         scores[at : at + m] = shard["logits"]
                 at += m
+            for dataset in (features, scores):  # block checksums, verified on every read
+                if dataset is not None:
+                    write_checksums(dataset)
             write_rows(
                 f,
                 labels=rows.labels[kept_rows],

@@ -26,9 +26,11 @@ def feature_cache(path, rows: int = 1000, dim: int = 32, seed: int = 0):
 
 
 def storage(path, name: str) -> list[tuple[int, int, int]]:
-    """(first row, file offset, bytes) of every chunk of dataset ``name``."""
+    """(first row, file offset, bytes) of every chunk of dataset ``name`` (one for a contiguous one)."""
     with h5py.File(path, "r") as f:
         ds = f[name]
+        if ds.chunks is None:
+            return [(0, ds.id.get_offset(), ds.id.get_storage_size())]
         chunks = [ds.id.get_chunk_info(i) for i in range(ds.id.get_num_chunks())]
         return [(info.chunk_offset[0], info.byte_offset, info.size) for info in chunks]
 
@@ -44,18 +46,22 @@ def flip(path, offset: int, bit: int = 0x04) -> None:
 def test_feature_caches_are_written_with_checksums(tmp_path):
     path = feature_cache(tmp_path / "still-b.h5")
     with h5py.File(path, "r") as f:
-        assert f["features"].fletcher32 and f["labels"].fletcher32 and f["split"].fletcher32
-        assert f["features"].chunks == (256, 32)
+        for name in ("features", "labels", "split", "instance"):
+            sums, block_rows = schema.stored_checksums(f[name])
+            assert block_rows == 256 and len(sums) == 4  # 1000 rows
+        assert f["features"].chunks is None  # contiguous: the fastest to load
+        assert schema.stored_checksums(f["source"]) is None  # text: no checksum
     assert len(FeatureCache.open(path).split("train")) > 0
 
 
 def test_a_flipped_byte_anywhere_in_the_features_is_caught_and_named(tmp_path):
     good = feature_cache(tmp_path / "good.h5")
-    chunks = storage(good, "features")
+    (_, start, size), = storage(good, "features")
+    assert size == 1000 * 32 * 4
     rng = np.random.default_rng(7)
-    for trial in range(8):  # random offsets inside the feature data's storage, every chunk reached
-        first, start, size = chunks[trial % len(chunks)]
-        offset = start + int(rng.integers(0, size))
+    for trial in range(8):  # random offsets inside the feature data's storage, every block reached
+        offset = start + int(rng.integers(0, size // 4)) + trial * (size // 8) // 2
+        first = (offset - start) // (32 * 4) // 256 * 256
         damaged = tmp_path / f"still-{trial}.h5"
         shutil.copy(good, damaged)
         flip(damaged, offset, bit=1 << int(rng.integers(0, 8)))
@@ -70,8 +76,8 @@ def test_a_flipped_byte_anywhere_in_the_features_is_caught_and_named(tmp_path):
 def test_a_damaged_label_is_caught_too(tmp_path):
     path = feature_cache(tmp_path / "still-b.h5")
     (_, start, size), = storage(path, "labels")
-    flip(path, start + size // 2)
-    with pytest.raises(CacheError, match="dataset /labels rows 0-999"):
+    flip(path, start + size // 2)  # row 500
+    with pytest.raises(CacheError, match="dataset /labels rows 256-511"):
         FeatureCache.open(path)
 
 
@@ -120,8 +126,8 @@ def test_data_check_deep_verifies_every_cache_in_a_folder(tmp_path):
     temporal_file(cache / "temporal.h5")
     assert is_cache_folder(cache)
     assert all(c.ok for c in check_cache_folder(cache, deep=True, progress=False))
-    _, start, size = storage(cache / "still-b.h5", "features")[2]
-    flip(cache / "still-b.h5", start + 3)
+    _, start, size = storage(cache / "still-b.h5", "features")[0]
+    flip(cache / "still-b.h5", start + 512 * 32 * 4 + 3)
     checks = {c.path.name: c for c in check_cache_folder(cache, deep=True, progress=False)}
     assert checks["temporal.h5"].ok
     assert checks["still-b.h5"].problems == [
