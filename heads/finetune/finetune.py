@@ -4,9 +4,11 @@ ImageNet-initialised backbone (flow: conv1 widened to 20 channels by cross-modal
 a new linear head for the dataset's classes, SGD with momentum 0.9 (paper, section 5), random
 crop + flip (one crop/flip for a whole flow stack), cosine learning-rate decay.
 
-- still: train on stills/train, select the epoch on stills/val, report val and test.
-- dynamic / flow: train on the video train instances of ``temporal.h5`` and validate on the video
-  test instances, as the paper does (videos have no val split); metrics report them as test.
+- still: train on stills/train, select the epoch on stills/val (without it: on a seeded 20% carved
+  from the train stills), report val and test.
+- dynamic / flow: train on the video train instances of ``temporal.h5`` and select the epoch on its
+  val videos (``videos/val`` or the share ``prepare`` carved from the train videos); the paper
+  selects on the test videos, we never do. Metrics report val and test videos as val and test.
 
 The best epoch's weights are written with ``featcache.backbones.save_checkpoint`` (default
 ``<cache>/models/<modality>-<backbone>.pt``), so ``featcache extract --weights`` can rebuild the
@@ -37,11 +39,13 @@ CHECKPOINT_FILE = "checkpoint.pt"
 def build_datasets(root, modality: str, cache_dir, *, crop: int, resize: int) -> dict[str, Any]:
     """train / val / test datasets for ``modality`` and the class list.
 
-    Temporal models validate on the video test instances (the paper does this): ``val`` is None.
+    Temporal models select on the val videos (``temporal_train_val``), stills on the val stills (without
+    ``stills/val``: a seeded share carved from the train stills); ``selected_on`` says where val came from.
     """
     from featcache.data.dataset import FolderDataset
+    from featcache.data.val_split import describe_split
     from featcache.backbones.preprocessing import build_transform
-    from heads.finetune.datasets import StillImages, TemporalInstances
+    from heads.finetune.datasets import StillImages, TemporalInstances, carve_stills_val, temporal_train_val
 
     dataset = FolderDataset(root)
     train_tf = build_transform(modality, train=True, crop=crop, resize=resize)
@@ -53,15 +57,21 @@ def build_datasets(root, modality: str, cache_dir, *, crop: int, resize: int) ->
         for needed in ("train", "test"):
             if needed not in splits:
                 raise DatasetError(f"{dataset.root / 'stills' / needed}: split missing")
-        val = StillImages(dataset, "val", eval_tf) if "val" in splits else None
-        return {"classes": dataset.classes, "train": StillImages(dataset, "train", train_tf), "val": val,
-                "test": StillImages(dataset, "test", eval_tf)}
+        train = StillImages(dataset, "train", train_tf)
+        if "val" in splits:
+            val, selected_on = StillImages(dataset, "val", eval_tf), "val stills"
+        else:
+            train, val, record = carve_stills_val(train, eval_tf)
+            selected_on = f"val stills: {describe_split(record)}"
+        return {"classes": dataset.classes, "train": train, "val": val,
+                "test": StillImages(dataset, "test", eval_tf), "selected_on": selected_on}
     path = temporal_cache_path(cache_dir)
-    train = TemporalInstances(path, modality, "train", train_tf)
+    train, val, record = temporal_train_val(path, modality, train_tf, eval_tf)
     test = TemporalInstances(path, modality, "test", eval_tf)
     if train.classes and list(train.classes) != list(dataset.classes):
         raise DatasetError(f"{path}: classes differ from {dataset.root}; rerun featcache prepare")
-    return {"classes": dataset.classes, "train": train, "val": None, "test": test}
+    return {"classes": dataset.classes, "train": train, "val": val, "test": test,
+            "selected_on": f"val videos: {describe_split(record)}", "video_split": record}
 
 
 def finetune_model(root, modality: str, *, backbone: str | None = None, weights: str | None = None,
@@ -91,7 +101,8 @@ def finetune_model(root, modality: str, *, backbone: str | None = None, weights:
         model = create_backbone(backbone, modality=modality, weights=weights, num_classes=len(classes))
         model = engine.prepare_model(model, run.device, channels_last=run.channels_last)
         if run.env.is_main:
-            console.print(f"fine-tuning {model.describe()} on {len(data['train'])} {modality} training inputs")
+            console.print(f"fine-tuning {model.describe()} on {len(data['train'])} {modality} training inputs; "
+                          f"epoch selected on {data['selected_on']}")
         optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
         config = {"modality": modality, "backbone": backbone, "weights": model.weights_id, "epochs": epochs,
@@ -100,7 +111,7 @@ def finetune_model(root, modality: str, *, backbone: str | None = None, weights:
                   "optimizer": "sgd", "schedule": "cosine", "world_size": run.env.world_size}
         if run.env.is_main:
             write_config(run_dir, config, f"featcache finetune {modality} {root}: resolved settings of this run")
-        select = data["val"] if data["val"] is not None else data["test"]
+        select = data["val"]  # never the test split
         select_labels = torch.as_tensor(select.labels)
         state = engine.fit(
             model=model, criterion=torch.nn.CrossEntropyLoss(), optimizer=optimizer, scheduler=scheduler,
@@ -112,8 +123,7 @@ def finetune_model(root, modality: str, *, backbone: str | None = None, weights:
         probs, labels = evaluate_splits(model, data, batch_size, run)
         if not run.env.is_main:
             return {}
-        config.update(best_epoch=state["best_epoch"], selected_on="val" if data["val"] is not None else "test",
-                      checkpoint=str(out))
+        config.update(best_epoch=state["best_epoch"], selected_on=data["selected_on"], checkpoint=str(out))
         metrics = build_metrics(method, None if modality == "still" else modality, config, still=probs,
                                 derived=None, labels=labels, classes=classes, seconds=time.perf_counter() - run.start)
         save_checkpoint(out, model, classes=classes, modality=modality, extra={

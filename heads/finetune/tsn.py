@@ -190,16 +190,20 @@ def tsn_datasets(dataset, temporal: str, cache_dir, crop: int, resize: int) -> d
     """The student's augmented train stills, its val/test stills (None when absent) and the teacher's
     temporal training instances (centre crops)."""
     from featcache.backbones.preprocessing import build_transform
-    from heads.finetune.datasets import StillImages, TemporalInstances
+    from heads.finetune.datasets import StillImages, TemporalInstances, carve_stills_val
 
     still_eval = build_transform("still", train=False, crop=crop, resize=resize)
     train_stills = StillImages(dataset, "train", build_transform("still", train=True, crop=crop, resize=resize))
     splits = dataset.splits("stills")
     evals = {s: StillImages(dataset, s, still_eval) if s in splits else None for s in ("val", "test")}
+    still_val = {"val": "folder"}
+    if evals["val"] is None:  # no stills/val: the epoch is chosen on a share carved from the train stills
+        train_stills, evals["val"], still_val = carve_stills_val(train_stills, still_eval)
     temporal_path = temporal_cache_path(cache_dir)
     instances = TemporalInstances(temporal_path, temporal, "train",
                                   build_transform(temporal, train=False, crop=crop, resize=resize))
-    return {"train": train_stills, "evals": evals, "instances": instances, "temporal_path": temporal_path}
+    return {"train": train_stills, "evals": evals, "instances": instances, "temporal_path": temporal_path,
+            "still_val": still_val}
 
 
 def predict_splits(model: nn.Module, evals: dict, batch_size: int, run: engine.RunContext) -> dict:
@@ -261,7 +265,7 @@ def train_tsn(root, *, temporal: str = "dynamic", backbone: str | None = None, c
                   "teacher_weights": teacher_model.weights_id, "targets": targets, "temperature": temperature,
                   "lr": lr, "epochs": epochs, "batch_size": batch_size * run.env.world_size, "num_convs": num_convs,
                   "crop": crop, "resize": resize, "seed": seed, "optimizer": "rmsprop",
-                  "world_size": run.env.world_size}
+                  "world_size": run.env.world_size, "still_val": data["still_val"]}
         return distil(run, still_model, teacher_model if targets == "live" else None, pairs, data["evals"],
                       still_probs, config, classes, trainable, run_dir, root, batch_size, resume)
 
@@ -269,14 +273,14 @@ def train_tsn(root, *, temporal: str = "dynamic", backbone: str | None = None, c
 def distil(run: engine.RunContext, still_model: nn.Module, live_teacher: nn.Module | None, pairs, evals: dict,
            still_probs: dict, config: dict[str, Any], classes: list[str], trainable: list[str], run_dir: Path,
            root, batch_size: int, resume: bool | None) -> dict[str, Any]:
-    """Train the student on the pairs, the epoch chosen on fused val (test without val); write the run."""
+    """Train the student on the pairs, the epoch chosen on fused val (never test); write the run."""
     from featcache.backbones import save_checkpoint
     from heads.training.config import write_config
     from heads.losses.distillation_loss import DistillationLoss
     from heads.evaluation.metrics import accuracy, build_metrics, fuse, print_metrics, softmax, write_metrics
 
     temporal, temperature = config["temporal"], config["temperature"]
-    select = "val" if evals["val"] is not None else "test"
+    select = "val"  # tsn_datasets always gives val stills (carved from train when absent)
     labels = {s: evals[s].labels if evals[s] is not None else None for s in ("val", "test")}
     optimizer = torch.optim.RMSprop([p for p in still_model.parameters() if p.requires_grad], lr=config["lr"])
     if run.env.is_main:
