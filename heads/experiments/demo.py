@@ -128,6 +128,7 @@ def mark_experiment(run_dir: Path, experiment: str) -> None:
 # -- stage bodies ----------------------------------------------------------------
 def finetune_models(root: Path, cache: Path, runs: Path, backbone: str, budget: DemoBudget, modalities,
                     experiment: str = "main", device: str = "auto") -> None:
+    from heads.finetune.defaults import FinetuneSettings
     from heads.finetune.finetune import finetune_model as finetune, model_path
 
     for modality in modalities:
@@ -135,8 +136,9 @@ def finetune_models(root: Path, cache: Path, runs: Path, backbone: str, budget: 
         if model_path(cache, modality, backbone).is_file():
             console.print(f"fine-tuned {modality} model present: {model_path(cache, modality, backbone)}")
         else:
-            finetune(root, modality, backbone=backbone, cache_dir=cache, epochs=budget.finetune_epochs[modality],
-                     crop=budget.crop, resize=budget.resize, device=device, run_dir=run_dir)
+            settings = FinetuneSettings(modality=modality, backbone=backbone, epochs=budget.finetune_epochs[modality],
+                                        crop=budget.crop, resize=budget.resize, device=device)
+            finetune(root, settings, cache_dir=cache, run_dir=run_dir)
         if done(run_dir):
             mark_experiment(run_dir, experiment)
 
@@ -168,13 +170,15 @@ def train_heads(cache: Path, runs: Path, methods, experiment: str, device: str =
 
 def train_tsn(root: Path, cache: Path, runs: Path, backbone: str, budget: DemoBudget, experiment: str,
               device: str = "auto") -> None:
+    from heads.finetune.defaults import TSNSettings
     from heads.finetune.tsn import train_tsn as tsn
 
     for temporal in TEMPORAL:
         run_dir = runs / f"tsn-{temporal}"
         if not done(run_dir):
-            tsn(root, temporal=temporal, backbone=backbone, cache_dir=cache, out=run_dir, epochs=budget.tsn_epochs,
-                crop=budget.crop, resize=budget.resize, device=device)
+            settings = TSNSettings(temporal=temporal, backbone=backbone, epochs=budget.tsn_epochs, crop=budget.crop,
+                                   resize=budget.resize, device=device)
+            tsn(root, settings, cache_dir=cache, out=run_dir)
         mark_experiment(run_dir, experiment)
 
 
