@@ -86,7 +86,7 @@ def assemble(path: Path, parts: Path, shards: list[range], rows: SourceRows, ide
     with atomic_path(path, "feature cache", reserve=int(size) + 64 * n + 2**20) as tmp:
         with h5py.File(tmp, "w") as f:
             attrs = {k: identity[k] for k in ("modality", "backbone", "weights", "preprocessing", "classes", "rows_sha256")}
-            write_root_attrs(f, **attrs, skipped=json.dumps(skipped))
+            write_root_attrs(f, **attrs, skipped=json.dumps(skipped), video_split=rows.video_split)
             features = f.create_dataset("features", shape=feature_shape, dtype=identity["dtype"])  # contiguous: loads fastest
             scores = None
             if logit_shape:
