@@ -130,12 +130,16 @@ def _checksum_key(dataset: h5py.Dataset) -> str:
 
 def write_checksums(dataset: h5py.Dataset) -> None:
     """Store the block checksums of a finished ``dataset`` in ``/checksums/<name>`` (read back
-    ``64 * BLOCK_ROWS`` rows at a time); every read by :func:`read_checked` verifies them."""
+    ``64 * BLOCK_ROWS`` rows at a time); every read by :func:`read_checked` verifies them. Call it
+    again after changing a dataset in place (e.g. relabelled rows): it replaces them."""
     if not CHECKSUMS or not dataset.shape or dataset.dtype.kind not in "iuf":
         return
     step = 64 * BLOCK_ROWS
     sums = [block_checksums(dataset[s : s + step]) for s in range(0, dataset.shape[0], step)]
-    stored = dataset.file.require_group(CHECKSUM_GROUP).create_dataset(
+    group = dataset.file.require_group(CHECKSUM_GROUP)
+    if _checksum_key(dataset) in group:
+        del group[_checksum_key(dataset)]
+    stored = group.create_dataset(
         _checksum_key(dataset), data=np.concatenate(sums) if sums else np.zeros(0, np.uint64))
     stored.attrs["block_rows"] = BLOCK_ROWS
 

@@ -24,7 +24,7 @@ import featcache.extraction.extract as extract_module
 from featcache.extraction.extract import ExtractSettings, extract
 from featcache.cache.feature_cache import FeatureCache
 from featcache.backbones.preprocessing import build_transform
-from featcache.cache.schema import SPLIT_CODE, mark_complete, read_root_attrs, write_root_attrs, write_rows
+from featcache.cache.schema import SPLIT_CODE, write_checksums, mark_complete, read_root_attrs, write_root_attrs, write_rows
 
 REPO = Path(__file__).resolve().parents[3]
 CLASSES = ["jump", "run", "wave"]
@@ -314,6 +314,7 @@ def test_val_videos_and_their_record_are_carried_into_the_feature_cache(tmp_path
         split = f["flow"]["split"][()]
         split[np.flatnonzero(split == SPLIT_CODE["train"])[:2]] = SPLIT_CODE["val"]  # one video's two rows
         f["flow"]["split"][...] = split
+        write_checksums(f["flow"]["split"])  # changed in place: its block checksums follow
     report = run(root, cache, modality="flow")
     cache_file = FeatureCache.open(report.path)
     assert cache_file.split_names() == ["train", "val", "test"] and len(cache_file.split("val")) == 2
