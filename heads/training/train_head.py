@@ -10,8 +10,8 @@ Parts, in data-flow order, one module each (a head method's own parts are its re
 ``fit``, :mod:`heads.training.registry`):
   still_model     linear softmax on still features (or the backbone's logits)
   dim_reduction   FC d1 tanh BN, dropout, FC C on real temporal features, selected on the
-                  temporal test split as the paper does, then frozen: the compact temporal
-                  space and the auxiliary / temporal classifier
+                  temporal val rows (val videos; the paper uses the test videos), then frozen:
+                  the compact temporal space and the auxiliary / temporal classifier
   gan             generator + discriminator, L_gan + lambda L_aux, RMSProp
   embedding       embedding network with triplets (P x K batches, FAISS semi-hard negatives
                   over the whole compact temporal train set) + a separate classifier trained
@@ -19,8 +19,9 @@ Parts, in data-flow order, one module each (a head method's own parts are its re
 ``loop`` holds what they share (stacked tensor helpers, best-epoch keeper, the classifier loop),
 ``selection`` the val selection of the derived heads.
 Parts that depend on fewer keys (still model, dim-reduction network) are trained once per
-distinct setting and shared by the members that agree on it. Epochs are selected on the
-still val split only (``select``: fused or derived accuracy); test is reported, never tuned on.
+distinct setting and shared by the members that agree on it. The heads' epochs are selected on
+the still val split only (``select``: fused or derived accuracy), the temporal parts' on the val
+videos' rows; test is reported, never tuned on.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Figures 7-8 as ``report.md`` + ``report.html``, and a rich summary in the termin
 Tables (accuracies in percent; a missing entry is "—" and listed in the notes):
 
 1. Baselines and temporal models: still image, Aug. Still+Frame (val/test on stills), and
-   the temporal classifiers (validated on the test videos, as in the paper).
+   the temporal classifiers (epochs chosen on the val videos; the paper chose them on the test videos).
 2. T2SIL (main experiment): derived temporal and fusion-with-still rows x GAN / Triplets
    Embed. / TSN, columns optical flow vs dynamic images x val/test.
 3. Mid-frame experiment: Temp. and Fused test accuracy per modality.
@@ -30,7 +30,9 @@ from typing import Sequence
 
 from featcache.utils.atomic import atomic_path
 from heads.experiments.report.plots import plot_class_improvements, plot_confusion, plot_learning_curves
-from heads.experiments.report.runs import PROTOCOL, Report, best_run, best_run_per_kind, collect_runs, selected_t2sil_runs
+from heads.experiments.report.runs import (
+    PROTOCOL, Report, best_run, best_run_per_kind, collect_runs, protocol_notes, selected_t2sil_runs,
+)
 from heads.experiments.report.significance import gains_table, summary_paragraph
 from heads.experiments.report.tables import (
     DASH, baseline_text, midframe_baseline, oracle_baseline, table1, table2, table3, table4, table6,
@@ -76,7 +78,7 @@ def render_markdown(report: Report, tables, figures: list[tuple[str, Path]], out
     ]
     if summary:
         parts += ["## Summary", summary]
-    parts += ["## Protocol", PROTOCOL]
+    parts += ["## Protocol", PROTOCOL, *(f"- {note}" for note in protocol_notes(report))]
     for caption, rows in tables.values():
         parts += [f"## {caption.split(':')[0]}", caption, markdown_table(rows)]
     parts += figure_section("Confusion matrices", "", [confusion] if confusion else [], out)
