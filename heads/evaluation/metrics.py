@@ -29,6 +29,13 @@ import numpy as np
 
 from featcache.errors import FeatcacheError
 from featcache.utils.atomic import atomic_path
+from heads.evaluation.uncertainty import (  # noqa: F401  (re-exported: one place to import them from)
+    NO_VIDEOS,
+    ONE_SEED,
+    ci_or_none,
+    mark_too_narrow,
+    temporal_classifier_entry,
+)
 
 METRICS_FILE = "metrics.json"
 STREAMS = ("still", "derived", "fused")
@@ -141,6 +148,7 @@ def build_metrics(
     classes: Sequence[str] | None = None,
     seconds: float = 0.0,
     experiment: str = "main",
+    clusters: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The ``metrics.json`` dict of one run (CONTRACT.md), accuracies in percent.
 
@@ -148,6 +156,9 @@ def build_metrics(
     ``[N, C]`` (a split may be missing or None); ``labels`` maps the same splits to
     class indices. ``derived=None`` (still-only or temporal-classifier runs) makes the
     derived and fused entries ``null``. Fused = mean of the still and derived softmaxes.
+    ``clusters`` maps a split to its rows' source videos (temporal instances): their intervals
+    then treat videos as the sampled unit. One run is one seed: every interval says so
+    (``ci_too_narrow``; ``heads.training.seeds`` removes it when seeds are combined).
     """
     if labels is None or classes is None:
         raise ValueError("build_metrics() needs labels={'val': y, 'test': y} and classes")
@@ -183,7 +194,8 @@ def build_metrics(
             }
     metrics["per_class"] = per_class
     metrics["seconds"] = round(float(seconds), 3)
-    add_uncertainty(metrics, streams, labels, temperatures)
+    add_uncertainty(metrics, streams, labels, temperatures, clusters)
+    mark_too_narrow(metrics, ONE_SEED)
     return metrics
 
 
@@ -216,11 +228,13 @@ def stream_probs(still: Mapping[str, Any], derived: Mapping[str, Any] | None,
 
 
 def add_uncertainty(metrics: dict[str, Any], streams: Mapping[str, Any], labels: Mapping[str, Any],
-                    temperatures: Mapping[str, float]) -> None:
-    """Second-wave keys (CONTRACT.md): per stream ``val_ci``/``test_ci`` (95% bootstrap over
-    images), ``top5``, ``map``, ``confusion`` and ``ece`` (on test); ``gain`` of each stream
-    over the still baseline (paired, same test images); the fitted ``temperatures``."""
+                    temperatures: Mapping[str, float], clusters: Mapping[str, Any] | None = None) -> None:
+    """Second-wave keys (CONTRACT.md): per stream ``val_ci``/``test_ci`` (95% interval over images,
+    or videos with ``clusters``), ``top5``, ``map``, ``confusion`` and ``ece`` (on test); ``gain`` of
+    each stream over the still baseline (paired, same test images, with its ``mde``); the ``temperatures``."""
     from heads.evaluation.statistics import correct, gain_over_baseline
+
+    clusters = clusters or {}
 
     for stream in ALL_STREAMS:
         entry, probs_by_split = metrics.get(stream), streams.get(stream)
@@ -228,31 +242,17 @@ def add_uncertainty(metrics: dict[str, Any], streams: Mapping[str, Any], labels:
             continue
         for split in EVAL_SPLITS:
             probs, y = probs_by_split.get(split), labels.get(split)
-            entry[f"{split}_ci"] = None if probs is None or y is None else ci_or_none(correct(probs, y))
+            entry[f"{split}_ci"] = None if probs is None or y is None else ci_or_none(correct(probs, y),
+                                                                                     clusters.get(split))
         entry.update(stream_test_metrics(probs_by_split.get("test"), labels.get("test")))
     metrics["gain"] = {}
     still_test, y = (streams.get("still") or {}).get("test"), labels.get("test")
     for stream in ALL_STREAMS[1:]:
         probs = (streams.get(stream) or {}).get("test")
         if probs is not None and still_test is not None and y is not None and len(y):
-            metrics["gain"][stream] = gain_over_baseline(correct(probs, y), correct(still_test, y))
+            metrics["gain"][stream] = gain_over_baseline(correct(probs, y), correct(still_test, y),
+                                                         clusters=clusters.get("test"))
     metrics["temperatures"] = dict(temperatures)
-
-
-def ci_or_none(correctness: Any) -> list[float] | None:
-    """The 95% bootstrap CI over images of bool ``[N]`` (or ``[S, N]`` over seeds); None for none."""
-    from heads.evaluation.statistics import accuracy_ci
-
-    if correctness is None or np.asarray(correctness).size == 0:
-        return None
-    return [_finite_or_none(v) for v in accuracy_ci(correctness)]
-
-
-def temporal_classifier_entry(correct: Any) -> dict[str, Any]:
-    """``{"test", "test_ci"}`` of the temporal classifier from its per-instance correctness on the
-    temporal test instances (bool ``[N]``; ``[S, N]`` over seeds gives the seed mean's CI)."""
-    correct = _as_numpy(correct, "temporal correctness").astype(bool)
-    return {"test": round(float(correct.mean() * 100.0), 4), "test_ci": ci_or_none(correct)}
 
 
 def stream_test_metrics(probs: Any, labels: Any) -> dict[str, Any]:

@@ -48,7 +48,6 @@ from heads.evaluation.intervals import (
 CONFIDENCE = 0.95
 ALPHA = 0.05  # significance level of the marks in tables and reports
 POWER = 0.80  # the power of the minimum detectable effect (``mde``)
-ONE_SEED = "one seed: seed variance not covered"
 
 
 # -- per-image correctness ---------------------------------------------------------

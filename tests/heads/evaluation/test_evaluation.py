@@ -100,7 +100,9 @@ def test_build_metrics_schema_and_values(tmp_path):
     assert m["method"] == "gan" and m["temporal"] == "flow" and m["experiment"] == "main"
     assert m["config"] == config and m["seconds"] == pytest.approx(3.21)
     for stream in ("still", "derived", "fused", "fused_calibrated"):
-        assert set(m[stream]) == {"val", "test", "val_ci", "test_ci", "top5", "top5_ci", "map", "confusion", "ece"}
+        assert set(m[stream]) == {"val", "test", "val_ci", "test_ci", "top5", "top5_ci", "map", "confusion", "ece",
+                                  "ci_too_narrow"}
+        assert m[stream]["ci_too_narrow"] == "one seed: seed variance not covered"
         assert m[stream]["top5"] is None and m[stream]["top5_ci"] is None  # 3 classes: top-5 is meaningless
         for split in ("val", "test"):
             assert m[stream][f"{split}_ci"][0] <= m[stream][split] <= m[stream][f"{split}_ci"][1]

@@ -1,0 +1,51 @@
+"""What an interval covers: the 95% CIs of ``metrics.json`` entries and the ``ci_too_narrow`` flag.
+
+An interval is *too narrow* when it is known to leave a source of variance out: one seed (the
+spread over training seeds is not in it) or temporal instances without their videos (several
+instances of one video counted as independent). The flag holds the reason in words; the report
+marks such cells with a dagger (docs/metrics.md).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+# Why an interval is known to be too narrow (``ci_too_narrow``, docs/metrics.md).
+ONE_SEED = "one seed: seed variance not covered"
+NO_VIDEOS = "instances of one video counted as independent"
+
+
+def ci_or_none(correctness: Any, clusters: Any = None) -> list[float] | None:
+    """The 95% CI of bool ``[N]`` (or ``[S, N]`` over seeds; ``clusters``: the rows' videos); None for none."""
+    from heads.evaluation.statistics import accuracy_ci
+
+    if correctness is None or np.asarray(correctness).size == 0:
+        return None
+    return [None if not math.isfinite(v) else round(float(v), 4) for v in accuracy_ci(correctness, clusters=clusters)]
+
+
+def temporal_classifier_entry(correct: Any, sources: Any = None) -> dict[str, Any]:
+    """``{"test", "test_ci"}`` of the temporal classifier from its per-instance correctness on the
+    temporal test instances (bool ``[N]``; ``[S, N]`` over seeds gives the seed mean's CI); ``sources``
+    (each instance's video) makes the CI resample videos. ``ci_too_narrow`` says what it leaves out."""
+    correct = np.asarray(correct.detach().cpu() if hasattr(correct, "detach") else correct).astype(bool)
+    entry = {"test": round(float(correct.mean() * 100.0), 4), "test_ci": ci_or_none(correct, sources)}
+    reasons = ([ONE_SEED] if correct.ndim == 1 else []) + ([NO_VIDEOS] if sources is None else [])
+    if reasons:
+        entry["ci_too_narrow"] = "; ".join(reasons)
+    return entry
+
+
+def mark_too_narrow(metrics: dict[str, Any], reason: str | None) -> None:
+    """Set (or, with ``reason=None``, remove) ``ci_too_narrow`` on every stream entry and gain: the
+    intervals are known to leave a source of variance out (docs/metrics.md)."""
+    streams = ("still", "derived", "fused", "fused_calibrated")
+    entries = [metrics.get(s) for s in streams] + list((metrics.get("gain") or {}).values())
+    for entry in entries:
+        if isinstance(entry, dict):
+            entry.pop("ci_too_narrow", None)
+            if reason:
+                entry["ci_too_narrow"] = reason
