@@ -30,8 +30,10 @@ import numpy as np
 from featcache.errors import FeatcacheError
 from featcache.utils.atomic import atomic_path
 from heads.evaluation.uncertainty import (  # noqa: F401  (re-exported: one place to import them from)
+    NARROW_MARK,
     NO_VIDEOS,
     ONE_SEED,
+    add_run_holm,
     ci_or_none,
     mark_too_narrow,
     temporal_classifier_entry,
@@ -196,6 +198,7 @@ def build_metrics(
     metrics["seconds"] = round(float(seconds), 3)
     add_uncertainty(metrics, streams, labels, temperatures, clusters)
     mark_too_narrow(metrics, ONE_SEED)
+    add_run_holm(metrics["gain"])
     return metrics
 
 
@@ -334,12 +337,14 @@ def format_accuracy(entry: Mapping[str, Any] | None, split: str, missing: str = 
         text += f" ± {entry[f'{split}_std']:.1f}"
     ci = (entry or {}).get(f"{split}_ci")
     if ci and ci[0] is not None and ci[1] is not None:
-        text += f" [{ci[0]:.1f}, {ci[1]:.1f}]"
+        text += f" [{ci[0]:.1f}, {ci[1]:.1f}]" + (NARROW_MARK if (entry or {}).get("ci_too_narrow") else "")
     return text
 
 
-def format_gain(gain: Mapping[str, Any] | None, missing: str = "-") -> str:
-    """``+4.2 [0.8, 7.5] *`` with the significance mark of its paired p-value."""
+def format_gain(gain: Mapping[str, Any] | None, missing: str = "-", p_value: float | None = None,
+                mde: bool = False) -> str:
+    """``+4.2 [0.8, 7.5]† *`` (``mde``: `` (MDE 6.1)``): the mark of ``p_value`` when given (the report's
+    Holm-adjusted p), else of the run's ``p_holm``, else of the raw ``p_value``; † when the CI is too narrow."""
     from heads.evaluation.statistics import significance_mark
 
     if not gain or gain.get("test") is None:
@@ -347,9 +352,12 @@ def format_gain(gain: Mapping[str, Any] | None, missing: str = "-") -> str:
     ci = gain.get("test_ci") or [None, None]
     text = f"{gain['test']:+.1f}"
     if ci[0] is not None and ci[1] is not None:
-        text += f" [{ci[0]:+.1f}, {ci[1]:+.1f}]"
-    mark = significance_mark(gain.get("p_value"))
-    return f"{text} {mark}" if mark else text
+        text += f" [{ci[0]:+.1f}, {ci[1]:+.1f}]" + (NARROW_MARK if gain.get("ci_too_narrow") else "")
+    if p_value is None:
+        p_value = gain.get("p_holm", gain.get("p_value"))
+    mark = significance_mark(p_value)
+    text = f"{text} {mark}" if mark else text
+    return text + (f" (MDE {gain['mde']:.1f})" if mde and gain.get("mde") is not None else "")
 
 
 def print_metrics(metrics: Mapping[str, Any], console=None) -> None:
@@ -386,7 +394,9 @@ def print_metrics(metrics: Mapping[str, Any], console=None) -> None:
     if seeds:
         caption.append(f"{len(seeds)} seeds {seeds}")
     if gains:
-        caption.append("gain: paired bootstrap on the same test images, * p < 0.05, ** p < 0.01")
+        caption.append("gain: paired on the same test images, * p < 0.05, ** p < 0.01 (Holm over this run's gains)")
+    if any((metrics.get(s) or {}).get("ci_too_narrow") for s in ALL_STREAMS):
+        caption.append(f"{NARROW_MARK} CI too narrow: {next(metrics[s]['ci_too_narrow'] for s in ALL_STREAMS if (metrics.get(s) or {}).get('ci_too_narrow'))}")
     if metrics.get("seconds") is not None:
         caption.append(f"{metrics['seconds']:.1f} s")
     table.caption = "; ".join(caption)

@@ -16,6 +16,7 @@ import numpy as np
 # Why an interval is known to be too narrow (``ci_too_narrow``, docs/metrics.md).
 ONE_SEED = "one seed: seed variance not covered"
 NO_VIDEOS = "instances of one video counted as independent"
+NARROW_MARK = "†"  # after an interval flagged ``ci_too_narrow`` in tables and reports
 
 
 def ci_or_none(correctness: Any, clusters: Any = None) -> list[float] | None:
@@ -49,3 +50,13 @@ def mark_too_narrow(metrics: dict[str, Any], reason: str | None) -> None:
             entry.pop("ci_too_narrow", None)
             if reason:
                 entry["ci_too_narrow"] = reason
+
+
+def add_run_holm(gains: dict[str, Any]) -> None:
+    """``p_holm`` on each gain entry: Holm's adjustment over the run's own gains (its streams against
+    the still baseline, one family); the raw ``p_value`` stays beside it."""
+    from heads.evaluation.statistics import holm_adjust
+
+    named = [(name, g) for name, g in gains.items() if isinstance(g, dict) and g.get("p_value") is not None]
+    for (_, gain), adjusted in zip(named, holm_adjust([g["p_value"] for _, g in named])):
+        gain["p_holm"] = round(adjusted, 6)

@@ -212,7 +212,9 @@ def run_oracle(cache_dir="cache", temporal: str = "dynamic", *, runs: int = 100,
 
     from featcache.cache.schema import SPLIT_CODE
     from heads.training.config import default_config, write_config
-    from heads.evaluation.metrics import ONE_SEED, build_metrics, mark_too_narrow, temporal_classifier_entry, write_metrics
+    from heads.evaluation.metrics import (
+        ONE_SEED, add_run_holm, build_metrics, mark_too_narrow, temporal_classifier_entry, write_metrics,
+    )
     from heads.training.head_data import HeadData
     from featcache.utils.device import resolve_device
 
@@ -246,6 +248,7 @@ def run_oracle(cache_dir="cache", temporal: str = "dynamic", *, runs: int = 100,
     metrics["temporal_classifier"] = temporal_classifier_entry(dimred.temporal_test_correct[0],
                                                                data.temporal["test"].source)
     mark_too_narrow(metrics, ONE_SEED)  # one still model and one temporal classifier
+    add_run_holm(metrics["gain"])
     metrics["temporal_rows"] = {"eligible": int((~train_used).sum()), "train_used": int(train_used.sum())}
     if out is not None:
         write_config(out, config, f"featcache oracle --temporal {temporal}: the still model and temporal classifier's "

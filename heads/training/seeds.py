@@ -26,7 +26,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from heads.evaluation.metrics import ALL_STREAMS, EVAL_SPLITS, ci_or_none, mark_too_narrow, stream_probs
+from heads.evaluation.metrics import ALL_STREAMS, EVAL_SPLITS, add_run_holm, ci_or_none, mark_too_narrow, stream_probs
 
 PER_SEED_KEYS = ("val", "test", "val_ci", "test_ci")
 
@@ -112,6 +112,7 @@ def combine_seed_metrics(metrics_list: Sequence[Mapping[str, Any]],
         still = np.stack([c["still"]["test"] for c in correctness])
         combined["gain"][stream] = gain_over_baseline(method, still)
     mark_too_narrow(combined, None)
+    add_run_holm(combined["gain"])
     combined["per_class"] = _mean_per_class([m["per_class"] for m in metrics_list])
     combined["temperatures"] = {k: _mean([m["temperatures"][k] for m in metrics_list])
                                 for k in first.get("temperatures", {})}
