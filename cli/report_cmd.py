@@ -123,7 +123,7 @@ def report_command(
     from heads.experiments.report.render import print_report, write_report
 
     report, tables, path = write_report(runs or [Path("runs")], out, plots=plots)
-    print_report(tables, path, summary=report.summary)
+    print_report(tables, path, summary=report.summary, warnings=report.warnings)
     if report.skipped:
         typer.echo(f"{len(report.skipped)} unreadable metrics.json skipped (listed in the report)", err=True)
 

@@ -36,6 +36,8 @@ from heads.evaluation.uncertainty import (  # noqa: F401  (re-exported: one plac
     add_run_holm,
     ci_or_none,
     mark_too_narrow,
+    small_split_warnings,
+    split_sizes,
     temporal_classifier_entry,
 )
 
@@ -195,6 +197,7 @@ def build_metrics(
                 name: round(acc, 4) for name, acc in per_class_accuracy(probs, labels[split], classes).items()
             }
     metrics["per_class"] = per_class
+    metrics["images"] = split_sizes(labels, classes)
     metrics["seconds"] = round(float(seconds), 3)
     add_uncertainty(metrics, streams, labels, temperatures, clusters)
     mark_too_narrow(metrics, ONE_SEED)

@@ -60,3 +60,40 @@ def add_run_holm(gains: dict[str, Any]) -> None:
     named = [(name, g) for name, g in gains.items() if isinstance(g, dict) and g.get("p_value") is not None]
     for (_, gain), adjusted in zip(named, holm_adjust([g["p_value"] for _, g in named])):
         gain["p_holm"] = round(adjusted, 6)
+
+
+# -- small evaluation sets -------------------------------------------------------------
+SMALL_SPLIT = 30  # fewer val or test images than this: intervals wide, selections noisy
+
+
+def split_warning(split: str, images: int, empty: list[str], classes: int) -> str | None:
+    """One line when the ``split`` of ``images`` images is small or leaves classes (``empty``) without any."""
+    problems = []
+    if images < SMALL_SPLIT:
+        problems.append(f"only {images} image{'s' if images != 1 else ''} (fewer than {SMALL_SPLIT})")
+    if empty:
+        shown = ", ".join(empty[:4]) + (", ..." if len(empty) > 4 else "")
+        problems.append(f"no image of {len(empty)} of {classes} classes ({shown})")
+    if not problems:
+        return None
+    return (f"warning: the {split} split has {' and '.join(problems)}: its accuracies are uncertain "
+            f"(wide intervals) and say nothing of the missing classes")
+
+
+def split_sizes(labels: dict[str, Any], classes: list[str]) -> dict[str, dict[str, Any]]:
+    """``{split: {"images": n, "empty_classes": [names]}}`` of the val and test labels (metrics.json ``images``)."""
+    out = {}
+    for split in ("val", "test"):
+        y = labels.get(split)
+        if y is None:
+            continue
+        y = np.asarray(y.detach().cpu() if hasattr(y, "detach") else y).astype(np.int64).reshape(-1)
+        present = set(y.tolist())
+        out[split] = {"images": int(y.size), "empty_classes": [c for i, c in enumerate(classes) if i not in present]}
+    return out
+
+
+def small_split_warnings(sizes: dict[str, dict[str, Any]], classes: int) -> list[str]:
+    """The :func:`split_warning` lines of :func:`split_sizes` (none when every split is large and full)."""
+    lines = [split_warning(split, s["images"], list(s["empty_classes"]), classes) for split, s in sizes.items()]
+    return [line for line in lines if line]

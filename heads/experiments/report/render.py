@@ -34,7 +34,7 @@ from featcache.utils.atomic import atomic_path
 from heads.experiments.report.plots import plot_class_improvements, plot_confusion, plot_learning_curves
 from heads.experiments.report.runs import Report, best_run, best_run_per_kind, collect_runs, selected_t2sil_runs
 from heads.evaluation.metrics import NARROW_MARK
-from heads.experiments.report.significance import gains_table, narrow_reasons, summary_paragraph
+from heads.experiments.report.significance import gains_table, narrow_reasons, split_warnings, summary_paragraph
 from heads.experiments.report.tables import (
     DASH, baseline_text, midframe_baseline, oracle_baseline, table1, table2, table3, table4, table6,
 )
@@ -93,6 +93,7 @@ def render_markdown(report: Report, tables, figures: list[tuple[str, Path]], out
     if report.missing:
         notes.append(f"{DASH} marks an entry without a run ({len(report.missing)}): " + "; ".join(report.missing) + ".")
     notes += [f"Skipped: {line}" for line in report.skipped]
+    notes += [line[0].upper() + line[1:] + "." for line in split_warnings(report)]
     notes += [f"{NARROW_MARK} marks an interval known to be too narrow: {reason}." for reason in narrow_reasons(report)]
     if notes:
         parts += ["## Notes", *(f"- {n}" for n in notes)]
@@ -141,6 +142,7 @@ def write_report(folders: Sequence[str | os.PathLike], out: str | os.PathLike, p
         confusion = plot_confusion(best_run(selected_t2sil_runs(report)), out / "figures")
         curves = plot_learning_curves(best_run_per_kind(report), out / "figures")
     report.summary = summary_paragraph(report)
+    report.warnings = split_warnings(report)
     text = render_markdown(report, tables, figures, out, report.summary, confusion, curves)
     write_text(out / "report.md", text)
     html = markdown.markdown(text, extensions=["tables"])
@@ -148,12 +150,15 @@ def write_report(folders: Sequence[str | os.PathLike], out: str | os.PathLike, p
     return report, tables, out / "report.md"
 
 
-def print_report(tables: dict, report_path: Path, console=None, summary: str = "") -> None:
-    """The tables as rich tables in the terminal, then where the report is."""
+def print_report(tables: dict, report_path: Path, console=None, summary: str = "",
+                 warnings: Sequence[str] = ()) -> None:
+    """The tables as rich tables in the terminal, then where the report is (``warnings`` first, one line each)."""
     from rich.console import Console
     from rich.table import Table
 
     console = console or Console()
+    for line in warnings:
+        console.print(line, markup=False)
     for caption, rows in tables.values():
         table = Table(title=caption.split(":")[0], caption=caption.split(":", 1)[1].strip(), caption_justify="left")
         for i, name in enumerate(rows[0]):

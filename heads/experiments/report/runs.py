@@ -58,6 +58,7 @@ class Report:
     runs: list[Run]
     skipped: list[str] = field(default_factory=list)  # unreadable metrics files, one line each
     missing: list[str] = field(default_factory=list)  # table cells without a run
+    warnings: list[str] = field(default_factory=list)  # small val/test splits, one line each
     summary: str = ""  # the plain-language paragraph (heads.experiments.report.significance)
 
     def best(self, method: str, temporal: str | None, experiment: str = "main") -> Run | None:

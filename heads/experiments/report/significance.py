@@ -194,6 +194,19 @@ def narrow_reasons(report) -> list[str]:
     return sorted({r for part in reasons for r in part.split("; ")})
 
 
+def split_warnings(report) -> list[str]:
+    """One line per small val/test split (or one without some class) among the report's runs (``images``)."""
+    from heads.evaluation.metrics import small_split_warnings
+
+    lines: list[str] = []
+    for run in report.runs:
+        confusion = (run.metrics.get("still") or {}).get("confusion") or []
+        for line in small_split_warnings(run.metrics.get("images") or {}, len(confusion)):
+            if line not in lines:
+                lines.append(line)
+    return lines
+
+
 def _points(gain: dict) -> str:
     ci = gain.get("test_ci")
     text = f"{gain['test']:+.1f} points"

@@ -130,5 +130,8 @@ def test_marks_and_verdicts_are_holm_adjusted_with_mde_and_power(tmp_path):
     # The same gains alone in a family of one keep their mark.
     alone = Report([_fake_run(tmp_path, "gan", "gan", {"fused": gain(6.0, 0.03, 8.5)})])
     assert next(r for r in gains_table(alone)[1:] if r[0] == "GAN")[3].endswith("* (MDE 8.5)")
+    report.runs[0].metrics["images"] = {"test": {"images": 3, "empty_classes": ["b"]}}
+    report.runs[0].metrics["still"]["confusion"] = [[1, 0], [0, 2]]
     text = render_markdown(report, {}, [], tmp_path)
     assert "† marks an interval known to be too narrow: one seed: seed variance not covered." in text
+    assert "- Warning: the test split has only 3 images (fewer than 30) and no image of 1 of 2 classes (b)" in text
