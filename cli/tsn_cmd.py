@@ -118,15 +118,16 @@ def tsn(
     device: str = _device(),
     workers: Optional[int] = _workers(),
     seed: int = typer.Option(0, help="random seed (pairs, data order, augmentation)"),
+    seeds: int = typer.Option(1, "--seeds", help="Train under N seeds (seed, seed+1, ...; one full run each, under OUT/members/): metrics.json then holds the mean and std over seeds and intervals over seeds and stills, as train-head --seeds."),
     restart: bool = _restart(),
     resume: Optional[bool] = _resume(),
 ) -> None:
     """Teacher-student networks: distil the temporal model into the still model; prints still / derived / fused accuracy."""
-    from heads.finetune import tsn as tsn_main
+    from heads.finetune.tsn_seeds import train_tsn_seeds
 
     crop_px, resize_px = _sizes(device, crop, resize)
-    tsn_main.train_tsn(
-        root, temporal=temporal.value, backbone=backbone, cache_dir=cache, out=out, student=student,
+    train_tsn_seeds(
+        root, seeds=seeds, temporal=temporal.value, backbone=backbone, cache_dir=cache, out=out, student=student,
         teacher=teacher, targets=targets.value, temperature=temperature, lr=lr, epochs=epochs,
         batch_size=batch_size, num_convs=num_convs, crop=crop_px, resize=resize_px, device=device,
         workers=workers, seed=seed, resume=False if restart else resume,

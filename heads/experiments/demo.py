@@ -166,14 +166,14 @@ def train_heads(cache: Path, runs: Path, methods, experiment: str, device: str =
 
 
 def train_tsn(root: Path, cache: Path, runs: Path, backbone: str, budget: DemoBudget, experiment: str,
-              device: str = "auto") -> None:
-    from heads.finetune.tsn import train_tsn as tsn
+              device: str = "auto", seeds: int = 1) -> None:
+    from heads.finetune.tsn_seeds import train_tsn_seeds as tsn
 
     for temporal in TEMPORAL:
         run_dir = runs / f"tsn-{temporal}"
         if not done(run_dir):
             tsn(root, temporal=temporal, backbone=backbone, cache_dir=cache, out=run_dir, epochs=budget.tsn_epochs,
-                crop=budget.crop, resize=budget.resize, device=device)
+                crop=budget.crop, resize=budget.resize, device=device, seeds=seeds)
         mark_experiment(run_dir, experiment)
 
 
@@ -237,7 +237,7 @@ def midframe_experiment(root: Path, cache: Path, mid: tuple[Path, Path, Path], b
     extract_features(mid_root, mid_cache, backbone, budget, ("still",), device)
     baselines(mid_root, mid_cache, mid_runs, backbone, "midframe", False, device, seeds)
     train_heads(mid_cache, mid_runs, ("gan", "embed"), "midframe", device, seeds)
-    train_tsn(mid_root, mid_cache, mid_runs, backbone, budget, "midframe", device)
+    train_tsn(mid_root, mid_cache, mid_runs, backbone, budget, "midframe", device, seeds)
 
 
 # -- the pipeline ------------------------------------------------------------------
@@ -281,7 +281,7 @@ def run_demo(out: str | os.PathLike = "demo", *, classes: int = 6, seed: int = 0
                lambda: baselines(root, cache, main_runs, backbone, "main", True, device, seeds))
     stages.run("heads (temporal classifier, GAN, embedding)",
                lambda: train_heads(cache, main_runs, ("classifier", "gan", "embed"), "main", device, seeds))
-    stages.run("teacher-student networks", lambda: train_tsn(root, cache, main_runs, backbone, budget, "main", device))
+    stages.run("teacher-student networks", lambda: train_tsn(root, cache, main_runs, backbone, budget, "main", device, seeds))
     stages.run("oracle", lambda: oracle(cache, main_runs, budget, device))
     stages.run("mid-frame experiment", lambda: midframe_experiment(
         root, cache, (mid_root, mid_cache, mid_runs), backbone, budget, seed=seed, device=device, seeds=seeds))

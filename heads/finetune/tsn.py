@@ -220,8 +220,9 @@ def train_tsn(root, *, temporal: str = "dynamic", backbone: str | None = None, c
               lr: float = DEFAULTS["lr"], epochs: int = DEFAULTS["epochs"], batch_size: int = DEFAULTS["batch_size"],
               num_convs: int = DEFAULTS["num_convs"], crop: int = 224, resize: int = 256, device: str = "auto",
               workers: int | None = None, seed: int = 0, resume: bool | None = None, amp: bool | None = None,
-              channels_last: bool | None = None) -> dict[str, Any]:
-    """Distil the temporal teacher into the still student; returns the run's metrics dict."""
+              channels_last: bool | None = None, keep_probs: list | None = None) -> dict[str, Any]:
+    """Distil the temporal teacher into the still student; returns the run's metrics dict (``keep_probs``:
+    a list that receives the run's still and derived softmaxes and labels, for ``heads.finetune.tsn_seeds``)."""
     from featcache.backbones import default_backbone
     from featcache.data.dataset import FolderDataset
     from heads.finetune.datasets import CoClassPairs
@@ -263,12 +264,12 @@ def train_tsn(root, *, temporal: str = "dynamic", backbone: str | None = None, c
                   "crop": crop, "resize": resize, "seed": seed, "optimizer": "rmsprop",
                   "world_size": run.env.world_size}
         return distil(run, still_model, teacher_model if targets == "live" else None, pairs, data["evals"],
-                      still_probs, config, classes, trainable, run_dir, root, batch_size, resume)
+                      still_probs, config, classes, trainable, run_dir, root, batch_size, resume, keep_probs)
 
 
 def distil(run: engine.RunContext, still_model: nn.Module, live_teacher: nn.Module | None, pairs, evals: dict,
            still_probs: dict, config: dict[str, Any], classes: list[str], trainable: list[str], run_dir: Path,
-           root, batch_size: int, resume: bool | None) -> dict[str, Any]:
+           root, batch_size: int, resume: bool | None, keep_probs: list | None = None) -> dict[str, Any]:
     """Train the student on the pairs, the epoch chosen on fused val (test without val); write the run."""
     from featcache.backbones import save_checkpoint
     from heads.training.config import write_config
@@ -305,4 +306,6 @@ def distil(run: engine.RunContext, still_model: nn.Module, live_teacher: nn.Modu
     write_metrics(run_dir, metrics)
     print_metrics(metrics)
     console.print(f"run: {run_dir}")
+    if keep_probs is not None:
+        keep_probs.append({"still": still_probs, "derived": derived, "labels": labels, "temporal_correct": None})
     return metrics

@@ -83,9 +83,12 @@ def collect_runs(folders: Sequence[str | os.PathLike]) -> Report:
         files = [folder] if folder.is_file() else sorted(folder.rglob(METRICS_FILE))
         for path in files:
             try:
-                runs.append(Run(path.parent, read_metrics(path)))
+                metrics = read_metrics(path)
             except FeatcacheError as exc:  # one broken run must not hide the others
                 skipped.append(str(exc))
+                continue
+            if not metrics.get("member_of"):  # a seed of a combined run (tsn --seeds): read through that run
+                runs.append(Run(path.parent, metrics))
     if not runs:
         where = ", ".join(str(f) for f in folders)
         raise FeatcacheError(f"no metrics.json found under {where}; run train-head, tsn, oracle or demo first")
