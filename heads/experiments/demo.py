@@ -287,7 +287,7 @@ def run_demo(out: str | os.PathLike = "demo", *, classes: int = 6, seed: int = 0
         root, cache, (mid_root, mid_cache, mid_runs), backbone, budget, seed=seed, device=device, seeds=seeds))
     report_dir = out / "report"
     report, tables, path = stages.run("report", lambda: write_report([runs], report_dir))
-    print_report(tables, path, summary=report.summary)
+    print_report(tables, path, summary=report.summary, warnings=report.warnings)
     stages.summary()
     console.print(f"[bold green]done.[/] dataset {root}, caches {cache}, runs {runs}, report {path} "
                   f"(open {path.with_suffix('.html')})")

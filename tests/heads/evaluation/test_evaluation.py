@@ -96,7 +96,7 @@ def test_build_metrics_schema_and_values(tmp_path):
     config = {"lr": 0.001, "lambda": 1.0, "seed": 0}
     m = build_metrics("gan", "flow", config, still, derived, labels, CLASSES, seconds=3.21)
     assert set(m) == {"method", "temporal", "config", "experiment", "still", "derived", "fused", "per_class", "seconds",
-                      "fused_calibrated", "gain", "temperatures"}
+                      "fused_calibrated", "gain", "temperatures", "images"}
     assert m["method"] == "gan" and m["temporal"] == "flow" and m["experiment"] == "main"
     assert m["config"] == config and m["seconds"] == pytest.approx(3.21)
     for stream in ("still", "derived", "fused", "fused_calibrated"):
