@@ -21,9 +21,12 @@ def member_dir(run_dir: Path, seed: int) -> Path:
     return run_dir / MEMBERS / f"seed-{seed}"
 
 
-def train_tsn_seeds(root, *, seeds: int = 1, seed: int = 0, out: str | os.PathLike | None = None,
-                    temporal: str = "dynamic", backbone: str | None = None, **options: Any) -> dict[str, Any]:
-    """``train_tsn`` under ``seeds`` seeds (module docstring); returns the combined metrics."""
+def train_tsn_seeds(root, settings, *, seeds: int = 1, cache_dir: str | os.PathLike = "cache",
+                    out: str | os.PathLike | None = None, resume: bool | None = None) -> dict[str, Any]:
+    """``train_tsn`` with ``settings`` (a ``TSNSettings``) under ``seeds`` seeds from ``settings.seed``
+    (module docstring); returns the combined metrics."""
+    from dataclasses import replace
+
     from featcache.backbones import default_backbone
     from featcache.cache.schema import backbone_file_tag
     from featcache.utils.progress import console
@@ -32,17 +35,19 @@ def train_tsn_seeds(root, *, seeds: int = 1, seed: int = 0, out: str | os.PathLi
     from heads.training.run_dir import default_run_dir
     from heads.training.seeds import combine_seed_metrics, seed_configs
 
-    seed_configs({"seed": seed}, seeds)  # one check of the count for every command
+    seed_configs({"seed": settings.seed}, seeds)  # one check of the count for every command
     if seeds == 1:
-        return train_tsn(root, seed=seed, out=out, temporal=temporal, backbone=backbone, **options)
-    run_dir = Path(out) if out else default_run_dir("tsn", temporal, backbone_file_tag(backbone or default_backbone()))
+        return train_tsn(root, settings, cache_dir=cache_dir, out=out, resume=resume)
+    backbone = backbone_file_tag(settings.backbone or default_backbone())
+    run_dir = Path(out) if out else default_run_dir("tsn", settings.temporal, backbone)
     metrics_list: list[dict[str, Any]] = []
     probs_list: list[dict[str, Any]] = []
     for k in range(seeds):
-        member = member_dir(run_dir, seed + k)
-        console.print(f"TSN seed {seed + k} ({k + 1} of {seeds}): {member}")
-        metrics = train_tsn(root, seed=seed + k, out=member, temporal=temporal, backbone=backbone,
-                            keep_probs=probs_list, **options)
+        seed = settings.seed + k
+        member = member_dir(run_dir, seed)
+        console.print(f"TSN seed {seed} ({k + 1} of {seeds}): {member}")
+        metrics = train_tsn(root, replace(settings, seed=seed), cache_dir=cache_dir, out=member, resume=resume,
+                            keep_probs=probs_list)
         if not metrics:  # not the main process of a distributed run
             return {}
         metrics = dict(read_metrics(member), member_of=str(run_dir))

@@ -19,7 +19,7 @@ from typing import Any
 
 from heads.evaluation.metrics import format_gain
 from heads.evaluation.statistics import ALPHA, holm_adjust, is_significant
-from heads.experiments.report.runs import T2SIL_METHODS, TEMPORAL_LABELS
+from heads.experiments.report.runs import TEMPORAL_LABELS, t2sil_methods
 from heads.experiments.report.tables import DASH, fmt
 
 # The largest effect the paper reports for a T2SIL method (mid-frame TSN, points): the power sentence's yardstick.
@@ -52,7 +52,7 @@ def report_family(report) -> list[tuple[tuple[str, str, str], dict[str, Any]]]:
     for temporal, _ in TEMPORAL_LABELS:
         for stream in ("fused", "fused_calibrated"):
             family.append((("oracle", temporal, stream), oracle_gain(report, temporal, stream)))
-        for method, _ in T2SIL_METHODS:
+        for method, _ in t2sil_methods():
             run = report.best(method, temporal)
             family += [((method, temporal, stream), gain_of(run, stream)) for stream, _ in GAIN_STREAMS]
     return [(key, gain) for key, gain in family if gain and gain.get("p_value") is not None]
@@ -93,7 +93,7 @@ def gains_table(report) -> list[list[str]]:
     for temporal, modality in TEMPORAL_LABELS:
         # Each fusion is measured against the oracle fused the same way.
         oracles = {s: oracle_gain(report, temporal, s) for s in ("fused", "fused_calibrated")}
-        for method, name in T2SIL_METHODS:
+        for method, name in t2sil_methods():
             run = report.best(method, temporal)
             if run is None:
                 continue
@@ -132,7 +132,7 @@ def _oracle_sentence(report, temporal: str, modality: str, adjusted: dict) -> st
 def _method_sentences(report, temporal: str, modality: str, adjusted: dict) -> list[str]:
     significant, other, ran = [], [], False
     oracles = {s: oracle_gain(report, temporal, s) for s in ("fused", "fused_calibrated")}
-    for method, name in T2SIL_METHODS:
+    for method, name in t2sil_methods():
         run = report.best(method, temporal)
         if run is None or gain_of(run, "fused") is None:
             continue
