@@ -11,10 +11,8 @@ the logits, whose scales differ between streams)::
     write_metrics(run_dir, metrics)
     print_metrics(metrics)
 
-``metrics.json`` follows CONTRACT.md: ``method``, ``temporal``, ``config``,
-``still``/``derived``/``fused`` ``{"val", "test"}`` in percent, ``per_class``,
-``seconds``, plus ``experiment`` (``"main"`` or ``"midframe"``). A missing split or
-stream is ``null``.
+``metrics.json`` follows CONTRACT.md and ``docs/metrics.md`` (accuracies in percent; a
+missing split or stream is ``null``).
 """
 
 from __future__ import annotations
@@ -156,13 +154,10 @@ def build_metrics(
 ) -> dict[str, Any]:
     """The ``metrics.json`` dict of one run (CONTRACT.md), accuracies in percent.
 
-    ``still`` and ``derived`` map ``"val"``/``"test"`` to softmax probabilities
-    ``[N, C]`` (a split may be missing or None); ``labels`` maps the same splits to
-    class indices. ``derived=None`` (still-only or temporal-classifier runs) makes the
-    derived and fused entries ``null``. Fused = mean of the still and derived softmaxes.
-    ``clusters`` maps a split to its rows' source videos (temporal instances): their intervals
-    then treat videos as the sampled unit. One run is one seed: every interval says so
-    (``ci_too_narrow``; ``heads.training.seeds`` removes it when seeds are combined).
+    ``still``/``derived`` map ``"val"``/``"test"`` to softmaxes ``[N, C]`` (a split may be None), ``labels``
+    the same splits to class indices; ``derived=None`` makes the derived and fused entries ``null``.
+    ``clusters``: a split's rows' source videos (their intervals resample videos). One run is one
+    seed: its intervals say so (``ci_too_narrow``, dropped when ``heads.training.seeds`` combines seeds).
     """
     if labels is None or classes is None:
         raise ValueError("build_metrics() needs labels={'val': y, 'test': y} and classes")

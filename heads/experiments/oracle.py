@@ -79,26 +79,15 @@ class OracleResult:
         return int((self.drawn[0] < 0).sum()) if self.drawn.size else 0
 
 
-def oracle_runs(
-    still_probs,
-    still_labels,
-    temporal_probs,
-    temporal_labels,
-    train_used,
-    *,
-    runs: int = 100,
-    seed: int = 0,
-    classes: Sequence[str] | None = None,
-    temperatures: dict | None = None,
-    temporal_sources=None,
-) -> OracleResult:
+def oracle_runs(still_probs, still_labels, temporal_probs, temporal_labels, train_used, *, runs: int = 100,
+                seed: int = 0, classes: Sequence[str] | None = None, temperatures: dict | None = None,
+                temporal_sources=None) -> OracleResult:
     """``runs`` oracle draws; every array is numpy (or torch), probabilities are softmaxes.
 
     ``train_used[j]`` is true for temporal rows the temporal model was trained on; those
     are never drawn. Stills of a class without any eligible row keep their still prediction.
     ``temperatures`` (``{"still": t, "temporal": t}``, e.g. from :func:`fit_oracle_temperatures`)
-    adds the calibrated fusion of the same draws. ``temporal_sources`` (each temporal row's video)
-    lets the intervals resample the test videos (without it every row counts as its own video).
+    adds the calibrated fusion of the same draws; ``temporal_sources`` (each row's video): intervals over videos.
     """
     still_probs = np.asarray(still_probs, dtype=np.float64)
     still_labels = np.asarray(still_labels, dtype=np.int64)
