@@ -125,8 +125,11 @@ def finetune_model(root, settings: FinetuneSettings, *, cache_dir: str | os.Path
         if not run.env.is_main:
             return {}
         config.update(best_epoch=state["best_epoch"], selected_on=data["selected_on"], checkpoint=str(out))
+        # Temporal instances: several per video, so their intervals resample videos (clusters).
+        clusters = None if modality == "still" else {s: data[s].sources for s in ("val", "test") if data[s] is not None}
         metrics = build_metrics(method, None if modality == "still" else modality, config, still=probs,
-                                derived=None, labels=labels, classes=classes, seconds=time.perf_counter() - run.start)
+                                derived=None, labels=labels, classes=classes, seconds=time.perf_counter() - run.start,
+                                clusters=clusters)
         save_checkpoint(out, model, classes=classes, modality=modality, extra={
             "method": method, "val": metrics["still"]["val"], "test": metrics["still"]["test"],
             "best_epoch": state["best_epoch"], "history": state["history"], "crop": crop, "resize": resize,

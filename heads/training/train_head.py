@@ -56,6 +56,7 @@ class HeadResult:
     labels: dict = field(default_factory=dict)
     # bool [N] numpy: which temporal test instances the temporal classifier gets right (its CI over seeds)
     temporal_correct: Any = None
+    temporal_sources: Any = None  # [N] the source video of each temporal test instance (its CI's clusters)
 
 
 # -- the group trainer ----------------------------------------------------------------
@@ -97,7 +98,8 @@ def train_group(method: str, data: HeadData, configs: Sequence[dict], device: st
         still_probs = {s: None if p is None else p[g].cpu() for s, p in still.probs.items()}
         metrics = build_metrics(method, data.temporal_kind, config, still_probs, member_derived, labels,
                                 data.classes, seconds)
-        metrics["temporal_classifier"] = temporal_classifier_entry(dimred.temporal_test_correct[g])
+        metrics["temporal_classifier"] = temporal_classifier_entry(dimred.temporal_test_correct[g],
+                                                                   data.temporal["test"].source)
         metrics["selected_epoch"] = {"still": still.epochs[g], "dimred": dimred.epochs[g], method: epochs[g]}
         metrics["dimred_source"] = dimred.sources[g]
         metrics["temporal_val"] = data.temporal_val  # the val videos the epochs above were chosen on
@@ -120,7 +122,7 @@ def train_group(method: str, data: HeadData, configs: Sequence[dict], device: st
             for s, p in member_derived.items()}
         predictions = {"still": still_probs, "derived": member_derived, "fused": fused}
         results.append(HeadResult(config, metrics, checkpoint, seconds, predictions, labels,
-                                  dimred.temporal_test_correct[g].numpy()))
+                                  dimred.temporal_test_correct[g].numpy(), data.temporal["test"].source))
     return results
 
 

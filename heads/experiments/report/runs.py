@@ -67,6 +67,7 @@ class Report:
     runs: list[Run]
     skipped: list[str] = field(default_factory=list)  # unreadable metrics files, one line each
     missing: list[str] = field(default_factory=list)  # table cells without a run
+    warnings: list[str] = field(default_factory=list)  # small val/test splits, one line each
     summary: str = ""  # the plain-language paragraph (heads.experiments.report.significance)
     unranked: dict[str, str] = field(default_factory=dict)  # run path -> why it was not ranked (no val score)
 
@@ -99,9 +100,12 @@ def collect_runs(folders: Sequence[str | os.PathLike]) -> Report:
         files = [folder] if folder.is_file() else sorted(folder.rglob(METRICS_FILE))
         for path in files:
             try:
-                runs.append(Run(path.parent, read_metrics(path)))
+                metrics = read_metrics(path)
             except FeatcacheError as exc:  # one broken run must not hide the others
                 skipped.append(str(exc))
+                continue
+            if not metrics.get("member_of"):  # a seed of a combined run (tsn --seeds): read through that run
+                runs.append(Run(path.parent, metrics))
     if not runs:
         where = ", ".join(str(f) for f in folders)
         raise FeatcacheError(f"no metrics.json found under {where}; run train-head, tsn, oracle or demo first")
