@@ -73,7 +73,7 @@ def finetune_model(root, modality: str, *, backbone: str | None = None, weights:
                    seed: int = 0, resume: bool | None = None, channels_last: bool | None = None,
                    amp: bool | None = None) -> dict[str, Any]:
     """Fine-tune one backbone end to end; returns the run's metrics dict."""
-    from featcache.backbones import create_backbone, default_backbone, save_checkpoint
+    from featcache.backbones import create_backbone, default_backbone, save_checkpoint, sha256_file
     from heads.training.config import write_config
     from heads.evaluation.metrics import accuracy, build_metrics, print_metrics, write_metrics
 
@@ -120,6 +120,7 @@ def finetune_model(root, modality: str, *, backbone: str | None = None, weights:
             "method": method, "val": metrics["still"]["val"], "test": metrics["still"]["test"],
             "best_epoch": state["best_epoch"], "history": state["history"], "crop": crop, "resize": resize,
         })
+        metrics["model"] = {"path": str(out.resolve()), "sha256": sha256_file(out)}  # what `featcache predict RUN_DIR` loads
         write_metrics(run_dir, metrics)
         print_metrics(metrics)
         console.print(f"model: {out}\nrun: {run_dir}")
