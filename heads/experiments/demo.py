@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Callable
 
 from featcache.utils.progress import console
+from heads.training.methods import list_methods, transfer_methods
 
 TEMPORAL = ("flow", "dynamic")
 
@@ -236,7 +237,7 @@ def midframe_experiment(root: Path, cache: Path, mid: tuple[Path, Path, Path], b
     finetune_models(mid_root, mid_cache, mid_runs, backbone, budget, ("still",), "midframe", device)
     extract_features(mid_root, mid_cache, backbone, budget, ("still",), device)
     baselines(mid_root, mid_cache, mid_runs, backbone, "midframe", False, device, seeds)
-    train_heads(mid_cache, mid_runs, ("gan", "embed"), "midframe", device, seeds)
+    train_heads(mid_cache, mid_runs, [m.name for m in transfer_methods()], "midframe", device, seeds)
     train_tsn(mid_root, mid_cache, mid_runs, backbone, budget, "midframe", device)
 
 
@@ -280,7 +281,7 @@ def run_demo(out: str | os.PathLike = "demo", *, classes: int = 6, seed: int = 0
     stages.run("baselines (still, key frames, aug-frames)",
                lambda: baselines(root, cache, main_runs, backbone, "main", True, device, seeds))
     stages.run("heads (temporal classifier, GAN, embedding)",
-               lambda: train_heads(cache, main_runs, ("classifier", "gan", "embed"), "main", device, seeds))
+               lambda: train_heads(cache, main_runs, list_methods(), "main", device, seeds))
     stages.run("teacher-student networks", lambda: train_tsn(root, cache, main_runs, backbone, budget, "main", device))
     stages.run("oracle", lambda: oracle(cache, main_runs, budget, device))
     stages.run("mid-frame experiment", lambda: midframe_experiment(

@@ -194,13 +194,14 @@ def run_oracle(cache_dir="cache", temporal: str = "dynamic", *, runs: int = 100,
     import time
 
     from featcache.cache.schema import SPLIT_CODE
-    from heads.training.config import default_config, write_config
+    from heads.training.config import write_config
+    from heads.training.methods import head_config
     from heads.evaluation.metrics import build_metrics, temporal_classifier_entry, write_metrics
     from heads.training.head_data import HeadData
     from featcache.utils.device import resolve_device
 
     start = time.perf_counter()
-    config = dict(config or default_config("classifier", temporal))
+    config = head_config("classifier", temporal, values=config)
     data = HeadData.load(cache_dir, temporal, backbone)
     device = resolve_device(device)
     still, dimred = _fit_heads(data, config, cache_dir, device, out, progress)

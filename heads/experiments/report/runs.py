@@ -14,10 +14,16 @@ from typing import Any, Sequence
 
 from featcache.errors import FeatcacheError
 from heads.evaluation.metrics import METRICS_FILE, read_metrics, selection_score
+from heads.training.methods import transfer_methods
 
 # The report's columns and their order (not featcache.cache.schema.MODALITIES, the cache's modalities).
 TEMPORAL_LABELS = (("flow", "Optical-flow"), ("dynamic", "Dynamic images"))
-T2SIL_METHODS = (("gan", "GAN"), ("embed", "Triplets Embed."), ("tsn", "TSN"))
+TSN_LABEL = ("tsn", "TSN")  # the teacher-student network (heads.finetune.tsn), not a head method
+
+
+def t2sil_methods() -> list[tuple[str, str]]:
+    """The report's T2SIL rows, ``(method, label)``: the registered transfer head methods, then TSN."""
+    return [(m.name, m.label) for m in transfer_methods()] + [TSN_LABEL]
 
 
 def temporal_label(temporal: str | None) -> str:
@@ -25,7 +31,7 @@ def temporal_label(temporal: str | None) -> str:
 
 
 def method_label(method: str) -> str:
-    return dict(T2SIL_METHODS).get(method, method)
+    return dict(t2sil_methods()).get(method, method)
 
 
 @dataclass
@@ -101,7 +107,7 @@ def selected_t2sil_runs(report: Report) -> list[Run]:
     """The runs shown in Tables 2 and 3 (one per method x modality x experiment)."""
     runs = []
     for experiment in ("main", "midframe"):
-        for method, _ in T2SIL_METHODS:
+        for method, _ in t2sil_methods():
             for temporal, _ in TEMPORAL_LABELS:
                 if (run := report.best(method, temporal, experiment)) is not None:
                     runs.append(run)

@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 from cli.app import app
 from heads.finetune import engine
 from featcache.cache.feature_cache import FeatureCache, find_cache
-from heads.training.config import batches_per_epoch, default_config, scheduled_epochs
+from heads.training.config import batches_per_epoch, scheduled_epochs
+from heads.training.methods import default_config
 from heads.evaluation.history import History, read_history, tensorboard_available
 from tests.heads_fixtures import synthetic_cache_dir  # noqa: F401
 from tests.cli.test_heads_cli import FAST_SETS, PLAIN_EPOCHS, sets

@@ -7,13 +7,14 @@ from heads.training.checkpoint import load_head_checkpoint, save_head_checkpoint
 from heads.models.generator import Generator
 from heads.nn.member_random import MemberRandom
 from heads.training.dim_reduction import DimRedStore
+from heads.training.methods import list_methods
 from heads.training.train_head import train_group, train_head
 from tests.heads_fixtures import fast_config, head_data, head_data64, synthetic_cache_dir  # noqa: F401
 
 CHANCE = 100.0 / 6
 
 
-@pytest.mark.parametrize("method", ["classifier", "gan", "embed"])
+@pytest.mark.parametrize("method", list_methods())
 def test_each_head_beats_chance_clearly(head_data, method):
     # The still model alone is near 100 % val here, so select the epoch on derived val.
     result = train_head(method, head_data, fast_config(method, select="derived") if method != "classifier"
