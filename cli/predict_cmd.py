@@ -16,23 +16,23 @@ commands = CommandTable()  # registered by cli.app
 @commands.command("predict")
 def predict_command(
     run: Path = typer.Argument(..., help="Run folder holding a model: train-head, a grid run, baseline, tsn, or a finetune run folder (or its model .pt)."),
-    inputs: List[Path] = typer.Argument(..., help="Image files or folders (searched recursively for images)."),
+    inputs: List[Path] = typer.Argument(..., help="Image files or folders (searched recursively for images); for a temporal model (finetune dynamic|flow), video files or folders of videos."),
     top_k: int = typer.Option(3, "--top-k", min=1, help="Classes listed per input and stream."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write a .csv (path,stream,rank,class,probability) or a .jsonl (one record per input) instead of printing a table."),
     device: str = device_option(),
 ) -> None:
-    """Label still images with a trained run: top-k classes and probabilities per stream (still, derived, fused, fused_calibrated)."""
+    """Label still images with a trained run: top-k classes and probabilities per stream (still, derived, fused, fused_calibrated); a temporal model labels videos (stream temporal)."""
     from rich.markup import escape
 
     from featcache.errors import FeatcacheError
     from featcache.utils.progress import console
     from heads.inference.loaded_run import load_run
-    from heads.inference.predict_files import check_output, image_files, predict_files, write_predictions
+    from heads.inference.predict_files import check_output, media_files, predict_files, write_predictions
 
     if out is not None:
         check_output(out)
-    files = image_files(inputs)
     model = load_run(run, device)
+    files = media_files(inputs, model.inputs)
     skipped: list[str] = []
 
     def skip(message: str) -> None:

@@ -35,3 +35,11 @@ def trained_runs(tmp_path_factory):
     from tests.predict_fixtures import build_trained_runs
 
     return build_trained_runs(tmp_path_factory.mktemp("trained-runs"))
+
+
+@pytest.fixture(scope="session")
+def video_run(tmp_path_factory):
+    """(dataset root, run folder) of a temporal model fine-tuned on prepared videos (tests/predict_fixtures.py)."""
+    from tests.predict_fixtures import build_video_run
+
+    return build_video_run(tmp_path_factory.mktemp("video-run"))

@@ -119,12 +119,23 @@ def finetune_model(root, modality: str, *, backbone: str | None = None, weights:
         save_checkpoint(out, model, classes=classes, modality=modality, extra={
             "method": method, "val": metrics["still"]["val"], "test": metrics["still"]["test"],
             "best_epoch": state["best_epoch"], "history": state["history"], "crop": crop, "resize": resize,
+            **temporal_record(cache_dir, modality),
         })
         metrics["model"] = {"path": str(out.resolve()), "sha256": sha256_file(out)}  # what `featcache predict RUN_DIR` loads
         write_metrics(run_dir, metrics)
         print_metrics(metrics)
         console.print(f"model: {out}\nrun: {run_dir}")
         return metrics
+
+
+def temporal_record(cache_dir, modality: str) -> dict[str, Any]:
+    """For a temporal model, how its inputs were made from videos (``temporal.h5``'s root
+    ``preprocessing``): what ``featcache predict`` needs to label a new video the same way."""
+    from featcache.cache.temporal_cache import root_preprocessing
+
+    if modality == "still":
+        return {}
+    return {"temporal_preprocessing": root_preprocessing(temporal_cache_path(cache_dir))}
 
 
 def evaluate_splits(model, data: dict[str, Any], batch_size: int, run: engine.RunContext) -> tuple[dict, dict]:

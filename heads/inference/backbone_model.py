@@ -1,7 +1,8 @@
 """Runs whose model is a whole network (a featcache-backbone checkpoint): a fine-tuned backbone
-(``featcache finetune``, Resnet-Still) and the teacher-student network (``featcache tsn``), applied to
-still images as their training evaluated them (centre crop at the run's crop/resize, the
-fine-tuning engine's :func:`heads.finetune.engine.evaluate`, softmax).
+(``featcache finetune``: Resnet-Still on stills; Resnet-Dyn/-Opt on videos, through their dynamic images
+or flow stacks) and the teacher-student network (``featcache tsn``), applied as their training evaluated
+them (centre crop at the run's crop/resize, the fine-tuning engine's
+:func:`heads.finetune.engine.evaluate`, softmax).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from featcache.backbones import create_backbone, load_checkpoint, sha256_file
 from featcache.backbones.preprocessing import build_transform
 from featcache.errors import FeatcacheError
 from featcache.extraction.image_features import check_image
+from featcache.representations.prepare_settings import PrepareSettings
+from featcache.representations.prepare_video import video_representations
 from heads.evaluation.metrics import softmax
 from heads.finetune import engine
 
@@ -70,6 +73,26 @@ def preprocess(transform, images: Sequence[np.ndarray]) -> torch.Tensor:
     if not len(images):
         return torch.zeros(0, 3, transform.crop, transform.crop)
     return torch.stack([transform(check_image(image, i)) for i, image in enumerate(images)])
+
+
+def video_probabilities(model: BackboneModel, transform, settings, videos: Sequence) -> torch.Tensor:
+    """A temporal model's softmax ``[N, C]`` of videos: the mean over each video's dynamic images or flow
+    stacks, made as ``prepare`` made the training ones (``settings``: the recorded ``PrepareSettings``)."""
+    rows = []
+    for video in videos:
+        instances = video_representations(Path(video), settings, model.modality)
+        rows.append(model.probabilities(torch.stack([transform(x) for x in instances])).mean(0))
+    return torch.stack(rows) if rows else torch.zeros(0, len(model.classes))
+
+
+def video_settings(extra: dict[str, Any], where: str) -> PrepareSettings:
+    """The ``prepare`` settings a temporal model's inputs were made with (its checkpoint's ``extra``)."""
+    pre = extra.get("temporal_preprocessing") or {}
+    try:
+        return PrepareSettings.from_preprocessing(pre)
+    except (FeatcacheError, KeyError, TypeError) as exc:
+        raise FeatcacheError(f"{where}: records no usable temporal preprocessing ({exc}); fine-tune it again "
+                             "to label videos with it") from None
 
 
 def tsn_still_model(extra: dict[str, Any], config: dict[str, Any]) -> tuple[str, str | None]:

@@ -9,7 +9,8 @@ Heads (``classifier``, ``gan``, ``embed``, the still baselines) featurise images
 backbone and weights (verified by sha256; :mod:`featcache.extraction.image_features`) and apply the
 rebuilt head (:mod:`heads.inference.head_model`); ``predict_features`` takes cached features directly.
 TSN runs score images with their still model and student, fine-tuning runs with their network
-(:mod:`heads.inference.backbone_model`). ``fused`` and ``fused_calibrated`` are computed as in
+(:mod:`heads.inference.backbone_model`); a fine-tuned temporal model (``inputs == "videos"``) labels
+videos through the dynamic images or flow stacks ``prepare`` would make of them. ``fused`` and ``fused_calibrated`` are computed as in
 training (:func:`heads.evaluation.metrics.fused_streams`, with the run's val-fitted temperatures).
 """
 
@@ -31,11 +32,13 @@ from featcache.media.images import read_image
 from featcache.utils.device import resolve_device
 from featcache.utils.safe_load import torch_load
 from heads.evaluation.metrics import ALL_STREAMS, METRICS_FILE, fused_streams, read_metrics
-from heads.inference.backbone_model import BackboneModel, preprocess, tsn_still_model
+from heads.inference.backbone_model import (BackboneModel, preprocess, tsn_still_model, video_probabilities,
+                                            video_settings)
 from heads.inference.head_model import rebuild_head
 from heads.training.checkpoint import CHECKPOINT_FORMAT as HEAD_FORMAT, MODEL_FILE
 
 Images = Sequence[Any]  # image paths (str / PathLike) or uint8 [H, W, 3] RGB arrays
+VIDEO_STREAM = "temporal"  # a temporal model's stream: its mean softmax over a video's instances
 
 
 def load_images(images: Images) -> list[np.ndarray]:
@@ -48,10 +51,13 @@ def as_numpy(x: Any) -> np.ndarray:
 
 
 class LoadedRun:
-    """A trained model ready to label stills. ``classes``: the class names; ``streams``: the streams
-    it predicts (``still``, and for transfer methods ``derived``, ``fused``, ``fused_calibrated``)."""
+    """A trained model ready to label stills (``inputs == "images"``) or, a temporal model, videos
+    (``inputs == "videos"``). ``classes``: the class names; ``streams``: the streams it predicts
+    (``still``, and for transfer methods ``derived``, ``fused``, ``fused_calibrated``; ``temporal``
+    for a temporal model: the mean of its softmax over a video's dynamic images or flow stacks)."""
 
     kind = "run"
+    inputs = "images"
 
     def __init__(self, path: Path, method: str, temporal: str | None, classes: list[str],
                  temperatures: dict[str, float] | None, has_derived: bool):
@@ -63,7 +69,8 @@ class LoadedRun:
         self.streams = tuple(s for s in ALL_STREAMS if s in streams)
 
     def predict(self, images: Images) -> dict[str, np.ndarray]:
-        """``{stream: probabilities [N, C]}`` of ``images`` (paths or uint8 RGB arrays)."""
+        """``{stream: probabilities [N, C]}`` of ``images`` (paths or uint8 RGB arrays; a temporal
+        model's: video paths)."""
         raise NotImplementedError
 
     def combine(self, still: torch.Tensor, derived: torch.Tensor | None) -> dict[str, np.ndarray]:
@@ -123,22 +130,25 @@ class HeadRunModel(LoadedRun):
 
 
 class BackboneRunModel(LoadedRun):
-    """A fine-tuned backbone (its still stream) or a TSN run (still model + student)."""
+    """A fine-tuned backbone (its still stream; a temporal one's ``temporal`` stream on videos) or a
+    TSN run (still model + student)."""
 
     kind = "backbone"
 
     def __init__(self, path: Path, model: BackboneModel, still: BackboneModel | None, info: dict[str, Any]):
-        self.model, self.still_model = model, still
+        self.model, self.still_model, self.where = model, still, str(path)
         crop, resize = info["crop"], info["resize"]
         self.transform = model.transform(crop, resize)
         super().__init__(path, info["method"], info.get("temporal"), model.classes, info.get("temperatures"),
                          still is not None)
         self.kind = "tsn" if still is not None else "finetune"
-        if model.modality != "still":
-            raise FeatcacheError(f"{path}: a {model.modality} model classifies {model.modality} inputs of videos, "
-                                 "not still images; predict with a still, TSN or head run")
+        if model.modality != "still":  # Resnet-Dyn / -Opt: labels videos through their representations
+            self.inputs, self.streams, self.temporal = "videos", (VIDEO_STREAM,), model.modality
 
     def predict(self, images: Images) -> dict[str, np.ndarray]:
+        if self.inputs == "videos":
+            settings = video_settings(self.model.checkpoint.get("extra") or {}, self.where)
+            return {VIDEO_STREAM: as_numpy(video_probabilities(self.model, self.transform, settings, images))}
         inputs = preprocess(self.transform, load_images(images))
         if self.still_model is None:
             return self.combine(self.model.probabilities(inputs), None)

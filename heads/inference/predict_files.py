@@ -1,9 +1,9 @@
-"""``featcache predict``'s work on files: the images of the INPUTS, predicted in chunks (unreadable
-files named and skipped), their top-k classes per stream, and the CSV / JSONL outputs
-(``docs/formats.md``)::
+"""``featcache predict``'s work on files: the images (for a temporal model: videos) of the INPUTS,
+predicted in chunks (unreadable files named and skipped), their top-k classes per stream, and the
+CSV / JSONL outputs (``docs/formats.md``)::
 
     run = load_run("runs/gan-dynamic")
-    files = image_files(["photo.jpg", "folder/"])
+    files = media_files(["photo.jpg", "folder/"], run.inputs)
     rows = list(predict_files(run, files, on_skip=print))      # [(path, {stream: probabilities [C]})]
     write_predictions("preds.csv", run, rows, k=5)
 """
@@ -33,16 +33,18 @@ OUTPUT_SUFFIXES = (".csv", ".jsonl")
 Row = tuple[str, dict[str, np.ndarray]]  # an input's path and, per stream, its probabilities [C]
 
 
-def image_files(inputs: Iterable[str | os.PathLike]) -> list[Path]:
-    """Image files named by ``inputs``: files as given, folders searched recursively (sorted, hidden
-    files left out). A missing input is a one-line FeatcacheError; so is a folder with no image."""
+def media_files(inputs: Iterable[str | os.PathLike], kind: str = "images") -> list[Path]:
+    """Image (or, ``kind="videos"``, video) files named by ``inputs``: files as given, folders searched
+    recursively (sorted, hidden files left out). A missing input is a one-line FeatcacheError; so is a
+    folder with none."""
+    extensions = VIDEO_EXTENSIONS if kind == "videos" else IMAGE_EXTENSIONS
     files: list[Path] = []
     for item in map(Path, inputs):
         if item.is_dir():
-            found = sorted(p for p in item.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+            found = sorted(p for p in item.rglob("*") if p.suffix.lower() in extensions and p.is_file()
                            and not any(part.startswith(".") for part in p.relative_to(item).parts))
             if not found:
-                raise FeatcacheError(f"{item}: no image files ({', '.join(sorted(IMAGE_EXTENSIONS))}) in this folder")
+                raise FeatcacheError(f"{item}: no {kind[:-1]} files ({', '.join(sorted(extensions))}) in this folder")
             files.extend(found)
         elif item.exists():
             files.append(item)
@@ -58,29 +60,38 @@ def decode(path: Path) -> np.ndarray:
     return read_image(path)
 
 
+def predict_chunk(run, paths: Sequence[Path], on_skip: Callable[[str], None]) -> Iterator[Row]:
+    """The readable ones of ``paths`` with their streams: images decoded and predicted together, videos one by one."""
+    kept, inputs, probs = [], [], {}
+    for path in paths:
+        try:
+            if run.inputs == "videos":
+                one = run.predict([path])
+                probs = {s: [*probs.get(s, []), one[s][0]] for s in run.streams}
+            else:
+                inputs.append(decode(path))
+            kept.append(path)
+        except MediaError as exc:
+            on_skip(str(exc).splitlines()[0])
+    if inputs:
+        probs = run.predict(inputs)
+    for i, path in enumerate(kept):
+        yield str(path), {stream: np.asarray(probs[stream][i]) for stream in run.streams}
+
+
 def predict_files(run, files: Sequence[Path], *, on_skip: Callable[[str], None] | None = None,
                   progress: bool | None = None) -> Iterator[Row]:
     """``(path, {stream: probabilities [C]})`` per readable file, in order; each unreadable file goes to
     ``on_skip`` as one line. A progress bar (stderr) from :data:`PROGRESS_FROM` files, unless ``progress``."""
     on_skip = on_skip or (lambda message: None)
     show = len(files) >= PROGRESS_FROM if progress is None else progress
-    with optional_progress(show, "img/s") as bar:
+    with optional_progress(show, "files/s") as bar:
         task = bar.add_task("predict", total=len(files), rate=0.0) if bar is not None else None
         for start in range(0, len(files), CHUNK):
-            kept, images = [], []
-            for path in files[start : start + CHUNK]:
-                try:
-                    images.append(decode(path))
-                    kept.append(path)
-                except MediaError as exc:
-                    on_skip(str(exc).splitlines()[0])
-            probs = run.predict(images) if images else {}
-            for i, path in enumerate(kept):
-                yield str(path), {stream: probs[stream][i] for stream in run.streams}
+            chunk = files[start : start + CHUNK]
+            yield from predict_chunk(run, chunk, on_skip)
             if bar is not None:
-                elapsed = bar.tasks[0].elapsed or 1e-9
-                bar.update(task, advance=len(files[start : start + CHUNK]),
-                           rate=bar.tasks[0].completed / elapsed)
+                bar.update(task, advance=len(chunk), rate=bar.tasks[0].completed / (bar.tasks[0].elapsed or 1e-9))
 
 
 def top_k(probs: np.ndarray, classes: Sequence[str], k: int) -> list[tuple[int, str, float]]:

@@ -109,3 +109,22 @@ def test_real_photos_are_labelled(trained_runs, real_data, tmp_path, capsys):
         rows = read_csv(out)
         assert {r["stream"] for r in rows} == set(STREAMS) and {r["path"] for r in rows} >= {str(photos[0])}
         assert all(0.0 <= float(r["probability"]) <= 1.0 for r in rows)
+
+
+def test_a_temporal_model_labels_a_folder_of_videos(video_run, tmp_path, capsys):
+    root, run_dir = video_run
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for video in sorted((root / "videos" / "test").rglob("*.avi"))[:2]:
+        (folder / f"{video.parent.name}-{video.name}").write_bytes(video.read_bytes())
+    (folder / "broken.avi").write_bytes(b"not a video")
+    out = tmp_path / "videos.csv"
+    code, _, err = run_main(capsys, ["predict", str(run_dir), str(folder), "--out", str(out), "--top-k", "2",
+                                     "--device", "cpu"])
+    assert code == 0, err
+    assert len([line for line in err.splitlines() if line.startswith(f"skipped {folder / 'broken.avi'}: ")]) == 1
+    rows = read_csv(out)
+    assert len(rows) == 2 * 2 and {r["stream"] for r in rows} == {"temporal"}
+    predicted = load_run(run_dir, "cpu").predict(sorted({r["path"] for r in rows}))["temporal"]
+    assert sorted(float(r["probability"]) for r in rows) == pytest.approx(
+        sorted(np.sort(predicted, axis=1)[:, -2:].ravel()), abs=1e-6)

@@ -20,7 +20,7 @@ from featcache.media.images import read_image
 from heads import load_run
 from heads.evaluation.metrics import accuracy, fused_streams, softmax
 from heads.finetune import engine, tsn
-from heads.finetune.datasets import StillImages
+from heads.finetune.datasets import StillImages, TemporalInstances
 from heads.training.checkpoint import MODEL_FILE, load_head_checkpoint, save_head_checkpoint
 from tests.heads.finetune.test_finetune import CLASSES, CROP, RESIZE, TINY
 
@@ -118,8 +118,28 @@ def test_finetune_run_folder_and_its_model_file(trained_runs):
     a, b = by_folder.predict(trained_runs.test_stills()), by_file.predict(trained_runs.test_stills())
     np.testing.assert_array_equal(a["still"], b["still"])
     assert_accuracies_as_recorded(a, labels_of(trained_runs), metrics)
-    with pytest.raises(FeatcacheError, match="a dynamic model classifies dynamic inputs of videos"):
-        load_run(trained_runs.finetune.parent / "ft-dynamic", device="cpu")
+    hand_made = load_run(trained_runs.finetune.parent / "ft-dynamic", device="cpu")  # temporal.h5 not by prepare
+    assert hand_made.inputs == "videos"
+    with pytest.raises(FeatcacheError, match="records no usable temporal preprocessing"):
+        hand_made.predict([trained_runs.root / "nothing.avi"])
+
+
+def test_temporal_model_labels_videos_as_training_evaluated_their_dynamic_images(video_run):
+    """A video's ``temporal`` stream is the mean softmax over the dynamic images ``prepare`` made of it."""
+    root, run_dir = video_run
+    run = load_run(run_dir, device="cpu")
+    assert run.inputs == "videos" and run.streams == ("temporal",) and run.temporal == "dynamic"
+    instances = TemporalInstances(root / "cache" / "temporal.h5", "dynamic", "test",
+                                  build_transform("dynamic", train=False, crop=CROP, resize=RESIZE))
+    model = engine.prepare_model(tsn.load_model(Path(json.loads((run_dir / "metrics.json").read_text())["model"]["path"]),
+                                                "dynamic", CLASSES, "model"), torch.device("cpu"), channels_last=True)
+    loader = engine.eval_loader(instances, 8, engine.DistEnv(), workers=0)
+    per_instance = softmax(engine.evaluate(model, loader, torch.device("cpu"), channels_last=True)).numpy()
+    sources = sorted(set(instances.sources))
+    expected = np.stack([per_instance[[i for i, s in enumerate(instances.sources) if s == source]].mean(0)
+                         for source in sources])
+    predicted = run.predict([root / source for source in sources])
+    np.testing.assert_allclose(predicted["temporal"], expected, atol=TOLERANCE)
 
 
 def tampered_copy(source: Path, folder: Path) -> Path:
