@@ -249,7 +249,9 @@ def main(argv=None) -> None:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("runs/controls"))
-    parser.add_argument("--data-seeds", type=int, nargs="+", default=[0, 1])
+    # Not 0: the demo's data seed, whose own run once informed the demo's settings (its temporal
+    # epochs); a control on it would test settings partly chosen on its test data.
+    parser.add_argument("--data-seeds", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--controls", nargs="+", choices=["positive", "negative"], default=["positive", "negative"])
     parser.add_argument("--negative", choices=["shuffled-labels", "shuffled-videos"], default="shuffled-labels")
     parser.add_argument("--classes", type=int, default=6)

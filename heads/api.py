@@ -141,10 +141,13 @@ def fit_grid(cache: str | os.PathLike = "cache", method: str = "gan", temporal: 
 
 
 def describe_data(data, device: torch.device) -> str:
-    """One line on the caches a head trains on."""
+    """One line on the caches a head trains on (and one on its temporal val rows)."""
+    from featcache.data.val_split import describe_split
+
     line = (f"still: {data.still_cache.path} ({data.still_cache.backbone}, {len(data.still['train'])} train rows); "
             f"{data.temporal_kind}: {data.temporal_cache.path} ({data.temporal_cache.backbone}, "
-            f"{len(data.temporal['train'])} train rows); {data.num_classes} classes; device {device}")
+            f"{len(data.temporal['train'])} train rows); {data.num_classes} classes; device {device}"
+            f"\ntemporal val rows (where the temporal networks' epochs are chosen): {describe_split(data.temporal_val)}")
     if data.still_cache.backbone != data.temporal_cache.backbone:
         line += (f"\nnote: still and temporal features come from different backbones "
                  f"({data.still_cache.backbone} vs {data.temporal_cache.backbone})")

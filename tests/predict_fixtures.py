@@ -16,8 +16,8 @@ from featcache.extraction.extract import ExtractSettings, extract
 from featcache.representations.prepare import prepare
 from featcache.representations.prepare_settings import PrepareSettings
 from heads.api import HeadRun, fit_head
-from heads.finetune.tsn import train_tsn
 from tests.heads.finetune.test_finetune import CLASSES, CROP, RESIZE, SIZE, TINY, class_image, make_dataset, run_finetune
+from tests.heads.finetune.test_tsn import run_tsn
 from tests.heads_fixtures import fast_config
 
 
@@ -46,8 +46,7 @@ def build_trained_runs(base: Path) -> TrainedRuns:
                    out=base / "gan", device="cpu")
     classifier = fit_head(cache, "classifier", "dynamic", config=fast_config("classifier", "dynamic"),
                           out=base / "classifier", device="cpu")
-    train_tsn(root, temporal="dynamic", backbone=TINY, cache_dir=cache, out=base / "tsn", epochs=1, lr=1e-3,
-              batch_size=8, crop=CROP, resize=RESIZE, device="cpu", seed=0)
+    run_tsn(root, base / "tsn", epochs=1)
     return TrainedRuns(root, gan, classifier, base / "tsn", base / "ft-still")
 
 

@@ -61,7 +61,7 @@ def train_embedding_epoch(embedder, optimizer, loss_fn, still_x, still_y, compac
 
 def fit_embedding_classifier(data: HeadData, configs, device, phases: Phases, dimred: DimRedParts) -> LinearClassifier:
     """FC C on the compact temporal features (the temporal embeddings), trained apart from the
-    embedding network and selected on the temporal test split, like the dim-reduction network."""
+    embedding network and chosen on the temporal val rows (val videos), like the dim-reduction network."""
     members, first = len(configs), configs[0]
     seeds = [c["seed"] for c in configs]
     classifier = LinearClassifier(members, first["d1"], data.num_classes,
@@ -70,12 +70,12 @@ def fit_embedding_classifier(data: HeadData, configs, device, phases: Phases, di
     epochs = scheduled_epochs(first["classifier_epochs"], first["classifier_min_steps"],
                               batches_per_epoch(len(dimred.temporal_train_labels), first["dimred_batch_size"]))
     fit_classifier(
-        classifier, optimizer, dimred.compact_train, dimred.temporal_train_labels, dimred.compact_test,
-        data.temporal["test"].labels, epochs, first["dimred_batch_size"],
+        classifier, optimizer, dimred.compact_train, dimred.temporal_train_labels, dimred.compact_val,
+        data.temporal["val"].labels, epochs, first["dimred_batch_size"],
         MemberRandom.from_seeds(seeds, "embed-classifier-train", device),
         phases.start("embedding classifier", epochs), owner=dimred.owner,
         on_epoch=lambda e, loss, acc: phases.record("embed_classifier", e,
-                                                    {"loss": loss, "temporal_test": acc, "lr": optimizer.lr}),
+                                                    {"loss": loss, "temporal_val": acc, "lr": optimizer.lr}),
     )
     classifier.requires_grad_(False)
     return classifier

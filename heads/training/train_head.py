@@ -99,6 +99,7 @@ def train_group(method: str, data: HeadData, configs: Sequence[dict], device: st
         metrics["temporal_classifier"] = temporal_classifier_entry(dimred.temporal_test_correct[g])
         metrics["selected_epoch"] = {"still": still.epochs[g], "dimred": dimred.epochs[g], method: epochs[g]}
         metrics["dimred_source"] = dimred.sources[g]
+        metrics["temporal_val"] = data.temporal_val  # the val videos the epochs above were chosen on
         metrics["backbones"] = {"still": data.still_cache.backbone, "temporal": data.temporal_cache.backbone}
         checkpoint = {
             "method": method,
