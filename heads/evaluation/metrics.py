@@ -208,7 +208,7 @@ def stream_probs(still: Mapping[str, Any], derived: Mapping[str, Any] | None,
     first divides each stream's logits by its own temperature, fitted on val
     (``heads.evaluation.calibration``); without a val split the temperatures are 1.
     """
-    from heads.evaluation.calibration import apply_temperature, fit_temperature
+    from heads.evaluation.calibration import fit_temperature
 
     streams: dict[str, dict[str, Any] | None] = {name: None for name in ALL_STREAMS}
     streams["still"] = dict(still)
@@ -216,16 +216,22 @@ def stream_probs(still: Mapping[str, Any], derived: Mapping[str, Any] | None,
         return streams, {}
     streams["derived"] = dict(derived)
     pairs = [s for s in EVAL_SPLITS if still.get(s) is not None and derived.get(s) is not None]
-    streams["fused"] = {split: fuse(still[split], derived[split]) for split in pairs}
     temperatures = {"still": 1.0, "derived": 1.0}
     if "val" in pairs and labels.get("val") is not None:
         temperatures = {name: fit_temperature(streams[name]["val"], labels["val"]) for name in ("still", "derived")}
-    streams["fused_calibrated"] = {
-        split: fuse(apply_temperature(still[split], temperatures["still"]),
-                    apply_temperature(derived[split], temperatures["derived"]))
-        for split in pairs
-    }
+    fused = {split: fused_streams(still[split], derived[split], temperatures) for split in pairs}
+    for name in ("fused", "fused_calibrated"):
+        streams[name] = {split: fused[split][name] for split in pairs}
     return streams, {name: round(t, 6) for name, t in temperatures.items()}
+
+
+def fused_streams(still: Any, derived: Any, temperatures: Mapping[str, float]) -> dict[str, Any]:
+    """``fused`` (the paper's mean of the two softmaxes) and ``fused_calibrated`` (each stream first
+    scaled by its temperature, ``{"still": t, "derived": t}``) of one set of images."""
+    from heads.evaluation.calibration import apply_temperature
+
+    calibrated = (apply_temperature(still, temperatures["still"]), apply_temperature(derived, temperatures["derived"]))
+    return {"fused": fuse(still, derived), "fused_calibrated": fuse(*calibrated)}
 
 
 def add_uncertainty(metrics: dict[str, Any], streams: Mapping[str, Any], labels: Mapping[str, Any],

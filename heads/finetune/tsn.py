@@ -303,7 +303,10 @@ def distil(run: engine.RunContext, still_model: nn.Module, live_teacher: nn.Modu
     save_checkpoint(run_dir / MODEL_FILE, still_model, classes=classes, modality="still", extra={
         "method": "tsn", "temporal": temporal, "temperature": temperature, "teacher": config["teacher"],
         "trainable": trainable, "best_epoch": state["best_epoch"], "history": state["history"],
-        "derived": metrics["derived"], "fused": metrics["fused"]})
+        "derived": metrics["derived"], "fused": metrics["fused"], "crop": config["crop"], "resize": config["resize"],
+        # what heads.inference needs for the still and fused_calibrated streams
+        "still_model": {"path": str(Path(config["student"]).resolve()), "sha256": config["student_weights"]},
+        "temperatures": metrics["temperatures"]})
     write_metrics(run_dir, metrics)
     print_metrics(metrics)
     console.print(f"run: {run_dir}")

@@ -112,6 +112,8 @@ def train_group(method: str, data: HeadData, configs: Sequence[dict], device: st
             "still_model": still.mode,
             "still_cache": str(data.still_cache.path),
             "temporal_cache": str(data.temporal_cache.path),
+            "still_record": data.still_cache.record(),  # how to featurise new stills (heads.inference)
+            "temperatures": metrics["temperatures"],  # of fused_calibrated, fitted on val
             "dims": {"still": data.still_cache.feature_dim, "temporal": data.temporal_cache.feature_dim,
                      "classes": data.num_classes},
             "state": {"still": still.states[g], "dimred": dimred.states[g],
