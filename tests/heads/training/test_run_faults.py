@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from cli.app import main
-from featcache.errors import WriteError
+from featcache.errors import FeatcacheError, WriteError
 from featcache.utils import atomic
 from heads.experiments.report.runs import collect_runs
 from heads.finetune.engine import save_training_state
@@ -85,6 +85,23 @@ def test_report_names_every_half_written_or_damaged_run_and_counts_them(tmp_path
     assert skipped[0].startswith(f"{runs / 'broken' / 'metrics.json'}: not a readable metrics.json")
     assert skipped[1].startswith(f"{runs / 'embed' / 'model.pt'}: does not load")
     assert skipped[2].startswith(f"{runs / 'killed'}: no metrics.json: the run is unfinished")
+
+
+def test_predict_stops_on_a_half_written_or_damaged_run(tmp_path):
+    from heads.inference.loaded_run import load_run
+
+    (tmp_path / "cut").mkdir()
+    (tmp_path / "cut" / "model.pt").write_bytes(b"PK\x03\x04 cut")
+    with pytest.raises(FeatcacheError, match="cut/model.pt: not a readable model file"):
+        load_run(tmp_path / "cut", device="cpu")
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "metrics.json").write_text("{")
+    with pytest.raises(RunFolderError, match="broken/metrics.json: not a readable metrics.json"):
+        load_run(tmp_path / "broken", device="cpu")
+    write_run(tmp_path, "damaged", metrics("gan", "flow", (88.2, 84.2), (89.3, 83.7), (89.0, 84.0)))
+    (tmp_path / "damaged" / "model.pt").write_bytes(b"PK\x03\x04 cut")
+    with pytest.raises(RunFolderError, match="damaged/model.pt: does not load"):
+        load_run(tmp_path / "damaged", device="cpu")
 
 
 def test_report_command_lists_skipped_runs_and_its_count(tmp_path, capsys):
