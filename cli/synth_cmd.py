@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
 from cli.registry import CommandTable
 from featcache.errors import DatasetError
@@ -75,6 +77,7 @@ def synth(
 
     An interrupted run resumes when rerun with the same settings; a ROOT holding anything else is refused unless --restart is given.
     """
+    # the library (torch, h5py, cv2 behind it) loads when the command runs: featcache --help stays fast
     from featcache.data.synth.generate import SynthConfig, generate
 
     if list_classes:
@@ -94,9 +97,7 @@ def synth(
 
 def _print_classes(classes: int) -> None:
     """--list-classes: the first ``classes`` actions (2..all) with their motion twin."""
-    from rich.console import Console
-    from rich.table import Table
-
+    # the library (torch, h5py, cv2 behind it) loads when the command runs: featcache --help stays fast
     from featcache.data.synth.actions import ACTIONS, pair_of
 
     table = Table("label", "class", "pair", "what it shows")
@@ -107,9 +108,7 @@ def _print_classes(classes: int) -> None:
 
 def _print_dataset(root: Path, result: dict, config) -> None:
     """What was written, loading it back as a dataset first (so a broken write fails here)."""
-    from rich.console import Console
-    from rich.table import Table
-
+    # the library (torch, h5py, cv2 behind it) loads when the command runs: featcache --help stays fast
     from featcache.data.dataset import FolderDataset
     from featcache.data.synth.actions import ACTIONS
 

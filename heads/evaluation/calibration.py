@@ -20,6 +20,7 @@ import math
 from typing import Any
 
 import numpy as np
+import torch
 
 ECE_BINS = 15
 _EPS = 1e-12
@@ -62,8 +63,6 @@ def fit_temperature(scores: Any, labels: Any, max_iter: int = 100) -> float:
     unimodal in log T, so a few L-BFGS steps from T = 1 reach the optimum. No rows (no
     val split) gives T = 1, i.e. no change.
     """
-    import torch
-
     logits = torch.as_tensor(as_logits(scores), dtype=torch.float64)
     y = torch.as_tensor(np.asarray(labels).astype(np.int64).reshape(-1))
     if y.numel() == 0:

@@ -26,9 +26,15 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+import torch
+from rich.console import Console
+from rich.table import Table
 
 from featcache.errors import FeatcacheError
 from featcache.utils.atomic import atomic_path
+from heads.evaluation.calibration import apply_temperature, expected_calibration_error, fit_temperature
+from heads.evaluation.class_metrics import confusion, mean_average_precision, top_k_correct
+from heads.evaluation.statistics import accuracy_ci, correct, gain_over_baseline, significance_mark
 
 METRICS_FILE = "metrics.json"
 STREAMS = ("still", "derived", "fused")
@@ -97,8 +103,6 @@ def fuse(*probs: Any):
             raise ValueError(f"fuse(): input {i} is not a probability matrix; apply softmax() first")
     fused = np.mean(arrays, axis=0)
     if hasattr(probs[0], "detach"):
-        import torch
-
         return torch.as_tensor(fused, dtype=probs[0].dtype, device=probs[0].device)
     return fused
 
@@ -195,8 +199,6 @@ def stream_probs(still: Mapping[str, Any], derived: Mapping[str, Any] | None,
     first divides each stream's logits by its own temperature, fitted on val
     (``heads.evaluation.calibration``); without a val split the temperatures are 1.
     """
-    from heads.evaluation.calibration import apply_temperature, fit_temperature
-
     streams: dict[str, dict[str, Any] | None] = {name: None for name in ALL_STREAMS}
     streams["still"] = dict(still)
     if derived is None:
@@ -220,8 +222,6 @@ def add_uncertainty(metrics: dict[str, Any], streams: Mapping[str, Any], labels:
     """Second-wave keys (CONTRACT.md): per stream ``val_ci``/``test_ci`` (95% bootstrap over
     images), ``top5``, ``map``, ``confusion`` and ``ece`` (on test); ``gain`` of each stream
     over the still baseline (paired, same test images); the fitted ``temperatures``."""
-    from heads.evaluation.statistics import correct, gain_over_baseline
-
     for stream in ALL_STREAMS:
         entry, probs_by_split = metrics.get(stream), streams.get(stream)
         if entry is None or probs_by_split is None:
@@ -241,8 +241,6 @@ def add_uncertainty(metrics: dict[str, Any], streams: Mapping[str, Any], labels:
 
 def ci_or_none(correctness: Any) -> list[float] | None:
     """The 95% bootstrap CI over images of bool ``[N]`` (or ``[S, N]`` over seeds); None for none."""
-    from heads.evaluation.statistics import accuracy_ci
-
     if correctness is None or np.asarray(correctness).size == 0:
         return None
     return [_finite_or_none(v) for v in accuracy_ci(correctness)]
@@ -258,9 +256,6 @@ def temporal_classifier_entry(correct: Any) -> dict[str, Any]:
 def stream_test_metrics(probs: Any, labels: Any) -> dict[str, Any]:
     """``top5`` (with ``top5_ci``), ``map``, ``confusion``, ``ece`` of one stream on the test split
     (None without one)."""
-    from heads.evaluation.calibration import expected_calibration_error
-    from heads.evaluation.class_metrics import confusion, mean_average_precision, top_k_correct
-
     if probs is None or labels is None or len(labels) == 0:
         return {"top5": None, "top5_ci": None, "map": None, "confusion": None, "ece": None}
     p, y = _check_probs_labels(probs, labels)
@@ -338,8 +333,6 @@ def format_accuracy(entry: Mapping[str, Any] | None, split: str, missing: str = 
 
 def format_gain(gain: Mapping[str, Any] | None, missing: str = "-") -> str:
     """``+4.2 [0.8, 7.5] *`` with the significance mark of its paired p-value."""
-    from heads.evaluation.statistics import significance_mark
-
     if not gain or gain.get("test") is None:
         return missing
     ci = gain.get("test_ci") or [None, None]
@@ -353,9 +346,6 @@ def format_gain(gain: Mapping[str, Any] | None, missing: str = "-") -> str:
 def print_metrics(metrics: Mapping[str, Any], console=None) -> None:
     """A rich table: one row per stream; val / test accuracy in percent with the 95% CI (and
     mean ± std over seeds), the paired gain over the still baseline on test, and the ECE."""
-    from rich.console import Console
-    from rich.table import Table
-
     title = f"{metrics.get('method', '?')}"
     if metrics.get("temporal"):
         title += f" ({metrics['temporal']})"

@@ -28,13 +28,21 @@ from typing import Any
 import torch
 from torch import nn
 
+from featcache.backbones import create_backbone, default_backbone, load_checkpoint, save_checkpoint
+from featcache.backbones.preprocessing import build_transform
+from featcache.cache.feature_cache import FeatureCache
+from featcache.data.dataset import FolderDataset
 from featcache.errors import CacheError, FeatcacheError
 from featcache.utils.progress import console, optional_progress
 from featcache.cache.schema import backbone_file_tag, feature_cache_path, temporal_cache_path
 from featcache.utils.atomic import atomic_path
+from featcache.utils.safe_load import torch_load
+from heads.evaluation.metrics import accuracy, build_metrics, fuse, print_metrics, softmax, write_metrics
 from heads.finetune import engine
+from heads.finetune.datasets import CoClassPairs, StillImages, TemporalInstances, carve_stills_val
 from heads.finetune.defaults import TEMPERATURE, TSNSettings, input_sizes
 from heads.finetune.finetune import CHECKPOINT_FILE, model_path
+from heads.losses.distillation_loss import DistillationLoss
 from heads.training.checkpoint import MODEL_FILE
 from heads.training.config import write_config
 from heads.training.run_dir import default_run_dir
@@ -100,8 +108,6 @@ def freeze_for_tsn(backbone: nn.Module, num_convs: int = 3) -> list[str]:
 # -- models ------------------------------------------------------------------------
 def load_model(path: Path, modality: str, classes: list[str], role: str) -> nn.Module:
     """A fine-tuned featcache checkpoint for ``modality`` whose head covers ``classes``."""
-    from featcache.backbones import create_backbone, load_checkpoint
-
     if not path.exists():
         command = "featcache finetune " + modality + " ROOT"
         raise CacheError(f"{role} model not found: {path}; run `{command}` first or pass its path")
@@ -118,8 +124,6 @@ def targets_from_feature_cache(path: Path, keys: list[tuple[str, int]], *, teach
                                crop: int, resize: int) -> tuple[torch.Tensor | None, str]:
     """Teacher logits of the temporal instances ``keys`` (``(source, instance)``) from a feature cache
     extracted with this teacher at this crop (view 0 = centre crop); ``(None, why not)`` otherwise."""
-    from featcache.cache.feature_cache import FeatureCache
-
     if not path.exists():
         return None, f"{path} not found"
     try:
@@ -164,8 +168,6 @@ def cached_teacher_targets(teacher: nn.Module, instances, *, cache_file: Path, s
         return logits
     stamp = {"teacher": teacher.weights_id, "crop": crop, "resize": resize, "keys": keys}
     if store.exists():
-        from featcache.utils.safe_load import torch_load
-
         saved = torch_load(store, "teacher-targets file")  # tensors and plain types only
         if isinstance(saved, dict) and saved.get("stamp") == stamp:
             return saved["logits"]
@@ -183,9 +185,6 @@ def cached_teacher_targets(teacher: nn.Module, instances, *, cache_file: Path, s
 def tsn_datasets(dataset, temporal: str, cache_dir, crop: int, resize: int) -> dict[str, Any]:
     """The student's augmented train stills, its val/test stills (None when absent) and the teacher's
     temporal training instances (centre crops)."""
-    from featcache.backbones.preprocessing import build_transform
-    from heads.finetune.datasets import StillImages, TemporalInstances, carve_stills_val
-
     still_eval = build_transform("still", train=False, crop=crop, resize=resize)
     train_stills = StillImages(dataset, "train", build_transform("still", train=True, crop=crop, resize=resize))
     splits = dataset.splits("stills")
@@ -202,8 +201,6 @@ def tsn_datasets(dataset, temporal: str, cache_dir, crop: int, resize: int) -> d
 
 def predict_splits(model: nn.Module, evals: dict, batch_size: int, run: engine.RunContext) -> dict:
     """``model``'s softmax on the val and test stills (None for a missing split)."""
-    from heads.evaluation.metrics import softmax
-
     def predict(split):
         loader = engine.eval_loader(evals[split], batch_size, run.env, workers=run.workers)
         return softmax(engine.evaluate(model, loader, run.device, run.env, amp=run.amp,
@@ -217,10 +214,6 @@ def train_tsn(root, settings: TSNSettings, *, cache_dir: str | os.PathLike = "ca
     """Distil the temporal teacher into the still student as ``settings`` say, into the run folder
     ``out`` (default ``runs/tsn-<temporal>-<backbone>``; its ``config.yaml`` is the resolved
     ``settings``, which ``--config`` reruns); returns the run's metrics dict."""
-    from featcache.backbones import default_backbone
-    from featcache.data.dataset import FolderDataset
-    from heads.finetune.datasets import CoClassPairs
-
     temporal = settings.temporal
     with engine.run_context(settings.device, amp=settings.amp, channels_last=settings.channels_last,
                             workers=settings.workers) as run:
@@ -274,10 +267,6 @@ def distil(run: engine.RunContext, still_model: nn.Module, live_teacher: nn.Modu
            still_probs: dict, config: dict[str, Any], classes: list[str], trainable: list[str], run_dir: Path,
            batch_size: int, resume: bool | None) -> dict[str, Any]:
     """Train the student on the pairs, the epoch chosen on fused val (never test); write the run."""
-    from featcache.backbones import save_checkpoint
-    from heads.losses.distillation_loss import DistillationLoss
-    from heads.evaluation.metrics import accuracy, build_metrics, fuse, print_metrics, softmax, write_metrics
-
     temporal, temperature = config["temporal"], config["temperature"]
     select = "val"  # tsn_datasets always gives val stills (carved from train when absent)
     labels = {s: evals[s].labels if evals[s] is not None else None for s in ("val", "test")}

@@ -28,6 +28,10 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+import markdown
+from rich.console import Console
+from rich.table import Table
+
 from featcache.utils.atomic import atomic_path
 from heads.experiments.report.plots import plot_class_improvements, plot_confusion, plot_learning_curves
 from heads.experiments.report.runs import PROTOCOL, Report, best_run, best_run_per_kind, collect_runs, selected_t2sil_runs
@@ -126,8 +130,6 @@ def write_text(path: Path, text: str) -> None:
 
 def write_report(folders: Sequence[str | os.PathLike], out: str | os.PathLike, plots: bool = True) -> tuple[Report, dict, Path]:
     """Collect the runs under ``folders`` and write ``out/report.md``, ``out/report.html`` and figures."""
-    import markdown
-
     out = Path(out)
     report = collect_runs(folders)
     tables = build_tables(report)
@@ -146,9 +148,6 @@ def write_report(folders: Sequence[str | os.PathLike], out: str | os.PathLike, p
 
 def print_report(tables: dict, report_path: Path, console=None, summary: str = "") -> None:
     """The tables as rich tables in the terminal, then where the report is."""
-    from rich.console import Console
-    from rich.table import Table
-
     console = console or Console()
     for caption, rows in tables.values():
         table = Table(title=caption.split(":")[0], caption=caption.split(":", 1)[1].strip(), caption_justify="left")
