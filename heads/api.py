@@ -27,6 +27,7 @@ from featcache.errors import FeatcacheError
 from featcache.utils import distributed
 from featcache.utils.device import resolve_device
 from heads.evaluation.history import History
+from heads.evaluation.metrics import small_split_warnings, split_sizes
 from heads.training.dim_reduction import DimRedStore
 from heads.training.grid import GridSpec, run_grid
 from heads.training.grid_report import write_grid_csv
@@ -70,7 +71,7 @@ class GridResult:
 def resolve_head_config(method: str, temporal: str, config: Mapping[str, Any] | None = None,
                         config_file: str | os.PathLike | None = None, sets: Iterable[str] = ()) -> dict[str, Any]:
     """Defaults of ``method``/``temporal``, then ``config_file``, then ``config``, then ``KEY=VALUE`` ``sets``
-    (the one resolver, :func:`heads.training.methods.head_config`)."""
+    (the one resolver, :func:`heads.training.resolve.head_config`)."""
     return head_config(method, temporal, config_file=config_file, values=config, sets=sets)
 
 
@@ -94,6 +95,9 @@ def fit_head(cache: str | os.PathLike = "cache", method: str = "gan", temporal: 
     torch_device = resolve_device(device)
     data = HeadData.load(cache, temporal, backbone, temporal_backbone)
     log(describe_data(data, torch_device))
+    for line in small_split_warnings(split_sizes({s: data.still[s].labels for s in data.still}, data.classes),
+                                     data.num_classes):
+        log(line)
     run_dir = Path(out) if out is not None else None
     folders = [d for d in (run_dir, Path(cache) / "heads") if d is not None]
     store = DimRedStore(folders, folders, log=log)
