@@ -25,6 +25,9 @@ Keys:
   dimred_lr, dimred_epochs, dimred_batch_size, dimred_dropout    its training (Adam)
   dimred_min_steps  at least this many steps of the dimensionality-reduction network
   d0, d2            generator/embedding hidden width; discriminator width (GAN)
+  d_norm            joint | separate | none: the discriminator's batch norm over the real and
+                    generated rows together (default), per batch (Table 5 as first built: D
+                    stays at chance, benchmarks/gan_discriminator.py), or no batch norm
   lambda            weight of the auxiliary classification loss (GAN, eq. 3)
   alpha             triplet margin (eq. 4)
   lr, epochs, batch_size   the head itself (RMSProp for the GAN, Adam for the embedding)
@@ -46,7 +49,8 @@ from featcache.errors import FeatcacheError
 
 METHODS = ("classifier", "gan", "embed")
 TEMPORAL_KINDS = ("flow", "dynamic")
-CHOICES = {"still_model": ("auto", "logits", "linear"), "select": ("fused", "derived")}
+CHOICES = {"still_model": ("auto", "logits", "linear"), "select": ("fused", "derived"),
+           "d_norm": ("joint", "separate", "none")}
 
 # The paper's set (SSVAC-40, train split): the size at which the epoch defaults are the schedule.
 PAPER_STILLS = 7000
@@ -90,6 +94,7 @@ GAN_DEFAULTS: dict[str, Any] = {
     "d0": 256,
     "d1": 128,
     "d2": 256,
+    "d_norm": "joint",
     "lambda": 1.0,
     "lr": 1e-3,
     "epochs": 10,
@@ -122,7 +127,7 @@ EMBED_COMMON: dict[str, Any] = {
 # one stacked group (``train_group``) must agree on them; every other key may differ.
 SHAPE_KEYS = (
     "still_model", "still_epochs", "still_batch_size", "still_min_steps",
-    "d0", "d1", "d2", "dimred_epochs", "dimred_batch_size", "dimred_min_steps",
+    "d0", "d1", "d2", "d_norm", "dimred_epochs", "dimred_batch_size", "dimred_min_steps",
     "epochs", "batch_size", "classes_per_batch", "instances_per_class", "classifier_epochs",
     "min_steps", "classifier_min_steps",
 )

@@ -1,5 +1,7 @@
 """The GAN head (paper section 3.1): generator + discriminator on still features, L_gan + lambda L_aux
-with the frozen dim-reduction classifier as the auxiliary classifier, RMSProp."""
+with the frozen dim-reduction classifier as the auxiliary classifier, RMSProp. ``d_norm`` says how D's
+batch norm sees the real and generated rows (:mod:`heads.models.discriminator`); each epoch records D's
+accuracy on the real and the generated rows of its steps (``d_acc_real``, ``d_acc_fake``)."""
 
 from __future__ import annotations
 
@@ -28,24 +30,26 @@ def train_gan_epoch(generator, discriminator, aux, opt_g, opt_d, still_x, still_
     discriminator.train()
     members, rows = len(rng), still_y.shape[0]
     order = rng.randperm(rows)
-    sums = {"loss_d": torch.zeros(members), "loss_g": torch.zeros(members), "loss_aux": torch.zeros(members)}
+    sums = {name: torch.zeros(members) for name in ("loss_d", "loss_g", "loss_aux", "d_acc_real", "d_acc_fake")}
     steps = 0
     for start in batch_starts(rows, batch_size):
         index = order[:, start : start + batch_size]
         x, y = take(still_x, index), take(still_y, index)
         real = take(compact, rng.randint(compact.shape[1], index.shape[1]), owner)
         fake = generator(x)
-        loss_d = discriminator_loss(discriminator(real), discriminator(fake.detach()))
+        real_logits, fake_logits = discriminator.score(real, fake.detach())
+        loss_d = discriminator_loss(real_logits, fake_logits)
         opt_d.zero_grad()
         loss_d.sum().backward()
         opt_d.step()
         discriminator.requires_grad_(False)  # the G step needs gradients through D, not for D
-        loss_gan, loss_aux = generator_losses(discriminator(fake), aux(fake), y)
+        loss_gan, loss_aux = generator_losses(discriminator.score(real, fake)[1], aux(fake), y)
         opt_g.zero_grad()
         (loss_gan + lambdas * loss_aux).sum().backward()
         opt_g.step()
         discriminator.requires_grad_(True)
-        for name, value in (("loss_d", loss_d), ("loss_g", loss_gan), ("loss_aux", loss_aux)):
+        accuracies = ((real_logits > 0).float().mean(-1) * 100, (fake_logits < 0).float().mean(-1) * 100)
+        for name, value in zip(sums, (loss_d, loss_gan, loss_aux, *accuracies)):
             sums[name] += value.detach().cpu()
         steps += 1
     return {name: value / steps for name, value in sums.items()}
@@ -58,7 +62,7 @@ def fit_gan(data: HeadData, configs, device, phases: Phases, still: StillStream,
     rng = MemberRandom.from_seeds(seeds, "gan-train", device)
     generator = Generator(members, data.still_cache.feature_dim, first["d0"], first["d1"],
                           [c["dropout"] for c in configs], [c["noise"] for c in configs], init, rng).to(device)
-    discriminator = Discriminator(members, first["d1"], first["d2"], init).to(device)
+    discriminator = Discriminator(members, first["d1"], first["d2"], init, first["d_norm"]).to(device)
     lrs = [c["lr"] for c in configs]
     opt_g, opt_d = StackedRMSProp(generator.parameters(), lrs), StackedRMSProp(discriminator.parameters(), lrs)
     lambdas = torch.tensor([c["lambda"] for c in configs], device=device)
