@@ -13,13 +13,14 @@ import typer
 
 from cli.choices import Modality, Temporal, choices, device_option
 from cli.registry import CommandTable
-from heads.finetune.defaults import FINETUNE_DEFAULTS, TARGET_MODES, TEMPERATURE, TSN_DEFAULTS
+from heads.finetune.defaults import FINETUNE_DEFAULTS, PAIRINGS, TARGET_MODES, TEMPERATURE, TSN_DEFAULTS
 
 # CPU-friendly image sizes: the paper's 256/224 costs ~4x more and is the default on CUDA.
 CPU_CROP, CPU_RESIZE = 112, 128
 GPU_CROP, GPU_RESIZE = 224, 256
 
-Targets = choices("Targets", sorted(TARGET_MODES))  # cached, live: the order --help lists
+Targets = choices("Targets", sorted(TARGET_MODES))  # cached, labels, live: the order --help lists
+Pairing = choices("Pairing", PAIRINGS)
 
 
 commands = CommandTable()  # registered by cli.app
@@ -107,7 +108,8 @@ def tsn(
     out: Optional[Path] = typer.Option(None, help="run folder (default: runs/tsn-<temporal>-<backbone>)"),
     student: Optional[Path] = typer.Option(None, help="still model to start from (default: CACHE/models/still-<backbone>.pt)"),
     teacher: Optional[Path] = typer.Option(None, help="temporal teacher (default: CACHE/models/<temporal>-<backbone>.pt)"),
-    targets: Targets = typer.Option(Targets.cached, help="teacher soft targets: cached (looked up once) or live (teacher runs every step)"),
+    targets: Targets = typer.Option(Targets.cached, help="teacher soft targets: cached (looked up once) or live (teacher runs every step); labels: no teacher, the paired instance's label one-hot (a control)"),
+    pairing: Pairing = typer.Option(Pairing.co_class, help="co-class: each still with a random video of its class (the paper); instance: a still with its own video (ROOT/still-videos.csv), plus the unlabelled stills (ROOT/stills/unlabelled/)"),
     temperature: Optional[float] = typer.Option(None, help=f"softmax temperature (default, Table 9: {TEMPERATURE['flow']:g} flow, {TEMPERATURE['dynamic']:g} dynamic)"),
     lr: float = typer.Option(TSN_DEFAULTS["lr"], help="RMSProp learning rate (Table 9)"),
     epochs: int = _epochs(TSN_DEFAULTS["epochs"]),
@@ -129,5 +131,5 @@ def tsn(
         root, temporal=temporal.value, backbone=backbone, cache_dir=cache, out=out, student=student,
         teacher=teacher, targets=targets.value, temperature=temperature, lr=lr, epochs=epochs,
         batch_size=batch_size, num_convs=num_convs, crop=crop_px, resize=resize_px, device=device,
-        workers=workers, seed=seed, resume=False if restart else resume,
+        workers=workers, seed=seed, resume=False if restart else resume, pairing=pairing.value,
     )
