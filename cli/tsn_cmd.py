@@ -11,16 +11,15 @@ from typing import Optional
 
 import typer
 
-from cli.choices import Modality, Temporal, choices, device_option
+from cli.choices import Modality, Pairing, Temporal, choices, device_option
 from cli.registry import CommandTable
-from heads.finetune.defaults import FINETUNE_DEFAULTS, PAIRINGS, TARGET_MODES, TEMPERATURE, TSN_DEFAULTS
+from heads.finetune.defaults import FINETUNE_DEFAULTS, TARGET_MODES, TEMPERATURE, TSN_DEFAULTS
 
 # CPU-friendly image sizes: the paper's 256/224 costs ~4x more and is the default on CUDA.
 CPU_CROP, CPU_RESIZE = 112, 128
 GPU_CROP, GPU_RESIZE = 224, 256
 
 Targets = choices("Targets", sorted(TARGET_MODES))  # cached, labels, live: the order --help lists
-Pairing = choices("Pairing", PAIRINGS)
 
 
 commands = CommandTable()  # registered by cli.app

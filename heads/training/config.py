@@ -36,6 +36,9 @@ Keys:
   classes_per_batch, instances_per_class   P x K batches of the embedding (Table 8: 4 x 4)
   classifier_lr, classifier_epochs, classifier_min_steps   the embedding classifier on compact temporal features
   select            fused | derived: the val accuracy that picks the best epoch
+  pairing           co-class | instance: the temporal rows a still meets (GAN reals, embedding
+                    positives): random (GAN) / co-class (embedding), as in the paper, or rows of the
+                    still's own video (ROOT/still-videos.csv: --root), co-class for a still without one
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ from featcache.errors import FeatcacheError
 METHODS = ("classifier", "gan", "embed")
 TEMPORAL_KINDS = ("flow", "dynamic")
 CHOICES = {"still_model": ("auto", "logits", "linear"), "select": ("fused", "derived"),
-           "d_norm": ("joint", "separate", "none")}
+           "d_norm": ("joint", "separate", "none"), "pairing": ("co-class", "instance")}
 
 # The paper's set (SSVAC-40, train split): the size at which the epoch defaults are the schedule.
 PAPER_STILLS = 7000
@@ -103,6 +106,7 @@ GAN_DEFAULTS: dict[str, Any] = {
     "dropout": 0.5,
     "noise": 0.01,
     "select": "fused",
+    "pairing": "co-class",
 }
 # Table 8.
 EMBED_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -121,6 +125,7 @@ EMBED_COMMON: dict[str, Any] = {
     "classifier_epochs": 10,
     "classifier_min_steps": min_steps_at_paper_size(10, PAPER_TEMPORAL_ROWS, 256),
     "select": "fused",
+    "pairing": "co-class",
 }
 
 # Keys that fix tensor shapes or the number of steps: configurations trained together in
@@ -129,7 +134,7 @@ SHAPE_KEYS = (
     "still_model", "still_epochs", "still_batch_size", "still_min_steps",
     "d0", "d1", "d2", "d_norm", "dimred_epochs", "dimred_batch_size", "dimred_min_steps",
     "epochs", "batch_size", "classes_per_batch", "instances_per_class", "classifier_epochs",
-    "min_steps", "classifier_min_steps",
+    "min_steps", "classifier_min_steps", "pairing",
 )
 # Keys that determine each trained part; equal values -> the same trained part.
 STILL_KEYS = tuple(STILL_DEFAULTS)

@@ -1,5 +1,6 @@
 """The triplet embedding head (paper section 3.2): an embedding network trained with triplets
-(P x K batches of still anchors, random co-class temporal positives, FAISS semi-hard negatives over
+(P x K batches of still anchors, random co-class temporal positives (or, with ``pairing=instance``, rows of
+the still's own video), FAISS semi-hard negatives over
 the whole compact temporal train set) and a separate classifier on the compact temporal features."""
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def train_embedding_epoch(embedder, optimizer, loss_fn, still_x, still_y, compac
         labels = still_y[index]
         anchors = embedder(still_x[index])
         positives = torch.stack([
-            positive_sampler(labels[g], positive_rng[g]) for g in range(members)
+            positive_sampler(labels[g], index[g], positive_rng[g]) for g in range(members)
         ]).to(device)
         mined = [miners[int(owner[g])].mine(anchors[g].detach(), labels[g], positives[g]) for g in range(members)]
         negatives = torch.stack([m.negatives.to(device) for m in mined])
@@ -53,6 +54,14 @@ def train_embedding_epoch(embedder, optimizer, loss_fn, still_x, still_y, compac
     return {"loss_triplet": total / batches, "semi_hard_share": semi_hard.cpu() / batches,
             "search_resolved_share": [1.0 - s["exact_fallback"] / max(s["anchors"], 1) for s in searched],
             "search_depth": [miners[int(owner[g])].search_depth for g in range(members)]}
+
+
+def pair_sampler(data: HeadData, config: dict, co_class):
+    """``sampler(labels, index, generator)``: co-class temporal rows (the paper), or with
+    ``pairing=instance`` each still's own video's (:class:`heads.samplers.instance_sampler.InstanceSampler`)."""
+    if config["pairing"] == "instance":
+        return data.instance_sampler()
+    return lambda labels, index, generator: co_class(labels, generator)
 
 
 def fit_embedding_classifier(data: HeadData, configs, device, phases: Phases, dimred: DimRedParts) -> LinearClassifier:
@@ -99,7 +108,7 @@ def fit_embedding(data: HeadData, configs, device, phases: Phases, still: StillS
     train = data.still["train"]
     samplers = [PKSampler(train.labels, first["classes_per_batch"], first["instances_per_class"], generator=g)
                 for g in member_generators(seeds, "embed-batches")]
-    positive_sampler, positive_rng = PositiveSampler(labels_t), member_generators(seeds, "embed-positives")
+    positive_sampler, positive_rng = pair_sampler(data, first, PositiveSampler(labels_t)), member_generators(seeds, "embed-positives")
 
     def derive(x):
         embedder.eval()

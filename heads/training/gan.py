@@ -11,7 +11,7 @@ from torch import nn
 from heads.losses.gan_losses import discriminator_loss, generator_losses
 from heads.models.discriminator import Discriminator
 from heads.models.generator import Generator
-from heads.nn.member_random import MemberRandom
+from heads.nn.member_random import MemberRandom, member_generators
 from heads.optim.stacked_rmsprop import StackedRMSProp
 from heads.training.config import batches_per_epoch, scheduled_epochs
 from heads.training.dim_reduction import DimRedParts
@@ -22,10 +22,11 @@ from heads.training.still_model import StillStream
 
 
 def train_gan_epoch(generator, discriminator, aux, opt_g, opt_d, still_x, still_y, compact, owner,
-                    lambdas, batch_size, rng) -> dict[str, torch.Tensor]:
+                    lambdas, batch_size, rng, pair=None) -> dict[str, torch.Tensor]:
     """One pass over the still train rows. D step: real compact temporal features vs
     generated ones; G step: non-saturating L_gan + lambda * L_aux with the frozen auxiliary
-    classifier (the usual form of the min-max of eq. 3)."""
+    classifier (the usual form of the min-max of eq. 3). The real rows are random temporal train
+    rows, or ``pair(labels [G, B], index [G, B])``'s (``pairing=instance``: the stills' own videos)."""
     generator.train()
     discriminator.train()
     members, rows = len(rng), still_y.shape[0]
@@ -35,7 +36,8 @@ def train_gan_epoch(generator, discriminator, aux, opt_g, opt_d, still_x, still_
     for start in batch_starts(rows, batch_size):
         index = order[:, start : start + batch_size]
         x, y = take(still_x, index), take(still_y, index)
-        real = take(compact, rng.randint(compact.shape[1], index.shape[1]), owner)
+        partners = rng.randint(compact.shape[1], index.shape[1]) if pair is None else pair(y, index)
+        real = take(compact, partners, owner)
         fake = generator(x)
         real_logits, fake_logits = discriminator.score(real, fake.detach())
         loss_d = discriminator_loss(real_logits, fake_logits)
@@ -77,9 +79,13 @@ def fit_gan(data: HeadData, configs, device, phases: Phases, still: StillStream,
     train = data.still["train"]
     still_x, still_y = train.features.to(device), train.labels.to(device)
     epochs = scheduled_epochs(first["epochs"], first["min_steps"], batches_per_epoch(len(still_y), first["batch_size"]))
+    pair = None
+    if first["pairing"] == "instance":  # D is unconditional: this changes which real rows a batch holds
+        sampler, generators = data.instance_sampler(), member_generators(seeds, "gan-pairs")
+        pair = lambda y, index: torch.stack([sampler(y[g], index[g], generators[g]) for g in range(members)]).to(device)  # noqa: E731
     derived = train_selected(
         lambda: train_gan_epoch(generator, discriminator, aux, opt_g, opt_d, still_x, still_y,
-                                dimred.compact_train, dimred.owner, lambdas, first["batch_size"], rng),
+                                dimred.compact_train, dimred.owner, lambdas, first["batch_size"], rng, pair),
         derive, keeper, data, configs, still, epochs, phases.start("GAN", epochs), device,
         record=lambda e, values: phases.record("gan", e, {**values, "lr": opt_g.lr}),
     )
