@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from featcache.cache.synthetic import write_synthetic_caches  # noqa: E402
 from heads.evaluation.two_sample import mean_distance, mmd_rbf  # noqa: E402
-from heads.training.config import default_config  # noqa: E402
+from heads.training.methods import default_config  # noqa: E402
 from heads.training.dim_reduction import fit_dimred_networks  # noqa: E402
 from heads.training.gan import fit_gan  # noqa: E402
 from heads.training.head_data import HeadData  # noqa: E402

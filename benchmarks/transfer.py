@@ -89,7 +89,7 @@ def build_set(base: Path, data_seed: int, cue: float, size: Size, backbone: str)
     """Render, prepare and fine-tune (still model, dynamic teacher) one set; resumable."""
     from featcache.data.synth.generate import SynthConfig, generate
     from featcache.representations.prepare import PrepareSettings, prepare
-    from heads.finetune.finetune import finetune_model, model_path
+    from heads.finetune.finetune import model_path
 
     root, cache = base / "data", base / "cache"
     config = SynthConfig(classes=size.classes, seed=data_seed, stills=size.stills, videos=size.videos,
@@ -98,25 +98,30 @@ def build_set(base: Path, data_seed: int, cue: float, size: Size, backbone: str)
     prepare(root, cache, PrepareSettings(size=(96, 128), kinds=(TEMPORAL,), count=4))
     for modality in ("still", TEMPORAL):
         if not model_path(cache, modality, backbone).is_file():
-            finetune_model(root, modality, backbone=backbone, cache_dir=cache, epochs=size.epochs[modality],
-                           batch_size=size.batch_size, crop=size.crop, resize=size.resize, device="cpu",
-                           run_dir=base / "runs" / f"finetune-{modality}")
+            fine_tune(root, cache, modality, size, backbone, base / "runs" / f"finetune-{modality}")
     return root, cache
+
+
+def fine_tune(root: Path, cache: Path, modality: str, size: Size, backbone: str, run_dir: Path) -> None:
+    from heads.finetune.defaults import FinetuneSettings
+    from heads.finetune.finetune import finetune_model
+
+    settings = FinetuneSettings(modality=modality, backbone=backbone, epochs=size.epochs[modality],
+                                batch_size=size.batch_size, crop=size.crop, resize=size.resize, device="cpu")
+    finetune_model(root, settings, cache_dir=cache, run_dir=run_dir)
 
 
 def shuffled_teacher(base: Path, root: Path, cache: Path, data_seed: int, size: Size, backbone: str) -> tuple[Path, Path]:
     """A teacher fine-tuned on the videos with labels shuffled across classes, and that cache."""
     from featcache.cache.schema import temporal_cache_path
-    from heads.finetune.finetune import finetune_model, model_path
+    from heads.finetune.finetune import model_path
 
     shuffled = base / "cache-shuffled"
     shuffled.mkdir(parents=True, exist_ok=True)
     shuffle_temporal_labels(temporal_cache_path(cache), temporal_cache_path(shuffled), data_seed, groups=(TEMPORAL,))
     teacher = model_path(shuffled, TEMPORAL, backbone)
     if not teacher.is_file():
-        finetune_model(root, TEMPORAL, backbone=backbone, cache_dir=shuffled, epochs=size.epochs[TEMPORAL],
-                       batch_size=size.batch_size, crop=size.crop, resize=size.resize, device="cpu",
-                       run_dir=base / "runs" / "finetune-shuffled")
+        fine_tune(root, shuffled, TEMPORAL, size, backbone, base / "runs" / "finetune-shuffled")
     return teacher, shuffled
 
 
@@ -141,13 +146,15 @@ def predict_stills(path: Path, root: Path, size: Size) -> np.ndarray:
 # -- the arms ------------------------------------------------------------------------
 def tsn_arm(arm: str, root: Path, cache: Path, runs: Path, size: Size, backbone: str, teacher: Path | None) -> dict:
     """One TSN run; the derived and fused test softmax."""
+    from heads.finetune.defaults import TSNSettings
     from heads.finetune.tsn import train_tsn
 
     targets, pairing = TSN_ARMS[arm]
     run_dir = runs / f"tsn-{arm}"
-    train_tsn(root, temporal=TEMPORAL, backbone=backbone, cache_dir=cache, out=run_dir, teacher=teacher,
-              targets=targets, pairing=pairing, epochs=size.epochs["tsn"], batch_size=size.batch_size,
-              crop=size.crop, resize=size.resize, device="cpu")
+    settings = TSNSettings(temporal=TEMPORAL, backbone=backbone, teacher=None if teacher is None else str(teacher),
+                           targets=targets, pairing=pairing, epochs=size.epochs["tsn"], batch_size=size.batch_size,
+                           crop=size.crop, resize=size.resize, device="cpu")
+    train_tsn(root, settings, cache_dir=cache, out=run_dir)
     return {"derived": predict_stills(run_dir / "model.pt", root, size)}
 
 
@@ -163,7 +170,7 @@ def extract(root: Path, cache: Path, size: Size, backbone: str) -> None:
 def heads_arm(method: str, cache: Path, size: Size, backbone: str) -> dict:
     """One GAN / embedding head (the paper's, co-class) on a cache's features; the test softmax."""
     from heads.api import fit_head
-    from heads.training.config import default_config
+    from heads.training.methods import default_config
 
     config = {k: v for k, v in size.heads.items() if k in default_config(method, TEMPORAL)}
     run = fit_head(cache, method, TEMPORAL, config=config, device="cpu", backbone=backbone)

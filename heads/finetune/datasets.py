@@ -17,6 +17,7 @@ turns a uint8 ``[H, W, C]`` array into a float tensor ``[C, crop, crop]``.
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 from typing import Callable
@@ -26,6 +27,7 @@ import torch
 from torch.utils.data import Dataset
 
 from featcache.data.dataset import FolderDataset
+from featcache.data.val_split import DEFAULT_VAL_FRACTION, DEFAULT_VAL_SEED, carve_val, carved_record
 from featcache.errors import DatasetError
 from featcache.cache.schema import SPLIT_CODE
 from heads.samplers.co_class import draw_co_class
@@ -48,6 +50,14 @@ class StillImages(Dataset):
 
     def __len__(self) -> int:
         return len(self.samples)
+
+    def subset(self, keep: np.ndarray, transform: Transform) -> "StillImages":
+        """These images where ``keep`` is true, with another transform (a carved val share)."""
+        out = copy.copy(self)
+        out.samples = [s for s, k in zip(self.samples, keep) if k]
+        out.labels, out.sources = self.labels[keep], [p for p, k in zip(self.sources, keep) if k]
+        out.transform = transform
+        return out
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         from featcache.media.images import read_image
@@ -100,6 +110,14 @@ class TemporalInstances(Dataset):
         state["_pid"] = None  # reopen in the worker
         return state
 
+    def subset(self, keep: np.ndarray, transform: Transform) -> "TemporalInstances":
+        """These instances where ``keep`` is true, with another transform (carved val videos)."""
+        out = copy.copy(self)
+        out.rows, out.labels, out.instances = self.rows[keep], self.labels[keep], self.instances[keep]
+        out.sources = [s for s, k in zip(self.sources, keep) if k]
+        out.transform = transform
+        return out
+
     def raw(self, index: int) -> np.ndarray:
         return np.asarray(self.data[int(self.rows[index])])
 
@@ -109,6 +127,35 @@ class TemporalInstances(Dataset):
     def keys(self) -> list[tuple[str, int]]:
         """``(source, instance)`` of every row: how feature caches are matched to these instances."""
         return list(zip(self.sources, self.instances.tolist()))
+
+
+def carve_stills_val(train: StillImages, eval_transform: Transform) -> tuple[StillImages, StillImages, dict]:
+    """(train stills, val stills, record) when the dataset has no stills/val: a seeded,
+    class-stratified share of the train stills (each still its own group), the one rule of
+    :mod:`featcache.data.val_split`."""
+    keep = carve_val(train.labels, train.sources, DEFAULT_VAL_FRACTION, DEFAULT_VAL_SEED)
+    record = carved_record(DEFAULT_VAL_FRACTION, DEFAULT_VAL_SEED, int(keep.sum()), "train stills (no stills/val)")
+    return train.subset(~keep, train.transform), train.subset(keep, eval_transform), record
+
+
+def temporal_train_val(path: str | os.PathLike, kind: str, train_transform: Transform,
+                       eval_transform: Transform) -> tuple[TemporalInstances, TemporalInstances, dict]:
+    """(train instances, val instances, where val came from) of ``temporal.h5``: its val videos, or
+    for a file built before the val split, a seeded class-stratified share of its train videos
+    carved here (whole videos), never the test videos."""
+    train = TemporalInstances(path, kind, "train", train_transform)
+    split_codes = np.asarray(train._temporal.split)
+    if (split_codes == SPLIT_CODE["val"]).any():
+        record = train._temporal.video_split or {"val": "temporal.h5"}
+        return train, TemporalInstances(path, kind, "val", eval_transform), record
+    keep = carve_val(train.labels, train.sources, DEFAULT_VAL_FRACTION, DEFAULT_VAL_SEED)
+    if not keep.any():
+        raise DatasetError(f"{path}: no val videos and too few train videos per class to carve any; "
+                           "add ROOT/videos/val or more train videos, then rerun featcache prepare")
+    record = carved_record(DEFAULT_VAL_FRACTION, DEFAULT_VAL_SEED, len({s for s, k in zip(train.sources, keep) if k}),
+                           f"the train videos of {Path(path).name} (it has no val videos: built before the val "
+                           "split; rebuild with featcache prepare --restart to record the split)")
+    return train.subset(~keep, train_transform), train.subset(keep, eval_transform), record
 
 
 def sample_co_class_partners(still_labels: np.ndarray, temporal_labels: np.ndarray, *, seed: int, epoch: int,
@@ -159,11 +206,12 @@ class CoClassPairs(Dataset):
 
 
 class UnlabelledStills(Dataset):
-    """The stills under ``ROOT/stills/unlabelled/`` (sorted); items are ``(image, -1)``: labels unknown."""
+    """The stills under ``ROOT/stills/unlabelled/`` (sorted; or those of ``sources``); items are
+    ``(image, -1)``: labels unknown."""
 
-    def __init__(self, dataset: FolderDataset, transform: Transform):
+    def __init__(self, dataset: FolderDataset, transform: Transform, sources: list[str] | None = None):
         self.dataset = dataset
-        self.sources = dataset.unlabelled_stills()
+        self.sources = dataset.unlabelled_stills() if sources is None else list(sources)
         self.labels = np.full(len(self.sources), -1, dtype=np.int64)
         self.transform = transform
 
@@ -178,22 +226,18 @@ class UnlabelledStills(Dataset):
 
 def own_video_rows(stills: list[str], links: dict[str, str], instance_sources: list[str], *, where: str,
                    required: bool) -> list[np.ndarray | None]:
-    """For each still path, the temporal rows of its own video (``links``: still -> video); None for a
-    still with no video. ``required``: a still without one (an unlabelled still) is a DatasetError."""
+    """For each still path, the temporal training rows of its own video (``links``: still -> video);
+    None for a still with no video, or whose video has no training rows (a val or test video: its
+    stills must not train). ``required``: a still with no link at all (an unlabelled still) is a DatasetError."""
     rows_of: dict[str, list[int]] = {}
     for row, source in enumerate(instance_sources):
         rows_of.setdefault(source, []).append(row)
     found: list[np.ndarray | None] = []
     for still in stills:
         video = links.get(still)
-        if video is None:
-            if required:
-                raise DatasetError(f"{where}: {still} has no video in still-videos.csv; instance pairing needs one")
-            found.append(None)
-        elif video not in rows_of:
-            raise DatasetError(f"{where}: {still} comes from {video}, which has no temporal training instance")
-        else:
-            found.append(np.asarray(rows_of[video], dtype=np.int64))
+        if video is None and required:
+            raise DatasetError(f"{where}: {still} has no video in still-videos.csv; instance pairing needs one")
+        found.append(np.asarray(rows_of[video], dtype=np.int64) if video in rows_of else None)
     return found
 
 

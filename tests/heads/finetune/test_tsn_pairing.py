@@ -15,6 +15,7 @@ from featcache.data.dataset import FolderDataset
 from featcache.data.still_videos import write_still_videos
 from featcache.errors import DatasetError, FeatcacheError
 from heads.finetune import tsn
+from heads.finetune.defaults import TSNSettings
 from heads.finetune.datasets import InstancePairs, StillImages, UnlabelledStills, own_video_rows
 from tests.heads.finetune.test_finetune import CLASSES, CROP, RESIZE, TINY, make_dataset, run_finetune
 from tests.heads.finetune.test_tsn import run_tsn, teacher_and_instances
@@ -81,9 +82,9 @@ def test_an_unlabelled_still_without_a_video_is_a_one_line_error(linked_root, tm
     _, instances = teacher_and_instances(linked_root)
     with pytest.raises(DatasetError, match="has no video in still-videos.csv"):
         own_video_rows(["stills/unlabelled/x.png"], {}, instances.sources, where="t", required=True)
-    with pytest.raises(DatasetError, match="no temporal training instance"):
-        own_video_rows(["stills/unlabelled/x.png"], {"stills/unlabelled/x.png": "videos/test/jump/v0.avi"},
-                       instances.sources, where="t", required=True)
+    # A still of a test (or val) video has no training rows: it stays out of training.
+    assert own_video_rows(["stills/unlabelled/x.png"], {"stills/unlabelled/x.png": "videos/test/jump/v0.avi"},
+                          instances.sources, where="t", required=True) == [None]
     assert dataset.unlabelled_stills()
 
 
@@ -109,5 +110,5 @@ def test_instance_pairing_without_links_says_what_to_run(tmp_path):
         run_finetune(root, modality, root, epochs=1, out=models / f"{modality}-{TINY}.pt", run_dir=root / f"ft-{modality}")
     with pytest.raises(FeatcacheError, match="still-videos.csv"):
         run_tsn(root, tmp_path / "run", pairing="instance")
-    with pytest.raises(FeatcacheError, match="--pairing"):
-        tsn.check_tsn_options("dynamic", "cached", 1, 8, 1e-3, "random")
+    with pytest.raises(FeatcacheError, match="pairing"):
+        TSNSettings(pairing="random")

@@ -15,7 +15,7 @@ from heads.models.generator import Generator
 from heads.models.linear_classifier import LinearClassifier
 from heads.nn.member_random import MemberRandom
 from heads.optim.stacked_rmsprop import StackedRMSProp
-from heads.training.config import default_config
+from heads.training.methods import default_config
 from heads.training.gan import train_gan_epoch
 
 CHANCE = 2 * math.log(2)
