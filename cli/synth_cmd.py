@@ -64,6 +64,11 @@ def synth(
     shuffle_videos: bool = typer.Option(
         False, "--shuffle-videos",
         help="Negative control: each video shows a random class's action, so videos carry no label information."),
+    unlabelled_stills: int = typer.Option(
+        0, "--unlabelled-stills", min=0,
+        help="Stills per train video, each of that video's own figure (its body, clothes, timing) at another moment, "
+             "under stills/unlabelled/ (labels unknown to the methods) and linked to the video in still-videos.csv: "
+             "the stills TSN's student learns from with --pairing instance."),
     workers: int = typer.Option(
         min(2, os.cpu_count() or 1), "--workers", help="Processes rendering in parallel."),
     restart: bool = typer.Option(
@@ -86,7 +91,7 @@ def synth(
         videos=parse_counts(videos_per_class, ("train", "val", "test"), "--videos-per-class"),
         frames=frames, still_size=parse_size(still_size, "--still-size"),
         video_size=parse_size(video_size, "--video-size"), still_motion_cue=still_motion_cue,
-        shuffle_videos=shuffle_videos,
+        shuffle_videos=shuffle_videos, unlabelled_stills=unlabelled_stills,
     )
     result = generate(root, config, overwrite=restart or overwrite, workers=max(1, workers))
     _print_dataset(root, result, config)
