@@ -49,7 +49,7 @@ def prepare_command(
     count: int = typer.Option(6, "--count", help="Dynamic images per video (from the middle)."),
     flow_frames: int = typer.Option(60, "--flow-frames", help="Middle flow fields used per video (stacks of 10)."),
     workers: int = typer.Option(0, "--workers", help="Processes computing videos in parallel (0: min(2, CPU count))."),
-    restart: bool = typer.Option(False, "--restart", help="Discard unfinished parts (and any existing file) and start over."),
+    restart: bool = typer.Option(False, "--restart", help="Discard unfinished parts (and any existing file) and start over; needed to replace a finished temporal.h5 built with other settings."),
     keep_parts: bool = typer.Option(False, "--keep-parts", help="Keep the per-video parts folder after assembling."),
 ) -> None:
     """Turn every video into dynamic images and optical-flow stacks (resumable)."""

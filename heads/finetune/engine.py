@@ -277,12 +277,15 @@ def fit(*, model: nn.Module, criterion: Callable, optimizer: torch.optim.Optimiz
         seed: int = 0, workers: int = 0, resume: bool | None = None, targets_fn: Callable | None = None,
         amp: bool = False, channels_last: bool = False, log: Callable[[str], None] | None = None,
         phase: str = "finetune", loss_name: str = "loss",
-        val_values: Callable[[torch.Tensor], dict[str, float]] | None = None) -> dict[str, Any]:
+        val_values: Callable[[torch.Tensor], dict[str, float]] | None = None,
+        selects: str = "val") -> dict[str, Any]:
     """Train for ``epochs`` epochs, scoring the validation logits with ``score_fn`` after each one
     (higher is better) and keeping the best weights. Checkpoints every epoch; resumes from
     ``checkpoint_path`` when it holds the same run. Returns the final training-state dict; the best
     weights are loaded into ``model``. Each epoch's loss (as ``loss_name``), learning rate, ``val``
-    score and ``val_values(logits)`` go to the run folder's ``history.jsonl`` (``phase``)."""
+    score and ``val_values(logits)`` go to the run folder's ``history.jsonl`` (``phase``).
+    ``selects`` names the split (and stream) ``val_data`` is, for the log: ``val``, or ``test`` where a
+    dataset has no val split."""
     from heads.evaluation.history import History
 
     checkpoint_path = Path(checkpoint_path)
@@ -313,8 +316,8 @@ def fit(*, model: nn.Module, criterion: Callable, optimizer: torch.optim.Optimiz
                 history.record(phase, epoch + 1, {k: v for k, v in entry.items() if k not in ("phase", "epoch")})
             if score > state["best_score"] or state["best_model"] is None:
                 state.update(best_score=score, best_epoch=epoch + 1, best_model=_state_copy(model))
-            log(f"epoch {epoch + 1}/{epochs}: loss {loss:.4f}, val {score:.2f} (best {state['best_score']:.2f}"
-                f" at epoch {state['best_epoch']})")
+            log(f"epoch {epoch + 1}/{epochs}: {loss_name} {loss:.4f}, {selects} {score:.2f} (selects the epoch; "
+                f"best {state['best_score']:.2f} at epoch {state['best_epoch']})")
             state.update(epoch=epoch + 1, model=_state_copy(model), optimizer=copy.deepcopy(optimizer.state_dict()),
                          scheduler=None if scheduler is None else scheduler.state_dict())
             state["rng"] = _gather_rng(env)

@@ -60,7 +60,7 @@ def build_datasets(root, modality: str, cache_dir, *, crop: int, resize: int) ->
     train = TemporalInstances(path, modality, "train", train_tf)
     test = TemporalInstances(path, modality, "test", eval_tf)
     if train.classes and list(train.classes) != list(dataset.classes):
-        raise DatasetError(f"{path}: classes differ from {dataset.root}; rerun featcache prepare")
+        raise DatasetError(f"{path}: classes differ from {dataset.root}; rerun featcache prepare {dataset.root} --cache {path.parent} --restart")
     return {"classes": dataset.classes, "train": train, "val": None, "test": test}
 
 
@@ -101,6 +101,7 @@ def finetune_model(root, modality: str, *, backbone: str | None = None, weights:
         if run.env.is_main:
             write_config(run_dir, config, f"featcache finetune {modality} {root}: resolved settings of this run")
         select = data["val"] if data["val"] is not None else data["test"]
+        selects = "val" if data["val"] is not None else "test" + (" videos" if modality != "still" else "") + " (no val split)"
         select_labels = torch.as_tensor(select.labels)
         state = engine.fit(
             model=model, criterion=torch.nn.CrossEntropyLoss(), optimizer=optimizer, scheduler=scheduler,
@@ -108,6 +109,7 @@ def finetune_model(root, modality: str, *, backbone: str | None = None, weights:
             epochs=epochs, batch_size=batch_size, checkpoint_path=run_dir / CHECKPOINT_FILE,
             run_key={**config, "classes": classes}, device=run.device, env=run.env, seed=seed, workers=run.workers,
             resume=resume, amp=run.amp, channels_last=run.channels_last, phase="finetune", loss_name="loss_ce",
+            selects=selects,
         )
         probs, labels = evaluate_splits(model, data, batch_size, run)
         if not run.env.is_main:

@@ -177,6 +177,30 @@ def cached_teacher_targets(teacher: nn.Module, instances, *, cache_file: Path, s
     return logits
 
 
+def explain_targets(targets, temperature: float, classes: list[str]) -> list[str]:
+    """What the distillation loss printed per epoch is and where its floor lies (it cannot fall below
+    T² times the teacher targets' entropy), and a warning when the teacher gives one class for every
+    instance (the student can then learn nothing else)."""
+    import math
+
+    lines = [f"loss_distillation: T² x cross-entropy of the student's softmax against the teacher's, both at "
+             f"T={temperature:g} (paper eq. 6), mean over the epoch's pairs"]
+    if not isinstance(targets, torch.Tensor):  # live targets: the floor is only bounded
+        return [lines[0] + f"; at least T² x the teacher targets' entropy (at most T² ln {len(classes)} = "
+                f"{temperature ** 2 * math.log(len(classes)):.1f})"]
+    probs = torch.softmax(targets.float() / temperature, dim=1)
+    floor = float(-(probs * probs.clamp_min(1e-12).log()).sum(1).mean()) * temperature ** 2
+    lines[0] += (f"; it cannot fall below T² x the teacher targets' entropy, {floor:.1f} here "
+                 f"(uniform targets over {len(classes)} classes: {temperature ** 2 * math.log(len(classes)):.1f}): "
+                 f"only its excess over that floor is learnt")
+    predicted = targets.argmax(1).unique()
+    if len(predicted) == 1 and len(targets) > 1:
+        lines.append(f"[yellow]warning:[/] the teacher predicts {classes[int(predicted[0])]} for all {len(targets)} "
+                     f"temporal training instances: the student can learn only that class (its derived stream then "
+                     f"misses every still of another class); fine-tune the teacher longer")
+    return lines
+
+
 # -- the run ---------------------------------------------------------------------------------
 def check_tsn_options(temporal: str, targets: str, epochs: int, batch_size: int, lr: float) -> None:
     if temporal not in TEMPORAL_KINDS:
@@ -256,6 +280,9 @@ def train_tsn(root, *, temporal: str = "dynamic", backbone: str | None = None, c
         else:
             pair_targets = instances
         pairs = CoClassPairs(data["train"], instances.labels, pair_targets, seed=seed, where=str(data["temporal_path"]))
+        if run.env.is_main:
+            for line in explain_targets(pair_targets, temperature, classes):
+                console.print(line, highlight=False)
         config = {"temporal": temporal, "backbone": still_model.name, "student": str(student_path),
                   "teacher": str(teacher_path), "student_weights": still_model.weights_id,
                   "teacher_weights": teacher_model.weights_id, "targets": targets, "temperature": temperature,
@@ -289,7 +316,7 @@ def distil(run: engine.RunContext, still_model: nn.Module, live_teacher: nn.Modu
         epochs=config["epochs"], batch_size=batch_size, checkpoint_path=run_dir / CHECKPOINT_FILE,
         run_key={**config, "classes": classes}, device=run.device, env=run.env, seed=config["seed"],
         workers=run.workers, resume=resume, targets_fn=live_teacher, amp=run.amp,
-        channels_last=run.channels_last, phase="tsn", loss_name="loss_distillation",
+        channels_last=run.channels_last, phase="tsn", loss_name="loss_distillation", selects=f"fused {select}",
         val_values=lambda logits: {f"{select}_{stream}": accuracy(probs, select_labels) for stream, probs in (
             ("still", select_still), ("derived", softmax(logits)), ("fused", fuse(select_still, softmax(logits))))})
     derived = predict_splits(still_model, evals, batch_size, run)

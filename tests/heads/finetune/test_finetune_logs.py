@@ -1,0 +1,21 @@
+"""A fine-tuning run's log says which split selects the epoch (test videos, where videos have no
+val split) and names a temporal model's row by its modality, not ``still`` (issue 25)."""
+
+from __future__ import annotations
+
+from featcache.utils import progress
+from tests.heads.finetune.test_finetune import run_finetune, tiny_root  # noqa: F401
+
+
+def test_temporal_finetune_log_names_the_selecting_split_and_the_model(tiny_root, tmp_path, monkeypatch, capsys):  # noqa: F811
+    lines = []
+    monkeypatch.setattr(progress.console, "print", lambda text="", *a, **k: lines.append(str(text)))
+    metrics = run_finetune(tiny_root, "dynamic", tmp_path, epochs=2)
+    epochs = [line for line in lines if line.startswith("epoch ")]
+    assert len(epochs) == 2
+    assert all("loss_ce" in line and ", test videos (no val split) " in line and "(selects the epoch; best" in line
+               for line in epochs), epochs
+    assert not any(", val " in line for line in epochs)
+    table = capsys.readouterr().out
+    assert "dynamic model" in table and "│ still " not in table
+    assert f"epoch {metrics['config']['best_epoch']} kept, selected on test" in table
