@@ -370,7 +370,7 @@ def print_metrics(metrics: Mapping[str, Any], console=None) -> None:
     for split in EVAL_SPLITS:
         table.add_column(f"{split} acc %{' (mean ± std)' if seeds else ''} [95% CI]", justify="right")
     gains = metrics.get("gain") or {}
-    finetuned = str(metrics.get("method", "")).startswith("finetune-") and metrics.get("temporal")
+    finetuned = str(metrics.get("method", "")).startswith("finetune-") and metrics.get("temporal")  # its one stream: "still"
     if gains:
         table.add_column("test gain vs still [95% CI]", justify="right")
     table.add_column("ECE %", justify="right")
@@ -383,7 +383,6 @@ def print_metrics(metrics: Mapping[str, Any], console=None) -> None:
             cells.append(format_gain(gains.get(stream)))
         ece = entry.get("ece")
         cells.append("-" if ece is None else f"{ece:.1f}")
-        # a fine-tuned temporal model's predictions are its one stream, stored as "still"
         table.add_row(f"{metrics['temporal']} model" if finetuned and stream == "still" else stream, *cells)
     caption = []
     config = metrics.get("config") or {}
@@ -395,5 +394,6 @@ def print_metrics(metrics: Mapping[str, Any], console=None) -> None:
         caption.append("gain: paired bootstrap on the same test images, * p < 0.05, ** p < 0.01")
     if metrics.get("seconds") is not None:
         caption.append(f"{metrics['seconds']:.1f} s")
-    table.caption = "; ".join(caption)
-    (console or make_console()).print(table)
+    console = console or make_console()
+    console.print(table)
+    console.print("; ".join(caption), highlight=False)  # below the table, not wrapped to its width

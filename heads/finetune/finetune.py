@@ -101,7 +101,6 @@ def finetune_model(root, modality: str, *, backbone: str | None = None, weights:
         if run.env.is_main:
             write_config(run_dir, config, f"featcache finetune {modality} {root}: resolved settings of this run")
         select = data["val"] if data["val"] is not None else data["test"]
-        selects = "val" if data["val"] is not None else "test" + (" videos" if modality != "still" else "") + " (no val split)"
         select_labels = torch.as_tensor(select.labels)
         state = engine.fit(
             model=model, criterion=torch.nn.CrossEntropyLoss(), optimizer=optimizer, scheduler=scheduler,
@@ -109,8 +108,7 @@ def finetune_model(root, modality: str, *, backbone: str | None = None, weights:
             epochs=epochs, batch_size=batch_size, checkpoint_path=run_dir / CHECKPOINT_FILE,
             run_key={**config, "classes": classes}, device=run.device, env=run.env, seed=seed, workers=run.workers,
             resume=resume, amp=run.amp, channels_last=run.channels_last, phase="finetune", loss_name="loss_ce",
-            selects=selects,
-        )
+            selects="val" if data["val"] is not None else f"test{' videos' if modality != 'still' else ''} (no val split)")
         probs, labels = evaluate_splits(model, data, batch_size, run)
         if not run.env.is_main:
             return {}

@@ -84,8 +84,8 @@ def render_markdown(report: Report, tables, figures: list[tuple[str, Path]], out
     parts += figure_section("Class-wise analysis (Figures 7-8)",
                             "Per-class improvement over the still baseline on the test stills: derived temporal "
                             "stream (left, Fig. 7) and fusion with the still stream (right, Fig. 8). Each panel's "
-                            "*class mean* weighs every class with test stills the same; Table 5's gains are means over "
-                            "the test stills, so the two differ when classes have unequal numbers of test stills.",
+                            "*class mean* weighs every class with test stills the same; its *image mean* is Table 5's gain, "
+                            "the mean over the test stills: the two differ when classes have unequal numbers of test stills.",
                             figures, out)
     parts += figure_section("Learning curves", "Per-epoch losses and accuracies from each run's history.jsonl "
                             "(the best run by validation of every method, modality and experiment).", curves, out)

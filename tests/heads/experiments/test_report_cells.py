@@ -4,7 +4,9 @@ image-mean said, class names on the confusion axes."""
 
 from __future__ import annotations
 
-from heads.experiments.report.plots import confusion_class_names
+import matplotlib.axes
+
+from heads.experiments.report.plots import confusion_class_names, plot_improvements
 from heads.experiments.report.render import build_tables, render_markdown
 from heads.experiments.report.runs import Run, collect_runs
 from heads.experiments.report.significance import gains_table, summary_paragraph
@@ -17,6 +19,7 @@ GAIN = {"test": 20.0, "test_ci": [10.0, 30.0], "p_value": 0.001}
 def head_runs(tmp_path):
     runs = tmp_path / "runs"
     write_run(runs, "gan-dyn", metrics("gan", "dynamic", (50.0, 66.7), (60.0, 70.0), (60.0, 75.0),
+                                       temporal_classifier={"test": 30.0, "test_ci": [13.3, 46.7]},
                                        gain={"fused": {"test": 8.3, "test_ci": [0.0, 20.0], "p_value": 0.2}}))
     write_run(runs, "tsn-dyn", metrics("tsn", "dynamic", (50.0, 33.3), (0.0, 0.0), (0.0, 33.3),
                                        gain={"fused": {"test": 0.0, "test_ci": [0.0, 0.0], "p_value": 1.0}}))
@@ -35,6 +38,8 @@ def test_table1_still_row_comes_from_the_head_runs_without_a_baseline_run(tmp_pa
     assert "the still model of" in still[1] and "run" in still[1]
     assert not any(m.startswith("Table 1 Still image") for m in report.missing)
     assert rows["Still image, fine-tuned (Resnet-Still)"][3:] == ["50.0", "33.3"]
+    dynamic = rows["Temporal model (Dynamic images)"]  # no classifier run: a head run's temporal classifier
+    assert dynamic[4] == "30.0 [13.3, 46.7]" and "the temporal classifier of gan run" in dynamic[1]
 
 
 def test_table4_rows_are_named_for_every_column(tmp_path):
@@ -60,11 +65,15 @@ def test_table5_states_each_baseline_and_shares_only_over_the_same_one(tmp_path)
     assert "(over its own still baseline, 33.3%)" in summary
 
 
-def test_figures_say_class_mean_and_confusion_axes_have_class_names(tmp_path):
+def test_figures_say_class_mean_and_confusion_axes_have_class_names(tmp_path, monkeypatch):
+    titles, set_title = [], matplotlib.axes.Axes.set_title
+    monkeypatch.setattr(matplotlib.axes.Axes, "set_title", lambda ax, text, *a, **k: (titles.append(text), set_title(ax, text, *a, **k))[1])
+    plot_improvements({"derived": {"kick_ball": -100.0, "baseball": 0.0}}, "TSN", tmp_path / "tsn.png", {"derived": -33.3})
+    assert "class mean -50.0 pp; image mean -33.3 pp (Table 5)" in titles[0]
     report = head_runs(tmp_path)
     figure = ("GAN (Dynamic images)", tmp_path / "figures" / "main-gan-dynamic.png")
     text = render_markdown(report, build_tables(report), [figure], tmp_path)
-    assert "*class mean* weighs every class" in text and "Table 5's gains are means over the test stills" in text
+    assert "*class mean* weighs every class" in text and "*image mean* is Table 5's gain" in text
     run = Run(tmp_path, {"classes": ["baseball", "basketball", "kick_ball", "dancing"],
                          "per_class": {"test": {"still": {"baseball": 100.0, "kick_ball": 0.0}}}})
     assert confusion_class_names(run, 4) == ["baseball", "basketball", "kick_ball", "dancing"]
