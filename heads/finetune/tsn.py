@@ -101,7 +101,7 @@ def load_model(path: Path, modality: str, classes: list[str], role: str) -> nn.M
     from featcache.backbones import create_backbone, load_checkpoint
 
     if not path.exists():
-        command = "featcache finetune " + modality + " ROOT"
+        command = f"featcache finetune {modality} ROOT --model {path}"  # writes it where this run looks
         raise CacheError(f"{role} model not found: {path}; run `{command}` first or pass its path")
     ckpt = load_checkpoint(path)
     if ckpt["modality"] != modality:

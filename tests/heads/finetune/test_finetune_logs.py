@@ -3,7 +3,11 @@ val split) and names a temporal model's row by its modality, not ``still`` (issu
 
 from __future__ import annotations
 
+import pytest
+
+from featcache.errors import CacheError
 from featcache.utils import progress
+from heads.finetune.tsn import load_model
 from tests.heads.finetune.test_finetune import run_finetune, tiny_root  # noqa: F401
 
 
@@ -19,3 +23,9 @@ def test_temporal_finetune_log_names_the_selecting_split_and_the_model(tiny_root
     table = capsys.readouterr().out
     assert "dynamic model" in table and "│ still " not in table
     assert f"epoch {metrics['config']['best_epoch']} kept, selected on test" in table
+
+
+def test_missing_model_hint_writes_where_the_run_looks(tmp_path):
+    path = tmp_path / "my-cache" / "models" / "dynamic-resnet50.pt"
+    with pytest.raises(CacheError, match=rf"run `featcache finetune dynamic ROOT --model {path}` first"):
+        load_model(path, "dynamic", ["a", "b"], "teacher (temporal)")
