@@ -28,7 +28,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from heads.training.config import default_config  # noqa: E402
+from heads.training.methods import default_config, list_methods  # noqa: E402
 from heads.training.head_data import HeadData  # noqa: E402
 from featcache.cache.synthetic import write_synthetic_caches  # noqa: E402
 from heads.training.dim_reduction import DimRedStore  # noqa: E402
@@ -89,7 +89,7 @@ def main(argv=None) -> None:
         store = DimRedStore([tmp / "heads"], [tmp / "heads"])
 
         print("1. one head, default schedule")
-        for method in ("classifier", "gan", "embed"):
+        for method in list_methods():
             config = default_config(method, "flow")
             seconds, result = timed(lambda: train_head(method, data, config, args.device, dimred_store=store))
             note = result.metrics["dimred_source"]

@@ -39,8 +39,13 @@ class TemporalSet:
     def classes(self) -> list[str]:
         return list(self.attrs["classes"])
 
+    @property
+    def video_split(self) -> dict | None:
+        """Where the val videos came from (``prepare``), or None for a file built before the val split."""
+        return self.attrs.get("video_split")
+
     def indices(self, split: str) -> np.ndarray:
-        """Row indices of one split ('train' or 'test')."""
+        """Row indices of one split ('train', 'val' or 'test')."""
         return np.flatnonzero(self.split == SPLIT_CODE[split])
 
     def close(self) -> None:

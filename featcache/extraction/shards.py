@@ -84,7 +84,7 @@ def assemble(path: Path, parts: Path, shards: list[range], rows: SourceRows, ide
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             attrs = {k: identity[k] for k in ("modality", "backbone", "weights", "preprocessing", "classes", "rows_sha256", "input")}
-            write_root_attrs(f, **attrs, skipped=json.dumps(skipped))
+            write_root_attrs(f, **attrs, skipped=json.dumps(skipped), video_split=rows.video_split)
             chunk = (min(n, 256),) + feature_shape[1:]
             features = f.create_dataset("features", shape=feature_shape, dtype=identity["dtype"], chunks=chunk)
             scores = None

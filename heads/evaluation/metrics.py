@@ -276,18 +276,16 @@ def stream_test_metrics(probs: Any, labels: Any) -> dict[str, Any]:
 
 
 def selection_score(metrics: Mapping[str, Any]) -> tuple[float | None, str]:
-    """The accuracy used to rank runs (model selection never looks at test when val exists).
+    """The accuracy used to rank runs: val only, never test (docs/metrics.md, the protocol).
 
-    Fused val for T2SIL runs; derived val, then still val otherwise. Runs without any
-    val split (temporal classifiers: videos have train/test only, and the paper
-    validates temporal models on the test videos) fall back to the same order on test.
-    Returns ``(value or None, "stream/split")``.
+    Fused val for T2SIL runs; derived val, then still val otherwise (a temporal model's "still"
+    val is its accuracy on the val videos). A run without any val accuracy has no score: it
+    cannot be ranked without reading test labels, so it is not. Returns ``(value or None, "stream/split")``.
     """
-    for split in EVAL_SPLITS:
-        for stream in ("fused", "derived", "still"):
-            entry = metrics.get(stream)
-            if entry and entry.get(split) is not None:
-                return float(entry[split]), f"{stream}/{split}"
+    for stream in ("fused", "derived", "still"):
+        entry = metrics.get(stream)
+        if entry and entry.get("val") is not None:
+            return float(entry["val"]), f"{stream}/val"
     return None, "none"
 
 

@@ -2,7 +2,8 @@
 
 Pretend a model derives the temporal information of a still image perfectly: for each
 still image, draw a co-class temporal instance from data the temporal model never saw in
-training (the test videos), and average its temporal softmax with the still softmax.
+training (the test videos for the test stills, the val videos for the val stills: the val oracle
+and the temperatures never see a test row), and average its temporal softmax with the still softmax.
 Repeat ``runs`` times with fresh draws; report the improvement over the still baseline
 in percentage points, mean ± std over the runs::
 
@@ -11,7 +12,7 @@ in percentage points, mean ± std over the runs::
 
 Beside the paper's plain average, a calibrated oracle fuses the same draws after temperature
 scaling each stream (``heads.evaluation.calibration``, one temperature per stream fitted on the val
-stills: the still model's on its val softmax, the temporal classifier's on the temporal rows
+stills: the still model's on its val softmax, the temporal classifier's on the val-video rows
 drawn for the val stills), so a confident but uninformative temporal stream cannot outvote
 the still stream: ``oracle_runs(..., temperatures={"still": t_s, "temporal": t_t})``.
 """
@@ -194,28 +195,32 @@ def run_oracle(cache_dir="cache", temporal: str = "dynamic", *, runs: int = 100,
     import time
 
     from featcache.cache.schema import SPLIT_CODE
-    from heads.training.config import default_config, write_config
+    from heads.training.config import write_config
+    from heads.training.methods import head_config
     from heads.evaluation.metrics import build_metrics, temporal_classifier_entry, write_metrics
     from heads.training.head_data import HeadData
     from featcache.utils.device import resolve_device
 
     start = time.perf_counter()
-    config = dict(config or default_config("classifier", temporal))
+    config = head_config("classifier", temporal, values=config)
     data = HeadData.load(cache_dir, temporal, backbone)
     device = resolve_device(device)
     still, dimred = _fit_heads(data, config, cache_dir, device, out, progress)
-    temporal_probs, temporal_labels, train_used = _temporal_rows(data, dimred, device)
+    temporal_probs, temporal_labels, pool = _temporal_rows(data, dimred, device)
+    # The val stills draw from the val videos, the test stills from the test videos: nothing but the
+    # final test evaluation reads a test row. Never drawn: the rows of the other splits.
+    not_drawn = {s: pool != SPLIT_CODE[s] for s in ("val", "test")}
 
     splits = [s for s in ("val", "test") if still.probs.get(s) is not None]
     still_probs = {s: still.probs[s][0].cpu().numpy() for s in splits}
     labels = {s: data.still[s].labels.numpy() for s in splits}
-    # The calibrated oracle's temperatures come from the val stills and their draws (no val: T = 1).
+    # The calibrated oracle's temperatures come from the val stills and their val-video draws (no val: T = 1).
     temperatures = {"still": 1.0, "temporal": 1.0}
     if "val" in splits:
         temperatures = fit_oracle_temperatures(still_probs["val"], labels["val"], temporal_probs, temporal_labels,
-                                               train_used, runs=runs, seed=seed + SPLIT_CODE["val"])
+                                               not_drawn["val"], runs=runs, seed=seed + SPLIT_CODE["val"])
     results = {
-        split: oracle_runs(still_probs[split], labels[split], temporal_probs, temporal_labels, train_used,
+        split: oracle_runs(still_probs[split], labels[split], temporal_probs, temporal_labels, not_drawn[split],
                            runs=runs, seed=seed + SPLIT_CODE[split], classes=data.classes, temperatures=temperatures)
         for split in splits
     }
@@ -225,7 +230,9 @@ def run_oracle(cache_dir="cache", temporal: str = "dynamic", *, runs: int = 100,
                             time.perf_counter() - start, experiment=experiment)
     _add_oracle_metrics(metrics, results, runs, temperatures)
     metrics["temporal_classifier"] = temporal_classifier_entry(dimred.temporal_test_correct[0])
-    metrics["temporal_rows"] = {"eligible": int((~train_used).sum()), "train_used": int(train_used.sum())}
+    metrics["temporal_rows"] = {"eligible": int((pool == SPLIT_CODE["test"]).sum()), "val": int((pool == SPLIT_CODE["val"]).sum()),
+                                "train_used": int((pool == SPLIT_CODE["train"]).sum())}
+    metrics["temporal_val"] = data.temporal_val  # where the val videos (val oracle, temperatures) came from
     if out is not None:
         write_config(out, config, f"featcache oracle --temporal {temporal}: the still model and temporal classifier's "
                                   f"configuration ({runs} runs, seed {seed})")
@@ -257,17 +264,20 @@ def _fit_heads(data, config: dict, cache_dir, device, out, progress: bool):
 
 
 def _temporal_rows(data, dimred, device) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every temporal row's softmax and label, and a mask of the train rows (the draw must never pick them)."""
+    """Every temporal row's softmax and label, and its split code (0 train: never drawn; 1 val: drawn
+    for the val stills; 2 test: drawn for the test stills)."""
     import torch
 
+    from featcache.cache.schema import SPLIT_CODE
     from heads.training.loop import predict
 
-    rows = [data.temporal["train"], data.temporal["test"]]
+    names = ("train", "val", "test")
+    rows = [data.temporal[name] for name in names]
     features = torch.cat([r.features for r in rows]).to(device)
     temporal_probs = predict(dimred.model, features, 1).softmax(-1)[0].cpu().numpy()
     temporal_labels = torch.cat([r.labels for r in rows]).numpy()
-    train_used = torch.cat([torch.ones(len(rows[0]), dtype=torch.bool), torch.zeros(len(rows[1]), dtype=torch.bool)]).numpy()
-    return temporal_probs, temporal_labels, train_used
+    pool = np.concatenate([np.full(len(r), SPLIT_CODE[name], dtype=np.int8) for name, r in zip(names, rows)])
+    return temporal_probs, temporal_labels, pool
 
 
 def _add_oracle_metrics(metrics: dict, results: dict[str, OracleResult], runs: int,

@@ -6,7 +6,8 @@ statistics, dropout/noise masks, batch order and learning rates, all drawn from 
 seeds, so ``train_group(m, data, [a, b, c])`` gives the results of three ``train_head``
 runs, in about the time of one.
 
-Parts, in data-flow order, one module each:
+Parts, in data-flow order, one module each (a head method's own parts are its registry record's
+``fit``, :mod:`heads.training.registry`):
   still_model     linear softmax on still features (or the backbone's logits)
   dim_reduction   FC d1 tanh BN, dropout, FC C on real temporal features, selected on the
                   temporal test split as the paper does, then frozen: the compact temporal
@@ -32,16 +33,13 @@ from typing import Any, Sequence
 import torch
 
 from featcache.utils.device import resolve_device
-from featcache.errors import FeatcacheError
 from featcache.utils.progress import optional_progress
 from heads.training.checkpoint import member_state
-from heads.training.config import METHODS, shape_key
 from heads.training.dim_reduction import DimRedStore, fit_dimred_networks
 from heads.evaluation.metrics import build_metrics, fuse, temporal_classifier_entry
-from heads.training.embedding import fit_embedding
-from heads.training.gan import fit_gan
 from heads.training.head_data import HeadData
 from heads.training.loop import Phases
+from heads.training.methods import get_method, shape_key
 from heads.training.still_model import fit_still_models
 
 
@@ -61,8 +59,7 @@ class HeadResult:
 
 # -- the group trainer ----------------------------------------------------------------
 def check_group(method: str, configs: Sequence[dict]) -> None:
-    if method not in METHODS:
-        raise FeatcacheError(f"unknown head method {method!r}; expected one of {', '.join(METHODS)}")
+    get_method(method)  # FeatcacheError for an unknown method
     if not configs:
         raise ValueError("train_group() needs at least one config")
     keys = set(configs[0])
@@ -90,11 +87,7 @@ def train_group(method: str, data: HeadData, configs: Sequence[dict], device: st
         phases = Phases(bar, MemberHistories(histories, len(configs)))
         still = fit_still_models(data, configs, device, phases)
         dimred = fit_dimred_networks(data, configs, device, phases, dimred_store)
-        derived, parts, epochs = None, {}, [-1] * len(configs)
-        if method == "gan":
-            derived, parts, epochs = fit_gan(data, configs, device, phases, still, dimred)
-        elif method == "embed":
-            derived, parts, epochs = fit_embedding(data, configs, device, phases, still, dimred)
+        derived, parts, epochs = get_method(method).fit(data, configs, device, phases, still, dimred)
     seconds = (time.perf_counter() - start) / len(configs)
     labels = {s: data.still[s].labels if s in data.still else None for s in ("val", "test")}
     results = []
@@ -106,6 +99,7 @@ def train_group(method: str, data: HeadData, configs: Sequence[dict], device: st
         metrics["temporal_classifier"] = temporal_classifier_entry(dimred.temporal_test_correct[g])
         metrics["selected_epoch"] = {"still": still.epochs[g], "dimred": dimred.epochs[g], method: epochs[g]}
         metrics["dimred_source"] = dimred.sources[g]
+        metrics["temporal_val"] = data.temporal_val  # the val videos the epochs above were chosen on
         metrics["backbones"] = {"still": data.still_cache.backbone, "temporal": data.temporal_cache.backbone}
         checkpoint = {
             "method": method,

@@ -30,7 +30,7 @@ from typing import Sequence
 
 from featcache.utils.atomic import atomic_path
 from heads.experiments.report.plots import plot_class_improvements, plot_confusion, plot_learning_curves
-from heads.experiments.report.runs import Report, best_run, best_run_per_kind, collect_runs, selected_t2sil_runs
+from heads.experiments.report.runs import PROTOCOL, Report, best_run, best_run_per_kind, collect_runs, selected_t2sil_runs
 from heads.experiments.report.significance import gains_table, summary_paragraph
 from heads.experiments.report.tables import (
     DASH, baseline_text, midframe_baseline, oracle_baseline, table1, table2, table3, table4, table6,
@@ -78,6 +78,7 @@ def render_markdown(report: Report, tables, figures: list[tuple[str, Path]], out
     ]
     if summary:
         parts += ["## Summary", summary]
+    parts += ["## Protocol", PROTOCOL]
     for caption, rows in tables.values():
         parts += [f"## {caption.split(':')[0]}", caption, markdown_table(rows)]
     parts += figure_section("Confusion matrices", "", [confusion] if confusion else [], out)
@@ -93,6 +94,7 @@ def render_markdown(report: Report, tables, figures: list[tuple[str, Path]], out
     if report.missing:
         notes.append(f"{DASH} marks an entry without a run ({len(report.missing)}): " + "; ".join(report.missing) + ".")
     notes += [f"Skipped: {line}" for line in report.skipped]
+    notes += [f"Not ranked: `{path}`: {why}" for path, why in sorted(report.unranked.items())]
     if notes:
         parts += ["## Notes", *(f"- {n}" for n in notes)]
     parts.append("## Runs\n" + "\n".join(

@@ -1,7 +1,9 @@
 """The runs a report reads: every ``metrics.json`` under some folders, and which run fills a cell.
 
 When several runs share a (method, temporal kind, experiment) cell, the best one by validation
-(:func:`heads.evaluation.metrics.selection_score`) fills it, as the paper tunes on val.
+(:func:`heads.evaluation.metrics.selection_score`) fills it, as the paper tunes on val. A run
+without a val score is never ranked (that would need test labels): it fills a cell only when it
+is the cell's only run, and the report says so (``Report.unranked``).
 """
 
 from __future__ import annotations
@@ -14,10 +16,16 @@ from typing import Any, Sequence
 
 from featcache.errors import FeatcacheError
 from heads.evaluation.metrics import METRICS_FILE, read_metrics, selection_score
+from heads.training.methods import transfer_methods
 
 # The report's columns and their order (not featcache.cache.schema.MODALITIES, the cache's modalities).
 TEMPORAL_LABELS = (("flow", "Optical-flow"), ("dynamic", "Dynamic images"))
-T2SIL_METHODS = (("gan", "GAN"), ("embed", "Triplets Embed."), ("tsn", "TSN"))
+TSN_LABEL = ("tsn", "TSN")  # the teacher-student network (heads.finetune.tsn), not a head method
+
+
+def t2sil_methods() -> list[tuple[str, str]]:
+    """The report's T2SIL rows, ``(method, label)``: the registered transfer head methods, then TSN."""
+    return [(m.name, m.label) for m in transfer_methods()] + [TSN_LABEL]
 
 
 def temporal_label(temporal: str | None) -> str:
@@ -25,7 +33,7 @@ def temporal_label(temporal: str | None) -> str:
 
 
 def method_label(method: str) -> str:
-    return dict(T2SIL_METHODS).get(method, method)
+    return dict(t2sil_methods()).get(method, method)
 
 
 @dataclass
@@ -59,16 +67,24 @@ class Report:
     skipped: list[str] = field(default_factory=list)  # unreadable metrics files, one line each
     missing: list[str] = field(default_factory=list)  # table cells without a run
     summary: str = ""  # the plain-language paragraph (heads.experiments.report.significance)
+    unranked: dict[str, str] = field(default_factory=dict)  # run path -> why it was not ranked (no val score)
 
     def best(self, method: str, temporal: str | None, experiment: str = "main") -> Run | None:
-        """The best run by validation among those matching, or None."""
+        """The best run by val score among those matching; runs without a val score are not ranked
+        (one such run alone still fills its cell: no choice is made), or None."""
         matching = [
             r for r in self.runs
             if r.method == method and r.experiment == experiment and (temporal is None or r.temporal == temporal)
         ]
-        if not matching:
-            return None
-        return max(matching, key=lambda r: (selection_score(r.metrics)[0] or -1.0, str(r.path)))
+        scored = [r for r in matching if selection_score(r.metrics)[0] is not None]
+        for run in matching:
+            if run not in scored:
+                self.unranked[str(run.path)] = (
+                    "no val score; shown as its cell's only run" if len(matching) == 1 else
+                    "no val score; not ranked against the cell's other runs (that would need test labels)")
+        if scored:
+            return max(scored, key=lambda r: (selection_score(r.metrics)[0], str(r.path)))
+        return matching[0] if len(matching) == 1 else None
 
 
 
@@ -101,7 +117,7 @@ def selected_t2sil_runs(report: Report) -> list[Run]:
     """The runs shown in Tables 2 and 3 (one per method x modality x experiment)."""
     runs = []
     for experiment in ("main", "midframe"):
-        for method, _ in T2SIL_METHODS:
+        for method, _ in t2sil_methods():
             for temporal, _ in TEMPORAL_LABELS:
                 if (run := report.best(method, temporal, experiment)) is not None:
                     runs.append(run)
@@ -113,3 +129,16 @@ def best_run_per_kind(report: Report) -> list[Run]:
     kinds = dict.fromkeys((r.method, r.temporal, r.experiment) for r in report.runs)
     return [report.best(method, temporal, experiment) for method, temporal, experiment in kinds]
 
+
+
+# Which choice is made on what (docs/metrics.md); stated in every report.
+PROTOCOL = (
+    "Every choice is made on val data; test labels are read only by the final evaluation. "
+    "Temporal models (Resnet-Dyn./-Opt.) choose their epoch on the val videos, the dim-reduction network "
+    "and the embedding's classifier on the val videos' rows, the heads (still model, GAN, embedding) and TSN "
+    "their epoch on the val stills (TSN without a still val split: on a seeded 20% of the train stills), the "
+    "calibrated oracle its temperatures on the val stills and val videos, and this report its best run per cell "
+    "by val score. Val videos come from videos/val, else from a seeded, class-stratified 20% of the train "
+    "videos (recorded in temporal.h5). One departure from the paper: it picks the temporal models' epochs on "
+    "the test videos; we never do."
+)

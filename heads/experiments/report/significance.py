@@ -19,7 +19,7 @@ from typing import Any
 
 from heads.evaluation.metrics import format_gain
 from heads.evaluation.statistics import ALPHA, is_significant
-from heads.experiments.report.runs import T2SIL_METHODS, TEMPORAL_LABELS
+from heads.experiments.report.runs import TEMPORAL_LABELS, t2sil_methods
 from heads.experiments.report.tables import DASH, fmt
 
 GAIN_STREAMS = (("derived", "Derived"), ("fused", "Fused (paper)"), ("fused_calibrated", "Fused (calibrated)"))
@@ -81,7 +81,7 @@ def gains_table(report) -> list[list[str]]:
         # Each fusion is measured against the oracle fused the same way.
         oracles = {s: oracle_gain(report, temporal, s) for s in ("fused", "fused_calibrated")}
         oracle_run = report.best("oracle", temporal)
-        for method, name in T2SIL_METHODS:
+        for method, name in t2sil_methods():
             run = report.best(method, temporal)
             if run is None:
                 continue
@@ -114,7 +114,7 @@ def summary_paragraph(report) -> str:
                 text += f"; calibrated, {_points(calibrated_oracle)} ({verdict})"
             sentences.append(text + ".")
         significant, other, ran = [], [], False
-        for method, name in T2SIL_METHODS:
+        for method, name in t2sil_methods():
             run = report.best(method, temporal)
             if run is None or gain_of(run, "fused") is None:
                 continue

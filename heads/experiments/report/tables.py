@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from heads.evaluation.metrics import format_accuracy
-from heads.experiments.report.runs import T2SIL_METHODS, TEMPORAL_LABELS, Report, Run
+from heads.experiments.report.runs import TEMPORAL_LABELS, t2sil_methods, Report, Run
 
 DASH = "—"
 
@@ -112,7 +112,7 @@ def table2(report: Report) -> list[list[str]]:
     rows = [header]
     for stream, group in (("derived", "Derived temporal"), ("fused", "Fusion with Still"),
                           ("fused_calibrated", "Fusion, calibrated")):
-        for method, name in T2SIL_METHODS:
+        for method, name in t2sil_methods():
             row = [group, name]
             for temporal, modality in TEMPORAL_LABELS:
                 run = report.best(method, temporal)
@@ -124,7 +124,7 @@ def table2(report: Report) -> list[list[str]]:
 
 def table3(report: Report) -> list[list[str]]:
     rows = [["Solution"] + [f"{name} {col}" for _, name in TEMPORAL_LABELS for col in ("Temp.", "Fused")]]
-    for method, name in T2SIL_METHODS:
+    for method, name in t2sil_methods():
         row = [name]
         for temporal, modality in TEMPORAL_LABELS:
             run = report.best(method, temporal, "midframe")
@@ -172,7 +172,7 @@ def table6(report: Report) -> list[list[str]]:
     streams = (("still", "Still"), ("derived", "Derived"), ("fused", "Fused"))
     rows = [["Method", "Modality", *(f"{name} top-5 / mAP" for _, name in streams)]]
     for temporal, modality in TEMPORAL_LABELS:
-        for method, name in T2SIL_METHODS:
+        for method, name in t2sil_methods():
             if (run := report.best(method, temporal)) is None:
                 continue
             cells = []

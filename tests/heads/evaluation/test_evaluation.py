@@ -126,12 +126,12 @@ def test_build_metrics_still_only_has_null_derived_and_fused():
     assert selection_score(m) == (m["still"]["val"], "still/val")
 
 
-def test_build_metrics_missing_val_split_is_null_and_selection_falls_back_to_test():
+def test_build_metrics_missing_val_split_is_null_and_not_ranked_on_test():
     still, _, labels = _streams()
     m = build_metrics("classifier", "flow", {}, {"test": still["test"]}, None, {"test": labels["test"]}, CLASSES, 0.5)
     assert m["still"]["val"] is None
     json.dumps(m, allow_nan=False)
-    assert selection_score(m) == (m["still"]["test"], "still/test")
+    assert selection_score(m) == (None, "none")  # never a fall-back to test
 
 
 def test_selection_score_prefers_fused_val():

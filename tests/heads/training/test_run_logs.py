@@ -23,7 +23,7 @@ def test_selected_epochs_count_from_one_like_the_history(tmp_path):
     run = fit_head(tmp_path / "cache", "gan", "flow", config=config, out=tmp_path / "run", device="cpu")
     selected = json.loads((tmp_path / "run" / "metrics.json").read_text())["selected_epoch"]
     entries = history(tmp_path / "run")
-    for phase, key in (("still", "val_still"), ("dimred", "temporal_test")):
+    for phase, key in (("still", "val_still"), ("dimred", "temporal_val")):
         curve = [e for e in entries if e["phase"] == phase]
         assert [e["epoch"] for e in curve] == list(range(1, len(curve) + 1))
         best = max(e[key] for e in curve)
