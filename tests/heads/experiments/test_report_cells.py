@@ -79,3 +79,12 @@ def test_figures_say_class_mean_and_confusion_axes_have_class_names(tmp_path, mo
     assert confusion_class_names(run, 4) == ["baseball", "basketball", "kick_ball", "dancing"]
     old = Run(tmp_path, {"per_class": {"test": {"still": {"a": 1.0, "b": 2.0}}}})
     assert confusion_class_names(old, 2) == ["a", "b"]
+
+
+def test_table1_temporal_rows_take_each_column_from_its_own_split(tmp_path):
+    runs = tmp_path / "runs"
+    write_run(runs, "ft-dyn", metrics("finetune-dynamic", "dynamic", (33.3, 23.3)))
+    write_run(runs, "ft-flow", metrics("finetune-flow", "flow", (40.0, None)))  # a run without test videos
+    rows = {row[0]: row for row in table1(collect_runs([runs]))[1:]}
+    assert rows["Temporal model (Dynamic images)"][2:] == ["Dynamic images (val / test videos)", "33.3", "23.3"]
+    assert rows["Temporal model (Optical-flow)"][3:] == ["40.0", DASH]  # val's value never fills the Test column
