@@ -25,7 +25,7 @@ from featcache.cache.synthetic import write_feature_cache, write_synthetic_cache
 from heads.api import fit_grid, fit_head
 from heads.experiments.oracle import run_oracle
 from heads.experiments.report.runs import collect_runs
-from heads.training.config import default_config
+from heads.training.methods import default_config
 from tests.heads.finetune.test_finetune import CLASSES, CROP, RESIZE, TINY, make_dataset, run_finetune
 from tests.heads_fixtures import FAST
 
@@ -112,6 +112,7 @@ def heads_pipeline(cache: Path, runs: Path) -> dict:
 def finetune_pipeline(root: Path) -> dict:
     """Temporal and still fine-tuning (epochs on val videos / val stills) and TSN (epoch on fused val)."""
     from heads.finetune import tsn
+    from heads.finetune.defaults import TSNSettings
 
     models = root / "cache" / "models"
     out = {}
@@ -120,8 +121,9 @@ def finetune_pipeline(root: Path) -> dict:
                                run_dir=root / f"ft-{modality}")
         out[modality] = val_view(metrics)
         out[f"{modality} selected on"] = metrics["config"]["selected_on"]
-    metrics = tsn.train_tsn(root, temporal="dynamic", backbone=TINY, cache_dir=root / "cache", out=root / "tsn",
-                            epochs=3, lr=1e-3, batch_size=8, crop=CROP, resize=RESIZE, device="cpu", seed=0)
+    settings = TSNSettings(temporal="dynamic", backbone=TINY, epochs=3, lr=1e-3, batch_size=8, crop=CROP,
+                           resize=RESIZE, device="cpu", seed=0)
+    metrics = tsn.train_tsn(root, settings, cache_dir=root / "cache", out=root / "tsn")
     out["tsn"] = val_view(metrics)
     return out
 
