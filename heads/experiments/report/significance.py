@@ -91,7 +91,7 @@ def gains_table(report) -> list[list[str]]:
             seeds = len(run.metrics.get("seeds") or [None])
             oracle_text = " / ".join(format_gain(o, DASH) for o in oracles.values())
             if oracle_run is not None and not comparable:  # say which baseline the oracle's gain is over
-                oracle_text += f" (over its own still baseline, {fmt(oracle_run.value('still', 'test'))})"
+                oracle_text += f" (the oracle's, over a still baseline of {fmt(oracle_run.value('still', 'test'))})"
             rows.append([name, modality, *(format_gain(gain_of(run, s), DASH) for s, _ in GAIN_STREAMS),
                          oracle_text, " / ".join(shares), eces, fmt(run.value("still", "test")), str(seeds)])
     return rows

@@ -58,7 +58,7 @@ def test_table5_states_each_baseline_and_shares_only_over_the_same_one(tmp_path)
     assert by_method["GAN"][-2] == "66.7" and "own still baseline" not in by_method["GAN"][5]
     assert by_method["GAN"][6] == f"42% / {DASH}"  # same baseline, significant oracle: 8.3 / 20.0 of it
     tsn = by_method["TSN"]
-    assert tsn[-2] == "33.3" and "(over its own still baseline, 66.7)" in tsn[5]
+    assert tsn[-2] == "33.3" and "(the oracle's, over a still baseline of 66.7)" in tsn[5]
     assert tsn[6] == f"{DASH} / {DASH}"  # no share of an oracle measured over another baseline
     summary = summary_paragraph(report)
     assert "over its still baseline (66.7% on test" in summary and "TSN +0.0 points" in summary
