@@ -43,6 +43,6 @@ def train_head_command(
                    device=device, seeds=seeds, backbone=backbone, temporal_backbone=temporal_backbone, progress=True,
                    log=console.print)
     print_metrics(run.metrics)
-    typer.echo(f"temporal classifier ({temporal.value}, test videos): "
+    typer.echo(f"temporal classifier ({temporal.value}, test videos; epoch chosen on the val videos): "
                f"{run.metrics['temporal_classifier']['test']:.1f}%; still model: {run.checkpoint['still_model']}")
     typer.echo(f"wrote {run_dir / METRICS_FILE}, model.pt, history.jsonl and config.yaml")

@@ -120,12 +120,13 @@ def tsn(
     device: str = _device(),
     workers: Optional[int] = _workers(),
     seed: int = typer.Option(0, help="random seed (pairs, data order, augmentation)"),
+    seeds: int = typer.Option(1, "--seeds", help="Train under N seeds (seed, seed+1, ...; one full run each, under OUT/members/): metrics.json then holds the mean and std over seeds and intervals over seeds and stills, as train-head --seeds."),
     restart: bool = _restart(),
     resume: Optional[bool] = _resume(),
     config: Optional[Path] = _config(),
 ) -> None:
     """Teacher-student networks: distil the temporal model into the still model; prints still / derived / fused accuracy."""
-    from heads.finetune import tsn as tsn_main
+    from heads.finetune.tsn_seeds import train_tsn_seeds
 
     settings = TSNSettings.resolve(config, given_options(ctx, TSNSettings))
-    tsn_main.train_tsn(root, settings, cache_dir=cache, out=out, resume=False if restart else resume)
+    train_tsn_seeds(root, settings, seeds=seeds, cache_dir=cache, out=out, resume=False if restart else resume)

@@ -83,6 +83,7 @@ def fit_head(cache: str | os.PathLike = "cache", method: str = "gan", temporal: 
     from heads.evaluation.history import History
     from heads.training.seeds import seed_configs, train_seeds
     from heads.training.dim_reduction import DimRedStore
+    from heads.evaluation.metrics import small_split_warnings, split_sizes
 
     log = log or (lambda message: None)
     resolved = resolve_head_config(method, temporal, config, config_file, sets)
@@ -90,6 +91,9 @@ def fit_head(cache: str | os.PathLike = "cache", method: str = "gan", temporal: 
     torch_device = resolve_device(device)
     data = HeadData.load(cache, temporal, backbone, temporal_backbone)
     log(describe_data(data, torch_device))
+    for line in small_split_warnings(split_sizes({s: data.still[s].labels for s in data.still}, data.classes),
+                                     data.num_classes):
+        log(line)
     run_dir = Path(out) if out is not None else None
     folders = [d for d in (run_dir, Path(cache) / "heads") if d is not None]
     store = DimRedStore(folders, folders, log=log)

@@ -98,6 +98,15 @@ class FeatureCache:
     def has_logits(self) -> bool:
         return "logits" in self._arrays and self._arrays["logits"].shape[-1] == self.num_classes
 
+    def record(self) -> dict[str, Any]:
+        """What a model trained on this cache keeps of it, to featurise new images the same way
+        (``featcache.extraction.image_features``): the file, backbone, weights (sha256 and the file
+        they were read from), preprocessing, feature dtype and whether it holds the backbone's logits."""
+        return {"path": str(self.path.resolve()), "modality": self.modality, "backbone": self.backbone,
+                "weights": str(self.attrs.get("weights", "")), "weights_path": self.attrs.get("weights_path"),
+                "preprocessing": self.attrs.get("preprocessing"), "dtype": str(self._arrays["features"].dtype),
+                "logits": self.has_logits}
+
     def rows(self, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(row indices, labels, sources)`` of one split, one row per stored row (views not flattened)."""
         index = np.flatnonzero(self._arrays["split"] == SPLIT_CODE[split])

@@ -75,6 +75,12 @@ def read_temporal(path: str | os.PathLike, kind: str) -> TemporalSet:
     return TemporalSet(data=group["data"], attrs=attrs, file=f, **rows)
 
 
+def root_preprocessing(path: str | os.PathLike) -> dict[str, Any]:
+    """The root ``preprocessing`` of a finished ``temporal.h5`` (size, kinds, and each kind's settings)."""
+    with open_complete(path, what="temporal cache") as f:
+        return dict(read_root_attrs(f).get("preprocessing") or {})
+
+
 def read_index(f: h5py.File) -> dict[str, list]:
     """The ``/videos`` index of an open ``temporal.h5``: source, stamp, frames and error per video."""
     index = f[INDEX_GROUP]

@@ -78,6 +78,17 @@ class PrepareSettings:
             out[kind] = self.group_preprocessing(kind)
         return out
 
+    @classmethod
+    def from_preprocessing(cls, pre: dict[str, Any]) -> "PrepareSettings":
+        """The settings a ``temporal.h5``'s root ``preprocessing`` records (the inverse of :meth:`preprocessing`)."""
+        kinds = tuple(pre.get("kinds") or [k for k in TEMPORAL_KINDS if k in pre])
+        values: dict[str, Any] = {"size": tuple(pre["size"]), "kinds": kinds}
+        values.update({k: v for k, v in (pre.get("dynamic") or {}).items() if k in ("window", "stride", "count")})
+        flow = pre.get("flow") or {}
+        names = {"method": "flow_method", "frames": "flow_frames", "stack": "stack", "bound": "bound"}
+        values.update({names[k]: v for k, v in flow.items() if k in names})
+        return cls(**values)
+
     def frames_to_read(self) -> int:
         """Middle frames both representations need (61 for 60 flows, 40 for 6 windows)."""
         needed = 0

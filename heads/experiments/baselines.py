@@ -103,7 +103,8 @@ def train_baseline(method: str, cache_dir: str | os.PathLike = "cache", *, backb
     if out is not None:
         checkpoint = {
             "method": method, "config": config, "classes": data.classes, "still_model": stream.mode,
-            "still_cache": str(still_cache.path), "dims": {"still": still_cache.feature_dim, "classes": data.num_classes},
+            "still_cache": str(still_cache.path), "still_record": still_cache.record(),
+            "dims": {"still": still_cache.feature_dim, "classes": data.num_classes},
             "state": {"still": stream.states[0]},
         }
         write_head_run(Path(out), checkpoint, {k: config[k] for k in STILL_DEFAULTS},

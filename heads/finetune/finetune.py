@@ -81,7 +81,7 @@ def finetune_model(root, settings: FinetuneSettings, *, cache_dir: str | os.Path
     """Fine-tune one backbone end to end as ``settings`` say; the model goes to ``out`` (default
     ``<cache>/models/<modality>-<backbone>.pt``), the run to ``run_dir`` (its ``config.yaml`` is the
     resolved ``settings``, which ``--config`` reruns). Returns the run's metrics dict."""
-    from featcache.backbones import create_backbone, default_backbone, save_checkpoint
+    from featcache.backbones import create_backbone, default_backbone, save_checkpoint, sha256_file
     from heads.training.config import write_config
     from heads.evaluation.metrics import accuracy, build_metrics, print_metrics, write_metrics
 
@@ -124,16 +124,31 @@ def finetune_model(root, settings: FinetuneSettings, *, cache_dir: str | os.Path
         if not run.env.is_main:
             return {}
         config.update(best_epoch=state["best_epoch"], selected_on=data["selected_on"], checkpoint=str(out))
+        # Temporal instances: several per video, so their intervals resample videos (clusters).
+        clusters = None if modality == "still" else {s: data[s].sources for s in ("val", "test") if data[s] is not None}
         metrics = build_metrics(method, None if modality == "still" else modality, config, still=probs,
-                                derived=None, labels=labels, classes=classes, seconds=time.perf_counter() - run.start)
+                                derived=None, labels=labels, classes=classes, seconds=time.perf_counter() - run.start,
+                                clusters=clusters)
         save_checkpoint(out, model, classes=classes, modality=modality, extra={
             "method": method, "val": metrics["still"]["val"], "test": metrics["still"]["test"],
             "best_epoch": state["best_epoch"], "history": state["history"], "crop": crop, "resize": resize,
+            **temporal_record(cache_dir, modality),
         })
+        metrics["model"] = {"path": str(out.resolve()), "sha256": sha256_file(out)}  # what `featcache predict RUN_DIR` loads
         write_metrics(run_dir, metrics)
         print_metrics(metrics)
         console.print(f"model: {out}\nrun: {run_dir}")
         return metrics
+
+
+def temporal_record(cache_dir, modality: str) -> dict[str, Any]:
+    """For a temporal model, how its inputs were made from videos (``temporal.h5``'s root
+    ``preprocessing``): what ``featcache predict`` needs to label a new video the same way."""
+    from featcache.cache.temporal_cache import root_preprocessing
+
+    if modality == "still":
+        return {}
+    return {"temporal_preprocessing": root_preprocessing(temporal_cache_path(cache_dir))}
 
 
 def evaluate_splits(model, data: dict[str, Any], batch_size: int, run: engine.RunContext) -> tuple[dict, dict]:

@@ -237,10 +237,12 @@ def predict_splits(model: nn.Module, evals: dict, batch_size: int, run: engine.R
 
 
 def train_tsn(root, settings: TSNSettings, *, cache_dir: str | os.PathLike = "cache",
-              out: str | os.PathLike | None = None, resume: bool | None = None) -> dict[str, Any]:
+              out: str | os.PathLike | None = None, resume: bool | None = None,
+              keep_probs: list | None = None) -> dict[str, Any]:
     """Distil the temporal teacher into the still student as ``settings`` say, into the run folder
     ``out`` (default ``runs/tsn-<temporal>-<backbone>``; its ``config.yaml`` is the resolved
-    ``settings``, which ``--config`` reruns); returns the run's metrics dict."""
+    ``settings``, which ``--config`` reruns); returns the run's metrics dict (``keep_probs``: a list
+    that receives the run's still and derived softmaxes and labels, for ``heads.finetune.tsn_seeds``)."""
     from featcache.backbones import default_backbone
     from featcache.data.dataset import FolderDataset
     from heads.finetune.datasets import CoClassPairs
@@ -280,9 +282,6 @@ def train_tsn(root, settings: TSNSettings, *, cache_dir: str | os.PathLike = "ca
             pair_targets = instances
         pairs = CoClassPairs(data["train"], instances.labels, pair_targets, seed=settings.seed,
                              where=str(data["temporal_path"]))
-        if run.env.is_main:
-            for line in explain_targets(pair_targets, settings.temperature, classes):
-                console.print(line, highlight=False)
         config = {"temporal": temporal, "backbone": still_model.name, "student": str(student_path),
                   "teacher": str(teacher_path), "student_weights": still_model.weights_id,
                   "teacher_weights": teacher_model.weights_id, "targets": settings.targets,
@@ -294,12 +293,13 @@ def train_tsn(root, settings: TSNSettings, *, cache_dir: str | os.PathLike = "ca
             write_config(run_dir, settings.as_dict(), f"featcache tsn {root} --temporal {temporal}: resolved settings "
                          "of this run (batch_size per process); rerun it with --config this-file")
         return distil(run, still_model, teacher_model if settings.targets == "live" else None, pairs, data["evals"],
-                      still_probs, config, classes, trainable, run_dir, settings.batch_size, resume)
+                      still_probs, config, classes, trainable, run_dir, settings.batch_size, resume,
+                      keep_probs)
 
 
 def distil(run: engine.RunContext, still_model: nn.Module, live_teacher: nn.Module | None, pairs, evals: dict,
            still_probs: dict, config: dict[str, Any], classes: list[str], trainable: list[str], run_dir: Path,
-           batch_size: int, resume: bool | None) -> dict[str, Any]:
+           batch_size: int, resume: bool | None, keep_probs: list | None = None) -> dict[str, Any]:
     """Train the student on the pairs, the epoch chosen on fused val (never test); write the run."""
     from featcache.backbones import save_checkpoint
     from heads.losses.distillation_loss import DistillationLoss
@@ -310,6 +310,9 @@ def distil(run: engine.RunContext, still_model: nn.Module, live_teacher: nn.Modu
     labels = {s: evals[s].labels if evals[s] is not None else None for s in ("val", "test")}
     optimizer = torch.optim.RMSprop([p for p in still_model.parameters() if p.requires_grad], lr=config["lr"])
     select_still, select_labels = still_probs[select], labels[select]
+    if run.env.is_main:  # what the loss printed per epoch is, and a teacher that gives one class only
+        for line in explain_targets(pairs.targets, temperature, classes):
+            console.print(line, highlight=False)
     objective = engine.Objective(
         DistillationLoss(temperature), lambda logits: accuracy(fuse(select_still, softmax(logits)), select_labels),
         targets_fn=live_teacher, phase="tsn", loss_name="loss_distillation", selects=f"fused {select}",
@@ -327,8 +330,13 @@ def distil(run: engine.RunContext, still_model: nn.Module, live_teacher: nn.Modu
     save_checkpoint(run_dir / MODEL_FILE, still_model, classes=classes, modality="still", extra={
         "method": "tsn", "temporal": temporal, "temperature": temperature, "teacher": config["teacher"],
         "trainable": trainable, "best_epoch": state["best_epoch"], "history": state["history"],
-        "derived": metrics["derived"], "fused": metrics["fused"]})
+        "derived": metrics["derived"], "fused": metrics["fused"], "crop": config["crop"], "resize": config["resize"],
+        # what heads.inference needs for the still and fused_calibrated streams
+        "still_model": {"path": str(Path(config["student"]).resolve()), "sha256": config["student_weights"]},
+        "temperatures": metrics["temperatures"]})
     write_metrics(run_dir, metrics)
     print_metrics(metrics)
     console.print(f"run: {run_dir}")
+    if keep_probs is not None:
+        keep_probs.append({"still": still_probs, "derived": derived, "labels": labels, "temporal_correct": None})
     return metrics

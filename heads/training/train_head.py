@@ -10,8 +10,8 @@ Parts, in data-flow order, one module each (a head method's own parts are its re
 ``fit``, :mod:`heads.training.registry`):
   still_model     linear softmax on still features (or the backbone's logits)
   dim_reduction   FC d1 tanh BN, dropout, FC C on real temporal features, selected on the
-                  temporal test split as the paper does, then frozen: the compact temporal
-                  space and the auxiliary / temporal classifier
+                  temporal val rows (val videos; the paper uses the test videos), then frozen:
+                  the compact temporal space and the auxiliary / temporal classifier
   gan             generator + discriminator, L_gan + lambda L_aux, RMSProp
   embedding       embedding network with triplets (P x K batches, FAISS semi-hard negatives
                   over the whole compact temporal train set) + a separate classifier trained
@@ -19,8 +19,9 @@ Parts, in data-flow order, one module each (a head method's own parts are its re
 ``loop`` holds what they share (stacked tensor helpers, best-epoch keeper, the classifier loop),
 ``selection`` the val selection of the derived heads.
 Parts that depend on fewer keys (still model, dim-reduction network) are trained once per
-distinct setting and shared by the members that agree on it. Epochs are selected on the
-still val split only (``select``: fused or derived accuracy); test is reported, never tuned on.
+distinct setting and shared by the members that agree on it. The heads' epochs are selected on
+the still val split only (``select``: fused or derived accuracy), the temporal parts' on the val
+videos' rows; test is reported, never tuned on.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class HeadResult:
     labels: dict = field(default_factory=dict)
     # bool [N] numpy: which temporal test instances the temporal classifier gets right (its CI over seeds)
     temporal_correct: Any = None
+    temporal_sources: Any = None  # [N] the source video of each temporal test instance (its CI's clusters)
 
 
 # -- the group trainer ----------------------------------------------------------------
@@ -96,7 +98,8 @@ def train_group(method: str, data: HeadData, configs: Sequence[dict], device: st
         still_probs = {s: None if p is None else p[g].cpu() for s, p in still.probs.items()}
         metrics = build_metrics(method, data.temporal_kind, config, still_probs, member_derived, labels,
                                 data.classes, seconds)
-        metrics["temporal_classifier"] = temporal_classifier_entry(dimred.temporal_test_correct[g])
+        metrics["temporal_classifier"] = temporal_classifier_entry(dimred.temporal_test_correct[g],
+                                                                   data.temporal["test"].source)
         metrics["selected_epoch"] = {"still": still.epochs[g], "dimred": dimred.epochs[g], method: epochs[g]}
         metrics["dimred_source"] = dimred.sources[g]
         metrics["temporal_val"] = data.temporal_val  # the val videos the epochs above were chosen on
@@ -109,6 +112,8 @@ def train_group(method: str, data: HeadData, configs: Sequence[dict], device: st
             "still_model": still.mode,
             "still_cache": str(data.still_cache.path),
             "temporal_cache": str(data.temporal_cache.path),
+            "still_record": data.still_cache.record(),  # how to featurise new stills (heads.inference)
+            "temperatures": metrics["temperatures"],  # of fused_calibrated, fitted on val
             "dims": {"still": data.still_cache.feature_dim, "temporal": data.temporal_cache.feature_dim,
                      "classes": data.num_classes},
             "state": {"still": still.states[g], "dimred": dimred.states[g],
@@ -119,7 +124,7 @@ def train_group(method: str, data: HeadData, configs: Sequence[dict], device: st
             for s, p in member_derived.items()}
         predictions = {"still": still_probs, "derived": member_derived, "fused": fused}
         results.append(HeadResult(config, metrics, checkpoint, seconds, predictions, labels,
-                                  dimred.temporal_test_correct[g].numpy()))
+                                  dimred.temporal_test_correct[g].numpy(), data.temporal["test"].source))
     return results
 
 

@@ -20,7 +20,7 @@ from tests.cli.test_heads_cli import FAST_SETS, sets
 COMPUTING = {"extract": ["extract", "root", "--modality", "still"], "train-head": ["train-head", "gan"],
              "grid": ["grid", "gan"], "finetune": ["finetune", "still", "root"], "tsn": ["tsn", "root"],
              "keyframes": ["keyframes", "root"], "baseline": ["baseline", "still"], "oracle": ["oracle"],
-             "demo": ["demo"]}
+             "demo": ["demo"], "predict": ["predict", "run", "photo.jpg"]}
 RESUMABLE = ("prepare", "extract", "grid", "finetune", "tsn", "keyframes", "data synth", "demo")
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from featcache.data.val_split import describe_split
 from featcache.errors import FeatcacheError
 from heads.evaluation.metrics import METRICS_FILE, read_metrics, selection_score
 from heads.training.methods import transfer_methods
@@ -66,6 +67,7 @@ class Report:
     runs: list[Run]
     skipped: list[str] = field(default_factory=list)  # unreadable metrics files, one line each
     missing: list[str] = field(default_factory=list)  # table cells without a run
+    warnings: list[str] = field(default_factory=list)  # small val/test splits, one line each
     summary: str = ""  # the plain-language paragraph (heads.experiments.report.significance)
     unranked: dict[str, str] = field(default_factory=dict)  # run path -> why it was not ranked (no val score)
 
@@ -98,9 +100,12 @@ def collect_runs(folders: Sequence[str | os.PathLike]) -> Report:
         files = [folder] if folder.is_file() else sorted(folder.rglob(METRICS_FILE))
         for path in files:
             try:
-                runs.append(Run(path.parent, read_metrics(path)))
+                metrics = read_metrics(path)
             except FeatcacheError as exc:  # one broken run must not hide the others
                 skipped.append(str(exc))
+                continue
+            if not metrics.get("member_of"):  # a seed of a combined run (tsn --seeds): read through that run
+                runs.append(Run(path.parent, metrics))
     if not runs:
         where = ", ".join(str(f) for f in folders)
         raise FeatcacheError(f"no metrics.json found under {where}; run train-head, tsn, oracle or demo first")
@@ -127,7 +132,8 @@ def selected_t2sil_runs(report: Report) -> list[Run]:
 def best_run_per_kind(report: Report) -> list[Run]:
     """The best run by validation of each (method, temporal, experiment) present."""
     kinds = dict.fromkeys((r.method, r.temporal, r.experiment) for r in report.runs)
-    return [report.best(method, temporal, experiment) for method, temporal, experiment in kinds]
+    best = [report.best(method, temporal, experiment) for method, temporal, experiment in kinds]
+    return [run for run in best if run is not None]  # None: several runs, none with a val score
 
 
 
@@ -142,3 +148,31 @@ PROTOCOL = (
     "videos (recorded in temporal.h5). One departure from the paper: it picks the temporal models' epochs on "
     "the test videos; we never do."
 )
+
+# Heads whose temporal parts (dim-reduction network, embedding classifier, oracle draws) choose on val videos.
+TEMPORAL_PART_METHODS = ("classifier", "gan", "embed", "oracle")
+
+
+def protocol_notes(report: Report) -> list[str]:
+    """Where this report's runs made their choices: the val videos they used, and the runs made by
+    an older featcache that chose on test (they are shown, and named here)."""
+    notes = []
+    origins = sorted({describe_split(r.metrics["temporal_val"]) for r in report.runs
+                      if isinstance(r.metrics.get("temporal_val"), dict)})
+    origins += sorted({str((r.metrics.get("config") or {}).get("selected_on")) for r in report.runs
+                       if r.method in ("finetune-flow", "finetune-dynamic")
+                       and (r.metrics.get("config") or {}).get("selected_on") not in (None, "test")})
+    if origins:
+        notes.append("Val videos of these runs: " + "; ".join(dict.fromkeys(origins)) + ".")
+    on_test = [r for r in report.runs if _chose_on_test(r)]
+    if on_test:
+        notes.append(f"{len(on_test)} run(s) were made by an older featcache that chose epochs or temperatures on "
+                     "test data (their figures are optimistic): " + ", ".join(f"`{r.path}`" for r in on_test) + ".")
+    return notes
+
+
+def _chose_on_test(run: Run) -> bool:
+    selected_on = str((run.metrics.get("config") or {}).get("selected_on", ""))
+    if selected_on in ("test", "fused test"):
+        return True
+    return run.method in TEMPORAL_PART_METHODS and run.temporal is not None and "temporal_val" not in run.metrics

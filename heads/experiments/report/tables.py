@@ -95,9 +95,8 @@ def _train_counts(run: Run | None) -> str:
 
 def _temporal_model_accuracy(run: Run | None, split: str) -> str:
     """A temporal model's own accuracy on the ``split`` videos (a fine-tuned backbone's one stream, or a
-    head's temporal classifier, recorded on test only), with its CI over the instances (and, for the
-    classifier head, the std over seeds); never another split's value. The instances of one video are
-    correlated, so this CI is narrower than one over videos would be."""
+    head's temporal classifier, recorded on test only), with its CI as metrics.json records it (and, for
+    the classifier head, the std over seeds); never another split's value."""
     if run is None:
         return DASH
     if run.metrics.get("temporal_classifier"):
