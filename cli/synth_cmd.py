@@ -99,7 +99,7 @@ def synth(
 
 def _print_classes(classes: int) -> None:
     """--list-classes: the first ``classes`` actions (2..all) with their motion twin."""
-    from rich.console import Console
+    from featcache.utils.progress import make_console
     from rich.table import Table
 
     from featcache.data.synth.actions import ACTIONS, pair_of
@@ -107,18 +107,18 @@ def _print_classes(classes: int) -> None:
     table = Table("label", "class", "pair", "what it shows")
     for action in ACTIONS[: max(2, min(classes, len(ACTIONS)))]:
         table.add_row(str(action.id), action.name, pair_of(action).name, action.description)
-    Console().print(table)
+    make_console().print(table)
 
 
 def _print_dataset(root: Path, result: dict, config) -> None:
     """What was written, loading it back as a dataset first (so a broken write fails here)."""
-    from rich.console import Console
+    from featcache.utils.progress import make_console
     from rich.table import Table
 
     from featcache.data.dataset import FolderDataset
     from featcache.data.synth.actions import ACTIONS
 
-    console = Console()
+    console = make_console()
     dataset = FolderDataset(root)  # check that what was written loads
     verb = "resumed" if result["resumed"] else "wrote"
     console.print(

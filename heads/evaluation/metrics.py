@@ -173,6 +173,7 @@ def build_metrics(
         "temporal": temporal,
         "config": dict(config),
         "experiment": experiment,
+        "classes": classes,
     }
     per_class: dict[str, dict[str, Any]] = {split: {} for split in EVAL_SPLITS}
     for stream in ALL_STREAMS:
@@ -334,7 +335,7 @@ def read_metrics(run_dir: str | os.PathLike) -> dict[str, Any]:
 def print_metrics(metrics: Mapping[str, Any], console=None) -> None:
     """A rich table: one row per stream; val / test accuracy in percent with the 95% CI (and
     mean ± std over seeds), the paired gain over the still baseline on test, and the ECE."""
-    from rich.console import Console
+    from featcache.utils.progress import make_console
     from rich.table import Table
 
     title = f"{metrics.get('method', '?')}"
@@ -348,6 +349,7 @@ def print_metrics(metrics: Mapping[str, Any], console=None) -> None:
     for split in EVAL_SPLITS:
         table.add_column(f"{split} acc %{' (mean ± std)' if seeds else ''} [95% CI]", justify="right")
     gains = metrics.get("gain") or {}
+    finetuned = str(metrics.get("method", "")).startswith("finetune-") and metrics.get("temporal")  # its one stream: "still"
     if gains:
         table.add_column("test gain vs still [95% CI]", justify="right")
     table.add_column("ECE %", justify="right")
@@ -360,8 +362,10 @@ def print_metrics(metrics: Mapping[str, Any], console=None) -> None:
             cells.append(format_gain(gains.get(stream)))
         ece = entry.get("ece")
         cells.append("-" if ece is None else f"{ece:.1f}")
-        table.add_row(stream, *cells)
+        table.add_row(f"{metrics['temporal']} model" if finetuned and stream == "still" else stream, *cells)
     caption = []
+    if (config := metrics.get("config") or {}).get("best_epoch") and config.get("selected_on"):
+        caption.append(f"epoch {config['best_epoch']} kept, selected on {config['selected_on']}")
     if seeds:
         caption.append(f"{len(seeds)} seeds {seeds}")
     if gains:
@@ -371,5 +375,6 @@ def print_metrics(metrics: Mapping[str, Any], console=None) -> None:
         caption.append(f"{NARROW_MARK} CI too narrow: {narrow[0]}")
     if metrics.get("seconds") is not None:
         caption.append(f"{metrics['seconds']:.1f} s")
-    table.caption = "; ".join(caption)
-    (console or Console()).print(table)
+    console = console or make_console()
+    console.print(table)
+    console.print("; ".join(caption), highlight=False)  # below the table, not wrapped to its width

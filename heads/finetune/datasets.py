@@ -84,7 +84,7 @@ class TemporalInstances(Dataset):
         split_codes = np.asarray(temporal.split)
         self.rows = np.flatnonzero(split_codes == SPLIT_CODE[split])
         if self.rows.size == 0:
-            raise DatasetError(f"{self.path}: no {kind} instances in split {split!r}; rerun featcache prepare")
+            raise DatasetError(f"{self.path}: no {kind} instances in split {split!r}; rerun featcache prepare ROOT --cache {self.path.parent}")
         self.labels = np.asarray(temporal.labels, dtype=np.int64)[self.rows]
         self.sources = [str(s) for s in np.asarray(temporal.source, dtype=object)[self.rows]]
         self.instances = np.asarray(temporal.instance, dtype=np.int64)[self.rows]

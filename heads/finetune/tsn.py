@@ -111,7 +111,7 @@ def load_model(path: Path, modality: str, classes: list[str], role: str) -> nn.M
     from featcache.backbones import create_backbone, load_checkpoint
 
     if not path.exists():
-        command = "featcache finetune " + modality + " ROOT"
+        command = f"featcache finetune {modality} ROOT --model {path}"  # writes it where this run looks
         raise CacheError(f"{role} model not found: {path}; run `{command}` first or pass its path")
     ckpt = load_checkpoint(path)
     if ckpt["modality"] != modality:
@@ -185,6 +185,30 @@ def cached_teacher_targets(teacher: nn.Module, instances, *, cache_file: Path, s
         with atomic_path(store) as tmp:
             torch.save({"stamp": stamp, "logits": logits}, tmp)
     return logits
+
+
+def explain_targets(targets, temperature: float, classes: list[str]) -> list[str]:
+    """What the distillation loss printed per epoch is and where its floor lies (it cannot fall below
+    T² times the teacher targets' entropy), and a warning when the teacher gives one class for every
+    instance (the student can then learn nothing else)."""
+    import math
+
+    lines = [f"loss_distillation: T² x cross-entropy of the student's softmax against the teacher's, both at "
+             f"T={temperature:g} (paper eq. 6), mean over the epoch's pairs"]
+    if not isinstance(targets, torch.Tensor):  # live targets: the floor is only bounded
+        return [lines[0] + f"; at least T² x the teacher targets' entropy (at most T² ln {len(classes)} = "
+                f"{temperature ** 2 * math.log(len(classes)):.1f})"]
+    probs = torch.softmax(targets.float() / temperature, dim=1)
+    floor = float(-(probs * probs.clamp_min(1e-12).log()).sum(1).mean()) * temperature ** 2
+    lines[0] += (f"; it cannot fall below T² x the teacher targets' entropy, {floor:.1f} here "
+                 f"(uniform targets over {len(classes)} classes: {temperature ** 2 * math.log(len(classes)):.1f}): "
+                 f"only its excess over that floor is learnt")
+    predicted = targets.argmax(1).unique()
+    if len(predicted) == 1 and len(targets) > 1:
+        lines.append(f"[yellow]warning:[/] the teacher predicts {classes[int(predicted[0])]} for all {len(targets)} "
+                     f"temporal training instances: the student can learn only that class (its derived stream then "
+                     f"misses every still of another class); fine-tune the teacher longer")
+    return lines
 
 
 # -- the run ---------------------------------------------------------------------------------
@@ -324,9 +348,12 @@ def distil(run: engine.RunContext, still_model: nn.Module, live_teacher: nn.Modu
     labels = {s: evals[s].labels if evals[s] is not None else None for s in ("val", "test")}
     optimizer = torch.optim.RMSprop([p for p in still_model.parameters() if p.requires_grad], lr=config["lr"])
     select_still, select_labels = still_probs[select], labels[select]
+    if run.env.is_main:  # what the loss printed per epoch is, and a teacher that gives one class only
+        for line in explain_targets(pairs.targets, temperature, classes):
+            console.print(line, highlight=False)
     objective = engine.Objective(
         DistillationLoss(temperature), lambda logits: accuracy(fuse(select_still, softmax(logits)), select_labels),
-        targets_fn=live_teacher, phase="tsn", loss_name="loss_distillation",
+        targets_fn=live_teacher, phase="tsn", loss_name="loss_distillation", selects=f"fused {select}",
         val_values=lambda logits: {f"{select}_{stream}": accuracy(probs, select_labels) for stream, probs in (
             ("still", select_still), ("derived", softmax(logits)), ("fused", fuse(select_still, softmax(logits))))})
     state = engine.fit(still_model, optimizer, None, objective, pairs, evals[select], run, epochs=config["epochs"],
