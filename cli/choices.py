@@ -7,6 +7,7 @@ from enum import Enum
 import typer
 
 from featcache.cache.schema import MODALITIES, TEMPORAL_KINDS
+from heads.finetune.defaults import PAIRINGS
 
 
 def choices(name: str, values) -> type[Enum]:
@@ -16,6 +17,7 @@ def choices(name: str, values) -> type[Enum]:
 
 Modality = choices("Modality", MODALITIES)
 Temporal = choices("Temporal", TEMPORAL_KINDS)
+Pairing = choices("Pairing", PAIRINGS)  # co-class (the paper's) | instance
 
 
 def check_device(spec: str) -> str:

@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from cli.registry import CommandTable
+from featcache.utils.progress import make_console
 
 MAPPING_HELP = "class-mapping YAML, a shipped mapping name (ssvac40), or 'none' to keep every source class"
 
@@ -29,7 +29,7 @@ def check(
     from featcache.data.check import check_dataset
 
     report = check_dataset(root, deep=deep, exact_frames=exact_frames, workers=workers)
-    console = Console()
+    console = make_console()
     if report.classes:
         console.print(_counts_table(report))
     for warning in report.warnings:
@@ -39,7 +39,7 @@ def check(
     for skipped in report.skipped:
         console.print(f"[yellow]skipped:[/] {skipped}", highlight=False, soft_wrap=True)
     unsupported = f", {len(report.skipped)} file(s) of an unsupported type skipped" if report.skipped else ""
-    err = Console(stderr=True)
+    err = make_console(stderr=True)
     for problem in report.problems:
         err.print(f"[red]problem:[/] {problem}", highlight=False, soft_wrap=True)
     depth = "decoded" if deep else "checked (existence only; --deep decodes them)"
@@ -137,7 +137,7 @@ def _print_summary(summary) -> None:
         table.add_row(name, *(_cell(by_split.get(s, 0)) for s in splits))
     table.add_section()
     table.add_row("[bold]total", *(str(sum(b.get(s, 0) for b in summary.counts.values())) for s in splits))
-    console = Console()
+    console = make_console()
     console.print(table)
     skipped = sum(summary.skipped_classes.values())
     if summary.skipped_classes:

@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
-from rich.console import Console
 
 from cli.choices import choices, device_option
 from cli.heads_cmd import CONFIG_HELP
 from cli.registry import CommandTable
 from featcache.errors import FeatcacheError
+from featcache.utils.progress import make_console
 from heads.training.run_dir import default_run_dir
 
 Baseline = choices("Baseline", ("still", "aug-frames"))
@@ -97,7 +97,7 @@ def oracle_command(
     if runs < 1:
         raise FeatcacheError(f"--runs must be >= 1, got {runs}")
     kinds = ORACLE_KINDS if temporal is TemporalOrBoth.both else (temporal.value,)
-    console = Console()
+    console = make_console()
     for kind in kinds:
         metrics = run_oracle(cache, kind, runs=runs, seed=seed, backbone=backbone, device=device,
                              out=out / kind, experiment=experiment.value)

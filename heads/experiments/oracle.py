@@ -30,7 +30,7 @@ import torch
 
 from featcache.cache.schema import SPLIT_CODE
 from featcache.utils.device import resolve_device
-from featcache.utils.progress import optional_progress
+from featcache.utils.progress import console, optional_progress
 from heads.evaluation.calibration import apply_temperature, fit_temperature
 from heads.evaluation.history import History, MemberHistories
 from heads.evaluation.metrics import (ONE_SEED, accuracy, add_run_holm, build_metrics, fuse, mark_too_narrow,
@@ -258,7 +258,7 @@ def _fit_heads(data, config: dict, cache_dir, device, out, progress: bool):
     """The still model and the dimensionality-reduction network (its temporal classifier), as
     ``train-head classifier`` trains them; the latter is reused from ``<cache>/heads`` when stored."""
     store_dir = Path(cache_dir) / "heads"
-    store = DimRedStore([store_dir], [store_dir])
+    store = DimRedStore([store_dir], [store_dir], log=console.print if progress else None)  # says when it reuses a stored one
     with contextlib.ExitStack() as stack:
         bar = stack.enter_context(optional_progress(progress))
         history = stack.enter_context(History(out)) if out is not None else None

@@ -8,10 +8,10 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-from rich.console import Console
 from rich.table import Table
 
 from featcache.utils.atomic import atomic_path
+from featcache.utils.progress import make_console
 from heads.evaluation.metrics import EVAL_SPLITS, STREAMS
 from heads.training.grid import GridRun, GridSpec
 
@@ -87,4 +87,4 @@ def print_grid(spec: GridSpec, runs: Sequence[GridRun], console=None, limit: int
         cells.append("-" if seconds is None else f"{seconds:.1f}{' (reused)' if run.reused else ''}")
         cells.append(run.run_dir.name)
         table.add_row(*cells)
-    (console or Console()).print(table)
+    (console or make_console()).print(table)
