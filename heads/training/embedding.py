@@ -12,7 +12,7 @@ from heads.models.embedding_network import EmbeddingNetwork
 from heads.models.linear_classifier import LinearClassifier
 from heads.nn.member_random import MemberRandom, member_generators
 from heads.optim.stacked_adam import StackedAdam
-from heads.training.config import batches_per_epoch, scheduled_epochs
+from heads.training.config import PAPER_STILLS, PAPER_TEMPORAL_ROWS, epoch_passes
 from heads.training.dim_reduction import DimRedParts
 from heads.training.head_data import HeadData
 from heads.training.loop import BestKeeper, Phases, fit_classifier, predict, take
@@ -63,8 +63,9 @@ def fit_embedding_classifier(data: HeadData, configs, device, phases: Phases, di
     classifier = LinearClassifier(members, first["d1"], data.num_classes,
                                   MemberRandom.from_seeds(seeds, "embed-classifier-init", device)).to(device)
     optimizer = StackedAdam(classifier.parameters(), [c["classifier_lr"] for c in configs])
-    epochs = scheduled_epochs(first["classifier_epochs"], first["classifier_min_steps"],
-                              batches_per_epoch(len(dimred.temporal_train_labels), first["dimred_batch_size"]))
+    epochs = first["classifier_epochs"]
+    passes = epoch_passes(epochs, first["classifier_min_steps"], len(dimred.temporal_train_labels),
+                          first["dimred_batch_size"], PAPER_TEMPORAL_ROWS)
     fit_classifier(
         classifier, optimizer, dimred.compact_train, dimred.temporal_train_labels, dimred.compact_test,
         data.temporal["test"].labels, epochs, first["dimred_batch_size"],
@@ -72,6 +73,7 @@ def fit_embedding_classifier(data: HeadData, configs, device, phases: Phases, di
         phases.start("embedding classifier", epochs), owner=dimred.owner,
         on_epoch=lambda e, loss, acc: phases.record("embed_classifier", e,
                                                     {"loss": loss, "temporal_test": acc, "lr": optimizer.lr}),
+        passes=passes,
     )
     classifier.requires_grad_(False)
     return classifier
@@ -107,11 +109,12 @@ def fit_embedding(data: HeadData, configs, device, phases: Phases, still: StillS
 
     still_x, still_y = train.features.to(device), train.labels.to(device)
     keeper = BestKeeper(embedder, members)
-    epochs = scheduled_epochs(first["epochs"], first["min_steps"], len(samplers[0]))
+    epochs = first["epochs"]
+    passes = epoch_passes(epochs, first["min_steps"], len(train.labels), samplers[0].batch_size, PAPER_STILLS)
     derived = train_selected(
         lambda: train_embedding_epoch(embedder, optimizer, loss_fn, still_x, still_y, dimred.compact_train,
                                       dimred.owner, miners, samplers, positive_sampler, positive_rng),
         derive, keeper, data, configs, still, epochs, phases.start("triplet embedding", epochs), device,
-        record=lambda e, values: phases.record("embed", e, {**values, "lr": optimizer.lr}),
+        record=lambda e, values: phases.record("embed", e, {**values, "lr": optimizer.lr}), passes=passes,
     )
     return derived, {"embedding": embedder, "classifier": classifier}, keeper.epoch.tolist()

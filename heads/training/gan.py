@@ -11,7 +11,7 @@ from heads.models.discriminator import Discriminator
 from heads.models.generator import Generator
 from heads.nn.member_random import MemberRandom
 from heads.optim.stacked_rmsprop import StackedRMSProp
-from heads.training.config import batches_per_epoch, scheduled_epochs
+from heads.training.config import PAPER_STILLS, epoch_passes
 from heads.training.dim_reduction import DimRedParts
 from heads.training.head_data import HeadData
 from heads.training.loop import BestKeeper, Phases, batch_starts, predict, take
@@ -72,12 +72,13 @@ def fit_gan(data: HeadData, configs, device, phases: Phases, still: StillStream,
     keeper = BestKeeper(both, members)
     train = data.still["train"]
     still_x, still_y = train.features.to(device), train.labels.to(device)
-    epochs = scheduled_epochs(first["epochs"], first["min_steps"], batches_per_epoch(len(still_y), first["batch_size"]))
+    epochs = first["epochs"]
+    passes = epoch_passes(epochs, first["min_steps"], len(still_y), first["batch_size"], PAPER_STILLS)
     derived = train_selected(
         lambda: train_gan_epoch(generator, discriminator, aux, opt_g, opt_d, still_x, still_y,
                                 dimred.compact_train, dimred.owner, lambdas, first["batch_size"], rng),
         derive, keeper, data, configs, still, epochs, phases.start("GAN", epochs), device,
-        record=lambda e, values: phases.record("gan", e, {**values, "lr": opt_g.lr}),
+        record=lambda e, values: phases.record("gan", e, {**values, "lr": opt_g.lr}), passes=passes,
     )
     parts = {"generator": generator, "discriminator": discriminator}
     return derived, parts, keeper.epoch.tolist()
