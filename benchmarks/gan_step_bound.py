@@ -25,7 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from heads.training.config import default_config  # noqa: E402
+from heads.training.methods import default_config  # noqa: E402
 from heads.models.discriminator import Discriminator  # noqa: E402
 from heads.models.generator import Generator  # noqa: E402
 from heads.models.linear_classifier import LinearClassifier  # noqa: E402

@@ -38,7 +38,7 @@ WATCHED = {  # part -> (module, attribute)
 
 def old_config(method: str, data) -> dict:
     """``method``'s configuration with the schedule main 1377fda gave it on ``data``."""
-    from heads.training.config import default_config
+    from heads.training.methods import default_config
 
     config = default_config(method, data.temporal_kind)
     config.update({k: v for k, v in OLD_VALUES.items() if k in config})

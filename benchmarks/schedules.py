@@ -27,9 +27,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from featcache.utils.progress import console  # noqa: E402
+from heads.training.config import DIMRED_DEFAULTS, STILL_DEFAULTS  # noqa: E402
+from heads.training.methods import default_config, get_method, list_methods  # noqa: E402
 
 TEMPORAL = ("flow", "dynamic")
-METHODS = ("classifier", "gan", "embed")
 
 
 def build_cache(out: Path, device: str) -> Path:
@@ -45,12 +46,12 @@ def build_cache(out: Path, device: str) -> Path:
     return cache
 
 
-OWN_PARTS = {"classifier": ("still_", "dimred_"), "gan": ("",), "embed": ("", "classifier_")}
-
-
 def longer(config: dict, method: str, factor: int) -> dict:
-    """``config`` with the schedule of ``method``'s own parts ``factor`` times longer."""
-    keys = {p + k for p in OWN_PARTS[method] for k in ("epochs", "min_steps")}
+    """``config`` with the schedule of ``method``'s own parts ``factor`` times longer: the epochs and
+    step minimums of its registry record's defaults (a method without own parts: the still model's
+    and the dim-reduction network's)."""
+    own = set(get_method(method).defaults) or {*STILL_DEFAULTS, *DIMRED_DEFAULTS}
+    keys = {k for k in own if k.endswith(("epochs", "min_steps"))}
     return {k: v * factor if k in keys else v for k, v in config.items()}
 
 
@@ -59,16 +60,15 @@ def summary(metrics: dict, method: str) -> dict:
     def entry(stream: dict) -> dict:
         return {"mean": stream["test"], "std": stream.get("test_std"), "ci": stream.get("test_ci")}
 
-    if method == "classifier":
+    if metrics.get("derived") is None:  # a method without a derived stream (the classifier)
         return {"still": entry(metrics["still"]), "temporal classifier": entry(metrics["temporal_classifier"])}
     return {"derived": entry(metrics["derived"]), "fused": entry(metrics["fused"])}
 
 
-def run(cache: Path, seeds: int, factor: int, device: str, temporals=TEMPORAL, methods=METHODS,
+def run(cache: Path, seeds: int, factor: int, device: str, temporals=TEMPORAL, methods=None,
         log: Path | None = None) -> list[dict]:
     """Default schedules of every head first, then the longer ones; each row is printed (and
     appended to ``log`` as a JSON line) as soon as it is measured."""
-    from heads.training.config import default_config
     from heads.training.head_data import HeadData
     from heads.training.seeds import train_seeds
     from heads.training.dim_reduction import DimRedStore
@@ -76,7 +76,7 @@ def run(cache: Path, seeds: int, factor: int, device: str, temporals=TEMPORAL, m
     store = DimRedStore([cache / "heads"], [cache / "heads"])
     rows = []
     runs = [(label, scale, temporal, method) for label, scale in (("default", 1), (f"{factor}x", factor))
-            for temporal in temporals for method in methods]
+            for temporal in temporals for method in (methods or list_methods())]
     for label, scale, temporal, method in runs:
         data = HeadData.load(cache, temporal)
         config = longer(default_config(method, temporal), method, scale)
@@ -128,7 +128,7 @@ def main(argv=None) -> None:
     parser.add_argument("--factor", type=int, default=10)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--temporal", nargs="+", choices=TEMPORAL, default=list(TEMPORAL))
-    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    parser.add_argument("--methods", nargs="+", choices=list_methods(), default=list_methods())
     parser.add_argument("--threads", type=int, default=max(1, os.cpu_count() or 1))
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)

@@ -26,7 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from featcache.cache.synthetic import write_synthetic_caches  # noqa: E402
-from heads.training.config import default_config  # noqa: E402
+from heads.training.methods import default_config  # noqa: E402
 from heads.training.dim_reduction import DimRedStore  # noqa: E402
 from heads.training.head_data import HeadData  # noqa: E402
 from heads.training.seeds import train_seeds  # noqa: E402

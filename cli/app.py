@@ -14,7 +14,7 @@ import sys
 
 import typer
 
-from cli import data_cmd, extract_cmd, grid_cmd, heads_cmd, prepare_cmd, report_cmd, synth_cmd, tsn_cmd
+from cli import data_cmd, extract_cmd, grid_cmd, heads_cmd, predict_cmd, prepare_cmd, report_cmd, synth_cmd, tsn_cmd
 from featcache.errors import FeatcacheError
 
 app = typer.Typer(
@@ -54,7 +54,7 @@ def main_options(
     """Temporal-to-Still Image Learning (T2SIL): cache features once, train heads in seconds."""
 
 
-for module in (data_cmd, synth_cmd, prepare_cmd, extract_cmd, heads_cmd, grid_cmd, tsn_cmd, report_cmd):
+for module in (data_cmd, synth_cmd, prepare_cmd, extract_cmd, heads_cmd, grid_cmd, tsn_cmd, predict_cmd, report_cmd):
     module.commands.register(app, data_app)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from enum import Enum
 
 from featcache.cache.schema import MODALITIES, TEMPORAL_KINDS
-from heads.training.config import METHODS
 
 
 def choices(name: str, values) -> type[Enum]:
@@ -15,7 +14,6 @@ def choices(name: str, values) -> type[Enum]:
 
 Modality = choices("Modality", MODALITIES)
 Temporal = choices("Temporal", TEMPORAL_KINDS)
-Method = choices("Method", METHODS)
 
 
 def check_device(spec: str) -> str:
@@ -33,3 +31,31 @@ def device_option(note: str = ""):
 
     return typer.Option("auto", "--device", metavar="auto|cpu|cuda[:N]", callback=check_device,
                         help="auto: CUDA when present, else the CPU; or cpu, cuda, cuda:N." + (f" {note}" if note else ""))
+
+
+def check_method(name: str) -> str:
+    """A registered head method (:mod:`heads.training.registry`), checked while the command line is
+    parsed: a usage error listing the registered ones otherwise."""
+    import typer
+
+    from heads.training.methods import list_methods  # the methods import torch: only when a command runs
+
+    if name not in list_methods():
+        raise typer.BadParameter(f"{name!r} is not a head method; choose one of {', '.join(list_methods())}")
+    return name
+
+
+def method_argument(help: str):
+    """The ``METHOD`` argument of train-head and grid: any registered head method."""
+    import typer
+
+    return typer.Argument(..., metavar="METHOD", callback=check_method,
+                          help=f"{help} A registered head method; they are listed, with their defaults, below.")
+
+
+def set_keys_help() -> str:
+    """The methods and every ``--set`` key with its default per method (the registry's), for --help."""
+    from heads.training.methods import defaults_table, methods_help  # imports torch: only when help is shown
+
+    return (f"Head methods: {methods_help()}\n\n--set keys and their defaults (one column per method, and per "
+            f"temporal modality where they differ):\n\n{defaults_table()}")

@@ -33,6 +33,8 @@ def check(
         console.print(_counts_table(report))
     for warning in report.warnings:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    for note in report.notes:
+        console.print(f"note: {note}", highlight=False)
     for skipped in report.skipped:
         console.print(f"[yellow]skipped:[/] {skipped}", highlight=False, soft_wrap=True)
     unsupported = f", {len(report.skipped)} file(s) of an unsupported type skipped" if report.skipped else ""

@@ -7,17 +7,16 @@ from typing import List, Optional
 
 import typer
 
-from cli.choices import Method, Temporal, device_option
-from cli.heads_cmd import SET_KEYS_HELP
+from cli.choices import Temporal, device_option, method_argument, set_keys_help
 from cli.registry import CommandTable
 
 
 commands = CommandTable()  # registered by cli.app
 
 
-@commands.command("grid", epilog=SET_KEYS_HELP)
+@commands.command("grid", lazy_epilog=set_keys_help)
 def grid_command(
-    method: Method = typer.Argument(..., help="Head to tune: gan, embed or classifier."),
+    method: str = method_argument("The head to tune."),
     sets: List[str] = typer.Option([], "--set", help="KEY=V1,V2,...: values to try (repeatable); the grid is their cartesian product over the defaults (keys listed below). "
              "Epochs take at least min_steps * sqrt(rows / the paper's rows) steps (see train-head --help)."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file of KEY: VALUE or KEY: [V1, V2] (lists vary); --set wins over it."),
@@ -40,7 +39,7 @@ def grid_command(
     from heads.api import fit_grid
     from heads.training.grid_report import print_grid
 
-    result = fit_grid(cache, method.value, temporal.value, sets=sets, config_file=config, out=out, device=device,
+    result = fit_grid(cache, method, temporal.value, sets=sets, config_file=config, out=out, device=device,
                       jobs=jobs, max_group=max_group, restart=restart, seeds=seeds, backbone=backbone,
                       temporal_backbone=temporal_backbone, show_progress=True)
     if result.csv is None:  # a torchrun rank > 0: rank 0 writes grid.csv and the table

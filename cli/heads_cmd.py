@@ -1,4 +1,4 @@
-"""``featcache train-head classifier|gan|embed``: stage-2 heads on cached features."""
+"""``featcache train-head METHOD``: stage-2 heads (any registered head method) on cached features."""
 
 from __future__ import annotations
 
@@ -7,22 +7,19 @@ from typing import List, Optional
 
 import typer
 
-from cli.choices import Method, Temporal, device_option
+from cli.choices import Temporal, device_option, method_argument, set_keys_help
 from cli.registry import CommandTable
-from heads.training.config import defaults_table
 from heads.training.run_dir import default_run_dir
 
-SET_KEYS_HELP = ("--set keys and their defaults (classifier and gan: the same for flow and dynamic):\n\n"
-                 + defaults_table())
 CONFIG_HELP = "YAML file of KEY: VALUE (a run's config.yaml reruns it); --set wins over it."
 
 
 commands = CommandTable()  # registered by cli.app
 
 
-@commands.command("train-head", epilog=SET_KEYS_HELP)
+@commands.command("train-head", lazy_epilog=set_keys_help)
 def train_head_command(
-    method: Method = typer.Argument(..., help="classifier: still model + dim-reduction/temporal classifier; gan: adversarial (3.1); embed: triplet embedding (3.2)."),
+    method: str = method_argument("The head to train."),
     cache: Path = typer.Option(Path("cache"), "--cache", help="Folder with still-<backbone>.h5 and <temporal>-<backbone>.h5."),
     temporal: Temporal = typer.Option(Temporal.dynamic, "--temporal", help="Temporal modality whose knowledge is transferred."),
     backbone: Optional[str] = typer.Option(None, "--backbone", help="Backbone of the still cache (default: the only one in --cache)."),
@@ -41,11 +38,11 @@ def train_head_command(
     from heads.api import fit_head
     from heads.evaluation.metrics import METRICS_FILE, print_metrics
 
-    run_dir = out or default_run_dir(method.value, temporal.value, timestamp=True)
-    run = fit_head(cache, method.value, temporal.value, config_file=config, sets=sets or [], out=run_dir,
+    run_dir = out or default_run_dir(method, temporal.value, timestamp=True)
+    run = fit_head(cache, method, temporal.value, config_file=config, sets=sets or [], out=run_dir,
                    device=device, seeds=seeds, backbone=backbone, temporal_backbone=temporal_backbone, progress=True,
                    log=console.print)
     print_metrics(run.metrics)
-    typer.echo(f"temporal classifier ({temporal.value}, test videos): "
+    typer.echo(f"temporal classifier ({temporal.value}, test videos; epoch chosen on the val videos): "
                f"{run.metrics['temporal_classifier']['test']:.1f}%; still model: {run.checkpoint['still_model']}")
     typer.echo(f"wrote {run_dir / METRICS_FILE}, model.pt, history.jsonl and config.yaml")

@@ -34,7 +34,7 @@ commands = CommandTable()  # registered by cli.app
 
 @commands.command("prepare")
 def prepare_command(
-    root: Path = typer.Argument(..., help="Dataset root in folder layout (reads ROOT/videos/{train,test}/<class>/...)."),
+    root: Path = typer.Argument(..., help="Dataset root in folder layout (reads ROOT/videos/{train,val,test}/<class>/...; val optional)."),
     cache: Path = typer.Option(Path("cache"), "--cache", help="Cache folder; writes DIR/temporal.h5."),
     flow: FlowMethod = typer.Option(
         FlowMethod.tvl1, "--flow",
@@ -49,17 +49,21 @@ def prepare_command(
     count: int = typer.Option(6, "--count", help="Dynamic images per video (from the middle)."),
     flow_frames: int = typer.Option(60, "--flow-frames", help="Middle flow fields used per video (stacks of 10)."),
     workers: int = typer.Option(0, "--workers", help="Processes computing videos in parallel (0: min(2, CPU count))."),
+    val_videos: float = typer.Option(0.2, "--val-videos", help="Without ROOT/videos/val: the share of each class's train videos that becomes val videos (seeded, whole videos; recorded in temporal.h5). Every epoch and temperature is chosen on them, never on test."),
+    val_seed: int = typer.Option(0, "--val-seed", help="Seed of the val-video draw (without ROOT/videos/val)."),
     restart: bool = typer.Option(False, "--restart", help="Discard unfinished parts (and any existing file) and start over."),
     keep_parts: bool = typer.Option(False, "--keep-parts", help="Keep the per-video parts folder after assembling."),
 ) -> None:
     """Turn every video into dynamic images and optical-flow stacks (resumable)."""
     from featcache.cache.schema import TEMPORAL_KINDS
+    from featcache.data.val_split import describe_split
     from featcache.representations.prepare import PrepareSettings, prepare
 
     kinds = (only.value,) if only else TEMPORAL_KINDS
     settings = PrepareSettings(
         size=parse_size(size), kinds=kinds, window=window, stride=stride, count=count,
         flow_method=flow.value, flow_frames=flow_frames, flow_device=device, flow_batch=flow_batch,
+        val_videos=val_videos, val_seed=val_seed,
     )
     report = prepare(root, cache, settings, workers=workers or None, restart=restart, keep_parts=keep_parts)
     if not report.assembled:  # a torchrun rank > 0: rank 0 writes the file and the summary
@@ -73,6 +77,8 @@ def prepare_command(
             f"{len(report.failed)} failed) -> {report.path}: {rows} at {settings.size[0]}x{settings.size[1]} "
             f"in {report.seconds:.1f} s"
         )
+    if report.video_split:
+        typer.echo(f"videos: {describe_split(report.video_split)}")
     if report.notes:
         typer.echo(f"{len({s for s, _ in report.notes})} short videos gave fewer dynamic images / flow stacks (listed above)")
     for source, reason in report.failed:

@@ -123,7 +123,7 @@ def report_command(
     from heads.experiments.report.render import print_report, write_report
 
     report, tables, path = write_report(runs or [Path("runs")], out, plots=plots)
-    print_report(tables, path, summary=report.summary)
+    print_report(tables, path, summary=report.summary, warnings=report.warnings)
     if report.skipped:
         typer.echo(f"{len(report.skipped)} unreadable metrics.json skipped (listed in the report)", err=True)
 
@@ -136,11 +136,13 @@ def demo_command(
     restart: bool = typer.Option(False, "--restart", help="Start over: remove the data, caches, runs and report an earlier demo left in OUT (default: resume it)."),
     device: str = device_option(),
     seeds: int = typer.Option(3, "--seeds", help="Seeds per head and baseline (stacked members): the report shows mean ± std."),
+    tsn_seeds: Optional[int] = typer.Option(None, "--tsn-seeds", help="Seeds of each teacher-student network (one full run each; default: --seeds)."),
 ) -> None:
     """The whole T2SIL pipeline from nothing: data, representations, features, heads, oracle, report."""
     from heads.experiments.demo import run_demo
 
-    run_demo(out, classes=classes, seed=seed, quick=quick, restart=restart, device=device, seeds=seeds)
+    run_demo(out, classes=classes, seed=seed, quick=quick, restart=restart, device=device, seeds=seeds,
+             tsn_seeds=tsn_seeds)
 
 
 @commands.command("midframes", data=True)

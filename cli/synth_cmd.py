@@ -19,8 +19,10 @@ def parse_counts(text: str, splits: tuple[str, ...], what: str) -> dict[str, int
         raise DatasetError(f"{what}: expected integers like {','.join('1' * len(splits))}, got {text!r}") from None
     if len(numbers) == 1:
         n = numbers[0]
-        shares = {"train": 1.0, "val": 1 / 3, "test": 1 / 2} if len(splits) == 3 else {"train": 1.0, "test": 0.4}
+        shares = {"train": 1.0, "val": 1 / 3, "test": 1 / 2} if what == "--stills-per-class" else {"train": 1.0, "val": 0.3, "test": 0.4}
         numbers = [max(1, round(n * shares[s])) if n > 0 else 0 for s in splits]
+    elif len(numbers) == 2 and len(splits) == 3 and what == "--videos-per-class":
+        numbers = [numbers[0], 0, numbers[1]]  # TRAIN,TEST: no videos/val (prepare carves val from train)
     if len(numbers) != len(splits) or any(n < 0 for n in numbers):
         raise DatasetError(f"{what}: expected one count or {len(splits)} counts ({', '.join(splits)}), got {text!r}")
     return dict(zip(splits, numbers))
@@ -50,7 +52,7 @@ def synth(
     stills_per_class: str = typer.Option(
         "24,8,12", "--stills-per-class", help="Stills per class: TRAIN,VAL,TEST, or one number for train."),
     videos_per_class: str = typer.Option(
-        "10,4", "--videos-per-class", help="Videos per class: TRAIN,TEST, or one number for train."),
+        "10,3,4", "--videos-per-class", help="Videos per class: TRAIN,VAL,TEST (writes videos/val), TRAIN,TEST (no videos/val: prepare carves val videos from train), or one number for train."),
     frames: int = typer.Option(64, "--frames", help="Frames per video (>= 40; flow stacks use the middle 61)."),
     still_size: str = typer.Option("224x224", "--still-size", help="Still size HxW."),
     video_size: str = typer.Option("96x128", "--video-size", help="Video frame size HxW."),
@@ -81,7 +83,7 @@ def synth(
     config = SynthConfig(
         classes=classes, seed=seed,
         stills=parse_counts(stills_per_class, ("train", "val", "test"), "--stills-per-class"),
-        videos=parse_counts(videos_per_class, ("train", "test"), "--videos-per-class"),
+        videos=parse_counts(videos_per_class, ("train", "val", "test"), "--videos-per-class"),
         frames=frames, still_size=parse_size(still_size, "--still-size"),
         video_size=parse_size(video_size, "--video-size"), still_motion_cue=still_motion_cue,
         shuffle_videos=shuffle_videos,

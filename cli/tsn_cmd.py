@@ -6,6 +6,8 @@ Both run on one machine or under ``torchrun`` (DistributedDataParallel); both re
 
 from __future__ import annotations
 
+from dataclasses import fields
+from enum import Enum
 from pathlib import Path
 from typing import Optional
 
@@ -13,11 +15,8 @@ import typer
 
 from cli.choices import Modality, Temporal, choices, device_option
 from cli.registry import CommandTable
-from heads.finetune.defaults import FINETUNE_DEFAULTS, TARGET_MODES, TEMPERATURE, TSN_DEFAULTS
-
-# CPU-friendly image sizes: the paper's 256/224 costs ~4x more and is the default on CUDA.
-CPU_CROP, CPU_RESIZE = 112, 128
-GPU_CROP, GPU_RESIZE = 224, 256
+from heads.finetune.defaults import (CPU_CROP, CPU_RESIZE, FINETUNE_DEFAULTS, GPU_CROP, GPU_RESIZE, TARGET_MODES,
+                                     TEMPERATURE, TSN_DEFAULTS, FinetuneSettings, TSNSettings)
 
 Targets = choices("Targets", sorted(TARGET_MODES))  # cached, live: the order --help lists
 
@@ -25,13 +24,17 @@ Targets = choices("Targets", sorted(TARGET_MODES))  # cached, live: the order --
 commands = CommandTable()  # registered by cli.app
 
 
-def _sizes(device: str, crop: Optional[int], resize: Optional[int]) -> tuple[int, int]:
-    """--crop / --resize, defaulting to the paper's 224/256 on CUDA and 112/128 on the CPU
-    (``device`` as resolved by the --device check: cpu, cuda or cuda:N)."""
-    cuda = device.startswith("cuda")
-    crop = crop or (GPU_CROP if cuda else CPU_CROP)
-    resize = resize or max(crop, GPU_RESIZE if cuda else CPU_RESIZE)
-    return crop, resize
+def given_options(ctx: typer.Context, settings_type) -> dict:
+    """The command's settings options given on the command line (not left at their default): they
+    win over a ``--config`` file, which wins over the defaults (``settings_type.resolve``)."""
+    names = {f.name for f in fields(settings_type)}
+    given = {k: v for k, v in ctx.params.items()
+             if k in names and ctx.get_parameter_source(k).name not in ("DEFAULT", "DEFAULT_MAP")}
+    return {k: (v.value if isinstance(v, Enum) else str(v) if isinstance(v, Path) else v) for k, v in given.items()}
+
+
+def _config():
+    return typer.Option(None, "--config", help="YAML file of KEY: VALUE (a run's config.yaml reruns it); options given on the command line win over it.")
 
 
 # -- the options both commands take (one definition each) ------------------------------
@@ -65,6 +68,7 @@ def _epochs(default: int):
 
 @commands.command("finetune")
 def finetune(
+    ctx: typer.Context,
     modality: Modality = typer.Argument(..., help="still (Resnet-Still), dynamic (Resnet-Dyn) or flow (Resnet-Opt)"),
     root: Path = typer.Argument(..., help="dataset root in folder layout"),
     backbone: Optional[str] = typer.Option(None, help="backbone name (default: resnet50 if its weights are here, else efficientnet-lite0)"),
@@ -85,21 +89,19 @@ def finetune(
     seed: int = typer.Option(0, help="random seed (data order, augmentation, head init)"),
     restart: bool = _restart(),
     resume: Optional[bool] = _resume(),
+    config: Optional[Path] = _config(),
 ) -> None:
     """Fine-tune a backbone end to end on stills or on temporal instances (paper section 5)."""
     from heads.finetune import finetune as finetune_main
 
-    crop_px, resize_px = _sizes(device, crop, resize)
-    finetune_main.finetune_model(
-        root, modality.value, backbone=backbone, weights=weights, cache_dir=cache, out=model, run_dir=out or run_dir,
-        epochs=epochs, lr=lr, batch_size=batch_size, momentum=momentum, weight_decay=weight_decay,
-        crop=crop_px, resize=resize_px, device=device, workers=workers, seed=seed,
-        resume=False if restart else resume,
-    )
+    settings = FinetuneSettings.resolve(config, given_options(ctx, FinetuneSettings))
+    finetune_main.finetune_model(root, settings, cache_dir=cache, out=model, run_dir=out or run_dir,
+                                 resume=False if restart else resume)
 
 
 @commands.command("tsn")
 def tsn(
+    ctx: typer.Context,
     root: Path = typer.Argument(..., help="dataset root in folder layout"),
     temporal: Temporal = typer.Option(Temporal.dynamic, help="teacher modality"),
     backbone: Optional[str] = typer.Option(None, help="backbone name, used for the default model paths"),
@@ -118,16 +120,13 @@ def tsn(
     device: str = _device(),
     workers: Optional[int] = _workers(),
     seed: int = typer.Option(0, help="random seed (pairs, data order, augmentation)"),
+    seeds: int = typer.Option(1, "--seeds", help="Train under N seeds (seed, seed+1, ...; one full run each, under OUT/members/): metrics.json then holds the mean and std over seeds and intervals over seeds and stills, as train-head --seeds."),
     restart: bool = _restart(),
     resume: Optional[bool] = _resume(),
+    config: Optional[Path] = _config(),
 ) -> None:
     """Teacher-student networks: distil the temporal model into the still model; prints still / derived / fused accuracy."""
-    from heads.finetune import tsn as tsn_main
+    from heads.finetune.tsn_seeds import train_tsn_seeds
 
-    crop_px, resize_px = _sizes(device, crop, resize)
-    tsn_main.train_tsn(
-        root, temporal=temporal.value, backbone=backbone, cache_dir=cache, out=out, student=student,
-        teacher=teacher, targets=targets.value, temperature=temperature, lr=lr, epochs=epochs,
-        batch_size=batch_size, num_convs=num_convs, crop=crop_px, resize=resize_px, device=device,
-        workers=workers, seed=seed, resume=False if restart else resume,
-    )
+    settings = TSNSettings.resolve(config, given_options(ctx, TSNSettings))
+    train_tsn_seeds(root, settings, seeds=seeds, cache_dir=cache, out=out, resume=False if restart else resume)

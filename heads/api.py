@@ -56,17 +56,11 @@ class GridResult:
 
 def resolve_head_config(method: str, temporal: str, config: Mapping[str, Any] | None = None,
                         config_file: str | os.PathLike | None = None, sets: Iterable[str] = ()) -> dict[str, Any]:
-    """Defaults of ``method``/``temporal``, then ``config_file``, then ``config``, then ``KEY=VALUE`` ``sets``."""
-    from featcache.errors import FeatcacheError
-    from heads.training.config import apply_sets, config_value, parse_sets
+    """Defaults of ``method``/``temporal``, then ``config_file``, then ``config``, then ``KEY=VALUE`` ``sets``
+    (the one resolver, :func:`heads.training.resolve.head_config`)."""
+    from heads.training.methods import head_config
 
-    resolved = parse_sets(method, temporal, (), config_file)
-    for key, value in (config or {}).items():
-        if key not in resolved:
-            raise FeatcacheError(f"config: unknown key {key} for train-head {method}; "
-                                 f"valid keys: {', '.join(sorted(resolved))}")
-        resolved[key] = config_value(key, value, resolved[key], "config")
-    return apply_sets(resolved, sets, f"train-head {method}")
+    return head_config(method, temporal, config_file=config_file, values=config, sets=sets)
 
 
 def fit_head(cache: str | os.PathLike = "cache", method: str = "gan", temporal: str = "dynamic", *,
@@ -74,7 +68,7 @@ def fit_head(cache: str | os.PathLike = "cache", method: str = "gan", temporal: 
              sets: Iterable[str] = (), out: str | os.PathLike | None = None, device: str | torch.device = "auto",
              backbone: str | None = None, temporal_backbone: str | None = None, progress: bool = False,
              log: Log | None = None, experiment: str = "main", seeds: int = 1) -> HeadRun:
-    """Train one head of ``method`` (classifier, gan, embed) on the caches in ``cache``.
+    """Train one head of ``method`` (a registered head method: ``heads.list_methods()``) on the caches in ``cache``.
 
     With ``out`` (a run folder) it writes ``metrics.json``, ``model.pt``, ``history.jsonl`` and
     ``config.yaml`` there; without it nothing is written but the dim-reduction networks shared
@@ -89,6 +83,7 @@ def fit_head(cache: str | os.PathLike = "cache", method: str = "gan", temporal: 
     from heads.evaluation.history import History
     from heads.training.seeds import seed_configs, train_seeds
     from heads.training.dim_reduction import DimRedStore
+    from heads.evaluation.metrics import small_split_warnings, split_sizes
 
     log = log or (lambda message: None)
     resolved = resolve_head_config(method, temporal, config, config_file, sets)
@@ -96,6 +91,9 @@ def fit_head(cache: str | os.PathLike = "cache", method: str = "gan", temporal: 
     torch_device = resolve_device(device)
     data = HeadData.load(cache, temporal, backbone, temporal_backbone)
     log(describe_data(data, torch_device))
+    for line in small_split_warnings(split_sizes({s: data.still[s].labels for s in data.still}, data.classes),
+                                     data.num_classes):
+        log(line)
     run_dir = Path(out) if out is not None else None
     folders = [d for d in (run_dir, Path(cache) / "heads") if d is not None]
     store = DimRedStore(folders, folders, log=log)
@@ -125,19 +123,18 @@ def fit_grid(cache: str | os.PathLike = "cache", method: str = "gan", temporal: 
     from featcache.errors import FeatcacheError
     from featcache.utils import distributed
     from heads.training.grid import GridSpec, run_grid
-    from heads.training.grid_configs import expand_grid
+    from heads.training.methods import head_grid
     from heads.training.grid_report import write_grid_csv
     from heads.training.run_dir import default_run_dir
     from heads.training.seeds import seed_configs
 
-    assignments = [f"{k}={','.join(str(v) for v in values)}" for k, values in (grid or {}).items()]
-    assignments += list(sets)
-    if not assignments and config_file is None:
+    sets = list(sets)
+    if not grid and not sets and config_file is None:
         raise FeatcacheError("grid: give at least one --set KEY=V1,V2,... (or a --config FILE.yaml with lists)")
     if max_group < 1:
         raise FeatcacheError(f"--max-group {max_group}: expected an integer >= 1")
     seed_configs({"seed": 0}, seeds)  # validates seeds before any loading
-    configs, varied = expand_grid(method, temporal, assignments, config_file)
+    configs, varied = head_grid(method, temporal, config_file=config_file, grid=grid, sets=sets)
     out_dir = Path(out) if out is not None else default_run_dir("grid", method, temporal)
     spec = GridSpec(method, temporal, Path(cache), out_dir, backbone, temporal_backbone,
                     str(resolve_device(device)), varied, seeds=seeds)
@@ -148,10 +145,13 @@ def fit_grid(cache: str | os.PathLike = "cache", method: str = "gan", temporal: 
 
 
 def describe_data(data, device: torch.device) -> str:
-    """One line on the caches a head trains on."""
+    """One line on the caches a head trains on (and one on its temporal val rows)."""
+    from featcache.data.val_split import describe_split
+
     line = (f"still: {data.still_cache.path} ({data.still_cache.backbone}, {len(data.still['train'])} train rows); "
             f"{data.temporal_kind}: {data.temporal_cache.path} ({data.temporal_cache.backbone}, "
-            f"{len(data.temporal['train'])} train rows); {data.num_classes} classes; device {device}")
+            f"{len(data.temporal['train'])} train rows); {data.num_classes} classes; device {device}"
+            f"\ntemporal val rows (where the temporal networks' epochs are chosen): {describe_split(data.temporal_val)}")
     if data.still_cache.backbone != data.temporal_cache.backbone:
         line += (f"\nnote: still and temporal features come from different backbones "
                  f"({data.still_cache.backbone} vs {data.temporal_cache.backbone})")

@@ -27,3 +27,19 @@ def real_data() -> Path:
     if not (REAL_DATA / "manifest.csv").exists():
         pytest.skip(f"real test data not found at {REAL_DATA}")
     return REAL_DATA
+
+
+@pytest.fixture(scope="session")
+def trained_runs(tmp_path_factory):
+    """A GAN, a classifier, a TSN and a fine-tuning run on a tiny dataset (tests/predict_fixtures.py)."""
+    from tests.predict_fixtures import build_trained_runs
+
+    return build_trained_runs(tmp_path_factory.mktemp("trained-runs"))
+
+
+@pytest.fixture(scope="session")
+def video_run(tmp_path_factory):
+    """(dataset root, run folder) of a temporal model fine-tuned on prepared videos (tests/predict_fixtures.py)."""
+    from tests.predict_fixtures import build_video_run
+
+    return build_video_run(tmp_path_factory.mktemp("video-run"))

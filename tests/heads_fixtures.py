@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from heads.training.config import default_config
+from heads.training.methods import default_config
 from heads.training.head_data import HeadData
 from featcache.cache.synthetic import write_synthetic_caches
 

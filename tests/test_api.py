@@ -117,3 +117,14 @@ def test_packages_are_typed_and_featcache_never_imports_heads():
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env).returncode == 0
     with pytest.raises(AttributeError):
         featcache.no_such_thing  # noqa: B018
+
+
+def test_fit_head_warns_in_one_line_about_small_evaluation_splits(tmp_path):
+    write_synthetic_caches(tmp_path / "cache", num_classes=4, dim=16, temporal=("dynamic",), seed=2,
+                           still_rows={"train": 40, "val": 8, "test": 12})
+    lines = []
+    heads.fit_head(tmp_path / "cache", "classifier", "dynamic", device="cpu", log=lines.append,
+                   config={"still_epochs": 2, "dimred_epochs": 1, "d1": 8})
+    warnings = [line for line in lines if str(line).startswith("warning: ")]
+    assert [w.split(" has ")[0] for w in warnings] == ["warning: the val split", "warning: the test split"]
+    assert "only 8 images (fewer than 30)" in warnings[0] and "\n" not in warnings[0]

@@ -10,6 +10,8 @@ import h5py
 import numpy as np
 import pytest
 
+from heads.experiments.report.runs import t2sil_methods
+
 ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("controls", ROOT / "benchmarks" / "controls.py")
 controls = importlib.util.module_from_spec(spec)
@@ -57,7 +59,7 @@ def test_control_rows_pair_each_fusion_with_its_own_oracle(tmp_path):
                   "gain": {"fused": gain(-8.0, -14.0, -2.0, 0.01), "fused_calibrated": gain(20.0, 12.0, 28.0, 0.001)}}
         (runs / "oracle" / temporal).mkdir(parents=True)
         (runs / "oracle" / temporal / "metrics.json").write_text(json.dumps(oracle))
-        for method in ("gan", "embed", "tsn"):
+        for method, _ in t2sil_methods():
             run = {"still": {"test": 50.0}, "derived": {"test": 60.0, "confusion": confusion},
                    "gain": {"fused": gain(4.0, -1.0, 9.0, 0.1), "fused_calibrated": gain(5.0, 1.0, 9.0, 0.02)}}
             (runs / f"{method}-{temporal}").mkdir()

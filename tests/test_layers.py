@@ -30,7 +30,7 @@ FLOORS = {
         {"heads.optim", "heads.losses", "heads.miners", "heads.samplers", "heads.models"},
         {"heads.training"},
         {"heads.finetune"},
-        {"heads.api"},
+        {"heads.api", "heads.inference"},
         {"heads.experiments"},
         {"heads"},  # heads/__init__.py: the public names
     ],

@@ -41,6 +41,7 @@ class Backbone(nn.Module):
 
     Attributes: ``name`` (registry name), ``feature_dim``, ``in_channels``, ``num_classes``
     (0 = no head), ``modality``, ``weights_id`` (sha256 of the weights file or "random"),
+    ``weights_path`` (the absolute path of that file; None for random weights),
     ``weights_source`` (what was loaded, for messages), ``classes`` (the head's class names
     when it came from a featcache checkpoint).
     """
@@ -55,6 +56,7 @@ class Backbone(nn.Module):
         self.num_classes = 0
         self.head: nn.Linear | None = None
         self.weights_id = "random"
+        self.weights_path: str | None = None
         self.weights_source = "random initialisation"
         self.classes: list[str] | None = None
         self._renormalize = False

@@ -51,6 +51,7 @@ def create_backbone(
             _load_plain_state_dict(model, state, path)
             model.weights_source = "ImageNet, " + path.name if weights is None else str(path)
         model.weights_id = sha256_file(path)
+        model.weights_path = str(path.resolve())
     if num_classes and num_classes != model.num_classes:
         model.reset_head(num_classes)
     return model

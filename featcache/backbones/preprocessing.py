@@ -95,6 +95,14 @@ def build_transform(modality: str, *, train: bool, crop: int = 224, resize: int 
     return Transform(modality, train=train, crop=crop, resize=resize, interpolation=interpolation)
 
 
+def transform_from_config(config: dict) -> Transform:
+    """The centre-crop transform a cache's recorded ``preprocessing`` (:func:`preprocessing_config`)
+    describes: how its view 0 was made, for computing features of new images the same way."""
+    interpolation = str(config.get("interpolation", "bilinear")).split(",")[0].strip()
+    return build_transform(config["modality"], train=False, crop=int(config["crop"]),
+                           resize=int(config["resize_short_side"]), interpolation=interpolation)
+
+
 def resize_short_side(x: torch.Tensor, size: int, interpolation: str = "bilinear") -> torch.Tensor:
     """Resize float ``[C, H, W]`` so that min(H, W) == size, keeping the aspect ratio."""
     h, w = x.shape[1:]

@@ -89,6 +89,26 @@ class FeatureCache:
     def has_logits(self) -> bool:
         return "logits" in self._arrays and self._arrays["logits"].shape[-1] == self.num_classes
 
+    def record(self) -> dict[str, Any]:
+        """What a model trained on this cache keeps of it, to featurise new images the same way
+        (``featcache.extraction.image_features``): the file, backbone, weights (sha256 and the file
+        they were read from), preprocessing, feature dtype and whether it holds the backbone's logits."""
+        return {"path": str(self.path.resolve()), "modality": self.modality, "backbone": self.backbone,
+                "weights": str(self.attrs.get("weights", "")), "weights_path": self.attrs.get("weights_path"),
+                "preprocessing": self.attrs.get("preprocessing"), "dtype": str(self._arrays["features"].dtype),
+                "logits": self.has_logits}
+
+    def rows(self, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(row indices, labels, sources)`` of one split, one row per stored row (views not flattened)."""
+        index = np.flatnonzero(self._arrays["split"] == SPLIT_CODE[split])
+        return index, self._arrays["labels"][index], self._arrays["source"][index]
+
+    def move_rows(self, index: np.ndarray, split: str) -> None:
+        """Put rows ``index`` in ``split``, in memory only (the file is unchanged): how a val share
+        carved from train rows is applied to a cache that has no val rows of its own."""
+        self._arrays["split"] = self._arrays["split"].copy()
+        self._arrays["split"][np.asarray(index, dtype=np.int64)] = SPLIT_CODE[split]
+
     def split_names(self) -> list[str]:
         present = set(np.unique(self._arrays["split"]).tolist())
         return [name for name, code in SPLIT_CODE.items() if code in present]

@@ -25,7 +25,7 @@ SCHEMA_VERSION = "1"
 
 SPLITS = ("train", "val", "test")
 SPLIT_CODE = {name: code for code, name in enumerate(SPLITS)}
-VIDEO_SPLITS = ("train", "test")
+VIDEO_SPLITS = ("train", "val", "test")  # val optional: carved from train when absent
 
 MODALITIES = ("still", "dynamic", "flow")
 KEYFRAMES = "keyframes"  # a still-backbone cache of videos' key frames (Baseline 2), same schema
@@ -39,7 +39,7 @@ STRING_DTYPE = h5py.string_dtype("utf-8")
 # Row datasets every cache and every temporal group has, with their dtypes.
 ROW_FIELDS = {"labels": np.int64, "split": np.int8, "source": STRING_DTYPE, "instance": np.int32}
 # Root attributes stored as JSON text.
-JSON_ATTRS = ("preprocessing", "classes")
+JSON_ATTRS = ("preprocessing", "classes", "video_split")
 
 TEMPORAL_FILE = "temporal.h5"
 

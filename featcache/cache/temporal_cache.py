@@ -39,8 +39,13 @@ class TemporalSet:
     def classes(self) -> list[str]:
         return list(self.attrs["classes"])
 
+    @property
+    def video_split(self) -> dict | None:
+        """Where the val videos came from (``prepare``), or None for a file built before the val split."""
+        return self.attrs.get("video_split")
+
     def indices(self, split: str) -> np.ndarray:
-        """Row indices of one split ('train' or 'test')."""
+        """Row indices of one split ('train', 'val' or 'test')."""
         return np.flatnonzero(self.split == SPLIT_CODE[split])
 
     def close(self) -> None:
@@ -67,6 +72,12 @@ def read_temporal(path: str | os.PathLike, kind: str) -> TemporalSet:
     attrs.update(read_root_attrs(group))
     rows = read_rows(group)
     return TemporalSet(data=group["data"], attrs=attrs, file=f, **rows)
+
+
+def root_preprocessing(path: str | os.PathLike) -> dict[str, Any]:
+    """The root ``preprocessing`` of a finished ``temporal.h5`` (size, kinds, and each kind's settings)."""
+    with open_complete(path, what="temporal cache") as f:
+        return dict(read_root_attrs(f).get("preprocessing") or {})
 
 
 def read_index(f: h5py.File) -> dict[str, list]:

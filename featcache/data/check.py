@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from featcache.data.dataset import KINDS, FolderDataset
+from featcache.data.val_split import DEFAULT_VAL_FRACTION
 from featcache.errors import FeatcacheError, MediaError
 
 
@@ -37,6 +38,7 @@ class CheckReport:
     counts: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)  # kind -> split -> class -> n
     problems: list[Problem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # facts worth knowing that are not a problem (no videos/val)
     skipped: list[Problem] = field(default_factory=list)  # files of an unsupported type, left out
     checked: int = 0  # files examined
     deep: bool = False
@@ -78,6 +80,10 @@ def check_dataset(
             files.append((kind, dataset.path(sample)))
         report.counts[kind] = by_split
     report.warnings = _coverage_warnings(report)
+    if dataset.has("videos") and "val" not in dataset.splits("videos"):
+        report.notes.append(
+            f"videos/ has no val split: prepare carves {100 * DEFAULT_VAL_FRACTION:.0f}% of each class's train videos "
+            "as val videos (--val-videos), on which temporal epochs and temperatures are chosen")
     report.problems = _check_files(files, deep=deep, exact_frames=exact_frames, workers=workers, progress=progress)
     report.checked = len(files)
     return report
@@ -156,7 +162,8 @@ def _coverage_warnings(report: CheckReport) -> list[str]:
     for kind, by_split in report.counts.items():
         for split in KINDS[kind][0]:
             if split not in by_split:
-                warnings.append(f"{kind}/ has no {split} split")
+                if (kind, split) != ("videos", "val"):  # optional: a note (prepare carves val videos)
+                    warnings.append(f"{kind}/ has no {split} split")
                 continue
             empty = [n for n in report.classes if n in per_kind[kind] and n not in by_split[split]]
             if empty:

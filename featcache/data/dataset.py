@@ -1,8 +1,12 @@
 """The one loader of datasets in folder layout (CONTRACT.md)::
 
     ROOT/stills/{train,val,test}/<class>/<image>
-    ROOT/videos/{train,test}/<class>/<video>
+    ROOT/videos/{train,val,test}/<class>/<video>   # videos/val is optional
     ROOT/classes.txt            # optional, fixes the class order
+
+Without ``videos/val``, :meth:`FolderDataset.videos_with_val` carves the val videos from the
+train videos (seeded, class-stratified, :mod:`featcache.data.val_split`); ``prepare`` makes that
+split once and records it in ``temporal.h5``.
 
 A video is a video file (``.avi``, ``.mp4``, ``.gif``, ...) or a folder of frames, the
 rawframes layout of mmaction2 / denseflow (``<video>/img_00001.jpg ...``; other images in it,
@@ -15,12 +19,14 @@ splits and the file lists have one definition.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from featcache.errors import DatasetError
 from featcache.cache.schema import SPLITS, VIDEO_SPLITS
+from featcache.data.val_split import DEFAULT_VAL_FRACTION, DEFAULT_VAL_SEED, carve_val, carved_record
 from featcache.media.files import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, is_frame_folder
 
 CLASSES_FILE = "classes.txt"
@@ -171,6 +177,25 @@ class FolderDataset:
     def videos(self, split: str | None = None) -> list[Sample]:
         """Videos of one split (or all splits), in canonical order."""
         return self._samples("videos", split)
+
+    def videos_with_val(self, fraction: float = DEFAULT_VAL_FRACTION,
+                        seed: int = DEFAULT_VAL_SEED) -> tuple[list[Sample], dict]:
+        """Every video with its split, val included, and the record of where val came from.
+
+        ``videos/val`` present: the folders decide (``fraction`` and ``seed`` unused). Absent: a
+        seeded, class-stratified ``fraction`` of the train videos becomes val, video by video.
+        """
+        samples = self.videos()
+        if "val" in self.splits("videos"):
+            count = sum(s.split == "val" for s in samples)
+            return samples, {"val": "folder", "count": count}
+        train = [s for s in samples if s.split == "train"]
+        mask = carve_val([s.label for s in train], [s.path for s in train], fraction, seed)
+        carved = {s.path for s, m in zip(train, mask) if m}
+        samples = [dataclasses.replace(s, split="val") if s.path in carved else s for s in samples]
+        order = {name: i for i, name in enumerate(VIDEO_SPLITS)}
+        samples.sort(key=lambda x: (order[x.split], x.label, x.path))
+        return samples, carved_record(fraction, seed, len(carved), "train videos")
 
     def path(self, sample: Sample) -> Path:
         return self.root / sample.path

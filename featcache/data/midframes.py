@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from featcache.data.val_split import carve_val
 from featcache.data.dataset import FolderDataset, Sample
 from featcache.errors import DatasetError
 from featcache.utils.progress import make_progress
@@ -41,19 +42,10 @@ class MidframePlan:
 
 def val_carve_out(videos: list[Sample], val_fraction: float, seed: int) -> set[str]:
     """Paths of train videos whose middle frames become val stills: ``val_fraction`` of each
-    class (rounded, at least one when the class has two or more videos), chosen with ``seed``."""
-    rng = np.random.default_rng(seed)
-    by_class: dict[int, list[str]] = {}
-    for sample in videos:
-        by_class.setdefault(sample.label, []).append(sample.path)
-    chosen: set[str] = set()
-    for label in sorted(by_class):
-        paths = sorted(by_class[label])
-        count = int(round(val_fraction * len(paths)))
-        if val_fraction > 0 and len(paths) >= 2:
-            count = min(max(count, 1), len(paths) - 1)  # never empty the train class
-        chosen.update(paths[i] for i in rng.permutation(len(paths))[:count])
-    return chosen
+    class (rounded, at least one when the class has two or more videos, never all), chosen with
+    ``seed`` by the one carving rule (:func:`featcache.data.val_split.carve_val`)."""
+    mask = carve_val([s.label for s in videos], [s.path for s in videos], val_fraction, seed)
+    return {s.path for s, m in zip(videos, mask) if m}
 
 
 def plan_midframes(dataset: FolderDataset, out: Path, val_fraction: float = 0.1, seed: int = 0) -> list[MidframePlan]:

@@ -67,8 +67,10 @@ def flush_shard(parts: Path, k: int, buf: dict, dtype: str, logits: bool, dim: i
     write_shard(shard_path(parts, k), np.array(buf["rows"], dtype=np.int64), features, scores, buf["failed"])
 
 
-def assemble(path: Path, parts: Path, shards: list[range], rows: SourceRows, identity: dict) -> tuple[int, list, tuple]:
-    """Shards -> the final cache file (temporary name, ``complete`` last, rename)."""
+def assemble(path: Path, parts: Path, shards: list[range], rows: SourceRows, identity: dict,
+             weights_path: str | None = None) -> tuple[int, list, tuple]:
+    """Shards -> the final cache file (temporary name, ``complete`` last, rename). ``weights_path``:
+    where the weights were read from (root attribute, beside their sha256 ``weights``; not identity)."""
     kept, skipped, first = [], [], None
     for k in range(len(shards)):
         shard = read_shard(shard_path(parts, k))
@@ -84,7 +86,8 @@ def assemble(path: Path, parts: Path, shards: list[range], rows: SourceRows, ide
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             attrs = {k: identity[k] for k in ("modality", "backbone", "weights", "preprocessing", "classes", "rows_sha256")}
-            write_root_attrs(f, **attrs, skipped=json.dumps(skipped))
+            write_root_attrs(f, **attrs, weights_path=weights_path, skipped=json.dumps(skipped),
+                             video_split=rows.video_split)
             chunk = (min(n, 256),) + feature_shape[1:]
             features = f.create_dataset("features", shape=feature_shape, dtype=identity["dtype"], chunks=chunk)
             scores = None

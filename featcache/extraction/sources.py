@@ -33,6 +33,7 @@ class SourceRows:
     source: list[str]
     instance: np.ndarray
     unsupported: list[tuple[str, str]] = field(default_factory=list)  # files of other types, skipped
+    video_split: dict | None = None  # temporal rows: where temporal.h5's val videos came from (carried into the cache)
 
     def __len__(self) -> int:
         return len(self.source)
@@ -77,6 +78,7 @@ def temporal_rows(root: str | os.PathLike, cache_dir: str | os.PathLike, kind: s
             split=np.asarray(temporal.split, dtype=np.int8),
             source=[str(s) for s in temporal.source],
             instance=np.asarray(temporal.instance, dtype=np.int32),
+            video_split=temporal.video_split,
         )
     classes = FolderDataset(root).classes
     if classes != rows.classes:

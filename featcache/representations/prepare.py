@@ -165,9 +165,9 @@ def prepare(
 
 def _prepare(root, cache_dir, settings: PrepareSettings, env, workers, restart, keep_parts) -> PrepareReport:
     started = time.perf_counter()
-    dataset, samples = _videos(root)
+    dataset, samples, video_split = _videos(root, settings)
     out = temporal_cache_path(cache_dir)
-    report = PrepareReport(path=out, videos=len(samples), unsupported=list(dataset.skipped))
+    report = PrepareReport(path=out, videos=len(samples), unsupported=list(dataset.skipped), video_split=video_split)
     stamps = {s.path: file_stamp(dataset.path(s)) for s in samples}
     digest = video_list_digest(samples, stamps)
 
@@ -181,7 +181,7 @@ def _prepare(root, cache_dir, settings: PrepareSettings, env, workers, restart, 
         report.reused = len(samples) - len(jobs)
         errors = _compute(distributed.my_share(jobs, video_costs(jobs, settings, env), env), settings, env, workers, report)
         if env.is_main:  # rank 0 assembles; nothing on the other ranks waits for it
-            report.rows = assemble(out, dataset, samples, stamps, parts_folder(out), settings, errors, digest)
+            report.rows = assemble(out, dataset, samples, stamps, parts_folder(out), settings, errors, digest, video_split)
             if not keep_parts:
                 discard_parts(parts_folder(out))
         report.assembled = env.is_main
@@ -190,14 +190,16 @@ def _prepare(root, cache_dir, settings: PrepareSettings, env, workers, restart, 
     return report
 
 
-def _videos(root) -> tuple[FolderDataset, list]:
+def _videos(root, settings: PrepareSettings) -> tuple[FolderDataset, list, dict]:
+    """The dataset, its videos with their splits (val carved from train when ROOT/videos/val is
+    absent: decided here, once, and recorded in temporal.h5) and the record of that split."""
     dataset = FolderDataset(root)
     if not dataset.has("videos"):
         raise DatasetError(f"{dataset.root}: no videos/ folder; nothing to prepare")
-    samples = dataset.videos()
-    if not samples:
+    if not dataset.videos():
         raise DatasetError(f"{dataset.root / 'videos'}: no video files; nothing to prepare")
-    return dataset, samples
+    samples, video_split = dataset.videos_with_val(settings.val_videos, settings.val_seed)
+    return dataset, samples, video_split
 
 
 def _report_up_to_date(report: PrepareReport, out: Path, settings: PrepareSettings) -> None:

@@ -37,6 +37,11 @@ class PrepareSettings:
     # None -> on CUDA only (faster there, slower on the CPU); True -> also on the CPU (to compare
     # the two paths). Not recorded: both give the same flow, dynamic images within 1 grey level.
     preprocess_on_device: bool | None = None
+    # Without ROOT/videos/val: the share of each class's train videos carved out as val videos, and
+    # the seed of that draw. Recorded in the root attribute ``video_split`` (and in the rows'
+    # split codes), not in ``preprocessing``: a new split reuses every computed video.
+    val_videos: float = 0.2
+    val_seed: int = 0
 
     def __post_init__(self):
         if len(self.size) != 2 or min(self.size) < 8:
@@ -49,6 +54,8 @@ class PrepareSettings:
                 f"bad settings window={self.window} stride={self.stride} count={self.count} "
                 f"flow frames={self.flow_frames}; need window >= 2 and the others >= 1"
             )
+        if not 0.0 <= self.val_videos < 1.0:
+            raise FeatcacheError(f"bad --val-videos {self.val_videos}; expected a share in [0, 1), e.g. 0.2")
         if self.flow_batch < 0:
             raise FeatcacheError(f"bad --flow-batch {self.flow_batch}; expected 0 (automatic) or a positive count")
         if self.flow_method not in optical_flow.FLOW_METHODS:
@@ -70,6 +77,17 @@ class PrepareSettings:
         for kind in self.kinds:
             out[kind] = self.group_preprocessing(kind)
         return out
+
+    @classmethod
+    def from_preprocessing(cls, pre: dict[str, Any]) -> "PrepareSettings":
+        """The settings a ``temporal.h5``'s root ``preprocessing`` records (the inverse of :meth:`preprocessing`)."""
+        kinds = tuple(pre.get("kinds") or [k for k in TEMPORAL_KINDS if k in pre])
+        values: dict[str, Any] = {"size": tuple(pre["size"]), "kinds": kinds}
+        values.update({k: v for k, v in (pre.get("dynamic") or {}).items() if k in ("window", "stride", "count")})
+        flow = pre.get("flow") or {}
+        names = {"method": "flow_method", "frames": "flow_frames", "stack": "stack", "bound": "bound"}
+        values.update({names[k]: v for k, v in flow.items() if k in names})
+        return cls(**values)
 
     def frames_to_read(self) -> int:
         """Middle frames both representations need (61 for 60 flows, 40 for 6 windows)."""
@@ -94,6 +112,7 @@ class PrepareReport:
     up_to_date: bool = False
     unsupported: list[tuple[str, str]] = field(default_factory=list)  # files of other types in the tree, skipped
     assembled: bool = True  # False on the ranks > 0 of a torchrun job
+    video_split: dict | None = None  # where the val videos came from (temporal.h5's ``video_split``)
 
     @property
     def prepared(self) -> int:

@@ -3,6 +3,7 @@ write them as one part (:mod:`featcache.cache.parts`), named by its source and s
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,19 @@ def compute_video(path: Path, settings: PrepareSettings, decoded=None) -> tuple[
     ``decoded``: a future of :func:`decode_video` started earlier (decoding overlaps the flow).
     """
     frames, num_frames = decoded.result() if decoded is not None else decode_video(path, settings)
+    return compute_frames(frames, num_frames, settings)
+
+
+def video_representations(path: Path, settings: PrepareSettings, kind: str) -> np.ndarray:
+    """One kind of a new video's representations as ``prepare`` with ``settings`` stores them: the same
+    middle frames (those every recorded kind needs), then ``kind`` alone (``featcache predict``)."""
+    frames, num_frames = decode_video(path, settings)
+    arrays, _, _ = compute_frames(frames, num_frames, dataclasses.replace(settings, kinds=(kind,)))
+    return arrays[kind]
+
+
+def compute_frames(frames: np.ndarray, num_frames: int, settings: PrepareSettings):
+    """:func:`compute_video` from decoded frames."""
     if on_device(settings):
         return compute_on_device(frames, num_frames, settings)
     arrays: dict[str, np.ndarray] = {}

@@ -19,8 +19,10 @@ from featcache.utils.atomic import atomic_path
 from featcache.utils.progress import make_progress
 
 
-def assemble(out: Path, dataset: FolderDataset, samples, stamps, parts: Path, settings, errors, digest) -> dict[str, int]:
-    """Write temporal.h5 from the parts, in canonical order, complete=True last."""
+def assemble(out: Path, dataset: FolderDataset, samples, stamps, parts: Path, settings, errors, digest,
+             video_split: dict | None = None) -> dict[str, int]:
+    """Write temporal.h5 from the parts, in canonical order, complete=True last; ``video_split``
+    (where the val videos came from) is recorded as a root attribute."""
     rows: dict[str, dict[str, list]] = {k: {"labels": [], "split": [], "source": [], "instance": []} for k in settings.kinds}
     frames_col = []
     with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
@@ -66,6 +68,7 @@ def assemble(out: Path, dataset: FolderDataset, samples, stamps, parts: Path, se
         write_root_attrs(
             f, modality="temporal", classes=dataset.classes, preprocessing=settings.preprocessing(),
             videos=len(samples), failed=len([s for s in samples if s.path in errors]), video_list_digest=digest,
+            video_split=video_split,
         )
         mark_complete(f)
     return {kind: len(rows[kind]["labels"]) for kind in settings.kinds}

@@ -11,10 +11,8 @@ the logits, whose scales differ between streams)::
     write_metrics(run_dir, metrics)
     print_metrics(metrics)
 
-``metrics.json`` follows CONTRACT.md: ``method``, ``temporal``, ``config``,
-``still``/``derived``/``fused`` ``{"val", "test"}`` in percent, ``per_class``,
-``seconds``, plus ``experiment`` (``"main"`` or ``"midframe"``). A missing split or
-stream is ``null``.
+``metrics.json`` follows CONTRACT.md and ``docs/metrics.md`` (accuracies in percent; a
+missing split or stream is ``null``).
 """
 
 from __future__ import annotations
@@ -29,6 +27,17 @@ import numpy as np
 
 from featcache.errors import FeatcacheError
 from featcache.utils.atomic import atomic_path
+from heads.evaluation.uncertainty import (  # noqa: F401  (re-exported: one place to import them from)
+    NARROW_MARK,
+    NO_VIDEOS,
+    ONE_SEED,
+    add_run_holm,
+    ci_or_none,
+    mark_too_narrow,
+    small_split_warnings,
+    split_sizes,
+    temporal_classifier_entry,
+)
 
 METRICS_FILE = "metrics.json"
 STREAMS = ("still", "derived", "fused")
@@ -141,13 +150,14 @@ def build_metrics(
     classes: Sequence[str] | None = None,
     seconds: float = 0.0,
     experiment: str = "main",
+    clusters: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The ``metrics.json`` dict of one run (CONTRACT.md), accuracies in percent.
 
-    ``still`` and ``derived`` map ``"val"``/``"test"`` to softmax probabilities
-    ``[N, C]`` (a split may be missing or None); ``labels`` maps the same splits to
-    class indices. ``derived=None`` (still-only or temporal-classifier runs) makes the
-    derived and fused entries ``null``. Fused = mean of the still and derived softmaxes.
+    ``still``/``derived`` map ``"val"``/``"test"`` to softmaxes ``[N, C]`` (a split may be None), ``labels``
+    the same splits to class indices; ``derived=None`` makes the derived and fused entries ``null``.
+    ``clusters``: a split's rows' source videos (their intervals resample videos). One run is one
+    seed: its intervals say so (``ci_too_narrow``, dropped when ``heads.training.seeds`` combines seeds).
     """
     if labels is None or classes is None:
         raise ValueError("build_metrics() needs labels={'val': y, 'test': y} and classes")
@@ -182,8 +192,11 @@ def build_metrics(
                 name: round(acc, 4) for name, acc in per_class_accuracy(probs, labels[split], classes).items()
             }
     metrics["per_class"] = per_class
+    metrics["images"] = split_sizes(labels, classes)
     metrics["seconds"] = round(float(seconds), 3)
-    add_uncertainty(metrics, streams, labels, temperatures)
+    add_uncertainty(metrics, streams, labels, temperatures, clusters)
+    mark_too_narrow(metrics, ONE_SEED)
+    add_run_holm(metrics["gain"])
     return metrics
 
 
@@ -195,7 +208,7 @@ def stream_probs(still: Mapping[str, Any], derived: Mapping[str, Any] | None,
     first divides each stream's logits by its own temperature, fitted on val
     (``heads.evaluation.calibration``); without a val split the temperatures are 1.
     """
-    from heads.evaluation.calibration import apply_temperature, fit_temperature
+    from heads.evaluation.calibration import fit_temperature
 
     streams: dict[str, dict[str, Any] | None] = {name: None for name in ALL_STREAMS}
     streams["still"] = dict(still)
@@ -203,24 +216,32 @@ def stream_probs(still: Mapping[str, Any], derived: Mapping[str, Any] | None,
         return streams, {}
     streams["derived"] = dict(derived)
     pairs = [s for s in EVAL_SPLITS if still.get(s) is not None and derived.get(s) is not None]
-    streams["fused"] = {split: fuse(still[split], derived[split]) for split in pairs}
     temperatures = {"still": 1.0, "derived": 1.0}
     if "val" in pairs and labels.get("val") is not None:
         temperatures = {name: fit_temperature(streams[name]["val"], labels["val"]) for name in ("still", "derived")}
-    streams["fused_calibrated"] = {
-        split: fuse(apply_temperature(still[split], temperatures["still"]),
-                    apply_temperature(derived[split], temperatures["derived"]))
-        for split in pairs
-    }
+    fused = {split: fused_streams(still[split], derived[split], temperatures) for split in pairs}
+    for name in ("fused", "fused_calibrated"):
+        streams[name] = {split: fused[split][name] for split in pairs}
     return streams, {name: round(t, 6) for name, t in temperatures.items()}
 
 
+def fused_streams(still: Any, derived: Any, temperatures: Mapping[str, float]) -> dict[str, Any]:
+    """``fused`` (the paper's mean of the two softmaxes) and ``fused_calibrated`` (each stream first
+    scaled by its temperature, ``{"still": t, "derived": t}``) of one set of images."""
+    from heads.evaluation.calibration import apply_temperature
+
+    calibrated = (apply_temperature(still, temperatures["still"]), apply_temperature(derived, temperatures["derived"]))
+    return {"fused": fuse(still, derived), "fused_calibrated": fuse(*calibrated)}
+
+
 def add_uncertainty(metrics: dict[str, Any], streams: Mapping[str, Any], labels: Mapping[str, Any],
-                    temperatures: Mapping[str, float]) -> None:
-    """Second-wave keys (CONTRACT.md): per stream ``val_ci``/``test_ci`` (95% bootstrap over
-    images), ``top5``, ``map``, ``confusion`` and ``ece`` (on test); ``gain`` of each stream
-    over the still baseline (paired, same test images); the fitted ``temperatures``."""
+                    temperatures: Mapping[str, float], clusters: Mapping[str, Any] | None = None) -> None:
+    """Second-wave keys (CONTRACT.md): per stream ``val_ci``/``test_ci`` (95% interval over images,
+    or videos with ``clusters``), ``top5``, ``map``, ``confusion`` and ``ece`` (on test); ``gain`` of
+    each stream over the still baseline (paired, same test images, with its ``mde``); the ``temperatures``."""
     from heads.evaluation.statistics import correct, gain_over_baseline
+
+    clusters = clusters or {}
 
     for stream in ALL_STREAMS:
         entry, probs_by_split = metrics.get(stream), streams.get(stream)
@@ -228,31 +249,17 @@ def add_uncertainty(metrics: dict[str, Any], streams: Mapping[str, Any], labels:
             continue
         for split in EVAL_SPLITS:
             probs, y = probs_by_split.get(split), labels.get(split)
-            entry[f"{split}_ci"] = None if probs is None or y is None else ci_or_none(correct(probs, y))
+            entry[f"{split}_ci"] = None if probs is None or y is None else ci_or_none(correct(probs, y),
+                                                                                     clusters.get(split))
         entry.update(stream_test_metrics(probs_by_split.get("test"), labels.get("test")))
     metrics["gain"] = {}
     still_test, y = (streams.get("still") or {}).get("test"), labels.get("test")
     for stream in ALL_STREAMS[1:]:
         probs = (streams.get(stream) or {}).get("test")
         if probs is not None and still_test is not None and y is not None and len(y):
-            metrics["gain"][stream] = gain_over_baseline(correct(probs, y), correct(still_test, y))
+            metrics["gain"][stream] = gain_over_baseline(correct(probs, y), correct(still_test, y),
+                                                         clusters=clusters.get("test"))
     metrics["temperatures"] = dict(temperatures)
-
-
-def ci_or_none(correctness: Any) -> list[float] | None:
-    """The 95% bootstrap CI over images of bool ``[N]`` (or ``[S, N]`` over seeds); None for none."""
-    from heads.evaluation.statistics import accuracy_ci
-
-    if correctness is None or np.asarray(correctness).size == 0:
-        return None
-    return [_finite_or_none(v) for v in accuracy_ci(correctness)]
-
-
-def temporal_classifier_entry(correct: Any) -> dict[str, Any]:
-    """``{"test", "test_ci"}`` of the temporal classifier from its per-instance correctness on the
-    temporal test instances (bool ``[N]``; ``[S, N]`` over seeds gives the seed mean's CI)."""
-    correct = _as_numpy(correct, "temporal correctness").astype(bool)
-    return {"test": round(float(correct.mean() * 100.0), 4), "test_ci": ci_or_none(correct)}
 
 
 def stream_test_metrics(probs: Any, labels: Any) -> dict[str, Any]:
@@ -275,18 +282,16 @@ def stream_test_metrics(probs: Any, labels: Any) -> dict[str, Any]:
 
 
 def selection_score(metrics: Mapping[str, Any]) -> tuple[float | None, str]:
-    """The accuracy used to rank runs (model selection never looks at test when val exists).
+    """The accuracy used to rank runs: val only, never test (docs/metrics.md, the protocol).
 
-    Fused val for T2SIL runs; derived val, then still val otherwise. Runs without any
-    val split (temporal classifiers: videos have train/test only, and the paper
-    validates temporal models on the test videos) fall back to the same order on test.
-    Returns ``(value or None, "stream/split")``.
+    Fused val for T2SIL runs; derived val, then still val otherwise (a temporal model's "still"
+    val is its accuracy on the val videos). A run without any val accuracy has no score: it
+    cannot be ranked without reading test labels, so it is not. Returns ``(value or None, "stream/split")``.
     """
-    for split in EVAL_SPLITS:
-        for stream in ("fused", "derived", "still"):
-            entry = metrics.get(stream)
-            if entry and entry.get(split) is not None:
-                return float(entry[split]), f"{stream}/{split}"
+    for stream in ("fused", "derived", "still"):
+        entry = metrics.get(stream)
+        if entry and entry.get("val") is not None:
+            return float(entry["val"]), f"{stream}/val"
     return None, "none"
 
 
@@ -334,12 +339,14 @@ def format_accuracy(entry: Mapping[str, Any] | None, split: str, missing: str = 
         text += f" ± {entry[f'{split}_std']:.1f}"
     ci = (entry or {}).get(f"{split}_ci")
     if ci and ci[0] is not None and ci[1] is not None:
-        text += f" [{ci[0]:.1f}, {ci[1]:.1f}]"
+        text += f" [{ci[0]:.1f}, {ci[1]:.1f}]" + (NARROW_MARK if (entry or {}).get("ci_too_narrow") else "")
     return text
 
 
-def format_gain(gain: Mapping[str, Any] | None, missing: str = "-") -> str:
-    """``+4.2 [0.8, 7.5] *`` with the significance mark of its paired p-value."""
+def format_gain(gain: Mapping[str, Any] | None, missing: str = "-", p_value: float | None = None,
+                mde: bool = False) -> str:
+    """``+4.2 [0.8, 7.5]† *`` (``mde``: `` (MDE 6.1)``): the mark of ``p_value`` when given (the report's
+    Holm-adjusted p), else of the run's ``p_holm``, else of the raw ``p_value``; † when the CI is too narrow."""
     from heads.evaluation.statistics import significance_mark
 
     if not gain or gain.get("test") is None:
@@ -347,9 +354,12 @@ def format_gain(gain: Mapping[str, Any] | None, missing: str = "-") -> str:
     ci = gain.get("test_ci") or [None, None]
     text = f"{gain['test']:+.1f}"
     if ci[0] is not None and ci[1] is not None:
-        text += f" [{ci[0]:+.1f}, {ci[1]:+.1f}]"
-    mark = significance_mark(gain.get("p_value"))
-    return f"{text} {mark}" if mark else text
+        text += f" [{ci[0]:+.1f}, {ci[1]:+.1f}]" + (NARROW_MARK if gain.get("ci_too_narrow") else "")
+    if p_value is None:
+        p_value = gain.get("p_holm", gain.get("p_value"))
+    mark = significance_mark(p_value)
+    text = f"{text} {mark}" if mark else text
+    return text + (f" (MDE {gain['mde']:.1f})" if mde and gain.get("mde") is not None else "")
 
 
 def print_metrics(metrics: Mapping[str, Any], console=None) -> None:
@@ -386,7 +396,9 @@ def print_metrics(metrics: Mapping[str, Any], console=None) -> None:
     if seeds:
         caption.append(f"{len(seeds)} seeds {seeds}")
     if gains:
-        caption.append("gain: paired bootstrap on the same test images, * p < 0.05, ** p < 0.01")
+        caption.append("gain: paired on the same test images, * p < 0.05, ** p < 0.01 (Holm over this run's gains)")
+    if any((metrics.get(s) or {}).get("ci_too_narrow") for s in ALL_STREAMS):
+        caption.append(f"{NARROW_MARK} CI too narrow: {next(metrics[s]['ci_too_narrow'] for s in ALL_STREAMS if (metrics.get(s) or {}).get('ci_too_narrow'))}")
     if metrics.get("seconds") is not None:
         caption.append(f"{metrics['seconds']:.1f} s")
     table.caption = "; ".join(caption)

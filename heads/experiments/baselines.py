@@ -15,26 +15,26 @@ import contextlib
 import os
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import torch
 
 from featcache.errors import CacheError, FeatcacheError
 from featcache.utils.progress import optional_progress
 from featcache.cache.feature_cache import FeatureCache, SplitData, check_same_classes, find_cache
-from heads.training.config import STILL_DEFAULTS, apply_config_file, apply_sets
+from heads.training.config import STILL_DEFAULTS
 from heads.evaluation.metrics import build_metrics
 from heads.training.head_data import HeadData
+from heads.training.resolve import resolve
 from heads.training.run_dir import write_head_run
 
 BASELINES = ("still", "aug-frames")
 
-def still_config(assignments: Iterable[str] = (), config_file: str | os.PathLike | None = None) -> dict[str, Any]:
-    """The heads' still-model defaults, then a config file's keys, then ``KEY=VALUE`` overrides (still keys only)."""
-    config = dict(STILL_DEFAULTS)
-    if config_file is not None:
-        config = apply_config_file(config, config_file, "baseline")
-    return apply_sets(config, assignments, "baseline")
+def still_config(assignments: Iterable[str] = (), config_file: str | os.PathLike | None = None,
+                 values: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The heads' still-model defaults, then a config file's keys, then ``values``, then ``KEY=VALUE``
+    overrides (still keys only; the one resolver, :func:`heads.training.resolve.resolve`)."""
+    return resolve(STILL_DEFAULTS, "baseline", config_file=config_file, values=values, sets=assignments)
 
 def still_only_data(still_cache: FeatureCache) -> HeadData:
     """HeadData with the still stream only (the still model needs nothing temporal)."""
@@ -69,7 +69,7 @@ def train_baseline(method: str, cache_dir: str | os.PathLike = "cache", *, backb
 
     if method not in BASELINES:
         raise FeatcacheError(f"unknown baseline {method!r}; expected one of {', '.join(BASELINES)}")
-    config = dict(config or still_config())
+    config = still_config(values=config)
     start = time.perf_counter()
     still_cache = FeatureCache.open(find_cache(cache_dir, "still", backbone))
     data = still_only_data(still_cache)
@@ -103,7 +103,8 @@ def train_baseline(method: str, cache_dir: str | os.PathLike = "cache", *, backb
     if out is not None:
         checkpoint = {
             "method": method, "config": config, "classes": data.classes, "still_model": stream.mode,
-            "still_cache": str(still_cache.path), "dims": {"still": still_cache.feature_dim, "classes": data.num_classes},
+            "still_cache": str(still_cache.path), "still_record": still_cache.record(),
+            "dims": {"still": still_cache.feature_dim, "classes": data.num_classes},
             "state": {"still": stream.states[0]},
         }
         write_head_run(Path(out), checkpoint, {k: config[k] for k in STILL_DEFAULTS},

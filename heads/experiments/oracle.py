@@ -2,7 +2,8 @@
 
 Pretend a model derives the temporal information of a still image perfectly: for each
 still image, draw a co-class temporal instance from data the temporal model never saw in
-training (the test videos), and average its temporal softmax with the still softmax.
+training (the test videos for the test stills, the val videos for the val stills: the val oracle
+and the temperatures never see a test row), and average its temporal softmax with the still softmax.
 Repeat ``runs`` times with fresh draws; report the improvement over the still baseline
 in percentage points, mean ± std over the runs::
 
@@ -11,7 +12,7 @@ in percentage points, mean ± std over the runs::
 
 Beside the paper's plain average, a calibrated oracle fuses the same draws after temperature
 scaling each stream (``heads.evaluation.calibration``, one temperature per stream fitted on the val
-stills: the still model's on its val softmax, the temporal classifier's on the temporal rows
+stills: the still model's on its val softmax, the temporal classifier's on the val-video rows
 drawn for the val stills), so a confident but uninformative temporal stream cannot outvote
 the still stream: ``oracle_runs(..., temperatures={"still": t_s, "temporal": t_t})``.
 """
@@ -25,7 +26,7 @@ import numpy as np
 
 from heads.evaluation.metrics import accuracy, fuse, per_class_accuracy
 from heads.samplers.co_class import draw_co_class
-from heads.evaluation.statistics import accuracy_ci, gain_over_baseline
+from heads.evaluation.statistics import crossed_accuracy_ci, crossed_comparison, gain_entry
 
 
 @dataclass
@@ -40,17 +41,25 @@ class OracleResult:
     # The same draws fused after temperature scaling (``temperatures`` given), else None.
     calibrated_accuracy: np.ndarray | None = None  # [runs], percent
     calibrated_correct: np.ndarray | None = None  # [runs, N] bool
+    video: np.ndarray | None = None  # [runs, N] index of the drawn row's source video (-1: none), when known
+
+    def _video(self) -> np.ndarray:
+        """Each draw's video; without sources every temporal row counts as its own video."""
+        return self.drawn if self.video is None else self.video
 
     def gain(self) -> dict:
-        """The oracle's gain over the still baseline with its 95% CI over images and paired p-value
-        (``heads.evaluation.statistics``: each image counts with its share of draws fused right)."""
-        return gain_over_baseline(self.fused_correct, self.still_correct)
+        """The oracle's gain over the still baseline with its 95% CI and p-value from one procedure,
+        covering the test stills and the test videos drawn (``statistics.crossed_comparison``), and its MDE."""
+        return gain_entry(crossed_comparison(self.fused_correct, self.still_correct, self._video()))
 
     def calibrated_gain(self) -> dict | None:
         """:meth:`gain` of the calibrated fusion (None without temperatures)."""
         if self.calibrated_correct is None:
             return None
-        return gain_over_baseline(self.calibrated_correct, self.still_correct)
+        return gain_entry(crossed_comparison(self.calibrated_correct, self.still_correct, self._video()))
+
+    def accuracy_ci(self, correctness: np.ndarray) -> list[float]:
+        return [round(v, 4) for v in crossed_accuracy_ci(correctness, self._video())]
 
     @property
     def improvement(self) -> np.ndarray:
@@ -70,24 +79,15 @@ class OracleResult:
         return int((self.drawn[0] < 0).sum()) if self.drawn.size else 0
 
 
-def oracle_runs(
-    still_probs,
-    still_labels,
-    temporal_probs,
-    temporal_labels,
-    train_used,
-    *,
-    runs: int = 100,
-    seed: int = 0,
-    classes: Sequence[str] | None = None,
-    temperatures: dict | None = None,
-) -> OracleResult:
+def oracle_runs(still_probs, still_labels, temporal_probs, temporal_labels, train_used, *, runs: int = 100,
+                seed: int = 0, classes: Sequence[str] | None = None, temperatures: dict | None = None,
+                temporal_sources=None) -> OracleResult:
     """``runs`` oracle draws; every array is numpy (or torch), probabilities are softmaxes.
 
     ``train_used[j]`` is true for temporal rows the temporal model was trained on; those
     are never drawn. Stills of a class without any eligible row keep their still prediction.
     ``temperatures`` (``{"still": t, "temporal": t}``, e.g. from :func:`fit_oracle_temperatures`)
-    adds the calibrated fusion of the same draws.
+    adds the calibrated fusion of the same draws; ``temporal_sources`` (each row's video): intervals over videos.
     """
     still_probs = np.asarray(still_probs, dtype=np.float64)
     still_labels = np.asarray(still_labels, dtype=np.int64)
@@ -128,7 +128,14 @@ def oracle_runs(
         still_correct=still_probs.argmax(1) == still_labels,
         calibrated_accuracy=np.array(calibrated_acc) if temperatures is not None else None,
         calibrated_correct=np.stack(calibrated_correct) if temperatures is not None else None,
+        video=None if temporal_sources is None else _drawn_video(np.stack(drawn_all), temporal_sources),
     )
+
+
+def _drawn_video(drawn: np.ndarray, sources) -> np.ndarray:
+    """The video index of every drawn row (``-1`` stays -1)."""
+    _, video = np.unique(np.asarray(sources), return_inverse=True)
+    return np.where(drawn >= 0, video[np.maximum(drawn, 0)], -1)
 
 
 def _check_oracle_inputs(still_probs, temporal_probs, temporal_labels, eligible, runs: int) -> None:
@@ -194,29 +201,37 @@ def run_oracle(cache_dir="cache", temporal: str = "dynamic", *, runs: int = 100,
     import time
 
     from featcache.cache.schema import SPLIT_CODE
-    from heads.training.config import default_config, write_config
-    from heads.evaluation.metrics import build_metrics, temporal_classifier_entry, write_metrics
+    from heads.training.config import write_config
+    from heads.training.methods import head_config
+    from heads.evaluation.metrics import (
+        ONE_SEED, add_run_holm, build_metrics, mark_too_narrow, temporal_classifier_entry, write_metrics,
+    )
     from heads.training.head_data import HeadData
     from featcache.utils.device import resolve_device
 
     start = time.perf_counter()
-    config = dict(config or default_config("classifier", temporal))
+    config = head_config("classifier", temporal, values=config)
     data = HeadData.load(cache_dir, temporal, backbone)
     device = resolve_device(device)
     still, dimred = _fit_heads(data, config, cache_dir, device, out, progress)
-    temporal_probs, temporal_labels, train_used = _temporal_rows(data, dimred, device)
+    temporal_probs, temporal_labels, pool = _temporal_rows(data, dimred, device)
+    sources = [*data.temporal["train"].source, *data.temporal["val"].source, *data.temporal["test"].source]
+    # The val stills draw from the val videos, the test stills from the test videos: nothing but the
+    # final test evaluation reads a test row. Never drawn: the rows of the other splits.
+    not_drawn = {s: pool != SPLIT_CODE[s] for s in ("val", "test")}
 
     splits = [s for s in ("val", "test") if still.probs.get(s) is not None]
     still_probs = {s: still.probs[s][0].cpu().numpy() for s in splits}
     labels = {s: data.still[s].labels.numpy() for s in splits}
-    # The calibrated oracle's temperatures come from the val stills and their draws (no val: T = 1).
+    # The calibrated oracle's temperatures come from the val stills and their val-video draws (no val: T = 1).
     temperatures = {"still": 1.0, "temporal": 1.0}
     if "val" in splits:
         temperatures = fit_oracle_temperatures(still_probs["val"], labels["val"], temporal_probs, temporal_labels,
-                                               train_used, runs=runs, seed=seed + SPLIT_CODE["val"])
+                                               not_drawn["val"], runs=runs, seed=seed + SPLIT_CODE["val"])
     results = {
-        split: oracle_runs(still_probs[split], labels[split], temporal_probs, temporal_labels, train_used,
-                           runs=runs, seed=seed + SPLIT_CODE[split], classes=data.classes, temperatures=temperatures)
+        split: oracle_runs(still_probs[split], labels[split], temporal_probs, temporal_labels, not_drawn[split],
+                           runs=runs, seed=seed + SPLIT_CODE[split], classes=data.classes, temperatures=temperatures,
+                           temporal_sources=sources)
         for split in splits
     }
     metrics = build_metrics("oracle", temporal, {**config, "runs": runs, "oracle_seed": seed},
@@ -224,8 +239,13 @@ def run_oracle(cache_dir="cache", temporal: str = "dynamic", *, runs: int = 100,
                             {s: labels.get(s) for s in ("val", "test")}, data.classes,
                             time.perf_counter() - start, experiment=experiment)
     _add_oracle_metrics(metrics, results, runs, temperatures)
-    metrics["temporal_classifier"] = temporal_classifier_entry(dimred.temporal_test_correct[0])
-    metrics["temporal_rows"] = {"eligible": int((~train_used).sum()), "train_used": int(train_used.sum())}
+    metrics["temporal_classifier"] = temporal_classifier_entry(dimred.temporal_test_correct[0],
+                                                               data.temporal["test"].source)
+    mark_too_narrow(metrics, ONE_SEED)  # one still model and one temporal classifier
+    add_run_holm(metrics["gain"])
+    metrics["temporal_rows"] = {"eligible": int((pool == SPLIT_CODE["test"]).sum()), "val": int((pool == SPLIT_CODE["val"]).sum()),
+                                "train_used": int((pool == SPLIT_CODE["train"]).sum())}
+    metrics["temporal_val"] = data.temporal_val  # where the val videos (val oracle, temperatures) came from
     if out is not None:
         write_config(out, config, f"featcache oracle --temporal {temporal}: the still model and temporal classifier's "
                                   f"configuration ({runs} runs, seed {seed})")
@@ -257,17 +277,20 @@ def _fit_heads(data, config: dict, cache_dir, device, out, progress: bool):
 
 
 def _temporal_rows(data, dimred, device) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every temporal row's softmax and label, and a mask of the train rows (the draw must never pick them)."""
+    """Every temporal row's softmax and label, and its split code (0 train: never drawn; 1 val: drawn
+    for the val stills; 2 test: drawn for the test stills)."""
     import torch
 
+    from featcache.cache.schema import SPLIT_CODE
     from heads.training.loop import predict
 
-    rows = [data.temporal["train"], data.temporal["test"]]
+    names = ("train", "val", "test")
+    rows = [data.temporal[name] for name in names]
     features = torch.cat([r.features for r in rows]).to(device)
     temporal_probs = predict(dimred.model, features, 1).softmax(-1)[0].cpu().numpy()
     temporal_labels = torch.cat([r.labels for r in rows]).numpy()
-    train_used = torch.cat([torch.ones(len(rows[0]), dtype=torch.bool), torch.zeros(len(rows[1]), dtype=torch.bool)]).numpy()
-    return temporal_probs, temporal_labels, train_used
+    pool = np.concatenate([np.full(len(r), SPLIT_CODE[name], dtype=np.int8) for name, r in zip(names, rows)])
+    return temporal_probs, temporal_labels, pool
 
 
 def _add_oracle_metrics(metrics: dict, results: dict[str, OracleResult], runs: int,
@@ -292,8 +315,8 @@ def _add_oracle_metrics(metrics: dict, results: dict[str, OracleResult], runs: i
     metrics["fused_calibrated"] = {s: _mean_or_none(results, s, "calibrated_accuracy") for s in ("val", "test")}
     metrics["temperatures"] = {name: round(t, 6) for name, t in temperatures.items()}
     for s, r in results.items():
-        metrics["fused"][f"{s}_ci"] = [round(v, 4) for v in accuracy_ci(r.fused_correct)]
-        metrics["fused_calibrated"][f"{s}_ci"] = [round(v, 4) for v in accuracy_ci(r.calibrated_correct)]
+        metrics["fused"][f"{s}_ci"] = r.accuracy_ci(r.fused_correct)
+        metrics["fused_calibrated"][f"{s}_ci"] = r.accuracy_ci(r.calibrated_correct)
     for s, r in results.items():
         metrics["per_class"][s]["fused"] = {k: round(v, 4) for k, v in (r.per_class_fused or {}).items()}
 

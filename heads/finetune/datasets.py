@@ -13,6 +13,7 @@ turns a uint8 ``[H, W, C]`` array into a float tensor ``[C, crop, crop]``.
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 from typing import Callable
@@ -22,6 +23,7 @@ import torch
 from torch.utils.data import Dataset
 
 from featcache.data.dataset import FolderDataset
+from featcache.data.val_split import DEFAULT_VAL_FRACTION, DEFAULT_VAL_SEED, carve_val, carved_record
 from featcache.errors import DatasetError
 from featcache.cache.schema import SPLIT_CODE
 from heads.samplers.co_class import draw_co_class
@@ -44,6 +46,14 @@ class StillImages(Dataset):
 
     def __len__(self) -> int:
         return len(self.samples)
+
+    def subset(self, keep: np.ndarray, transform: Transform) -> "StillImages":
+        """These images where ``keep`` is true, with another transform (a carved val share)."""
+        out = copy.copy(self)
+        out.samples = [s for s, k in zip(self.samples, keep) if k]
+        out.labels, out.sources = self.labels[keep], [p for p, k in zip(self.sources, keep) if k]
+        out.transform = transform
+        return out
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         from featcache.media.images import read_image
@@ -96,6 +106,14 @@ class TemporalInstances(Dataset):
         state["_pid"] = None  # reopen in the worker
         return state
 
+    def subset(self, keep: np.ndarray, transform: Transform) -> "TemporalInstances":
+        """These instances where ``keep`` is true, with another transform (carved val videos)."""
+        out = copy.copy(self)
+        out.rows, out.labels, out.instances = self.rows[keep], self.labels[keep], self.instances[keep]
+        out.sources = [s for s, k in zip(self.sources, keep) if k]
+        out.transform = transform
+        return out
+
     def raw(self, index: int) -> np.ndarray:
         return np.asarray(self.data[int(self.rows[index])])
 
@@ -105,6 +123,35 @@ class TemporalInstances(Dataset):
     def keys(self) -> list[tuple[str, int]]:
         """``(source, instance)`` of every row: how feature caches are matched to these instances."""
         return list(zip(self.sources, self.instances.tolist()))
+
+
+def carve_stills_val(train: StillImages, eval_transform: Transform) -> tuple[StillImages, StillImages, dict]:
+    """(train stills, val stills, record) when the dataset has no stills/val: a seeded,
+    class-stratified share of the train stills (each still its own group), the one rule of
+    :mod:`featcache.data.val_split`."""
+    keep = carve_val(train.labels, train.sources, DEFAULT_VAL_FRACTION, DEFAULT_VAL_SEED)
+    record = carved_record(DEFAULT_VAL_FRACTION, DEFAULT_VAL_SEED, int(keep.sum()), "train stills (no stills/val)")
+    return train.subset(~keep, train.transform), train.subset(keep, eval_transform), record
+
+
+def temporal_train_val(path: str | os.PathLike, kind: str, train_transform: Transform,
+                       eval_transform: Transform) -> tuple[TemporalInstances, TemporalInstances, dict]:
+    """(train instances, val instances, where val came from) of ``temporal.h5``: its val videos, or
+    for a file built before the val split, a seeded class-stratified share of its train videos
+    carved here (whole videos), never the test videos."""
+    train = TemporalInstances(path, kind, "train", train_transform)
+    split_codes = np.asarray(train._temporal.split)
+    if (split_codes == SPLIT_CODE["val"]).any():
+        record = train._temporal.video_split or {"val": "temporal.h5"}
+        return train, TemporalInstances(path, kind, "val", eval_transform), record
+    keep = carve_val(train.labels, train.sources, DEFAULT_VAL_FRACTION, DEFAULT_VAL_SEED)
+    if not keep.any():
+        raise DatasetError(f"{path}: no val videos and too few train videos per class to carve any; "
+                           "add ROOT/videos/val or more train videos, then rerun featcache prepare")
+    record = carved_record(DEFAULT_VAL_FRACTION, DEFAULT_VAL_SEED, len({s for s, k in zip(train.sources, keep) if k}),
+                           f"the train videos of {Path(path).name} (it has no val videos: built before the val "
+                           "split; rebuild with featcache prepare --restart to record the split)")
+    return train.subset(~keep, train_transform), train.subset(keep, eval_transform), record
 
 
 def sample_co_class_partners(still_labels: np.ndarray, temporal_labels: np.ndarray, *, seed: int, epoch: int,

@@ -67,11 +67,6 @@ class RunContext:
     start: float  # time.perf_counter() when the run began: the metrics' seconds
 
 
-def check_schedule(epochs: int, batch_size: int, lr: float) -> None:
-    if epochs < 1 or batch_size < 1 or lr <= 0:
-        raise FeatcacheError("--epochs and --batch-size must be at least 1 and --lr positive")
-
-
 @contextlib.contextmanager
 def run_context(device: str, *, amp: bool | None, channels_last: bool | None,
                 workers: int | None) -> Iterator[RunContext]:
@@ -271,25 +266,38 @@ def _state_copy(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 # -- the epoch loop ---------------------------------------------------------------
-def fit(*, model: nn.Module, criterion: Callable, optimizer: torch.optim.Optimizer, scheduler, train_data: Dataset,
-        val_data: Dataset, score_fn: Callable[[torch.Tensor], float], epochs: int, batch_size: int,
-        checkpoint_path: str | os.PathLike, run_key: dict[str, Any], device: torch.device, env: DistEnv = DistEnv(),
-        seed: int = 0, workers: int = 0, resume: bool | None = None, targets_fn: Callable | None = None,
-        amp: bool = False, channels_last: bool = False, log: Callable[[str], None] | None = None,
-        phase: str = "finetune", loss_name: str = "loss",
-        val_values: Callable[[torch.Tensor], dict[str, float]] | None = None) -> dict[str, Any]:
-    """Train for ``epochs`` epochs, scoring the validation logits with ``score_fn`` after each one
-    (higher is better) and keeping the best weights. Checkpoints every epoch; resumes from
-    ``checkpoint_path`` when it holds the same run. Returns the final training-state dict; the best
-    weights are loaded into ``model``. Each epoch's loss (as ``loss_name``), learning rate, ``val``
-    score and ``val_values(logits)`` go to the run folder's ``history.jsonl`` (``phase``)."""
+@dataclass
+class Objective:
+    """What a run optimises and how an epoch is judged: ``criterion(model(x), targets)`` (after
+    ``targets_fn`` maps the targets: TSN's live teacher), ``score_fn(val logits)`` (higher is better;
+    the best epoch's weights are kept), ``val_values(val logits)`` (more history values) and the
+    names its history uses (``phase``, ``loss_name``)."""
+
+    criterion: Callable
+    score_fn: Callable[[torch.Tensor], float]
+    targets_fn: Callable | None = None
+    val_values: Callable[[torch.Tensor], dict[str, float]] | None = None
+    phase: str = "finetune"
+    loss_name: str = "loss"
+
+
+def fit(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler, objective: Objective, train_data: Dataset,
+        val_data: Dataset, run: RunContext, *, epochs: int, batch_size: int, checkpoint_path: str | os.PathLike,
+        run_key: dict[str, Any], seed: int = 0, resume: bool | None = None,
+        log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Train for ``epochs`` epochs on ``run``'s device, scoring the validation logits with the
+    objective after each one and keeping the best weights. Checkpoints every epoch; resumes from
+    ``checkpoint_path`` when it holds the same run (``run_key``). Returns the final training-state
+    dict; the best weights are loaded into ``model``. Each epoch's loss, learning rate, ``val`` score
+    and ``val_values`` go to the run folder's ``history.jsonl``."""
     from heads.evaluation.history import History
 
+    env, device, amp, channels_last = run.env, run.device, run.amp, run.channels_last
     checkpoint_path = Path(checkpoint_path)
     log = log or (lambda msg: console.print(msg) if env.is_main else None)
     trained = wrap_distributed(model, env, device)
-    loader = train_loader(train_data, batch_size, env, seed=seed, workers=workers)
-    val_loader = eval_loader(val_data, batch_size, env, workers=workers)
+    loader = train_loader(train_data, batch_size, env, seed=seed, workers=run.workers)
+    val_loader = eval_loader(val_data, batch_size, env, workers=run.workers)
     state = start_state(checkpoint_path, run_key, resume, model, optimizer, scheduler, env, epochs, log)
     history = History(checkpoint_path.parent).start(state["history"]) if env.is_main else None
     with optional_progress(env.is_main, "img/s") as progress:
@@ -299,18 +307,20 @@ def fit(*, model: nn.Module, criterion: Callable, optimizer: torch.optim.Optimiz
                 train_data.set_epoch(epoch)
             start = time.perf_counter()
             lr = optimizer.param_groups[0]["lr"]
-            loss = train_one_epoch(trained, criterion, optimizer, loader, device, epoch, targets_fn=targets_fn,
-                                   amp=amp, channels_last=channels_last, progress=progress)
+            loss = train_one_epoch(trained, objective.criterion, optimizer, loader, device, epoch,
+                                   targets_fn=objective.targets_fn, amp=amp, channels_last=channels_last,
+                                   progress=progress)
             if scheduler is not None:
                 scheduler.step()
             logits = evaluate(model, val_loader, device, env, amp=amp, channels_last=channels_last,
                               progress=progress, description=f"epoch {epoch + 1} val")
-            score = float(score_fn(logits))
-            entry = {"phase": phase, "epoch": epoch + 1, loss_name: loss, "val": score,
-                     **(val_values(logits) if val_values else {}), "lr": lr, "seconds": time.perf_counter() - start}
+            score = float(objective.score_fn(logits))
+            entry = {"phase": objective.phase, "epoch": epoch + 1, objective.loss_name: loss, "val": score,
+                     **(objective.val_values(logits) if objective.val_values else {}), "lr": lr,
+                     "seconds": time.perf_counter() - start}
             state["history"].append(entry)
             if history is not None:
-                history.record(phase, epoch + 1, {k: v for k, v in entry.items() if k not in ("phase", "epoch")})
+                history.record(objective.phase, epoch + 1, {k: v for k, v in entry.items() if k not in ("phase", "epoch")})
             if score > state["best_score"] or state["best_model"] is None:
                 state.update(best_score=score, best_epoch=epoch + 1, best_model=_state_copy(model))
             log(f"epoch {epoch + 1}/{epochs}: loss {loss:.4f}, val {score:.2f} (best {state['best_score']:.2f}"

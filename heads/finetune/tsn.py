@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +30,13 @@ from torch import nn
 
 from featcache.errors import CacheError, FeatcacheError
 from featcache.utils.progress import console, optional_progress
-from featcache.cache.schema import TEMPORAL_KINDS, backbone_file_tag, feature_cache_path, temporal_cache_path
+from featcache.cache.schema import backbone_file_tag, feature_cache_path, temporal_cache_path
 from featcache.utils.atomic import atomic_path
 from heads.finetune import engine
-from heads.finetune.defaults import TARGET_MODES, TEMPERATURE, TSN_DEFAULTS as DEFAULTS
+from heads.finetune.defaults import TEMPERATURE, TSNSettings, input_sizes
 from heads.finetune.finetune import CHECKPOINT_FILE, model_path
 from heads.training.checkpoint import MODEL_FILE
+from heads.training.config import write_config
 from heads.training.run_dir import default_run_dir
 
 TARGETS_FILE = "teacher_logits.pt"
@@ -178,28 +180,24 @@ def cached_teacher_targets(teacher: nn.Module, instances, *, cache_file: Path, s
 
 
 # -- the run ---------------------------------------------------------------------------------
-def check_tsn_options(temporal: str, targets: str, epochs: int, batch_size: int, lr: float) -> None:
-    if temporal not in TEMPORAL_KINDS:
-        raise FeatcacheError(f"unknown temporal kind {temporal!r}; expected {', '.join(TEMPORAL_KINDS)}")
-    if targets not in TARGET_MODES:
-        raise FeatcacheError(f"unknown --targets {targets!r}; expected live or cached")
-    engine.check_schedule(epochs, batch_size, lr)
-
-
 def tsn_datasets(dataset, temporal: str, cache_dir, crop: int, resize: int) -> dict[str, Any]:
     """The student's augmented train stills, its val/test stills (None when absent) and the teacher's
     temporal training instances (centre crops)."""
     from featcache.backbones.preprocessing import build_transform
-    from heads.finetune.datasets import StillImages, TemporalInstances
+    from heads.finetune.datasets import StillImages, TemporalInstances, carve_stills_val
 
     still_eval = build_transform("still", train=False, crop=crop, resize=resize)
     train_stills = StillImages(dataset, "train", build_transform("still", train=True, crop=crop, resize=resize))
     splits = dataset.splits("stills")
     evals = {s: StillImages(dataset, s, still_eval) if s in splits else None for s in ("val", "test")}
+    still_val = {"val": "folder"}
+    if evals["val"] is None:  # no stills/val: the epoch is chosen on a share carved from the train stills
+        train_stills, evals["val"], still_val = carve_stills_val(train_stills, still_eval)
     temporal_path = temporal_cache_path(cache_dir)
     instances = TemporalInstances(temporal_path, temporal, "train",
                                   build_transform(temporal, train=False, crop=crop, resize=resize))
-    return {"train": train_stills, "evals": evals, "instances": instances, "temporal_path": temporal_path}
+    return {"train": train_stills, "evals": evals, "instances": instances, "temporal_path": temporal_path,
+            "still_val": still_val}
 
 
 def predict_splits(model: nn.Module, evals: dict, batch_size: int, run: engine.RunContext) -> dict:
@@ -214,84 +212,88 @@ def predict_splits(model: nn.Module, evals: dict, batch_size: int, run: engine.R
     return {s: predict(s) if evals[s] is not None else None for s in ("val", "test")}
 
 
-def train_tsn(root, *, temporal: str = "dynamic", backbone: str | None = None, cache_dir: str | os.PathLike = "cache",
-              out: str | os.PathLike | None = None, student: str | os.PathLike | None = None,
-              teacher: str | os.PathLike | None = None, targets: str = "cached", temperature: float | None = None,
-              lr: float = DEFAULTS["lr"], epochs: int = DEFAULTS["epochs"], batch_size: int = DEFAULTS["batch_size"],
-              num_convs: int = DEFAULTS["num_convs"], crop: int = 224, resize: int = 256, device: str = "auto",
-              workers: int | None = None, seed: int = 0, resume: bool | None = None, amp: bool | None = None,
-              channels_last: bool | None = None) -> dict[str, Any]:
-    """Distil the temporal teacher into the still student; returns the run's metrics dict."""
+def train_tsn(root, settings: TSNSettings, *, cache_dir: str | os.PathLike = "cache",
+              out: str | os.PathLike | None = None, resume: bool | None = None,
+              keep_probs: list | None = None) -> dict[str, Any]:
+    """Distil the temporal teacher into the still student as ``settings`` say, into the run folder
+    ``out`` (default ``runs/tsn-<temporal>-<backbone>``; its ``config.yaml`` is the resolved
+    ``settings``, which ``--config`` reruns); returns the run's metrics dict (``keep_probs``: a list
+    that receives the run's still and derived softmaxes and labels, for ``heads.finetune.tsn_seeds``)."""
     from featcache.backbones import default_backbone
     from featcache.data.dataset import FolderDataset
     from heads.finetune.datasets import CoClassPairs
 
-    check_tsn_options(temporal, targets, epochs, batch_size, lr)
-    temperature = TEMPERATURE[temporal] if temperature is None else float(temperature)
-    with engine.run_context(device, amp=amp, channels_last=channels_last, workers=workers) as run:
-        backbone = backbone or default_backbone()
+    temporal = settings.temporal
+    with engine.run_context(settings.device, amp=settings.amp, channels_last=settings.channels_last,
+                            workers=settings.workers) as run:
+        crop, resize = input_sizes(run.device.type, settings.crop, settings.resize)
+        backbone = settings.backbone or default_backbone()
+        student_path = Path(settings.student) if settings.student else model_path(cache_dir, "still", backbone)
+        teacher_path = Path(settings.teacher) if settings.teacher else model_path(cache_dir, temporal, backbone)
+        settings = replace(settings, backbone=backbone, crop=crop, resize=resize, student=str(student_path),
+                           teacher=str(teacher_path), temperature=settings.temperature or TEMPERATURE[temporal])
         run_dir = Path(out) if out else default_run_dir("tsn", temporal, backbone_file_tag(backbone))
-        student_path = Path(student) if student else model_path(cache_dir, "still", backbone)
-        teacher_path = Path(teacher) if teacher else model_path(cache_dir, temporal, backbone)
         dataset = FolderDataset(root)
         classes = dataset.classes
         still_model = load_model(student_path, "still", classes, "student (still)")
         teacher_model = load_model(teacher_path, temporal, classes, "teacher (temporal)")
         teacher_model.eval().requires_grad_(False)
-        engine.seed_everything(seed, run.env)
+        engine.seed_everything(settings.seed, run.env)
         data = tsn_datasets(dataset, temporal, cache_dir, crop, resize)
         still_model = engine.prepare_model(still_model, run.device, channels_last=run.channels_last)
         teacher_model = engine.prepare_model(teacher_model, run.device, channels_last=run.channels_last)
-        trainable = freeze_for_tsn(still_model, num_convs)
+        trainable = freeze_for_tsn(still_model, settings.num_convs)
         if run.env.is_main:
             console.print(f"student {still_model.describe()}: {len(trainable)} trainable tensors "
                           f"({', '.join(trainable)}); teacher {teacher_model.describe()}")
-        still_probs = predict_splits(still_model, data["evals"], batch_size, run)
+        still_probs = predict_splits(still_model, data["evals"], settings.batch_size, run)
         instances = data["instances"]
-        if targets == "cached":
+        if settings.targets == "cached":
             pair_targets = cached_teacher_targets(
                 teacher_model, instances, cache_file=feature_cache_path(cache_dir, temporal, teacher_model.name),
                 store=run_dir / TARGETS_FILE, crop=crop, resize=resize, classes=classes, device=run.device,
-                env=run.env, batch_size=batch_size, workers=run.workers, amp=run.amp, channels_last=run.channels_last)
+                env=run.env, batch_size=settings.batch_size, workers=run.workers, amp=run.amp,
+                channels_last=run.channels_last)
         else:
             pair_targets = instances
-        pairs = CoClassPairs(data["train"], instances.labels, pair_targets, seed=seed, where=str(data["temporal_path"]))
+        pairs = CoClassPairs(data["train"], instances.labels, pair_targets, seed=settings.seed,
+                             where=str(data["temporal_path"]))
         config = {"temporal": temporal, "backbone": still_model.name, "student": str(student_path),
                   "teacher": str(teacher_path), "student_weights": still_model.weights_id,
-                  "teacher_weights": teacher_model.weights_id, "targets": targets, "temperature": temperature,
-                  "lr": lr, "epochs": epochs, "batch_size": batch_size * run.env.world_size, "num_convs": num_convs,
-                  "crop": crop, "resize": resize, "seed": seed, "optimizer": "rmsprop",
-                  "world_size": run.env.world_size}
-        return distil(run, still_model, teacher_model if targets == "live" else None, pairs, data["evals"],
-                      still_probs, config, classes, trainable, run_dir, root, batch_size, resume)
+                  "teacher_weights": teacher_model.weights_id, "targets": settings.targets,
+                  "temperature": settings.temperature, "lr": settings.lr, "epochs": settings.epochs,
+                  "batch_size": settings.batch_size * run.env.world_size, "num_convs": settings.num_convs,
+                  "crop": crop, "resize": resize, "seed": settings.seed, "optimizer": "rmsprop",
+                  "world_size": run.env.world_size, "still_val": data["still_val"]}
+        if run.env.is_main:
+            write_config(run_dir, settings.as_dict(), f"featcache tsn {root} --temporal {temporal}: resolved settings "
+                         "of this run (batch_size per process); rerun it with --config this-file")
+        return distil(run, still_model, teacher_model if settings.targets == "live" else None, pairs, data["evals"],
+                      still_probs, config, classes, trainable, run_dir, settings.batch_size, resume,
+                      keep_probs)
 
 
 def distil(run: engine.RunContext, still_model: nn.Module, live_teacher: nn.Module | None, pairs, evals: dict,
            still_probs: dict, config: dict[str, Any], classes: list[str], trainable: list[str], run_dir: Path,
-           root, batch_size: int, resume: bool | None) -> dict[str, Any]:
-    """Train the student on the pairs, the epoch chosen on fused val (test without val); write the run."""
+           batch_size: int, resume: bool | None, keep_probs: list | None = None) -> dict[str, Any]:
+    """Train the student on the pairs, the epoch chosen on fused val (never test); write the run."""
     from featcache.backbones import save_checkpoint
-    from heads.training.config import write_config
     from heads.losses.distillation_loss import DistillationLoss
     from heads.evaluation.metrics import accuracy, build_metrics, fuse, print_metrics, softmax, write_metrics
 
     temporal, temperature = config["temporal"], config["temperature"]
-    select = "val" if evals["val"] is not None else "test"
+    select = "val"  # tsn_datasets always gives val stills (carved from train when absent)
     labels = {s: evals[s].labels if evals[s] is not None else None for s in ("val", "test")}
     optimizer = torch.optim.RMSprop([p for p in still_model.parameters() if p.requires_grad], lr=config["lr"])
-    if run.env.is_main:
-        write_config(run_dir, config, f"featcache tsn {root} --temporal {temporal}: resolved settings of this run")
     select_still, select_labels = still_probs[select], labels[select]
-    state = engine.fit(
-        model=still_model, criterion=DistillationLoss(temperature), optimizer=optimizer, scheduler=None,
-        train_data=pairs, val_data=evals[select],
-        score_fn=lambda logits: accuracy(fuse(select_still, softmax(logits)), select_labels),
-        epochs=config["epochs"], batch_size=batch_size, checkpoint_path=run_dir / CHECKPOINT_FILE,
-        run_key={**config, "classes": classes}, device=run.device, env=run.env, seed=config["seed"],
-        workers=run.workers, resume=resume, targets_fn=live_teacher, amp=run.amp,
-        channels_last=run.channels_last, phase="tsn", loss_name="loss_distillation",
+    objective = engine.Objective(
+        DistillationLoss(temperature), lambda logits: accuracy(fuse(select_still, softmax(logits)), select_labels),
+        targets_fn=live_teacher, phase="tsn", loss_name="loss_distillation",
         val_values=lambda logits: {f"{select}_{stream}": accuracy(probs, select_labels) for stream, probs in (
             ("still", select_still), ("derived", softmax(logits)), ("fused", fuse(select_still, softmax(logits))))})
+    state = engine.fit(still_model, optimizer, None, objective, pairs, evals[select], run, epochs=config["epochs"],
+                       batch_size=batch_size, checkpoint_path=run_dir / CHECKPOINT_FILE,
+                       run_key={**config, "classes": classes}, seed=config["seed"], resume=resume)
     derived = predict_splits(still_model, evals, batch_size, run)
     if not run.env.is_main:
         return {}
@@ -301,8 +303,13 @@ def distil(run: engine.RunContext, still_model: nn.Module, live_teacher: nn.Modu
     save_checkpoint(run_dir / MODEL_FILE, still_model, classes=classes, modality="still", extra={
         "method": "tsn", "temporal": temporal, "temperature": temperature, "teacher": config["teacher"],
         "trainable": trainable, "best_epoch": state["best_epoch"], "history": state["history"],
-        "derived": metrics["derived"], "fused": metrics["fused"]})
+        "derived": metrics["derived"], "fused": metrics["fused"], "crop": config["crop"], "resize": config["resize"],
+        # what heads.inference needs for the still and fused_calibrated streams
+        "still_model": {"path": str(Path(config["student"]).resolve()), "sha256": config["student_weights"]},
+        "temperatures": metrics["temperatures"]})
     write_metrics(run_dir, metrics)
     print_metrics(metrics)
     console.print(f"run: {run_dir}")
+    if keep_probs is not None:
+        keep_probs.append({"still": still_probs, "derived": derived, "labels": labels, "temporal_correct": None})
     return metrics

@@ -1,1 +1,1 @@
-"""Training heads on the cache: config (the one KEY=VALUE parser), head data, checkpoints, one module per head, grids."""
+"""Training heads on the cache: the settings table and resolver, the head-method registry, head data, checkpoints, one module per head, grids."""

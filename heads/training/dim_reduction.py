@@ -1,5 +1,6 @@
 """The dimensionality-reduction network: FC d1 tanh BN, dropout, FC C on real temporal features,
-selected on the temporal test split as the paper does, then frozen. Its compact temporal space and
+its epoch chosen on the temporal val rows (val videos; the paper uses the test videos, we never
+read a test label before the final evaluation), then frozen. Its compact temporal space and
 classifier serve the GAN and embedding heads; trained networks are shared on disk (``DimRedStore``)."""
 
 from __future__ import annotations
@@ -51,13 +52,13 @@ class DimRedStore:
                 return checkpoint
         return None
 
-    def save(self, data: HeadData, config: dict, state: dict, temporal_test: float, epoch: int) -> None:
+    def save(self, data: HeadData, config: dict, state: dict, temporal_val: float, epoch: int) -> None:
         name = self.file_name(data, config)
         for directory in self.save_dirs:
             try:
                 save_head_checkpoint(directory / name, {
                     "part": "dimred", "config": {k: config[k] for k in DIMRED_KEYS}, "state": state,
-                    "temporal_test": temporal_test, "epoch": epoch, "temporal_cache": str(data.temporal_cache.path),
+                    "temporal_val": temporal_val, "selected_on": "temporal val", "epoch": epoch, "temporal_cache": str(data.temporal_cache.path),
                 })
             except OSError as exc:
                 self.log(f"[yellow]could not save the dim-reduction network to {directory}: {exc}")
@@ -70,6 +71,7 @@ class DimRedParts:
     model: DimReductionNetwork  # G members, frozen, eval mode
     owner: torch.Tensor  # member -> distinct dim-reduction setting
     compact_train: torch.Tensor  # [U, N_train, d1] compact temporal train features
+    compact_val: torch.Tensor  # [U, N_val, d1]: where the embedding's classifier is chosen
     compact_test: torch.Tensor  # [U, N_test, d1]
     temporal_train_labels: torch.Tensor
     temporal_test_correct: torch.Tensor  # [G, N_test] bool: which temporal test instances it gets right
@@ -94,7 +96,7 @@ def fit_dimred_networks(data: HeadData, configs, device, phases: Phases, store: 
     epochs = [int(f.get("epoch", -1)) if f else -1 for f in found]
     sources = ["reused" if f else "trained" for f in found]
     todo = [u for u, state in enumerate(states) if state is None]
-    train, test = data.temporal["train"], data.temporal["test"]
+    train, val, test = data.temporal["train"], data.temporal["val"], data.temporal["test"]
     if todo:
         group = [unique[u] for u in todo]
         model = build_dimred(data, group, device)
@@ -104,12 +106,12 @@ def fit_dimred_networks(data: HeadData, configs, device, phases: Phases, store: 
                               PAPER_TEMPORAL_ROWS)
         group_owner = [todo.index(u) if u in todo else -1 for u in owner.tolist()]  # -1: reused, no curve
         keeper = fit_classifier(
-            model, optimizer, train.features.to(device), train.labels.to(device), test.features.to(device),
-            test.labels, total, group[0]["dimred_batch_size"],
+            model, optimizer, train.features.to(device), train.labels.to(device), val.features.to(device),
+            val.labels, total, group[0]["dimred_batch_size"],
             MemberRandom.from_seeds([c["seed"] for c in group], "dimred-train-order", device),
             phases.start("dim-reduction network", total),
             on_epoch=lambda e, loss, acc: phases.record(
-                "dimred", e, {"loss": loss, "temporal_test": acc, "lr": optimizer.lr}, group_owner),
+                "dimred", e, {"loss": loss, "temporal_val": acc, "lr": optimizer.lr}, group_owner),
             passes=passes,
         )
         for i, u in enumerate(todo):
@@ -120,6 +122,7 @@ def fit_dimred_networks(data: HeadData, configs, device, phases: Phases, store: 
     shared.load_state_dict(stack_states(states))
     shared.eval().requires_grad_(False)
     compact_train = predict(shared.compact, train.features.to(device), len(unique))
+    compact_val = predict(shared.compact, val.features.to(device), len(unique))
     compact_test = predict(shared.compact, test.features.to(device), len(unique))
     test_probs = predict(shared, test.features.to(device), len(unique)).softmax(-1)
     test_correct = member_correct(test_probs, test.labels).cpu()
@@ -127,6 +130,6 @@ def fit_dimred_networks(data: HeadData, configs, device, phases: Phases, store: 
     model.load_state_dict(stack_states([states[u] for u in owner]))
     model.eval().requires_grad_(False)
     return DimRedParts(
-        model, owner.to(device), compact_train, compact_test, train.labels.to(device), test_correct[owner],
+        model, owner.to(device), compact_train, compact_val, compact_test, train.labels.to(device), test_correct[owner],
         [states[u] for u in owner], [epochs[u] for u in owner], [sources[u] for u in owner],
     )

@@ -12,11 +12,14 @@ from heads.models.embedding_network import EmbeddingNetwork
 from heads.models.linear_classifier import LinearClassifier
 from heads.nn.member_random import MemberRandom, member_generators
 from heads.optim.stacked_adam import StackedAdam
-from heads.training.config import PAPER_STILLS, PAPER_TEMPORAL_ROWS, epoch_passes
+from heads.training.config import PAPER_STILLS, PAPER_TEMPORAL_ROWS, epoch_passes, min_steps_at_paper_size
 from heads.training.dim_reduction import DimRedParts
 from heads.training.head_data import HeadData
 from heads.training.loop import BestKeeper, Phases, fit_classifier, predict, take
+from heads.training.predictor import DerivedPredictor, loaded, member_random
+from heads.training.registry import HeadMethod, register_head_method
 from heads.training.selection import train_selected
+from heads.training.settings import batch_int, non_negative_float, positive_float, positive_int
 from heads.training.still_model import StillStream
 
 
@@ -57,7 +60,7 @@ def train_embedding_epoch(embedder, optimizer, loss_fn, still_x, still_y, compac
 
 def fit_embedding_classifier(data: HeadData, configs, device, phases: Phases, dimred: DimRedParts) -> LinearClassifier:
     """FC C on the compact temporal features (the temporal embeddings), trained apart from the
-    embedding network and selected on the temporal test split, like the dim-reduction network."""
+    embedding network and chosen on the temporal val rows (val videos), like the dim-reduction network."""
     members, first = len(configs), configs[0]
     seeds = [c["seed"] for c in configs]
     classifier = LinearClassifier(members, first["d1"], data.num_classes,
@@ -67,12 +70,12 @@ def fit_embedding_classifier(data: HeadData, configs, device, phases: Phases, di
     passes = epoch_passes(epochs, first["classifier_min_steps"], len(dimred.temporal_train_labels),
                           first["dimred_batch_size"], PAPER_TEMPORAL_ROWS)
     fit_classifier(
-        classifier, optimizer, dimred.compact_train, dimred.temporal_train_labels, dimred.compact_test,
-        data.temporal["test"].labels, epochs, first["dimred_batch_size"],
+        classifier, optimizer, dimred.compact_train, dimred.temporal_train_labels, dimred.compact_val,
+        data.temporal["val"].labels, epochs, first["dimred_batch_size"],
         MemberRandom.from_seeds(seeds, "embed-classifier-train", device),
         phases.start("embedding classifier", epochs), owner=dimred.owner,
         on_epoch=lambda e, loss, acc: phases.record("embed_classifier", e,
-                                                    {"loss": loss, "temporal_test": acc, "lr": optimizer.lr}),
+                                                    {"loss": loss, "temporal_val": acc, "lr": optimizer.lr}),
         passes=passes,
     )
     classifier.requires_grad_(False)
@@ -118,3 +121,29 @@ def fit_embedding(data: HeadData, configs, device, phases: Phases, still: StillS
         record=lambda e, values: phases.record("embed", e, {**values, "lr": optimizer.lr}), passes=passes,
     )
     return derived, {"embedding": embedder, "classifier": classifier}, keeper.epoch.tolist()
+
+
+def load_embedding_predictor(checkpoint) -> DerivedPredictor:
+    """The embedding network and the classifier on compact temporal features of a ``model.pt``."""
+    config, dims, state = checkpoint["config"], checkpoint["dims"], checkpoint["state"]
+    rng = member_random(checkpoint)
+    embedder = EmbeddingNetwork(1, dims["still"], config["d0"], config["d1"], [config["dropout"]], [config["noise"]],
+                                rng, rng)
+    classifier = LinearClassifier(1, config["d1"], dims["classes"], rng)
+    return DerivedPredictor(loaded(embedder, state["embedding"]), loaded(classifier, state["classifier"]))
+
+
+EMBED = register_head_method(HeadMethod(
+    name="embed", fit=fit_embedding, help="triplet embedding (3.2)", label="Triplets Embed.",
+    load_predictor=load_embedding_predictor,
+    defaults={
+        "lr": 2e-4, "epochs": 3, "classes_per_batch": 4, "instances_per_class": 4,
+        "min_steps": min_steps_at_paper_size(3, PAPER_STILLS, 4 * 4),  # 3 epochs of 426 P x K batches
+        "dropout": 0.5, "noise": 0.01, "classifier_lr": 1e-3, "classifier_epochs": 10,
+        "classifier_min_steps": min_steps_at_paper_size(10, PAPER_TEMPORAL_ROWS, 256), "select": "fused",
+    },
+    temporal_defaults={"flow": {"d0": 256, "d1": 256, "alpha": 1.0}, "dynamic": {"d0": 128, "d1": 256, "alpha": 0.5}},  # Table 8
+    keys=(non_negative_float("alpha"), positive_int("classes_per_batch", shape=True), batch_int("instances_per_class"),
+          positive_float("classifier_lr"), positive_int("classifier_epochs", shape=True),
+          positive_int("classifier_min_steps", shape=True)),
+))

@@ -8,14 +8,18 @@ from torch import nn
 
 from heads.losses.gan_losses import discriminator_loss, generator_losses
 from heads.models.discriminator import Discriminator
+from heads.models.dim_reduction_network import DimReductionNetwork
 from heads.models.generator import Generator
 from heads.nn.member_random import MemberRandom
 from heads.optim.stacked_rmsprop import StackedRMSProp
-from heads.training.config import PAPER_STILLS, epoch_passes
+from heads.training.config import PAPER_STILLS, epoch_passes, min_steps_at_paper_size
 from heads.training.dim_reduction import DimRedParts
 from heads.training.head_data import HeadData
 from heads.training.loop import BestKeeper, Phases, batch_starts, predict, take
+from heads.training.predictor import DerivedPredictor, loaded, member_random
+from heads.training.registry import HeadMethod, register_head_method
 from heads.training.selection import train_selected
+from heads.training.settings import non_negative_float, positive_int
 from heads.training.still_model import StillStream
 
 
@@ -82,3 +86,22 @@ def fit_gan(data: HeadData, configs, device, phases: Phases, still: StillStream,
     )
     parts = {"generator": generator, "discriminator": discriminator}
     return derived, parts, keeper.epoch.tolist()
+
+
+def load_gan_predictor(checkpoint) -> DerivedPredictor:
+    """The generator and the frozen auxiliary classifier (the dim-reduction network's last layer) of a ``model.pt``."""
+    config, dims, state = checkpoint["config"], checkpoint["dims"], checkpoint["state"]
+    rng = member_random(checkpoint)
+    generator = Generator(1, dims["still"], config["d0"], config["d1"], [config["dropout"]], [config["noise"]], rng, rng)
+    dimred = DimReductionNetwork(1, dims["temporal"], config["d1"], dims["classes"], [config["dimred_dropout"]], rng, rng)
+    return DerivedPredictor(loaded(generator, state["generator"]), loaded(dimred, state["dimred"]).classifier)
+
+
+# Table 6 (identical for both modalities).
+GAN = register_head_method(HeadMethod(
+    name="gan", fit=fit_gan, help="adversarial (3.1)", label="GAN", load_predictor=load_gan_predictor,
+    defaults={"d0": 256, "d1": 128, "d2": 256, "lambda": 1.0, "lr": 1e-3, "epochs": 10, "batch_size": 128,
+              "min_steps": min_steps_at_paper_size(10, PAPER_STILLS, 128), "dropout": 0.5, "noise": 0.01,
+              "select": "fused"},
+    keys=(positive_int("d2", shape=True), non_negative_float("lambda")),
+))

@@ -1,6 +1,6 @@
 """Hyperparameter grids over a head: every combination of ``--set KEY=V1,V2,...``.
 
-Configurations that share a shape (``heads.training.config.shape_key``: layer sizes, batch sizes,
+Configurations that share a shape (``heads.training.methods.shape_key``: layer sizes, batch sizes,
 epochs) train together as the members of ONE stacked model (``train_group``); only
 distinct shapes cost separate trainings, and those may run in a process pool. Each
 configuration gets its own run dir ``OUT/<method>-<temporal>-<hash>/`` with ``model.pt``
@@ -89,7 +89,7 @@ def plan_runs(spec: GridSpec, configs: Sequence[dict[str, Any]], data_id: str, r
 
 def shape_groups(method: str, runs: Sequence[GridRun], max_group: int = DEFAULT_MAX_GROUP) -> list[list[GridRun]]:
     """Pending runs grouped by shape (order of first appearance), split to at most ``max_group``."""
-    from heads.training.config import shape_key
+    from heads.training.methods import shape_key
 
     by_shape: dict[tuple, list[GridRun]] = {}
     for run in runs:

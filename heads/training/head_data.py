@@ -1,4 +1,9 @@
-"""The cached features a head trains on: still train/val/test and temporal train/test.
+"""The cached features a head trains on: still train/val/test and temporal train/val/test.
+
+Temporal val rows (val videos) are where the dim-reduction network, the embedding's classifier
+and the oracle's temperatures are chosen. A temporal cache built before the val split has none:
+a seeded, class-stratified 20% of its train videos is carved out here (the rule of
+:mod:`featcache.data.val_split`, in memory; ``temporal_val`` says so), never the test rows.
 
 Training splits keep every augmented view as its own row; val and test use view 0 (the
 centre crop). Still and temporal caches may come from different backbones (the paper's
@@ -15,6 +20,7 @@ from dataclasses import dataclass
 from featcache.errors import CacheError
 from featcache.cache.feature_cache import FeatureCache, SplitData, check_same_classes, find_cache
 from featcache.cache.schema import feature_cache_path
+from featcache.data.val_split import DEFAULT_VAL_FRACTION, DEFAULT_VAL_SEED, carve_val, carved_record
 
 
 @dataclass
@@ -22,9 +28,10 @@ class HeadData:
     temporal_kind: str
     classes: list[str]
     still: dict[str, SplitData]  # "train" (all views), "val" (may be absent), "test"
-    temporal: dict[str, SplitData]  # "train" (all views), "test"
+    temporal: dict[str, SplitData]  # "train" (all views), "val", "test"
     still_cache: FeatureCache
     temporal_cache: FeatureCache
+    temporal_val: dict | None = None  # where the temporal val rows came from (recorded in run configs)
 
     @classmethod
     def from_caches(cls, still_cache: FeatureCache, temporal_cache: FeatureCache) -> "HeadData":
@@ -41,8 +48,9 @@ class HeadData:
             if missing:
                 raise CacheError(f"{cache.path}: no {' or '.join(missing)} rows; heads need train and test splits")
         still = {name: still_cache.split(name, all_views=name == "train") for name in still_splits}
-        temporal = {name: temporal_cache.split(name, all_views=name == "train") for name in ("train", "test")}
-        return cls(kind, still_cache.classes, still, temporal, still_cache, temporal_cache)
+        origin = temporal_val_rows(temporal_cache)
+        temporal = {name: temporal_cache.split(name, all_views=name == "train") for name in ("train", "val", "test")}
+        return cls(kind, still_cache.classes, still, temporal, still_cache, temporal_cache, origin)
 
     @classmethod
     def load(cls, cache_dir: str | os.PathLike, temporal: str, backbone: str | None = None,
@@ -63,17 +71,40 @@ class HeadData:
         return len(self.classes)
 
     def temporal_identity(self) -> str:
-        """A short fingerprint of the temporal cache (backbone, weights, rows, content sample),
-        naming a dimensionality-reduction network trained on it."""
-        train = self.temporal["train"]
+        """A short fingerprint of the temporal cache (backbone, weights, rows, content sample) and of
+        the labels and split of the rows a dim-reduction network learns and is chosen on (train and
+        val: a relabelled cache written in place gets a new network, test labels play no part)."""
+        train, val = self.temporal["train"], self.temporal["val"]
         cache = self.temporal_cache
+        labels = hashlib.sha256()
+        for name, rows in (("train", train), ("val", val)):
+            labels.update(name.encode() + rows.labels.numpy().astype("<i8").tobytes())
+            labels.update("\n".join(rows.source).encode())
         summary = {
             "modality": cache.modality,
             "backbone": cache.backbone,
             "weights": str(cache.attrs.get("weights", "")),
             "classes": self.classes,
-            "rows": [len(train), len(self.temporal["test"])],
+            "rows": [len(train), len(val), len(self.temporal["test"])],
             "dim": cache.feature_dim,
             "sample": [round(float(v), 5) for v in train.features[:: max(1, len(train) // 64)].sum(dim=1)[:64]],
+            "labels": labels.hexdigest(),
         }
         return hashlib.sha256(json.dumps(summary, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def temporal_val_rows(cache: FeatureCache) -> dict:
+    """Make sure ``cache`` has temporal val rows: its own (val videos of ``prepare``), else a share of
+    its train videos carved in memory by the one rule; returns where they came from."""
+    recorded = cache.attrs.get("video_split")
+    if "val" in cache.split_names():
+        return recorded if isinstance(recorded, dict) else {"val": "cache"}
+    index, labels, sources = cache.rows("train")
+    mask = carve_val(labels, sources, DEFAULT_VAL_FRACTION, DEFAULT_VAL_SEED)
+    if not mask.any():
+        raise CacheError(f"{cache.path}: no val rows and too few train videos to carve any (a class needs two); "
+                         "rerun featcache prepare with videos/val, then extract")
+    cache.move_rows(index[mask], "val")
+    return carved_record(DEFAULT_VAL_FRACTION, DEFAULT_VAL_SEED, len(set(sources[mask].tolist())),
+                         f"the train rows of {cache.path.name} (it has no val videos: built before the val split; "
+                         "rebuild with featcache prepare --restart and extract to record the split)")

@@ -8,9 +8,10 @@ so N seeds cost about one run. :func:`combine_seed_metrics` then writes one
 
 * ``seeds``: the seeds; per stream ``val``/``test`` are the means over seeds, ``val_std``/
   ``test_std`` the sample standard deviations (ddof=1);
-* ``val_ci``/``test_ci``: 95% bootstrap CI over images of the seed-mean accuracy (each
-  image carries its share of seeds that classify it right); ``gain``: the paired
-  comparison with the still baseline on the same per-image shares;
+* ``val_ci``/``test_ci``: 95% CI of the seed-mean accuracy covering seeds and images (the
+  two-level variance of ``heads.evaluation.intervals``); ``gain``: the paired comparison with
+  the still baseline on the same seeds x images, with its ``mde``; one seed's ``ci_too_narrow``
+  flag is dropped (the seeds' spread is now in the intervals);
 * ``top5``, ``map``, ``ece``: means over seeds (``top5_ci``: the CI of the seed mean, as
   ``test_ci``); ``confusion``: counts summed over seeds
   (each row sums to seeds x the class's test images);
@@ -25,7 +26,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from heads.evaluation.metrics import ALL_STREAMS, EVAL_SPLITS, ci_or_none, stream_probs
+from heads.evaluation.metrics import ALL_STREAMS, EVAL_SPLITS, add_run_holm, ci_or_none, mark_too_narrow, stream_probs
 
 PER_SEED_KEYS = ("val", "test", "val_ci", "test_ci")
 
@@ -110,6 +111,8 @@ def combine_seed_metrics(metrics_list: Sequence[Mapping[str, Any]],
         method = np.stack([c[stream]["test"] for c in correctness])
         still = np.stack([c["still"]["test"] for c in correctness])
         combined["gain"][stream] = gain_over_baseline(method, still)
+    mark_too_narrow(combined, None)
+    add_run_holm(combined["gain"])
     combined["per_class"] = _mean_per_class([m["per_class"] for m in metrics_list])
     combined["temperatures"] = {k: _mean([m["temperatures"][k] for m in metrics_list])
                                 for k in first.get("temperatures", {})}
@@ -125,11 +128,16 @@ def _combine_temporal_classifier(metrics_list, probs_list) -> dict[str, Any]:
     every seed brought its per-instance correctness."""
     from heads.evaluation.statistics import mean_std
 
+    from heads.evaluation.metrics import temporal_classifier_entry
+
     values = [m["temporal_classifier"]["test"] for m in metrics_list]
     entry = {"test": _mean(values), "test_std": _round(mean_std(values)[1])}
     correct = [p.get("temporal_correct") for p in probs_list]
     if all(c is not None for c in correct):
-        entry["test_ci"] = ci_or_none(np.stack(correct))
+        from_rows = temporal_classifier_entry(np.stack(correct), probs_list[0].get("temporal_sources"))
+        entry["test_ci"] = from_rows["test_ci"]
+        if "ci_too_narrow" in from_rows:
+            entry["ci_too_narrow"] = from_rows["ci_too_narrow"]
     return entry
 
 
@@ -162,7 +170,7 @@ def seed_probs(result) -> dict[str, Any]:
     """What one seed's run contributes to the combination: its still and derived softmaxes, the labels
     and its temporal classifier's per-instance correctness."""
     return {"still": result.predictions["still"], "derived": result.predictions["derived"], "labels": result.labels,
-            "temporal_correct": result.temporal_correct}
+            "temporal_correct": result.temporal_correct, "temporal_sources": result.temporal_sources}
 
 
 def combine_seed_results(results: Sequence[Any]):
@@ -177,7 +185,7 @@ def combine_seed_results(results: Sequence[Any]):
         checkpoint["seeds"] = metrics["seeds"]
         checkpoint["seed_states"] = [r.checkpoint["state"] for r in results]
     return HeadResult(dict(first.config), metrics, checkpoint, sum(r.seconds for r in results), first.predictions,
-                      first.labels, first.temporal_correct)
+                      first.labels, first.temporal_correct, first.temporal_sources)
 
 
 def train_seeds(method: str, data, config: Mapping[str, Any], seeds: int = 1, device="cpu", **kwargs):

@@ -6,11 +6,12 @@ statistics, dropout/noise masks, batch order and learning rates, all drawn from 
 seeds, so ``train_group(m, data, [a, b, c])`` gives the results of three ``train_head``
 runs, in about the time of one.
 
-Parts, in data-flow order, one module each:
+Parts, in data-flow order, one module each (a head method's own parts are its registry record's
+``fit``, :mod:`heads.training.registry`):
   still_model     linear softmax on still features (or the backbone's logits)
   dim_reduction   FC d1 tanh BN, dropout, FC C on real temporal features, selected on the
-                  temporal test split as the paper does, then frozen: the compact temporal
-                  space and the auxiliary / temporal classifier
+                  temporal val rows (val videos; the paper uses the test videos), then frozen:
+                  the compact temporal space and the auxiliary / temporal classifier
   gan             generator + discriminator, L_gan + lambda L_aux, RMSProp
   embedding       embedding network with triplets (P x K batches, FAISS semi-hard negatives
                   over the whole compact temporal train set) + a separate classifier trained
@@ -18,8 +19,9 @@ Parts, in data-flow order, one module each:
 ``loop`` holds what they share (stacked tensor helpers, best-epoch keeper, the classifier loop),
 ``selection`` the val selection of the derived heads.
 Parts that depend on fewer keys (still model, dim-reduction network) are trained once per
-distinct setting and shared by the members that agree on it. Epochs are selected on the
-still val split only (``select``: fused or derived accuracy); test is reported, never tuned on.
+distinct setting and shared by the members that agree on it. The heads' epochs are selected on
+the still val split only (``select``: fused or derived accuracy), the temporal parts' on the val
+videos' rows; test is reported, never tuned on.
 """
 
 from __future__ import annotations
@@ -32,16 +34,13 @@ from typing import Any, Sequence
 import torch
 
 from featcache.utils.device import resolve_device
-from featcache.errors import FeatcacheError
 from featcache.utils.progress import optional_progress
 from heads.training.checkpoint import member_state
-from heads.training.config import METHODS, shape_key
 from heads.training.dim_reduction import DimRedStore, fit_dimred_networks
 from heads.evaluation.metrics import build_metrics, fuse, temporal_classifier_entry
-from heads.training.embedding import fit_embedding
-from heads.training.gan import fit_gan
 from heads.training.head_data import HeadData
 from heads.training.loop import Phases
+from heads.training.methods import get_method, shape_key
 from heads.training.still_model import fit_still_models
 
 
@@ -57,12 +56,12 @@ class HeadResult:
     labels: dict = field(default_factory=dict)
     # bool [N] numpy: which temporal test instances the temporal classifier gets right (its CI over seeds)
     temporal_correct: Any = None
+    temporal_sources: Any = None  # [N] the source video of each temporal test instance (its CI's clusters)
 
 
 # -- the group trainer ----------------------------------------------------------------
 def check_group(method: str, configs: Sequence[dict]) -> None:
-    if method not in METHODS:
-        raise FeatcacheError(f"unknown head method {method!r}; expected one of {', '.join(METHODS)}")
+    get_method(method)  # FeatcacheError for an unknown method
     if not configs:
         raise ValueError("train_group() needs at least one config")
     keys = set(configs[0])
@@ -90,11 +89,7 @@ def train_group(method: str, data: HeadData, configs: Sequence[dict], device: st
         phases = Phases(bar, MemberHistories(histories, len(configs)))
         still = fit_still_models(data, configs, device, phases)
         dimred = fit_dimred_networks(data, configs, device, phases, dimred_store)
-        derived, parts, epochs = None, {}, [-1] * len(configs)
-        if method == "gan":
-            derived, parts, epochs = fit_gan(data, configs, device, phases, still, dimred)
-        elif method == "embed":
-            derived, parts, epochs = fit_embedding(data, configs, device, phases, still, dimred)
+        derived, parts, epochs = get_method(method).fit(data, configs, device, phases, still, dimred)
     seconds = (time.perf_counter() - start) / len(configs)
     labels = {s: data.still[s].labels if s in data.still else None for s in ("val", "test")}
     results = []
@@ -103,9 +98,11 @@ def train_group(method: str, data: HeadData, configs: Sequence[dict], device: st
         still_probs = {s: None if p is None else p[g].cpu() for s, p in still.probs.items()}
         metrics = build_metrics(method, data.temporal_kind, config, still_probs, member_derived, labels,
                                 data.classes, seconds)
-        metrics["temporal_classifier"] = temporal_classifier_entry(dimred.temporal_test_correct[g])
+        metrics["temporal_classifier"] = temporal_classifier_entry(dimred.temporal_test_correct[g],
+                                                                   data.temporal["test"].source)
         metrics["selected_epoch"] = {"still": still.epochs[g], "dimred": dimred.epochs[g], method: epochs[g]}
         metrics["dimred_source"] = dimred.sources[g]
+        metrics["temporal_val"] = data.temporal_val  # the val videos the epochs above were chosen on
         metrics["backbones"] = {"still": data.still_cache.backbone, "temporal": data.temporal_cache.backbone}
         checkpoint = {
             "method": method,
@@ -115,6 +112,8 @@ def train_group(method: str, data: HeadData, configs: Sequence[dict], device: st
             "still_model": still.mode,
             "still_cache": str(data.still_cache.path),
             "temporal_cache": str(data.temporal_cache.path),
+            "still_record": data.still_cache.record(),  # how to featurise new stills (heads.inference)
+            "temperatures": metrics["temperatures"],  # of fused_calibrated, fitted on val
             "dims": {"still": data.still_cache.feature_dim, "temporal": data.temporal_cache.feature_dim,
                      "classes": data.num_classes},
             "state": {"still": still.states[g], "dimred": dimred.states[g],
@@ -125,7 +124,7 @@ def train_group(method: str, data: HeadData, configs: Sequence[dict], device: st
             for s, p in member_derived.items()}
         predictions = {"still": still_probs, "derived": member_derived, "fused": fused}
         results.append(HeadResult(config, metrics, checkpoint, seconds, predictions, labels,
-                                  dimred.temporal_test_correct[g].numpy()))
+                                  dimred.temporal_test_correct[g].numpy(), data.temporal["test"].source))
     return results
 
 

@@ -13,14 +13,14 @@ from cli.app import app, main
 from cli.choices import check_device
 from featcache.utils.device import resolve_device
 from featcache.errors import FeatcacheError
-from heads.training.config import default_config
+from heads.training.methods import default_columns, default_config
 from tests.heads_fixtures import synthetic_cache_dir  # noqa: F401
 from tests.cli.test_heads_cli import FAST_SETS, sets
 
 COMPUTING = {"extract": ["extract", "root", "--modality", "still"], "train-head": ["train-head", "gan"],
              "grid": ["grid", "gan"], "finetune": ["finetune", "still", "root"], "tsn": ["tsn", "root"],
              "keyframes": ["keyframes", "root"], "baseline": ["baseline", "still"], "oracle": ["oracle"],
-             "demo": ["demo"]}
+             "demo": ["demo"], "predict": ["predict", "run", "photo.jpg"]}
 RESUMABLE = ("prepare", "extract", "grid", "finetune", "tsn", "keyframes", "data synth", "demo")
 
 
@@ -108,9 +108,8 @@ def test_train_head_help_lists_every_key_with_its_defaults():
     result = CliRunner().invoke(app, ["train-head", "gan", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
     rows = {line.split()[0]: line.split()[1:] for line in result.output.splitlines() if line.split()}
-    columns = [("classifier", "flow"), ("gan", "flow"), ("embed", "flow"), ("embed", "dynamic")]
-    for index, (method, temporal) in enumerate(columns):
-        for key, value in default_config(method, temporal).items():
+    for index, (method, temporal) in enumerate(default_columns()):
+        for key, value in default_config(method, temporal or "flow").items():
             assert rows[key][index] == str(value), (key, method, temporal)
     assert "--config" in result.output
 

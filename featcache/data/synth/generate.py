@@ -3,7 +3,7 @@
 Layout (CONTRACT.md)::
 
     ROOT/stills/{train,val,test}/<class>/<class>_<split>_<index>.jpg
-    ROOT/videos/{train,test}/<class>/<class>_<split>_<index>.avi     # MJPG, readable by OpenCV and PyAV
+    ROOT/videos/{train,val,test}/<class>/<class>_<split>_<index>.avi     # MJPG, readable by OpenCV and PyAV
     ROOT/classes.txt    ROOT/README.txt (the classes explained)    ROOT/synth.json (settings, complete flag)
 
 Every sample has its own RNG seeded from (seed, kind, split, class, index), so files are
@@ -48,7 +48,7 @@ class SynthConfig:
     classes: int = DEFAULT_CLASSES
     seed: int = 0
     stills: dict = field(default_factory=lambda: {"train": 24, "val": 8, "test": 12})  # per class
-    videos: dict = field(default_factory=lambda: {"train": 10, "test": 4})  # per class
+    videos: dict = field(default_factory=lambda: {"train": 10, "val": 3, "test": 4})  # per class
     frames: int = VIDEO_FRAMES
     still_size: tuple = (224, 224)  # (H, W)
     video_size: tuple = (96, 128)  # (H, W)

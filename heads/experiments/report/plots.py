@@ -81,7 +81,7 @@ def plot_class_improvements(runs: Sequence[Run], out_dir: Path) -> list[tuple[st
 
 
 # -- learning curves (RUN_DIR/history.jsonl) ------------------------------------------
-ACCURACY_PREFIXES = ("val", "test", "temporal_test")
+ACCURACY_PREFIXES = ("val", "test", "temporal_val", "temporal_test")
 
 
 def curve_series(entries: Sequence[dict]) -> dict[str, dict[str, dict[str, list]]]:

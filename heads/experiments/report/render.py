@@ -4,7 +4,7 @@ Figures 7-8 as ``report.md`` + ``report.html``, and a rich summary in the termin
 Tables (accuracies in percent; a missing entry is "—" and listed in the notes):
 
 1. Baselines and temporal models: still image, Aug. Still+Frame (val/test on stills), and
-   the temporal classifiers (validated on the test videos, as in the paper).
+   the temporal classifiers (epochs chosen on the val videos; the paper chose them on the test videos).
 2. T2SIL (main experiment): derived temporal and fusion-with-still rows x GAN / Triplets
    Embed. / TSN, columns optical flow vs dynamic images x val/test.
 3. Mid-frame experiment: Temp. and Fused test accuracy per modality.
@@ -14,8 +14,10 @@ Tables (accuracies in percent; a missing entry is "—" and listed in the notes)
    paper-fused and calibrated-fused gain with CI and significance marks, the oracle gain,
    the share of it each method recovers, per-stream ECE; then a plain-language summary.
 
-Accuracy cells read ``val [low, high]`` (95% bootstrap CI over the stills) and, for runs
-over several seeds, ``mean ± std [low, high]``.
+Accuracy cells read ``val [low, high]`` (95% CI over the stills; over seeds and stills for runs
+over several seeds, read ``mean ± std [low, high]``; over videos for temporal models). A ``†``
+after an interval marks one known to be too narrow (``ci_too_narrow`` in ``metrics.json``: one
+seed, or temporal instances counted without their videos); the notes list the reasons.
 
 When several runs share a cell, the best one by validation fills it (``report.runs``).
 Modules: ``runs`` (finding and reading run folders) -> ``tables`` (rows) -> ``significance``
@@ -30,8 +32,11 @@ from typing import Sequence
 
 from featcache.utils.atomic import atomic_path
 from heads.experiments.report.plots import plot_class_improvements, plot_confusion, plot_learning_curves
-from heads.experiments.report.runs import Report, best_run, best_run_per_kind, collect_runs, selected_t2sil_runs
-from heads.experiments.report.significance import gains_table, summary_paragraph
+from heads.experiments.report.runs import (
+    PROTOCOL, Report, best_run, best_run_per_kind, collect_runs, protocol_notes, selected_t2sil_runs,
+)
+from heads.evaluation.metrics import NARROW_MARK
+from heads.experiments.report.significance import gains_table, narrow_reasons, split_warnings, summary_paragraph
 from heads.experiments.report.tables import (
     DASH, baseline_text, midframe_baseline, oracle_baseline, table1, table2, table3, table4, table6,
 )
@@ -58,8 +63,9 @@ def build_tables(report: Report) -> dict[str, tuple[str, list[list[str]]]]:
                    f"[95% CI over stills]; the paper's plain softmax average, and the same draws fused after "
                    f"temperature scaling each stream (fitted on val).", table4(report)),
         "table5": ("Table 5: Test gains over the still baseline in points [95% CI], paired on the same stills "
-                   "(* p < 0.05, ** p < 0.01, each comparison on its own: with a dozen gains, one * is expected by chance); "
-                   "the paper / calibrated oracle gain, the share of it the paper / "
+                   "(* p < 0.05, ** p < 0.01 after Holm's adjustment over every gain in this table, one family; the raw "
+                   "p-values are in each run's metrics.json); (MDE x): the smallest gain the test would detect with 80% "
+                   "power at 5% two-sided, from its test set; the paper / calibrated oracle gain, the share of it the paper / "
                    "calibrated fusion recovers (when that oracle gain is significant) and each stream's expected calibration "
                    "error (%, 15 bins).", gains_table(report)),
         "table6": ("Table 6: Top-5 accuracy [95% CI] (more than 5 classes only) and mean average precision over "
@@ -71,11 +77,13 @@ def render_markdown(report: Report, tables, figures: list[tuple[str, Path]], out
                     confusion: tuple[str, Path] | None = None, curves: Sequence[tuple[str, Path]] = ()) -> str:
     parts = [
         "# featcache report: Temporal-to-Still Image Learning",
-        f"{len(report.runs)} runs collected. Accuracies in percent with 95% bootstrap CIs over the stills "
-        "(mean ± std over seeds where runs have several); the best run by validation fills each cell.",
+        f"{len(report.runs)} runs collected. Accuracies in percent with 95% CIs over the stills "
+        "(mean ± std over seeds, and CIs over seeds and stills, where runs have several); the best run by "
+        "validation fills each cell.",
     ]
     if summary:
         parts += ["## Summary", summary]
+    parts += ["## Protocol", PROTOCOL, *(f"- {note}" for note in protocol_notes(report))]
     for caption, rows in tables.values():
         parts += [f"## {caption.split(':')[0]}", caption, markdown_table(rows)]
     parts += figure_section("Confusion matrices", "", [confusion] if confusion else [], out)
@@ -88,6 +96,9 @@ def render_markdown(report: Report, tables, figures: list[tuple[str, Path]], out
     if report.missing:
         notes.append(f"{DASH} marks an entry without a run ({len(report.missing)}): " + "; ".join(report.missing) + ".")
     notes += [f"Skipped: {line}" for line in report.skipped]
+    notes += [f"Not ranked: `{path}`: {why}" for path, why in sorted(report.unranked.items())]
+    notes += [line[0].upper() + line[1:] + "." for line in split_warnings(report)]
+    notes += [f"{NARROW_MARK} marks an interval known to be too narrow: {reason}." for reason in narrow_reasons(report)]
     if notes:
         parts += ["## Notes", *(f"- {n}" for n in notes)]
     parts.append("## Runs\n" + "\n".join(
@@ -135,6 +146,7 @@ def write_report(folders: Sequence[str | os.PathLike], out: str | os.PathLike, p
         confusion = plot_confusion(best_run(selected_t2sil_runs(report)), out / "figures")
         curves = plot_learning_curves(best_run_per_kind(report), out / "figures")
     report.summary = summary_paragraph(report)
+    report.warnings = split_warnings(report)
     text = render_markdown(report, tables, figures, out, report.summary, confusion, curves)
     write_text(out / "report.md", text)
     html = markdown.markdown(text, extensions=["tables"])
@@ -142,12 +154,15 @@ def write_report(folders: Sequence[str | os.PathLike], out: str | os.PathLike, p
     return report, tables, out / "report.md"
 
 
-def print_report(tables: dict, report_path: Path, console=None, summary: str = "") -> None:
-    """The tables as rich tables in the terminal, then where the report is."""
+def print_report(tables: dict, report_path: Path, console=None, summary: str = "",
+                 warnings: Sequence[str] = ()) -> None:
+    """The tables as rich tables in the terminal, then where the report is (``warnings`` first, one line each)."""
     from rich.console import Console
     from rich.table import Table
 
     console = console or Console()
+    for line in warnings:
+        console.print(line, markup=False)
     for caption, rows in tables.values():
         table = Table(title=caption.split(":")[0], caption=caption.split(":", 1)[1].strip(), caption_justify="left")
         for i, name in enumerate(rows[0]):

@@ -55,9 +55,32 @@ def test_empty_class_folder_named(tree):
 
 
 def test_unknown_split_named(tree):
-    touch(tree, "videos/val/wave/x.avi")  # videos have no val split
-    with pytest.raises(DatasetError, match=r"unknown split 'val' under videos/"):
+    touch(tree, "videos/dev/wave/x.avi")
+    with pytest.raises(DatasetError, match=r"unknown split 'dev' under videos/"):
         FolderDataset(tree)
+
+
+def test_videos_val_folder_decides_the_val_videos(tree):
+    touch(tree, "videos/val/wave/x.avi")
+    samples, record = FolderDataset(tree).videos_with_val(0.5, seed=3)
+    assert [(s.path, s.split) for s in samples] == [
+        ("videos/train/wave/v1.avi", "train"), ("videos/val/wave/x.avi", "val"), ("videos/test/jump/v2.mp4", "test")]
+    assert record == {"val": "folder", "count": 1}
+
+
+def test_val_videos_carved_from_train_by_class(tmp_path):
+    for c in ("jump", "wave"):
+        for i in range(10):
+            touch(tmp_path, f"videos/train/{c}/{c}{i}.avi")
+        touch(tmp_path, f"videos/test/{c}/{c}_t.avi")
+    dataset = FolderDataset(tmp_path)
+    samples, record = dataset.videos_with_val(0.2, seed=1)
+    val = [s for s in samples if s.split == "val"]
+    assert sorted(dataset.classes[s.label] for s in val) == ["jump", "jump", "wave", "wave"]  # 20% of each class
+    assert all(s.path.startswith("videos/train/") for s in val) and {s.split for s in samples} == {"train", "val", "test"}
+    assert record == {"val": "carved", "fraction": 0.2, "seed": 1, "count": 4, "from": "train videos"}
+    assert dataset.videos_with_val(0.2, seed=1)[0] == samples  # seeded: the same split every time
+    assert [s.path for s in dataset.videos_with_val(0.2, seed=2)[0] if s.split == "val"] != [s.path for s in val]
 
 
 def test_unsupported_file_named_and_skipped(tree):

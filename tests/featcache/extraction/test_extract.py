@@ -298,3 +298,21 @@ def test_cli_extract_and_one_line_error(tmp_path):
     again = subprocess.run([a if a != "24" else "20" for a in cmd], cwd=REPO, capture_output=True, text=True, env=ONE_THREAD_ENV)
     assert again.returncode == 1 and "Traceback" not in again.stderr
     assert again.stderr.strip().splitlines()[-1].startswith("featcache: error: ") and "--restart" in again.stderr
+
+
+def test_val_videos_and_their_record_are_carried_into_the_feature_cache(tmp_path):
+    import json
+
+    root = make_stills(tmp_path / "ds", per_class=1)
+    cache = tmp_path / "cache"
+    path = make_temporal(cache, kinds=("flow",))
+    record = {"val": "carved", "fraction": 0.2, "seed": 0, "count": 1, "from": "train videos"}
+    with h5py.File(path, "r+") as f:
+        f.attrs["video_split"] = json.dumps(record)
+        split = f["flow"]["split"][()]
+        split[np.flatnonzero(split == SPLIT_CODE["train"])[:2]] = SPLIT_CODE["val"]  # one video's two rows
+        f["flow"]["split"][...] = split
+    report = run(root, cache, modality="flow")
+    cache_file = FeatureCache.open(report.path)
+    assert cache_file.split_names() == ["train", "val", "test"] and len(cache_file.split("val")) == 2
+    assert cache_file.attrs["video_split"] == record

@@ -1,3 +1,4 @@
+import dataclasses
 import os
 
 import cv2
@@ -58,7 +59,7 @@ def assert_same(a, b):
 
 
 def test_end_to_end_contract_schema(dataset, tmp_path):
-    report = prepare(dataset, tmp_path / "cache", SETTINGS, workers=1)
+    report = prepare(dataset, tmp_path / "cache", dataclasses.replace(SETTINGS, val_videos=0.0), workers=1)
     assert (report.videos, report.computed, report.failed) == (5, 5, [])
     out = load(tmp_path / "cache" / "temporal.h5")
     attrs = out["attrs"]
@@ -87,6 +88,20 @@ def test_end_to_end_contract_schema(dataset, tmp_path):
         assert temporal.attrs["modality"] == "dynamic" and temporal.classes == ["jump", "wave"]
         assert len(temporal.indices("train")) == 16 and len(temporal.indices("test")) == 12
     assert not (tmp_path / "cache" / "temporal.h5.parts").exists()
+
+
+def test_val_videos_carved_recorded_and_resplit_without_recomputing(dataset, tmp_path):
+    cache = tmp_path / "cache"
+    report = prepare(dataset, cache, SETTINGS, workers=1)
+    assert report.video_split == {"val": "carved", "fraction": 0.2, "seed": 0, "count": 1, "from": "train videos"}
+    with read_temporal(cache / "temporal.h5", "flow") as temporal:
+        val_sources = set(temporal.source[temporal.indices("val")])
+        assert temporal.video_split == report.video_split
+    assert len(val_sources) == 1 and next(iter(val_sources)).startswith("videos/train/jump/")  # jump has 2 train videos
+    again = prepare(dataset, cache, dataclasses.replace(SETTINGS, val_videos=0.0), workers=1)
+    assert again.computed == 0 and again.reused == 5 and not again.up_to_date  # only the split codes change
+    with read_temporal(cache / "temporal.h5", "flow") as temporal:
+        assert len(temporal.indices("val")) == 0
 
 
 def test_rerun_is_noop_and_new_video_is_added(dataset, tmp_path):

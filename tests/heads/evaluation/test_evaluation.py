@@ -96,11 +96,13 @@ def test_build_metrics_schema_and_values(tmp_path):
     config = {"lr": 0.001, "lambda": 1.0, "seed": 0}
     m = build_metrics("gan", "flow", config, still, derived, labels, CLASSES, seconds=3.21)
     assert set(m) == {"method", "temporal", "config", "experiment", "still", "derived", "fused", "per_class", "seconds",
-                      "fused_calibrated", "gain", "temperatures"}
+                      "fused_calibrated", "gain", "temperatures", "images"}
     assert m["method"] == "gan" and m["temporal"] == "flow" and m["experiment"] == "main"
     assert m["config"] == config and m["seconds"] == pytest.approx(3.21)
     for stream in ("still", "derived", "fused", "fused_calibrated"):
-        assert set(m[stream]) == {"val", "test", "val_ci", "test_ci", "top5", "top5_ci", "map", "confusion", "ece"}
+        assert set(m[stream]) == {"val", "test", "val_ci", "test_ci", "top5", "top5_ci", "map", "confusion", "ece",
+                                  "ci_too_narrow"}
+        assert m[stream]["ci_too_narrow"] == "one seed: seed variance not covered"
         assert m[stream]["top5"] is None and m[stream]["top5_ci"] is None  # 3 classes: top-5 is meaningless
         for split in ("val", "test"):
             assert m[stream][f"{split}_ci"][0] <= m[stream][split] <= m[stream][f"{split}_ci"][1]
@@ -126,12 +128,12 @@ def test_build_metrics_still_only_has_null_derived_and_fused():
     assert selection_score(m) == (m["still"]["val"], "still/val")
 
 
-def test_build_metrics_missing_val_split_is_null_and_selection_falls_back_to_test():
+def test_build_metrics_missing_val_split_is_null_and_not_ranked_on_test():
     still, _, labels = _streams()
     m = build_metrics("classifier", "flow", {}, {"test": still["test"]}, None, {"test": labels["test"]}, CLASSES, 0.5)
     assert m["still"]["val"] is None
     json.dumps(m, allow_nan=False)
-    assert selection_score(m) == (m["still"]["test"], "still/test")
+    assert selection_score(m) == (None, "none")  # never a fall-back to test
 
 
 def test_selection_score_prefers_fused_val():

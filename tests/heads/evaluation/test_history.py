@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from cli.app import app
 from heads.finetune import engine
-from heads.training.config import default_config
+from heads.training.methods import default_config
 from heads.evaluation.history import History, read_history, tensorboard_available
 from tests.heads_fixtures import synthetic_cache_dir  # noqa: F401
 from tests.cli.test_heads_cli import FAST_SETS, PLAIN_EPOCHS, sets
@@ -91,11 +91,11 @@ def test_finetune_engine_records_loss_lr_and_val_and_resumes_the_curve(tmp_path)
         model = torch.nn.Linear(8, 3)
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=4)
-        return engine.fit(model=model, criterion=torch.nn.CrossEntropyLoss(), optimizer=optimizer,
-                          scheduler=scheduler, train_data=data, val_data=data,
-                          score_fn=lambda logits: float((logits.argmax(1) == y).float().mean() * 100),
-                          epochs=epochs, batch_size=16, checkpoint_path=tmp_path / "checkpoint.pt",
-                          run_key={"k": 1}, device=torch.device("cpu"), log=lambda m: None)
+        objective = engine.Objective(torch.nn.CrossEntropyLoss(),
+                                     lambda logits: float((logits.argmax(1) == y).float().mean() * 100))
+        cpu = engine.RunContext(engine.DistEnv(), torch.device("cpu"), amp=False, channels_last=False, workers=0, start=0)
+        return engine.fit(model, optimizer, scheduler, objective, data, data, cpu, epochs=epochs, batch_size=16,
+                          checkpoint_path=tmp_path / "checkpoint.pt", run_key={"k": 1}, log=lambda m: None)
 
     run(2)
     run(4)  # resumes after epoch 2

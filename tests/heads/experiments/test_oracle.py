@@ -144,7 +144,8 @@ def test_run_oracle_writes_metrics(tmp_path):
         improvement = saved["improvement"][split]
         assert improvement["runs"] == 10 and improvement["uncovered"] == 0
         assert improvement["mean"] == pytest.approx(saved["fused"][split] - saved["still"][split], abs=1e-3)
-    assert metrics["temporal_rows"] == {"eligible": 80, "train_used": 240}
+    assert metrics["temporal_rows"] == {"eligible": 80, "val": 48, "train_used": 192}  # val: 20% of train videos, carved
+    assert metrics["temporal_val"]["val"] == "carved"
     # The temporal classifier's accuracy on the 80 temporal test rows: k/80 with its CI over them.
     temporal = saved["temporal_classifier"]
     assert round(temporal["test"] * 80 / 100, 6).is_integer()

@@ -124,3 +124,22 @@ def test_no_runs_is_a_clear_error(tmp_path):
         collect_runs([tmp_path])
     with pytest.raises(FeatcacheError, match="runs folder not found"):
         collect_runs([tmp_path / "nope"])
+
+
+def test_best_run_is_chosen_on_val_only_and_unranked_runs_are_named(tmp_path):
+    runs = tmp_path / "runs"
+    write_run(runs, "gan-a", metrics("gan", "flow", (80.0, 80.0), (70.0, 70.0), (81.0, 72.0), temporal_val={}))
+    write_run(runs, "gan-b", metrics("gan", "flow", (None, 80.0), (None, 99.0), (None, 99.0)))  # best on test only
+    write_run(runs, "ft-1", metrics("finetune-flow", "flow", (None, 60.0), config={"selected_on": "test"}))
+    write_run(runs, "ft-2", metrics("finetune-flow", "flow", (None, 90.0), config={"selected_on": "test"}))
+    write_run(runs, "ft-dyn", metrics("finetune-dynamic", "dynamic", (None, 50.0)))
+    report = collect_runs([runs])
+    assert report.best("gan", "flow").path.name == "gan-a"  # never gan-b, whatever its test accuracy
+    assert report.best("finetune-flow", "flow") is None  # two runs without val: not ranked on test
+    assert report.best("finetune-dynamic", "dynamic").path.name == "ft-dyn"  # the cell's only run
+    assert {Path(p).name for p in report.unranked} == {"gan-b", "ft-1", "ft-2", "ft-dyn"}
+    _, _, md_path = write_report([runs], tmp_path / "report")
+    text = md_path.read_text()
+    assert "## Protocol" in text and "One departure from the paper" in text
+    assert "Not ranked:" in text and "gan-b" in text
+    assert "older featcache that chose epochs or temperatures on test data" in text and "ft-1" in text

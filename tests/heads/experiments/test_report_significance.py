@@ -92,3 +92,46 @@ def test_recovered_share_needs_a_significant_oracle():
     assert recovered_share({"test": 4.0}, oracle) == pytest.approx(40.0)
     assert recovered_share({"test": 4.0}, dict(oracle, p_value=0.3)) is None
     assert recovered_share({"test": 4.0}, dict(oracle, test=-1.0)) is None
+
+
+def _fake_run(tmp_path, name, method, gains, seeds=None):
+    from heads.experiments.report.runs import Run
+
+    metrics = {"method": method, "temporal": "flow", "experiment": "main", "config": {"seed": 0},
+               "still": {"val": 50.0, "test": 50.0, "test_ci": [40.0, 60.0], "ci_too_narrow": "one seed: seed variance not covered"},
+               "fused": {"val": 55.0, "test": 55.0}, "gain": gains}
+    if seeds:
+        metrics["seeds"] = seeds
+    return Run(tmp_path / name, metrics)
+
+
+def test_marks_and_verdicts_are_holm_adjusted_with_mde_and_power(tmp_path):
+    from heads.experiments.report.runs import Report
+    from heads.experiments.report.render import render_markdown
+    from heads.experiments.report.significance import holm_p, report_family
+
+    def gain(test, p, mde):
+        return {"test": test, "test_ci": [test - 5, test + 5], "p_value": p, "mde": mde}
+
+    report = Report([
+        _fake_run(tmp_path, "gan", "gan", {"derived": gain(4.0, 0.5, 9.0), "fused": gain(6.0, 0.03, 8.5)}),
+        _fake_run(tmp_path, "embed", "embed", {"derived": gain(1.0, 0.6, 9.5), "fused": gain(5.5, 0.04, 9.0)}),
+    ])
+    assert len(report_family(report)) == 4
+    adjusted = holm_p(report)
+    # Holm by hand: 0.03 x 4 = 0.12, then max(0.12, 0.04 x 3) = 0.12, 0.5 x 2 = 1.0 (capped), 0.6 -> 1.0.
+    assert adjusted[("gan", "flow", "fused")] == pytest.approx(0.12)
+    assert adjusted[("embed", "flow", "fused")] == pytest.approx(0.12)
+    gan_row = next(r for r in gains_table(report)[1:] if r[0] == "GAN")
+    assert gan_row[3] == "+6.0 [+1.0, +11.0] (MDE 8.5)"  # raw p 0.03 but no mark after adjustment
+    summary = summary_paragraph(report)
+    assert "No method gives a significant fused gain" in summary and "Holm-adjusted over the report's 4 gains" in summary
+    assert "from about 8.5 to 9.0 points up" in summary and "would have gone unseen" in summary
+    # The same gains alone in a family of one keep their mark.
+    alone = Report([_fake_run(tmp_path, "gan", "gan", {"fused": gain(6.0, 0.03, 8.5)})])
+    assert next(r for r in gains_table(alone)[1:] if r[0] == "GAN")[3].endswith("* (MDE 8.5)")
+    report.runs[0].metrics["images"] = {"test": {"images": 3, "empty_classes": ["b"]}}
+    report.runs[0].metrics["still"]["confusion"] = [[1, 0], [0, 2]]
+    text = render_markdown(report, {}, [], tmp_path)
+    assert "† marks an interval known to be too narrow: one seed: seed variance not covered." in text
+    assert "- Warning: the test split has only 3 images (fewer than 30) and no image of 1 of 2 classes (b)" in text

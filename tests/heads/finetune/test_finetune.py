@@ -14,6 +14,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
 from torch import nn
 
@@ -23,11 +24,13 @@ from featcache.backbones.registry import BackboneConfig, register_backbone
 from featcache.errors import CacheError, DatasetError
 from featcache.cache.schema import SPLIT_CODE, mark_complete, write_root_attrs, write_rows
 from heads.finetune import engine, finetune
+from heads.finetune.defaults import FinetuneSettings
 
 CLASSES = ["jump", "run", "wave"]
 TINY = "tiny-test-net"
 SIZE = (36, 44)  # H, W of the tiny images: resize 32, crop 28 keeps every step cheap
 CROP, RESIZE = 28, 32
+CPU_RUN = engine.RunContext(engine.DistEnv(), torch.device("cpu"), amp=False, channels_last=False, workers=0, start=0.0)
 
 
 @register_backbone(BackboneConfig(name=TINY, feature_dim=16, mean=IMAGENET_MEAN, std=IMAGENET_STD,
@@ -103,11 +106,12 @@ def tiny_root(tmp_path_factory) -> Path:
 
 
 def run_finetune(root: Path, modality: str, tmp: Path, **kwargs):
-    options = dict(backbone=TINY, weights="random", cache_dir=root / "cache", out=tmp / f"{modality}.pt",
-                   run_dir=tmp / f"run-{modality}", epochs=3, lr=0.05, batch_size=8, crop=CROP, resize=RESIZE,
+    paths = dict(cache_dir=root / "cache", out=tmp / f"{modality}.pt", run_dir=tmp / f"run-{modality}", resume=None)
+    options = dict(backbone=TINY, weights="random", epochs=3, lr=0.05, batch_size=8, crop=CROP, resize=RESIZE,
                    device="cpu", seed=0)
-    options.update(kwargs)
-    return finetune.finetune_model(root, modality, **options)
+    for name, value in kwargs.items():
+        (paths if name in paths else options)[name] = value
+    return finetune.finetune_model(root, FinetuneSettings(modality=modality, **options), **paths)
 
 
 def test_finetune_still_learns_and_writes_an_extractable_checkpoint(tiny_root, tmp_path):
@@ -124,14 +128,15 @@ def test_finetune_still_learns_and_writes_an_extractable_checkpoint(tiny_root, t
 
 
 @pytest.mark.parametrize("modality,channels", [("dynamic", 3), ("flow", 20)])
-def test_finetune_temporal_trains_on_video_train_and_validates_on_video_test(tiny_root, tmp_path, modality, channels):
+def test_finetune_temporal_selects_on_val_videos_never_test(tiny_root, tmp_path, modality, channels):
     metrics = run_finetune(tiny_root, modality, tmp_path, epochs=2)
     ckpt = load_checkpoint(tmp_path / f"{modality}.pt")
     assert ckpt["modality"] == modality and ckpt["in_channels"] == channels
     assert ckpt["state_dict"]["conv1.weight"].shape[1] == channels
     assert metrics["temporal"] == modality
-    assert metrics["still"]["val"] is None and metrics["still"]["test"] is not None  # test videos validate
-    assert metrics["config"]["selected_on"] == "test"
+    assert metrics["still"]["val"] is not None and metrics["still"]["test"] is not None
+    # This temporal.h5 has no val videos (written as the old code did): val is carved from its train videos.
+    assert metrics["config"]["selected_on"].startswith("val videos: val carved from the train videos of temporal.h5")
 
 
 def state_of(path: Path) -> dict:
@@ -216,3 +221,47 @@ def test_cli_reports_a_missing_dataset_in_one_line(tmp_path):
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "nope" in lines[0] and "Traceback" not in result.stderr
+
+
+def cli_finetune(root: Path, run: Path, *extra: str) -> dict:
+    from typer.testing import CliRunner
+
+    from cli.app import app
+
+    result = CliRunner().invoke(app, ["finetune", "still", str(root), "--cache", str(root / "cache"), "--out", str(run),
+                                      "--model", str(run / "model.pt"), *extra])
+    assert result.exit_code == 0, result.output
+    return json.loads((run / "metrics.json").read_text())
+
+
+def test_config_yaml_reruns_finetune_with_identical_metrics(tiny_root, tmp_path):
+    first = cli_finetune(tiny_root, tmp_path / "a", "--backbone", TINY, "--weights", "random", "--epochs", "2",
+                         "--lr", "0.05", "--batch-size", "8", "--crop", str(CROP), "--resize", str(RESIZE),
+                         "--device", "cpu", "--seed", "3")
+    saved = yaml.safe_load((tmp_path / "a" / "config.yaml").read_text())
+    assert saved == FinetuneSettings(modality="still", backbone=TINY, weights="random", epochs=2, lr=0.05, batch_size=8,
+                                     crop=CROP, resize=RESIZE, device="cpu", seed=3).as_dict()
+    again = cli_finetune(tiny_root, tmp_path / "b", "--config", str(tmp_path / "a" / "config.yaml"))
+    assert again["still"] == first["still"] and again["per_class"] == first["per_class"]
+    assert {k: v for k, v in again["config"].items() if k != "checkpoint"} == \
+        {k: v for k, v in first["config"].items() if k != "checkpoint"}
+    for name, value in state_of(tmp_path / "a" / "model.pt").items():
+        assert torch.equal(value, state_of(tmp_path / "b" / "model.pt")[name]), name
+    wins = cli_finetune(tiny_root, tmp_path / "c", "--config", str(tmp_path / "a" / "config.yaml"), "--epochs", "1")
+    assert wins["config"]["epochs"] == 1 and wins["config"]["seed"] == 3  # the command line wins over the file
+
+
+def test_finetune_settings_are_checked_once_with_one_line_errors(tmp_path):
+    from featcache.errors import FeatcacheError
+
+    with pytest.raises(FeatcacheError, match="finetune: epochs: 0: expected an integer >= 1"):
+        FinetuneSettings(epochs=0)
+    with pytest.raises(FeatcacheError, match="expected one of still, dynamic, flow"):
+        FinetuneSettings(modality="rgb")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("epochs: 2\nalpha: 1\n")
+    with pytest.raises(FeatcacheError, match="unknown key alpha for finetune; valid keys: amp, backbone"):
+        FinetuneSettings.resolve(bad)
+    bad.write_text("lr: -1\n")
+    with pytest.raises(FeatcacheError, match=f"{bad}: lr: -1: expected a number > 0"):
+        FinetuneSettings.resolve(bad)

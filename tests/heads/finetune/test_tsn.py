@@ -9,6 +9,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from featcache.backbones import create_backbone, load_checkpoint
 from featcache.data.dataset import FolderDataset
@@ -18,7 +19,8 @@ from featcache.cache.schema import SPLIT_CODE, mark_complete, write_root_attrs, 
 from heads.finetune import engine, tsn
 from heads.losses.distillation_loss import DistillationLoss
 from heads.finetune.datasets import CoClassPairs, StillImages, TemporalInstances, sample_co_class_partners
-from tests.heads.finetune.test_finetune import CLASSES, CROP, RESIZE, TINY, make_dataset, run_finetune
+from heads.finetune.defaults import TSNSettings
+from tests.heads.finetune.test_finetune import CLASSES, CPU_RUN, CROP, RESIZE, TINY, make_dataset, run_finetune
 
 # TinyNet has conv1..conv4: the last three (conv2-4), their BNs and the head train.
 INTENDED = ("conv2.", "bn2.", "conv3.", "bn3.", "conv4.", "bn4.", "head.")
@@ -36,10 +38,12 @@ def trained_root(tmp_path_factory) -> Path:
 
 
 def run_tsn(root: Path, out: Path, **kwargs):
-    options = dict(temporal="dynamic", backbone=TINY, cache_dir=root / "cache", out=out, epochs=2, lr=1e-3,
-                   batch_size=8, crop=CROP, resize=RESIZE, device="cpu", seed=0)
-    options.update(kwargs)
-    return tsn.train_tsn(root, **options)
+    paths = dict(cache_dir=root / "cache", out=out, resume=None)
+    options = dict(temporal="dynamic", backbone=TINY, epochs=2, lr=1e-3, batch_size=8, crop=CROP, resize=RESIZE,
+                   device="cpu", seed=0)
+    for name, value in kwargs.items():
+        (paths if name in paths else options)[name] = value
+    return tsn.train_tsn(root, TSNSettings(**options), **paths)
 
 
 def test_resnet50_trains_only_the_last_bottleneck_convs_and_head():
@@ -142,9 +146,9 @@ def fit_student(root: Path, targets, *, targets_fn=None, checkpoint: Path):
     # Plain SGD: RMSProp's 1/sqrt(v) would blow float round-off (batching) up into visible differences.
     optimizer = torch.optim.SGD([p for p in student.parameters() if p.requires_grad], lr=0.05)
     engine.seed_everything(0)
-    state = engine.fit(model=student, criterion=DistillationLoss(10.0), optimizer=optimizer, scheduler=None,
-                       train_data=pairs, val_data=val, score_fn=lambda logits: 0.0, epochs=2, batch_size=8,
-                       checkpoint_path=checkpoint, run_key={}, device=torch.device("cpu"), targets_fn=targets_fn)
+    objective = engine.Objective(DistillationLoss(10.0), lambda logits: 0.0, targets_fn=targets_fn)
+    state = engine.fit(student, optimizer, None, objective, pairs, val, CPU_RUN, epochs=2, batch_size=8,
+                       checkpoint_path=checkpoint, run_key={})
     return student, state
 
 
@@ -200,10 +204,9 @@ def test_teacher_never_changes_while_the_student_learns(trained_root):
     val = StillImages(dataset, "val", build_transform("still", train=False, crop=CROP, resize=RESIZE))
     pairs = CoClassPairs(stills, instances.labels, instances, seed=0)
     optimizer = torch.optim.RMSprop([p for p in student.parameters() if p.requires_grad], lr=1e-3)
-    state = engine.fit(model=student, criterion=DistillationLoss(10.0), optimizer=optimizer, scheduler=None,
-                       train_data=pairs, val_data=val, score_fn=lambda logits: 0.0, epochs=4, batch_size=8,
-                       checkpoint_path=Path(str(trained_root)) / "fit-teacher" / "ckpt.pt", run_key={"t": 1},
-                       device=torch.device("cpu"), targets_fn=teacher)
+    objective = engine.Objective(DistillationLoss(10.0), lambda logits: 0.0, targets_fn=teacher)
+    state = engine.fit(student, optimizer, None, objective, pairs, val, CPU_RUN, epochs=4, batch_size=8,
+                       checkpoint_path=Path(str(trained_root)) / "fit-teacher" / "ckpt.pt", run_key={"t": 1})
     losses = [h["loss"] for h in state["history"]]
     assert losses[-1] < losses[0]
     assert not teacher.training and not any(p.requires_grad for p in teacher.parameters())
@@ -216,3 +219,28 @@ def test_missing_still_model_says_what_to_run(trained_root, tmp_path):
         run_tsn(trained_root, tmp_path / "x", student=tmp_path / "none.pt")
     with pytest.raises(CacheError, match="trained on still, expected dynamic"):
         run_tsn(trained_root, tmp_path / "x", teacher=trained_root / "cache" / "models" / f"still-{TINY}.pt")
+
+
+def cli_tsn(root: Path, run: Path, *extra: str) -> dict:
+    from typer.testing import CliRunner
+
+    from cli.app import app
+
+    result = CliRunner().invoke(app, ["tsn", str(root), "--cache", str(root / "cache"), "--out", str(run), *extra])
+    assert result.exit_code == 0, result.output
+    return json.loads((run / "metrics.json").read_text())
+
+
+def test_config_yaml_reruns_tsn_with_identical_metrics(trained_root, tmp_path):
+    first = cli_tsn(trained_root, tmp_path / "a", "--temporal", "dynamic", "--backbone", TINY, "--epochs", "1",
+                    "--lr", "0.001", "--batch-size", "8", "--crop", str(CROP), "--resize", str(RESIZE),
+                    "--device", "cpu", "--seed", "2", "--targets", "live")
+    saved = yaml.safe_load((tmp_path / "a" / "config.yaml").read_text())
+    assert saved["temperature"] == tsn.TEMPERATURE["dynamic"] and saved["targets"] == "live" and saved["seed"] == 2
+    assert TSNSettings(**saved).as_dict() == saved
+    again = cli_tsn(trained_root, tmp_path / "b", "--config", str(tmp_path / "a" / "config.yaml"))
+    for stream in ("still", "derived", "fused"):
+        assert again[stream] == first[stream], stream
+    assert again["per_class"] == first["per_class"] and again["config"] == first["config"]
+    wins = cli_tsn(trained_root, tmp_path / "c", "--config", str(tmp_path / "a" / "config.yaml"), "--targets", "cached")
+    assert wins["config"]["targets"] == "cached" and wins["config"]["seed"] == 2  # the command line wins

@@ -16,7 +16,11 @@ from featcache.utils.atomic import atomic_path
 from heads.training import grid as grid_module
 from heads.training.checkpoint import load_head_checkpoint
 from heads.training.grid import GridSpec, run_grid
-from heads.training.grid_configs import expand_grid
+from heads.training.methods import head_grid
+
+
+def expand_grid(method, temporal, sets):
+    return head_grid(method, temporal, sets=sets)
 from heads.training.grid_report import write_grid_csv
 
 CLASSES = ["clap", "jump", "run", "wave"]

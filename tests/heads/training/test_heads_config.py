@@ -3,7 +3,12 @@
 import pytest
 
 from featcache.errors import FeatcacheError
-from heads.training.config import default_config, parse_sets, shape_key
+from heads.training.methods import default_config, shape_key
+from heads.training.methods import head_config
+
+
+def parse_sets(method, temporal, assignments):
+    return head_config(method, temporal, sets=assignments)
 
 
 def test_defaults_follow_tables_6_and_8():

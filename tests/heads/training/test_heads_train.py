@@ -7,13 +7,14 @@ from heads.training.checkpoint import load_head_checkpoint, save_head_checkpoint
 from heads.models.generator import Generator
 from heads.nn.member_random import MemberRandom
 from heads.training.dim_reduction import DimRedStore
+from heads.training.methods import list_methods
 from heads.training.train_head import train_group, train_head
 from tests.heads_fixtures import fast_config, head_data, head_data64, synthetic_cache_dir  # noqa: F401
 
 CHANCE = 100.0 / 6
 
 
-@pytest.mark.parametrize("method", ["classifier", "gan", "embed"])
+@pytest.mark.parametrize("method", list_methods())
 def test_each_head_beats_chance_clearly(head_data, method):
     # The still model alone is near 100 % val here, so select the epoch on derived val.
     result = train_head(method, head_data, fast_config(method, select="derived") if method != "classifier"
@@ -96,3 +97,33 @@ def test_checkpoint_round_trip_rebuilds_the_generator(head_data, tmp_path):
     generator.eval()
     out = generator(head_data.still["test"].features[None, :5])
     assert out.shape == (1, 5, config["d1"]) and torch.isfinite(out).all()
+
+
+def test_relabelled_cache_in_place_retrains_the_dim_reduction_network(tmp_path):
+    """A label-shuffled control written over the same cache file (same features, same rows) must not
+    reuse the network trained on the old labels: the store is keyed on the train/val labels too."""
+    import numpy as np
+
+    from featcache.cache.feature_cache import FeatureCache
+    from featcache.cache.synthetic import write_feature_cache, write_synthetic_caches
+    from heads.training.head_data import HeadData
+
+    write_synthetic_caches(tmp_path / "cache", num_classes=4, dim=24, seed=2, still_rows={"train": 40, "val": 20, "test": 20},
+                           temporal_rows={"train": 60, "val": 20, "test": 20})  # its own val rows: nothing carved
+    store_dir = tmp_path / "store"
+    messages = []
+    store = DimRedStore([store_dir], [store_dir], log=messages.append)
+    train_head("classifier", HeadData.load(tmp_path / "cache", "flow"), fast_config("classifier"), dimred_store=store)
+    assert "trained" in messages[-1]
+    train_head("classifier", HeadData.load(tmp_path / "cache", "flow"), fast_config("classifier"), dimred_store=store)
+    assert "reused" in messages[-1]  # same cache, same labels: reused
+    cache = FeatureCache.open(tmp_path / "cache" / "flow-synthetic.h5")
+    arrays = cache._arrays
+    shuffled = arrays["labels"].copy()
+    train = arrays["split"] == 0
+    shuffled[train] = np.random.default_rng(0).permutation(shuffled[train])
+    write_feature_cache(cache.path, modality="flow", backbone=cache.backbone, classes=cache.classes,
+                        features=arrays["features"], labels=shuffled, split=arrays["split"])
+    train_head("classifier", HeadData.load(tmp_path / "cache", "flow"), fast_config("classifier"), dimred_store=store)
+    assert "trained" in messages[-1]  # relabelled in place: a new network
+    assert len(list(store_dir.glob("dimred-flow-*.pt"))) == 2
