@@ -80,10 +80,10 @@ def one_head(method: str, data, config: dict, device: str, store, parts: Parts, 
     return seconds
 
 
-def heads_table(data, store_dirs, device: str, compare_old: bool) -> None:
+def heads_table(data, store_dirs, device: str, compare_old: bool, methods=("classifier", "gan", "embed")) -> None:
     """Each head with its default schedule (and first with the old defaults, in the same process)."""
     parts = Parts()
-    for method in ("classifier", "gan", "embed"):
+    for method in methods:
         times = {}
         for label in (("old", "new") if compare_old else ("new",)):
             store = DimRedStore([store_dirs[label]], [store_dirs[label]])  # old and new never share a network
@@ -102,6 +102,7 @@ def main(argv=None) -> None:
     parser.add_argument("--no-grid", action="store_true")
     parser.add_argument("--no-mining", action="store_true")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--methods", nargs="+", choices=["classifier", "gan", "embed"], default=["classifier", "gan", "embed"])
     parser.add_argument("--compare-old", action="store_true", help=f"also train each head with the defaults of {OLD_NAME}")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -119,7 +120,8 @@ def main(argv=None) -> None:
               f"flow {sum(temporal_rows.values())} rows, 2048-d, 40 classes\n")
 
         print("1. one head, default schedule" + (f" (old = {OLD_NAME}, then today's)" if args.compare_old else ""))
-        heads_table(data, {label: tmp / f"heads-{label}" for label in ("old", "new")}, args.device, args.compare_old)
+        heads_table(data, {label: tmp / f"heads-{label}" for label in ("old", "new")}, args.device, args.compare_old,
+                    args.methods)
         store = DimRedStore([tmp / "heads-new"], [tmp / "heads-new"])
 
         if not args.no_grid:

@@ -38,7 +38,7 @@ Keys:
   lr, epochs, batch_size   the head itself (RMSProp for the GAN, Adam for the embedding)
   min_steps         the same for the head (GAN: batches; embedding: P x K batches)
   dropout, noise    dropout rate and Gaussian-noise sd inside generator/embedding
-  classes_per_batch, instances_per_class   P x K batches of the embedding (Table 8: 4 x 4)
+  classes_per_batch, instances_per_class   P x K batches of the embedding (Table 8: 4 x 4; ours 8 x 8)
   classifier_lr, classifier_epochs, classifier_min_steps   the embedding classifier on compact temporal features
   select            fused | derived: the val accuracy that picks the best epoch
 """

@@ -19,7 +19,9 @@ def test_defaults_follow_tables_6_and_8():
     flow, dynamic = default_config("embed", "flow"), default_config("embed", "dynamic")
     assert (flow["d0"], flow["d1"], flow["alpha"], flow["lr"]) == (256, 256, 1.0, 2e-4)
     assert (dynamic["d0"], dynamic["d1"], dynamic["alpha"], dynamic["lr"]) == (128, 256, 0.5, 2e-4)
-    assert (flow["classes_per_batch"], flow["instances_per_class"]) == (4, 4)
+    # Table 8 samples 4 x 4; ours 8 x 8 (3 epochs of 106 batches: the derived accuracy of 4 x 4's 1,700
+    # steps at a third of the time, benchmarks/heads.py); --set classes_per_batch=4 instances_per_class=4 is the paper's.
+    assert (flow["classes_per_batch"], flow["instances_per_class"]) == (8, 8)
     assert default_config("classifier", "flow")["dimred_dropout"] == 0.5
 
 
