@@ -193,7 +193,7 @@ def check_mining(ctx: Context) -> list[dict]:
 
 def check_gan_grid(ctx: Context) -> list[dict]:
     from featcache.cache.synthetic import write_synthetic_caches
-    from heads.training.config import default_config
+    from heads.training.methods import default_config
     from heads.training.head_data import HeadData
     from heads.training.train_head import train_group, train_head
 
