@@ -137,8 +137,9 @@ EMBED = register_head_method(HeadMethod(
     name="embed", fit=fit_embedding, help="triplet embedding (3.2)", label="Triplets Embed.",
     load_predictor=load_embedding_predictor,
     defaults={
-        # 8 x 8 P x K batches (Table 8: 4 x 4): 3 epochs of 106 batches keep the paper-size derived
-        # accuracy of 4 x 4's 4 epochs (81.7 vs 81.8%) at about a third of the time (benchmarks/heads.py)
+        # 8 x 8 P x K batches (Table 8: 4 x 4): at the paper's size 3 epochs of 106 batches reach the derived
+        # accuracy of 4 x 4's 4 epochs (81.6% [80.4, 82.6] vs 79.7% [78.5, 80.8]) with a third of the
+        # embedding's time (benchmarks/heads.py --compare-old)
         "lr": 2e-4, "epochs": 3, "classes_per_batch": 8, "instances_per_class": 8,
         "min_steps": min_steps_at_paper_size(3, PAPER_STILLS, 8 * 8),
         "dropout": 0.5, "noise": 0.01, "classifier_lr": 1e-3, "classifier_epochs": 10,
