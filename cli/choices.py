@@ -5,6 +5,7 @@ from __future__ import annotations
 from enum import Enum
 
 from featcache.cache.schema import MODALITIES, TEMPORAL_KINDS
+from heads.finetune.defaults import PAIRINGS
 
 
 def choices(name: str, values) -> type[Enum]:
@@ -14,6 +15,7 @@ def choices(name: str, values) -> type[Enum]:
 
 Modality = choices("Modality", MODALITIES)
 Temporal = choices("Temporal", TEMPORAL_KINDS)
+Pairing = choices("Pairing", PAIRINGS)  # co-class (the paper's) | instance
 
 
 def check_device(spec: str) -> str:

@@ -23,12 +23,12 @@ def check(
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="parallel decoders (default: up to 4)"),
 ) -> None:
     """Validate a dataset: class x split counts, and every problem with its path and reason."""
-    from rich.console import Console
+    from featcache.utils.progress import make_console
 
     from featcache.data.check import check_dataset
 
     report = check_dataset(root, deep=deep, exact_frames=exact_frames, workers=workers)
-    console = Console()
+    console = make_console()
     if report.classes:
         console.print(_counts_table(report))
     for warning in report.warnings:
@@ -38,7 +38,7 @@ def check(
     for skipped in report.skipped:
         console.print(f"[yellow]skipped:[/] {skipped}", highlight=False, soft_wrap=True)
     unsupported = f", {len(report.skipped)} file(s) of an unsupported type skipped" if report.skipped else ""
-    err = Console(stderr=True)
+    err = make_console(stderr=True)
     for problem in report.problems:
         err.print(f"[red]problem:[/] {problem}", highlight=False, soft_wrap=True)
     depth = "decoded" if deep else "checked (existence only; --deep decodes them)"
@@ -127,7 +127,7 @@ def _cell(count: int) -> str:
 
 
 def _print_summary(summary) -> None:
-    from rich.console import Console
+    from featcache.utils.progress import make_console
     from rich.table import Table
 
     splits = sorted({s for by_split in summary.counts.values() for s in by_split}, key=("train", "val", "test").index)
@@ -139,7 +139,7 @@ def _print_summary(summary) -> None:
         table.add_row(name, *(_cell(by_split.get(s, 0)) for s in splits))
     table.add_section()
     table.add_row("[bold]total", *(str(sum(b.get(s, 0) for b in summary.counts.values())) for s in splits))
-    console = Console()
+    console = make_console()
     console.print(table)
     skipped = sum(summary.skipped_classes.values())
     if summary.skipped_classes:

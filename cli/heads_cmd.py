@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from cli.choices import Temporal, device_option, method_argument, set_keys_help
+from cli.choices import Pairing, Temporal, device_option, method_argument, set_keys_help
 from cli.registry import CommandTable
 from heads.training.run_dir import default_run_dir
 
@@ -32,6 +32,8 @@ def train_head_command(
     out: Optional[Path] = typer.Option(None, "--out", help="Run folder for metrics.json, model.pt, history.jsonl and config.yaml (default: runs/<method>-<temporal>-<timestamp>)."),
     device: str = device_option(),
     seeds: int = typer.Option(1, "--seeds", help="Train under N seeds (seed, seed+1, ...; members of one stacked model): metrics.json then holds the mean and std over seeds, per-seed values under per_seed."),
+    pairing: Optional[Pairing] = typer.Option(None, "--pairing", help="gan/embed: co-class (the paper; default) or instance: each still meets its own video's temporal rows (--set pairing=...)."),
+    root: Optional[Path] = typer.Option(None, "--root", help="Dataset root whose still-videos.csv links stills to their videos (needed by --pairing instance)."),
 ) -> None:
     """Train a head on cached features; print val/test accuracy (still, derived temporal, fused)."""
     from featcache.utils.progress import console
@@ -39,9 +41,10 @@ def train_head_command(
     from heads.evaluation.metrics import METRICS_FILE, print_metrics
 
     run_dir = out or default_run_dir(method, temporal.value, timestamp=True)
-    run = fit_head(cache, method, temporal.value, config_file=config, sets=sets or [], out=run_dir,
+    sets = [*(sets or []), *([f"pairing={pairing.value}"] if pairing else [])]
+    run = fit_head(cache, method, temporal.value, config_file=config, sets=sets, out=run_dir,
                    device=device, seeds=seeds, backbone=backbone, temporal_backbone=temporal_backbone, progress=True,
-                   log=console.print)
+                   log=console.print, root=root)
     print_metrics(run.metrics)
     typer.echo(f"temporal classifier ({temporal.value}, test videos; epoch chosen on the val videos): "
                f"{run.metrics['temporal_classifier']['test']:.1f}%; still model: {run.checkpoint['still_model']}")

@@ -87,7 +87,7 @@ def oracle_command(
     device: str = device_option(),
 ) -> None:
     """Table 4: the oracle upper bound (still + a co-class unseen temporal instance)."""
-    from rich.console import Console
+    from featcache.utils.progress import make_console
 
     from heads.evaluation.metrics import METRICS_FILE
     from heads.experiments.oracle import run_oracle
@@ -95,7 +95,7 @@ def oracle_command(
     if runs < 1:
         raise FeatcacheError(f"--runs must be >= 1, got {runs}")
     kinds = ORACLE_KINDS if temporal is TemporalOrBoth.both else (temporal.value,)
-    console = Console()
+    console = make_console()
     for kind in kinds:
         metrics = run_oracle(cache, kind, runs=runs, seed=seed, backbone=backbone, device=device,
                              out=out / kind, experiment=experiment.value)

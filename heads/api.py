@@ -67,7 +67,8 @@ def fit_head(cache: str | os.PathLike = "cache", method: str = "gan", temporal: 
              config: Mapping[str, Any] | None = None, config_file: str | os.PathLike | None = None,
              sets: Iterable[str] = (), out: str | os.PathLike | None = None, device: str | torch.device = "auto",
              backbone: str | None = None, temporal_backbone: str | None = None, progress: bool = False,
-             log: Log | None = None, experiment: str = "main", seeds: int = 1) -> HeadRun:
+             log: Log | None = None, experiment: str = "main", seeds: int = 1,
+             root: str | os.PathLike | None = None) -> HeadRun:
     """Train one head of ``method`` (a registered head method: ``heads.list_methods()``) on the caches in ``cache``.
 
     With ``out`` (a run folder) it writes ``metrics.json``, ``model.pt``, ``history.jsonl`` and
@@ -76,6 +77,7 @@ def fit_head(cache: str | os.PathLike = "cache", method: str = "gan", temporal: 
     ``experiment`` labels the run for the report (main, or midframe for section 5.4).
     ``seeds`` > 1 trains seeds seed..seed+N-1 as members of one stacked model: the metrics hold
     the means, stds and per-seed values (``heads.training.seeds``); predictions and curves are the first seed's.
+    ``root``: the dataset, whose ``still-videos.csv`` ``pairing=instance`` reads.
     """
     from featcache.utils.device import resolve_device
     from heads.training.head_data import HeadData
@@ -89,7 +91,7 @@ def fit_head(cache: str | os.PathLike = "cache", method: str = "gan", temporal: 
     resolved = resolve_head_config(method, temporal, config, config_file, sets)
     seed_configs(resolved, seeds)  # validates seeds before any loading
     torch_device = resolve_device(device)
-    data = HeadData.load(cache, temporal, backbone, temporal_backbone)
+    data = HeadData.load(cache, temporal, backbone, temporal_backbone, root)
     log(describe_data(data, torch_device))
     for line in small_split_warnings(split_sizes({s: data.still[s].labels for s in data.still}, data.classes),
                                      data.num_classes):

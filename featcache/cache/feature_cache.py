@@ -12,6 +12,7 @@ centre crop; ``split(name, all_views=True)`` flattens every view into rows (for 
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ import numpy as np
 import torch
 
 from featcache.errors import CacheError
+from featcache.cache.lineage import check_input
 from featcache.cache.schema import MODALITIES, SPLIT_CODE, feature_cache_path, open_complete, read_root_attrs, read_rows
 
 
@@ -36,6 +38,12 @@ class SplitData:
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
+
+
+def read_sources(arrays: dict[str, np.ndarray], attrs: dict[str, Any]) -> list[str]:
+    """Every source a cache read: its rows' and those it skipped (the files its lineage covers)."""
+    skipped = attrs.get("skipped", "[]")
+    return [str(s) for s in arrays["source"]] + [str(s) for s, _ in json.loads(skipped)]
 
 
 class FeatureCache:
@@ -57,6 +65,7 @@ class FeatureCache:
             arrays["features"] = f["features"][()]
             if "logits" in f:
                 arrays["logits"] = f["logits"][()]
+        check_input(path, attrs, read_sources(arrays, attrs))
         return cls(path, attrs, arrays)
 
     # -- metadata -------------------------------------------------------------
@@ -187,11 +196,12 @@ def find_cache(cache_dir: str | os.PathLike, modality: str, backbone: str | None
     if backbone:
         path = feature_cache_path(cache_dir, modality, backbone)
         if not path.exists():
-            raise CacheError(f"no {modality} cache for backbone {backbone!r}: {path} not found; run featcache extract")
+            raise CacheError(f"no {modality} cache for backbone {backbone!r}: {path} not found; "
+                             f"run: featcache extract ROOT --modality {modality} --backbone {backbone} --cache {cache_dir}")
         return path
     found = sorted(cache_dir.glob(f"{modality}-*.h5"))
     if not found:
-        raise CacheError(f"no {modality} feature cache in {cache_dir}; run: featcache extract ROOT --modality {modality}")
+        raise CacheError(f"no {modality} feature cache in {cache_dir}; run: featcache extract ROOT --modality {modality} --cache {cache_dir}")
     if len(found) > 1:
         names = ", ".join(p.name for p in found)
         raise CacheError(f"several {modality} caches in {cache_dir} ({names}); choose one with --backbone")

@@ -28,7 +28,8 @@ def write_feature_cache(path: str | os.PathLike, *, modality: str, backbone: str
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             write_root_attrs(f, modality=modality, backbone=backbone, weights="random",
-                             preprocessing={"synthetic": True}, classes=list(classes))
+                             preprocessing={"synthetic": True}, classes=list(classes),
+                             input={"from": "synthetic"})
             f.create_dataset("features", data=np.asarray(features, dtype=dtype))
             write_rows(f, labels=labels, split=split,
                        source=[f"synthetic/{modality}/{i:06d}" for i in range(rows)], instance=np.zeros(rows))

@@ -8,6 +8,7 @@ images are the middle frames of ROOT's videos, so there is no still/video domain
     OUT/stills/test/<class>/<video stem>.png    # middle frames of test videos
     OUT/videos/{train,test}/<class>/<video>     # symlinks to ROOT's videos (temporal data unchanged)
     OUT/classes.txt                             # ROOT's class order
+    OUT/still-videos.csv                        # each still's video (``featcache.data.still_videos``)
 
 Every file is written under a temporary name and renamed into place, so a rerun after a
 crash skips the finished frames and redoes only the missing ones.
@@ -23,6 +24,7 @@ import numpy as np
 
 from featcache.data.val_split import carve_val
 from featcache.data.dataset import FolderDataset, Sample
+from featcache.data.still_videos import write_still_videos
 from featcache.errors import DatasetError
 from featcache.utils.progress import make_progress
 from featcache.utils.atomic import atomic_path
@@ -123,4 +125,6 @@ def build_midframes(root: str | os.PathLike, out: str | os.PathLike, val_fractio
         link_video(dataset.path(plan.video), plan.video_link)
     with atomic_path(out / "classes.txt") as tmp:
         tmp.write_text("\n".join(dataset.classes) + "\n", encoding="utf-8")
+    write_still_videos(out, {p.still_path.relative_to(out).as_posix(): p.video_link.relative_to(out).as_posix()
+                             for p in plans})
     return FolderDataset(out)

@@ -27,6 +27,7 @@ from featcache.utils.device import resolve_device
 from featcache.errors import CacheError, FeatcacheError, MediaError
 from featcache.utils.progress import console, make_progress
 from featcache.cache.parts import discard_parts, open_parts, part_path, parts_folder, read_part, write_part
+from featcache.cache.lineage import files_input
 from featcache.cache.schema import KEYFRAMES, SPLIT_CODE, feature_cache_path, mark_complete, open_complete, read_root_attrs, write_root_attrs, write_rows
 from featcache.utils.atomic import atomic_path
 from featcache.extraction.xmeans import XMeans
@@ -200,12 +201,12 @@ def mine_keyframes(
         console.print(f"[yellow]skipped[/] {line}")
     if not results:
         raise FeatcacheError(f"{dataset.root}: no training video could be decoded; see the messages above")
-    assemble(out, videos, results, attrs, model, fingerprint)
+    assemble(out, videos, results, attrs, model, fingerprint, dataset.root)
     discard_parts(parts)
     return out
 
 
-def assemble(out: Path, videos: list[Sample], results, still_attrs: dict, model, fingerprint: dict) -> None:
+def assemble(out: Path, videos: list[Sample], results, still_attrs: dict, model, fingerprint: dict, dataset_root: Path) -> None:
     import h5py
 
     done = [v for v in videos if v.path in results]
@@ -214,6 +215,7 @@ def assemble(out: Path, videos: list[Sample], results, still_attrs: dict, model,
         write_root_attrs(
             f, modality=KEYFRAMES, backbone=model.name, weights=model.weights_id, classes=list(still_attrs["classes"]),
             preprocessing={**(still_attrs.get("preprocessing") or {}), "keyframes": fingerprint},
+            input=files_input(dataset_root, [v.path for v in done]),
         )
         f.create_dataset("features", data=np.concatenate([results[v.path][1] for v in done]).astype(np.float32))
         write_rows(

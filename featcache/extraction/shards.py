@@ -85,7 +85,7 @@ def assemble(path: Path, parts: Path, shards: list[range], rows: SourceRows, ide
     feature_shape = (n,) + first["features"].shape[1:]
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
-            attrs = {k: identity[k] for k in ("modality", "backbone", "weights", "preprocessing", "classes", "rows_sha256")}
+            attrs = {k: identity[k] for k in ("modality", "backbone", "weights", "preprocessing", "classes", "rows_sha256", "input")}
             write_root_attrs(f, **attrs, weights_path=weights_path, skipped=json.dumps(skipped),
                              video_split=rows.video_split)
             chunk = (min(n, 256),) + feature_shape[1:]

@@ -82,7 +82,7 @@ def temporal_rows(root: str | os.PathLike, cache_dir: str | os.PathLike, kind: s
         )
     classes = FolderDataset(root).classes
     if classes != rows.classes:
-        raise CacheError(f"{path}: classes differ from dataset {root} ({len(rows.classes)} vs {len(classes)}); rerun featcache prepare")
+        raise CacheError(f"{path}: classes differ from dataset {root} ({len(rows.classes)} vs {len(classes)}); rerun featcache prepare {root} --cache {cache_dir} --restart")
     if not len(rows):
         raise CacheError(f"{path}: /{kind} has no rows; nothing to extract")
     return rows

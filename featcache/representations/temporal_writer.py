@@ -4,12 +4,14 @@ gzip data, ``complete=True`` last, renamed into place (read it with
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from featcache.cache.lineage import CONTENT_ATTR, hash_rows
 from featcache.cache.parts import part_path
 from featcache.cache.schema import SCHEMA_VERSION, SPLIT_CODE, mark_complete, write_root_attrs, write_rows
 from featcache.cache.temporal_cache import INDEX_GROUP
@@ -25,6 +27,7 @@ def assemble(out: Path, dataset: FolderDataset, samples, stamps, parts: Path, se
     (where the val videos came from) is recorded as a root attribute."""
     rows: dict[str, dict[str, list]] = {k: {"labels": [], "split": [], "source": [], "instance": []} for k in settings.kinds}
     frames_col = []
+    checksums = {k: hashlib.sha256() for k in settings.kinds}  # each group's content: what feature caches record
     with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
         groups = {}
         for kind in settings.kinds:
@@ -51,6 +54,7 @@ def assemble(out: Path, dataset: FolderDataset, samples, stamps, parts: Path, se
                         data = groups[kind]["data"]
                         data.resize(data.shape[0] + len(block), axis=0)
                         data[-len(block):] = block
+                        hash_rows(checksums[kind], block, sample.path, sample.label, SPLIT_CODE[sample.split])
                         r = rows[kind]
                         r["labels"] += [sample.label] * len(block)
                         r["split"] += [SPLIT_CODE[sample.split]] * len(block)
@@ -63,6 +67,7 @@ def assemble(out: Path, dataset: FolderDataset, samples, stamps, parts: Path, se
             group.attrs["modality"] = kind
             group.attrs["classes"] = json.dumps(dataset.classes)
             group.attrs["preprocessing"] = json.dumps({"size": list(settings.size), **settings.group_preprocessing(kind)}, sort_keys=True)
+            group.attrs[CONTENT_ATTR] = checksums[kind].hexdigest()
         index = f.create_group(INDEX_GROUP)
         write_index(index, samples, stamps, frames_col, errors)
         write_root_attrs(

@@ -259,14 +259,14 @@ def _fit_heads(data, config: dict, cache_dir, device, out, progress: bool):
     import contextlib
     from pathlib import Path
 
-    from featcache.utils.progress import optional_progress
+    from featcache.utils.progress import console, optional_progress
     from heads.evaluation.history import History, MemberHistories
     from heads.training.dim_reduction import DimRedStore, fit_dimred_networks
     from heads.training.loop import Phases
     from heads.training.still_model import fit_still_models
 
     store_dir = Path(cache_dir) / "heads"
-    store = DimRedStore([store_dir], [store_dir])
+    store = DimRedStore([store_dir], [store_dir], log=console.print if progress else None)  # says when it reuses a stored one
     with contextlib.ExitStack() as stack:
         bar = stack.enter_context(optional_progress(progress))
         history = stack.enter_context(History(out)) if out is not None else None

@@ -271,7 +271,7 @@ class Objective:
     """What a run optimises and how an epoch is judged: ``criterion(model(x), targets)`` (after
     ``targets_fn`` maps the targets: TSN's live teacher), ``score_fn(val logits)`` (higher is better;
     the best epoch's weights are kept), ``val_values(val logits)`` (more history values) and the
-    names its history uses (``phase``, ``loss_name``)."""
+    names its history uses (``phase``, ``loss_name``); ``selects`` names, in the log, what scores the epoch."""
 
     criterion: Callable
     score_fn: Callable[[torch.Tensor], float]
@@ -279,6 +279,7 @@ class Objective:
     val_values: Callable[[torch.Tensor], dict[str, float]] | None = None
     phase: str = "finetune"
     loss_name: str = "loss"
+    selects: str = "val"  # what ``score_fn`` scores, for the log: "val stills", "val videos", "fused val"
 
 
 def fit(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler, objective: Objective, train_data: Dataset,
@@ -323,8 +324,8 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler, objective
                 history.record(objective.phase, epoch + 1, {k: v for k, v in entry.items() if k not in ("phase", "epoch")})
             if score > state["best_score"] or state["best_model"] is None:
                 state.update(best_score=score, best_epoch=epoch + 1, best_model=_state_copy(model))
-            log(f"epoch {epoch + 1}/{epochs}: loss {loss:.4f}, val {score:.2f} (best {state['best_score']:.2f}"
-                f" at epoch {state['best_epoch']})")
+            log(f"epoch {epoch + 1}/{epochs}: {objective.loss_name} {loss:.4f}, {objective.selects} {score:.2f} (selects the epoch; "
+                f"best {state['best_score']:.2f} at epoch {state['best_epoch']})")
             state.update(epoch=epoch + 1, model=_state_copy(model), optimizer=copy.deepcopy(optimizer.state_dict()),
                          scheduler=None if scheduler is None else scheduler.state_dict())
             state["rng"] = _gather_rng(env)

@@ -70,7 +70,7 @@ def build_datasets(root, modality: str, cache_dir, *, crop: int, resize: int) ->
     train, val, record = temporal_train_val(path, modality, train_tf, eval_tf)
     test = TemporalInstances(path, modality, "test", eval_tf)
     if train.classes and list(train.classes) != list(dataset.classes):
-        raise DatasetError(f"{path}: classes differ from {dataset.root}; rerun featcache prepare")
+        raise DatasetError(f"{path}: classes differ from {dataset.root}; rerun featcache prepare {dataset.root} --cache {path.parent} --restart")
     return {"classes": dataset.classes, "train": train, "val": val, "test": test,
             "selected_on": f"val videos: {describe_split(record)}", "video_split": record}
 
@@ -114,9 +114,8 @@ def finetune_model(root, settings: FinetuneSettings, *, cache_dir: str | os.Path
         select = data["val"]  # never the test split
         select_labels = torch.as_tensor(select.labels)
         state = engine.fit(
-            model, optimizer, scheduler, engine.Objective(torch.nn.CrossEntropyLoss(),
-                                                          lambda logits: accuracy(logits, select_labels),
-                                                          phase="finetune", loss_name="loss_ce"),
+            model, optimizer, scheduler, engine.Objective(torch.nn.CrossEntropyLoss(), lambda logits: accuracy(
+                logits, select_labels), phase="finetune", loss_name="loss_ce", selects=data["selected_on"].split(":")[0]),
             data["train"], select, run, epochs=settings.epochs, batch_size=settings.batch_size,
             checkpoint_path=run_dir / CHECKPOINT_FILE, run_key={**config, "classes": classes}, seed=settings.seed,
             resume=resume,

@@ -33,6 +33,9 @@ Keys:
   dimred_lr, dimred_epochs, dimred_batch_size, dimred_dropout    its training (Adam)
   dimred_min_steps  the same for the dimensionality-reduction network
   d0, d2            generator/embedding hidden width; discriminator width (GAN)
+  d_norm            joint | separate | none: the discriminator's batch norm over the real and
+                    generated rows together (default), per batch (Table 5 as first built: D
+                    stays at chance, benchmarks/gan_discriminator.py), or no batch norm
   lambda            weight of the auxiliary classification loss (GAN, eq. 3)
   alpha             triplet margin (eq. 4)
   lr, epochs, batch_size   the head itself (RMSProp for the GAN, Adam for the embedding)
@@ -41,6 +44,9 @@ Keys:
   classes_per_batch, instances_per_class   P x K batches of the embedding (Table 8: 4 x 4; ours 8 x 8)
   classifier_lr, classifier_epochs, classifier_min_steps   the embedding classifier on compact temporal features
   select            fused | derived: the val accuracy that picks the best epoch
+  pairing           co-class | instance: the temporal rows a still meets (GAN reals, embedding
+                    positives): random (GAN) / co-class (embedding), as in the paper, or rows of the
+                    still's own video (ROOT/still-videos.csv: --root), co-class for a still without one
 """
 
 from __future__ import annotations

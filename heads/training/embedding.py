@@ -1,5 +1,6 @@
 """The triplet embedding head (paper section 3.2): an embedding network trained with triplets
-(P x K batches of still anchors, random co-class temporal positives, FAISS semi-hard negatives over
+(P x K batches of still anchors, random co-class temporal positives (or, with ``pairing=instance``, rows of
+the still's own video), FAISS semi-hard negatives over
 the whole compact temporal train set) and a separate classifier on the compact temporal features."""
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def train_embedding_epoch(embedder, optimizer, loss_fn, still_x, still_y, compac
         labels = still_y[index]
         anchors = embedder(still_x[index])
         positives = torch.stack([
-            positive_sampler(labels[g], positive_rng[g]) for g in range(members)
+            positive_sampler(labels[g], index[g], positive_rng[g]) for g in range(members)
         ]).to(device)
         mined = [miners[int(owner[g])].mine(anchors[g].detach(), labels[g], positives[g]) for g in range(members)]
         negatives = torch.stack([m.negatives.to(device) for m in mined])
@@ -56,6 +57,14 @@ def train_embedding_epoch(embedder, optimizer, loss_fn, still_x, still_y, compac
     return {"loss_triplet": total / batches, "semi_hard_share": semi_hard.cpu() / batches,
             "search_resolved_share": [1.0 - s["exact_fallback"] / max(s["anchors"], 1) for s in searched],
             "search_depth": [miners[int(owner[g])].search_depth for g in range(members)]}
+
+
+def pair_sampler(data: HeadData, config: dict, co_class):
+    """``sampler(labels, index, generator)``: co-class temporal rows (the paper), or with
+    ``pairing=instance`` each still's own video's (:class:`heads.samplers.instance_sampler.InstanceSampler`)."""
+    if config["pairing"] == "instance":
+        return data.instance_sampler()
+    return lambda labels, index, generator: co_class(labels, generator)
 
 
 def fit_embedding_classifier(data: HeadData, configs, device, phases: Phases, dimred: DimRedParts) -> LinearClassifier:
@@ -104,7 +113,7 @@ def fit_embedding(data: HeadData, configs, device, phases: Phases, still: StillS
     train = data.still["train"]
     samplers = [PKSampler(train.labels, first["classes_per_batch"], first["instances_per_class"], generator=g)
                 for g in member_generators(seeds, "embed-batches")]
-    positive_sampler, positive_rng = PositiveSampler(labels_t), member_generators(seeds, "embed-positives")
+    positive_sampler, positive_rng = pair_sampler(data, first, PositiveSampler(labels_t)), member_generators(seeds, "embed-positives")
 
     def derive(x):
         embedder.eval()
@@ -144,6 +153,7 @@ EMBED = register_head_method(HeadMethod(
         "min_steps": min_steps_at_paper_size(3, PAPER_STILLS, 8 * 8),
         "dropout": 0.5, "noise": 0.01, "classifier_lr": 1e-3, "classifier_epochs": 10,
         "classifier_min_steps": min_steps_at_paper_size(10, PAPER_TEMPORAL_ROWS, 256), "select": "fused",
+        "pairing": "co-class",
     },
     temporal_defaults={"flow": {"d0": 256, "d1": 256, "alpha": 1.0}, "dynamic": {"d0": 128, "d1": 256, "alpha": 0.5}},  # Table 8
     keys=(non_negative_float("alpha"), positive_int("classes_per_batch", shape=True), batch_int("instances_per_class"),

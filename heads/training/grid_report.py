@@ -62,7 +62,7 @@ def write_grid_csv(out_dir: str | os.PathLike, runs: Sequence[GridRun]) -> Path:
 
 def print_grid(spec: GridSpec, runs: Sequence[GridRun], console=None, limit: int | None = None) -> None:
     """A ranked rich table with the varied keys and val/test accuracies per stream."""
-    from rich.console import Console
+    from featcache.utils.progress import make_console
     from rich.table import Table
 
     streams = [s for s in STREAMS if any(_acc(r.metrics, s, split) is not None for r in runs for split in EVAL_SPLITS)]
@@ -87,4 +87,4 @@ def print_grid(spec: GridSpec, runs: Sequence[GridRun], console=None, limit: int
         cells.append("-" if seconds is None else f"{seconds:.1f}{' (reused)' if run.reused else ''}")
         cells.append(run.run_dir.name)
         table.add_row(*cells)
-    (console or Console()).print(table)
+    (console or make_console()).print(table)

@@ -67,13 +67,16 @@ def unique_parts(configs: Sequence[dict], keys: Sequence[str]) -> tuple[list[dic
 
 
 class BestKeeper:
-    """Per-member copy of the best state so far; ties keep the earlier epoch."""
+    """Per-member copy of the best state so far; ties keep the earlier epoch.
+
+    ``update`` takes the loop's 0-based epoch index; ``epoch`` holds the kept epoch 1-based,
+    as ``history.jsonl`` numbers it (and ``selected_epoch`` in ``metrics.json``; 0: none kept)."""
 
     def __init__(self, module: nn.Module, members: int):
         self.module = module
         self.state = {k: v.detach().clone() for k, v in module.state_dict().items()}
         self.score = torch.full((members,), -float("inf"))
-        self.epoch = torch.full((members,), -1, dtype=torch.long)
+        self.epoch = torch.zeros(members, dtype=torch.long)
 
     def update(self, scores: torch.Tensor, epoch: int) -> None:
         scores = scores.detach().cpu()
@@ -83,7 +86,7 @@ class BestKeeper:
         for name, value in self.module.state_dict().items():
             self.state[name][improved.to(value.device)] = value.detach()[improved.to(value.device)]
         self.score = torch.where(improved, scores, self.score)
-        self.epoch[improved] = epoch
+        self.epoch[improved] = epoch + 1  # 1-based, as history.jsonl
 
     def restore(self) -> None:
         self.module.load_state_dict(self.state)

@@ -62,11 +62,13 @@ def build_tables(report: Report) -> dict[str, tuple[str, list[list[str]]]]:
                    f"Test: {baseline_text(base, 'test')}), percentage points, mean ± std over runs "
                    f"[95% CI over stills]; the paper's plain softmax average, and the same draws fused after "
                    f"temperature scaling each stream (fitted on val).", table4(report)),
-        "table5": ("Table 5: Test gains over the still baseline in points [95% CI], paired on the same stills "
+        "table5": ("Table 5: Test gains over each run's own still baseline (its still model's test accuracy, "
+                   "shown: the head runs' linear still model, TSN's fine-tuned still network) in points [95% CI], paired on the same stills "
                    "(* p < 0.05, ** p < 0.01 after Holm's adjustment over every gain in this table, one family; the raw "
                    "p-values are in each run's metrics.json); (MDE x): the smallest gain the test would detect with 80% "
-                   "power at 5% two-sided, from its test set; the paper / calibrated oracle gain, the share of it the paper / "
-                   "calibrated fusion recovers (when that oracle gain is significant) and each stream's expected calibration "
+                   "power at 5% two-sided, from its test set; the paper / calibrated oracle gain (over the oracle's still baseline, "
+                   "named where it is another), the share of it the paper / calibrated fusion recovers (when that oracle gain is "
+                   "significant and over the same baseline) and each stream's expected calibration "
                    "error (%, 15 bins).", gains_table(report)),
         "table6": ("Table 6: Top-5 accuracy [95% CI] (more than 5 classes only) and mean average precision over "
                    "classes on test, percent.", table6(report)),
@@ -91,7 +93,10 @@ def render_markdown(report: Report, tables, figures: list[tuple[str, Path]], out
     parts += figure_section("Confusion matrices", "", [confusion] if confusion else [], out)
     parts += figure_section("Class-wise analysis (Figures 7-8)",
                             "Per-class improvement over the still baseline on the test stills: derived temporal "
-                            "stream (left, Fig. 7) and fusion with the still stream (right, Fig. 8).", figures, out)
+                            "stream (left, Fig. 7) and fusion with the still stream (right, Fig. 8). Each panel's "
+                            "*class mean* weighs every class with test stills the same; its *image mean* is Table 5's gain, "
+                            "the mean over the test stills: the two differ when classes have unequal numbers of test stills.",
+                            figures, out)
     parts += figure_section("Learning curves", "Per-epoch losses and accuracies from each run's history.jsonl "
                             "(the best run by validation of every method, modality and experiment).", curves, out)
     notes = []
@@ -183,10 +188,11 @@ def write_report(folders: Sequence[str | os.PathLike], out: str | os.PathLike, p
 def print_report(tables: dict, report_path: Path, console=None, summary: str = "",
                  warnings: Sequence[str] = ()) -> None:
     """The tables as rich tables in the terminal, then where the report is (``warnings`` first, one line each)."""
-    from rich.console import Console
     from rich.table import Table
 
-    console = console or Console()
+    from featcache.utils.progress import make_console
+
+    console = console or make_console()
     for line in warnings:
         console.print(line, markup=False)
     for caption, rows in tables.values():

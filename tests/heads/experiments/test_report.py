@@ -87,7 +87,7 @@ def test_tables_hold_the_right_numbers(runs_dir):
     assert t3["GAN"] == [DASH] * 4
 
     t4 = table4(report)
-    assert t4[1] == ["Oracle test", "3.4 ± 0.7", "4.4 ± 0.3", "4.7 ± 0.6", "5.7 ± 0.3"]
+    assert t4[1] == ["Oracle (paper fusion)", "3.4 ± 0.7", "4.4 ± 0.3", "4.7 ± 0.6", "5.7 ± 0.3"]
 
 
 def test_report_files_render(runs_dir, tmp_path):
@@ -95,7 +95,7 @@ def test_report_files_render(runs_dir, tmp_path):
     report, tables, md_path = write_report([runs_dir], out)
     text = md_path.read_text()
     assert "| Derived temporal | GAN | 89.3 | 83.7 | 88.6 | 83.4 |" in text
-    assert "| Oracle test | 3.4 ± 0.7 | 4.4 ± 0.3 | 4.7 ± 0.6 | 5.7 ± 0.3 |" in text
+    assert "| Oracle (paper fusion) | 3.4 ± 0.7 | 4.4 ± 0.3 | 4.7 ± 0.6 | 5.7 ± 0.3 |" in text
     assert "Still baseline on test mid-frames: 76.8% [70.1, 83.0]." in text
     assert "(Val: 88.2%, Test: 84.2%)" in text  # the oracle's still stream (no CI in this fixture)
     assert "Table 2 Derived temporal TSN Optical-flow val" in text  # missing cells are named in the notes
