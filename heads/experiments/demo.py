@@ -90,10 +90,12 @@ QUICK = DemoBudget(stills={"train": 10, "val": 4, "test": 6}, videos={"train": 5
 
 
 class Stages:
-    """A rich rule per stage and the wall time each took."""
+    """A rich rule per stage and the wall time each took, kept in ``record`` (a JSON list of
+    ``[stage, seconds]``, rewritten after every stage) for the report's header."""
 
-    def __init__(self):
+    def __init__(self, record: Path | None = None):
         self.times: list[tuple[str, float]] = []
+        self.record = record
 
     def run(self, name: str, fn: Callable[[], object]):
         console.rule(f"[bold]{len(self.times) + 1}. {name}")
@@ -102,7 +104,17 @@ class Stages:
         seconds = time.perf_counter() - start
         self.times.append((name, seconds))
         console.print(f"[dim]{name}: {seconds:.1f} s[/]")
+        if self.record is not None:
+            self.save()
         return result
+
+    def save(self) -> None:
+        import json
+
+        from heads.experiments.report.render import write_text
+
+        self.record.parent.mkdir(parents=True, exist_ok=True)
+        write_text(self.record, json.dumps([[name, round(seconds, 1)] for name, seconds in self.times]))
 
     def summary(self) -> None:
         from rich.table import Table
@@ -268,7 +280,7 @@ def run_demo(out: str | os.PathLike = "demo", *, classes: int = 6, seed: int = 0
     from featcache.backbones import default_backbone
     from featcache.representations.prepare import prepare
     from featcache.data.synth.generate import SynthConfig, generate
-    from heads.experiments.report.render import print_report, write_report
+    from heads.experiments.report.render import STAGE_TIMES_FILE, print_report, write_report
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     budget = QUICK if quick else FULL
@@ -281,7 +293,7 @@ def run_demo(out: str | os.PathLike = "demo", *, classes: int = 6, seed: int = 0
     backbone = default_backbone()
     console.print(f"featcache demo -> {out.resolve()} (backbone {backbone}, {classes} classes, seed {seed}"
                   f"{', quick' if quick else ''})")
-    stages = Stages()
+    stages = Stages(runs / STAGE_TIMES_FILE)
     # A positive control: stills never show the direction of motion, videos always do (synth.json
     # records the ideal still-only accuracy, 50% on a pair), so temporal knowledge has room to help.
     config = SynthConfig(classes=classes, seed=seed, stills=budget.stills, videos=budget.videos, still_motion_cue=0.0)
