@@ -83,7 +83,7 @@ def finetune_model(root, settings: FinetuneSettings, *, cache_dir: str | os.Path
     resolved ``settings``, which ``--config`` reruns). Returns the run's metrics dict."""
     from featcache.backbones import create_backbone, default_backbone, save_checkpoint, sha256_file
     from heads.training.config import write_config
-    from heads.evaluation.metrics import accuracy, build_metrics, print_metrics, write_metrics
+    from heads.evaluation.metrics import build_metrics, print_metrics, write_metrics
 
     with engine.run_context(settings.device, amp=settings.amp, channels_last=settings.channels_last,
                             workers=settings.workers) as run:
@@ -111,15 +111,10 @@ def finetune_model(root, settings: FinetuneSettings, *, cache_dir: str | os.Path
         if run.env.is_main:
             write_config(run_dir, settings.as_dict(), f"featcache finetune {modality} {root}: resolved settings of "
                          "this run (batch_size per process); rerun it with --config this-file")
-        select = data["val"]  # never the test split
-        select_labels = torch.as_tensor(select.labels)
-        state = engine.fit(
-            model, optimizer, scheduler, engine.Objective(torch.nn.CrossEntropyLoss(), lambda logits: accuracy(
-                logits, select_labels), phase="finetune", loss_name="loss_ce", selects=data["selected_on"].split(":")[0]),
-            data["train"], select, run, epochs=settings.epochs, batch_size=settings.batch_size,
-            checkpoint_path=run_dir / CHECKPOINT_FILE, run_key={**config, "classes": classes}, seed=settings.seed,
-            resume=resume,
-        )
+        state = engine.fit(  # the epoch chosen on the val split, never the test split
+            model, optimizer, scheduler, cross_entropy_objective(data), data["train"], data["val"], run,
+            epochs=settings.epochs, batch_size=settings.batch_size, checkpoint_path=run_dir / CHECKPOINT_FILE,
+            run_key={**config, "classes": classes}, seed=settings.seed, resume=resume)
         probs, labels = evaluate_splits(model, data, settings.batch_size, run)
         if not run.env.is_main:
             return {}
@@ -139,6 +134,15 @@ def finetune_model(root, settings: FinetuneSettings, *, cache_dir: str | os.Path
         print_metrics(metrics)
         console.print(f"model: {out}\nrun: {run_dir}")
         return metrics
+
+
+def cross_entropy_objective(data: dict[str, Any]) -> engine.Objective:
+    """Cross-entropy, each epoch scored by accuracy on the val split (named in the log: val stills/videos)."""
+    from heads.evaluation.metrics import accuracy
+
+    labels = torch.as_tensor(data["val"].labels)
+    return engine.Objective(torch.nn.CrossEntropyLoss(), lambda logits: accuracy(logits, labels), phase="finetune",
+                            loss_name="loss_ce", selects=data["selected_on"].split(":")[0])
 
 
 def temporal_record(cache_dir, modality: str) -> dict[str, Any]:
