@@ -26,9 +26,9 @@ def train_head_command(
     backbone: Optional[str] = typer.Option(None, "--backbone", help="Backbone of the still cache (default: the only one in --cache)."),
     temporal_backbone: Optional[str] = typer.Option(None, "--temporal-backbone", help="Backbone of the temporal cache (default: --backbone if that cache exists, else the only one)."),
     sets: Optional[List[str]] = typer.Option(None, "--set", help="Hyperparameter KEY=VALUE (repeatable); the keys and their defaults (the paper's tables) are listed below. "
-             "Schedules scale with the data: each part trains max(epochs, ceil(min_steps / batches per epoch)) epochs "
-             "(still_/dimred_/classifier_ prefixes alike); the min_steps defaults are the steps the paper's epochs give "
-             "on its 7k-still set, so a small set is not undertrained. min_steps=1 runs plain epochs."),
+             "Schedules fit the data: each part trains its epochs, each of enough passes over its rows to take "
+             "min_steps * sqrt(rows / the paper's rows) steps (still_/dimred_/classifier_ prefixes alike; at the "
+             "paper's size one pass). min_steps=1 runs plain epochs."),
     config: Optional[Path] = typer.Option(None, "--config", help=CONFIG_HELP),
     out: Optional[Path] = typer.Option(None, "--out", help="Run folder for metrics.json, model.pt, history.jsonl and config.yaml (default: runs/<method>-<temporal>-<timestamp>)."),
     device: str = device_option(),

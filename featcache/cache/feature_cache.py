@@ -123,20 +123,24 @@ class FeatureCache:
         return [name for name, code in SPLIT_CODE.items() if code in present]
 
     # -- data -----------------------------------------------------------------
-    def split(self, name: str, all_views: bool = False) -> SplitData:
+    def split(self, name: str, all_views: bool = False, dtype: Any = np.float32) -> SplitData:
         """Rows of split ``name`` ('train', 'val', 'test') as tensors.
 
         With augmented views, ``all_views=False`` returns view 0 (the centre crop) and
-        ``all_views=True`` returns every view as its own row (labels repeated).
+        ``all_views=True`` returns every view as its own row (labels repeated). Features and
+        logits come as ``dtype`` (float32, whatever the file stores); ``dtype=None`` keeps the
+        stored type (a float16 cache stays half, e.g. to move to a GPU at half the bytes).
         """
         if name not in SPLIT_CODE:
             raise CacheError(f"unknown split {name!r}; expected one of {', '.join(SPLIT_CODE)}")
         mask = self._arrays["split"] == SPLIT_CODE[name]
-        features = self._arrays["features"][mask].astype(np.float32)
+        features = self._arrays["features"][mask]
+        features = features if dtype is None else features.astype(dtype)
         labels = self._arrays["labels"][mask].astype(np.int64)
         source = [str(s) for s in self._arrays["source"][mask]]
         instance = self._arrays["instance"][mask].astype(np.int64)
-        logits = self._arrays["logits"][mask].astype(np.float32) if self.has_logits else None
+        logits = self._arrays["logits"][mask] if self.has_logits else None
+        logits = logits if logits is None or dtype is None else logits.astype(dtype)
         if features.ndim == 3:
             if all_views:
                 views = features.shape[1]

@@ -63,7 +63,7 @@ def flush_shard(parts: Path, k: int, buf: dict, dtype: str, logits: bool, dim: i
     features = np.stack(buf["features"]).astype(dtype) if buf["features"] else np.zeros(shape, dtype)
     scores = None
     if logits:
-        scores = np.stack(buf["logits"]).astype(np.float32) if buf["logits"] else np.zeros((0,), np.float32)
+        scores = np.stack(buf["logits"]).astype(dtype) if buf["logits"] else np.zeros((0,), dtype)
     write_shard(shard_path(parts, k), np.array(buf["rows"], dtype=np.int64), features, scores, buf["failed"])
 
 
@@ -93,7 +93,7 @@ def assemble(path: Path, parts: Path, shards: list[range], rows: SourceRows, ide
             scores = None
             if identity["logits"]:
                 logit_shape = (n,) + first["logits"].shape[1:]
-                scores = f.create_dataset("logits", shape=logit_shape, dtype=np.float32, chunks=(min(n, 256),) + logit_shape[1:])
+                scores = f.create_dataset("logits", shape=logit_shape, dtype=identity["dtype"], chunks=(min(n, 256),) + logit_shape[1:])
             at = 0
             for k in range(len(shards)):  # stream shard by shard: memory stays one shard
                 shard = read_shard(shard_path(parts, k))

@@ -18,6 +18,7 @@ Everything runs in-process through the modules' Python APIs at a small image siz
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -41,7 +42,7 @@ from heads.api import fit_head
 from heads.evaluation.metrics import METRICS_FILE, print_metrics, read_metrics, write_metrics
 from heads.experiments.baselines import train_baseline
 from heads.experiments.oracle import run_oracle
-from heads.experiments.report.render import print_report, write_report
+from heads.experiments.report.render import STAGE_TIMES_FILE, print_report, write_report, write_text
 from heads.finetune.defaults import FinetuneSettings, TSNSettings
 from heads.finetune.finetune import finetune_model as finetune
 from heads.finetune.tsn_seeds import train_tsn_seeds as tsn
@@ -108,10 +109,12 @@ QUICK = DemoBudget(stills={"train": 10, "val": 4, "test": 6}, videos={"train": 5
 
 
 class Stages:
-    """A rich rule per stage and the wall time each took."""
+    """A rich rule per stage and the wall time each took, kept in ``record`` (a JSON list of
+    ``[stage, seconds]``, rewritten after every stage) for the report's header."""
 
-    def __init__(self):
+    def __init__(self, record: Path | None = None):
         self.times: list[tuple[str, float]] = []
+        self.record = record
 
     def run(self, name: str, fn: Callable[[], object]):
         console.rule(f"[bold]{len(self.times) + 1}. {name}")
@@ -120,7 +123,13 @@ class Stages:
         seconds = time.perf_counter() - start
         self.times.append((name, seconds))
         console.print(f"[dim]{name}: {seconds:.1f} s[/]")
+        if self.record is not None:
+            self.save()
         return result
+
+    def save(self) -> None:
+        self.record.parent.mkdir(parents=True, exist_ok=True)
+        write_text(self.record, json.dumps([[name, round(seconds, 1)] for name, seconds in self.times]))
 
     def summary(self) -> None:
         table = Table(title="demo stages")
@@ -263,7 +272,7 @@ def run_demo(out: str | os.PathLike = "demo", *, classes: int = 6, seed: int = 0
     backbone = default_backbone()
     console.print(f"featcache demo -> {out.resolve()} (backbone {backbone}, {classes} classes, seed {seed}"
                   f"{', quick' if quick else ''})")
-    stages = Stages()
+    stages = Stages(runs / STAGE_TIMES_FILE)
     # A positive control: stills never show the direction of motion, videos always do (synth.json
     # records the ideal still-only accuracy, 50% on a pair), so temporal knowledge has room to help.
     config = SynthConfig(classes=classes, seed=seed, stills=budget.stills, videos=budget.videos, still_motion_cue=0.0)

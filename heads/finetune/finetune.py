@@ -110,15 +110,10 @@ def finetune_model(root, settings: FinetuneSettings, *, cache_dir: str | os.Path
         if run.env.is_main:
             write_config(run_dir, settings.as_dict(), f"featcache finetune {modality} {root}: resolved settings of "
                          "this run (batch_size per process); rerun it with --config this-file")
-        select = data["val"]  # never the test split
-        select_labels = torch.as_tensor(select.labels)
-        state = engine.fit(
-            model, optimizer, scheduler, engine.Objective(torch.nn.CrossEntropyLoss(), lambda logits: accuracy(
-                logits, select_labels), phase="finetune", loss_name="loss_ce", selects=data["selected_on"].split(":")[0]),
-            data["train"], select, run, epochs=settings.epochs, batch_size=settings.batch_size,
-            checkpoint_path=run_dir / CHECKPOINT_FILE, run_key={**config, "classes": classes}, seed=settings.seed,
-            resume=resume,
-        )
+        state = engine.fit(  # the epoch chosen on the val split, never the test split
+            model, optimizer, scheduler, cross_entropy_objective(data), data["train"], data["val"], run,
+            epochs=settings.epochs, batch_size=settings.batch_size, checkpoint_path=run_dir / CHECKPOINT_FILE,
+            run_key={**config, "classes": classes}, seed=settings.seed, resume=resume)
         probs, labels = evaluate_splits(model, data, settings.batch_size, run)
         if not run.env.is_main:
             return {}
@@ -138,6 +133,13 @@ def finetune_model(root, settings: FinetuneSettings, *, cache_dir: str | os.Path
         print_metrics(metrics)
         console.print(f"model: {out}\nrun: {run_dir}")
         return metrics
+
+
+def cross_entropy_objective(data: dict[str, Any]) -> engine.Objective:
+    """Cross-entropy, each epoch scored by accuracy on the val split (named in the log: val stills/videos)."""
+    labels = torch.as_tensor(data["val"].labels)
+    return engine.Objective(torch.nn.CrossEntropyLoss(), lambda logits: accuracy(logits, labels), phase="finetune",
+                            loss_name="loss_ce", selects=data["selected_on"].split(":")[0])
 
 
 def temporal_record(cache_dir, modality: str) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from heads.models.dim_reduction_network import DimReductionNetwork
 from heads.nn.member_random import MemberRandom
 from heads.optim.stacked_adam import StackedAdam
 from heads.training.checkpoint import load_head_checkpoint, member_state, save_head_checkpoint, stack_states
-from heads.training.config import DIMRED_KEYS, batches_per_epoch, part_key, scheduled_epochs
+from heads.training.config import DIMRED_KEYS, PAPER_TEMPORAL_ROWS, epoch_passes, part_key
 from heads.training.head_data import HeadData
 from heads.training.loop import Phases, fit_classifier, member_correct, predict, unique_parts
 
@@ -110,8 +110,9 @@ def fit_dimred_networks(data: HeadData, configs, device, phases: Phases, store: 
         group = [unique[u] for u in todo]
         model = build_dimred(data, group, device)
         optimizer = StackedAdam(model.parameters(), [c["dimred_lr"] for c in group])
-        total = scheduled_epochs(group[0]["dimred_epochs"], group[0]["dimred_min_steps"],
-                                 batches_per_epoch(len(train.labels), group[0]["dimred_batch_size"]))
+        total = group[0]["dimred_epochs"]
+        passes = epoch_passes(total, group[0]["dimred_min_steps"], len(train.labels), group[0]["dimred_batch_size"],
+                              PAPER_TEMPORAL_ROWS)
         group_owner = [todo.index(u) if u in todo else -1 for u in owner.tolist()]  # -1: reused, no curve
         keeper = fit_classifier(
             model, optimizer, train.features.to(device), train.labels.to(device), val.features.to(device),
@@ -120,6 +121,7 @@ def fit_dimred_networks(data: HeadData, configs, device, phases: Phases, store: 
             phases.start("dim-reduction network", total),
             on_epoch=lambda e, loss, acc: phases.record(
                 "dimred", e, {"loss": loss, "temporal_val": acc, "lr": optimizer.lr}, group_owner),
+            passes=passes,
         )
         for i, u in enumerate(todo):
             states[u], epochs[u] = member_state(model, i), int(keeper.epoch[i])

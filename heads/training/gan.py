@@ -14,7 +14,7 @@ from heads.models.dim_reduction_network import DimReductionNetwork
 from heads.models.generator import Generator
 from heads.nn.member_random import MemberRandom, member_generators
 from heads.optim.stacked_rmsprop import StackedRMSProp
-from heads.training.config import PAPER_STILLS, batches_per_epoch, min_steps_at_paper_size, scheduled_epochs
+from heads.training.config import PAPER_STILLS, epoch_passes, min_steps_at_paper_size
 from heads.training.dim_reduction import DimRedParts
 from heads.training.head_data import HeadData
 from heads.training.loop import BestKeeper, Phases, batch_starts, predict, take
@@ -82,7 +82,8 @@ def fit_gan(data: HeadData, configs, device, phases: Phases, still: StillStream,
     keeper = BestKeeper(both, members)
     train = data.still["train"]
     still_x, still_y = train.features.to(device), train.labels.to(device)
-    epochs = scheduled_epochs(first["epochs"], first["min_steps"], batches_per_epoch(len(still_y), first["batch_size"]))
+    epochs = first["epochs"]
+    passes = epoch_passes(epochs, first["min_steps"], len(still_y), first["batch_size"], PAPER_STILLS)
     pair = None
     if first["pairing"] == "instance":  # D is unconditional: this changes which real rows a batch holds
         sampler, generators = data.instance_sampler(), member_generators(seeds, "gan-pairs")
@@ -91,7 +92,7 @@ def fit_gan(data: HeadData, configs, device, phases: Phases, still: StillStream,
         lambda: train_gan_epoch(generator, discriminator, aux, opt_g, opt_d, still_x, still_y,
                                 dimred.compact_train, dimred.owner, lambdas, first["batch_size"], rng, pair),
         derive, keeper, data, configs, still, epochs, phases.start("GAN", epochs), device,
-        record=lambda e, values: phases.record("gan", e, {**values, "lr": opt_g.lr}),
+        record=lambda e, values: phases.record("gan", e, {**values, "lr": opt_g.lr}), passes=passes,
     )
     parts = {"generator": generator, "discriminator": discriminator}
     return derived, parts, keeper.epoch.tolist()

@@ -112,13 +112,14 @@ class Phases:
 
 
 # -- linear classifiers (still model, dim-reduction network, embedding classifier) ----
-def train_classifier_epoch(model, optimizer, x, labels, batch_size, rng, owner=None) -> torch.Tensor:
-    """One epoch of per-member cross-entropy; returns the mean loss per member."""
+def train_classifier_epoch(model, optimizer, x, labels, batch_size, rng, owner=None, passes: int = 1) -> torch.Tensor:
+    """One epoch (``passes`` shuffled passes over the rows) of per-member cross-entropy;
+    returns the mean loss per member."""
     model.train()
     members, rows = len(rng), labels.shape[-1]
-    order = rng.randperm(rows)
     totals, steps = torch.zeros(members), 0
-    for start in batch_starts(rows, batch_size):
+    orders = (rng.randperm(rows) for _ in range(passes))
+    for order, start in ((order, start) for order in orders for start in batch_starts(rows, batch_size)):
         index = order[:, start : start + batch_size]
         logits = model(take(x, index, owner))
         y = take(labels, index, None if labels.dim() == 1 else owner)
@@ -132,15 +133,15 @@ def train_classifier_epoch(model, optimizer, x, labels, batch_size, rng, owner=N
 
 
 def fit_classifier(model, optimizer, train_x, train_y, select_x, select_y, epochs, batch_size, rng,
-                   advance, owner=None, classify=None, on_epoch=None) -> BestKeeper:
-    """Train for ``epochs``, keeping each member's best epoch by accuracy on the selection
+                   advance, owner=None, classify=None, on_epoch=None, passes: int = 1) -> BestKeeper:
+    """Train for ``epochs`` of ``passes`` passes each, keeping each member's best epoch by accuracy on the selection
     rows (the last epoch when there are none); the model ends in its best state.
     ``on_epoch(epoch, losses [G], accuracies [G] or None)`` sees every epoch."""
     members = len(rng)
     keeper = BestKeeper(model, members)
     classify = classify or model
     for epoch in range(epochs):
-        losses = train_classifier_epoch(model, optimizer, train_x, train_y, batch_size, rng, owner)
+        losses = train_classifier_epoch(model, optimizer, train_x, train_y, batch_size, rng, owner, passes)
         accuracies = None
         if select_x is None:
             scores = torch.full((members,), float(epoch))

@@ -26,6 +26,7 @@ Modules: ``runs`` (finding and reading run folders) -> ``tables`` (rows) -> ``si
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Sequence
@@ -80,13 +81,15 @@ def build_tables(report: Report) -> dict[str, tuple[str, list[list[str]]]]:
 
 
 def render_markdown(report: Report, tables, figures: list[tuple[str, Path]], out: Path, summary: str = "",
-                    confusion: tuple[str, Path] | None = None, curves: Sequence[tuple[str, Path]] = ()) -> str:
+                    confusion: tuple[str, Path] | None = None, curves: Sequence[tuple[str, Path]] = (),
+                    stage_times: Sequence[tuple[str, float]] = ()) -> str:
     parts = [
         "# featcache report: Temporal-to-Still Image Learning",
         f"{len(report.runs)} runs collected. Accuracies in percent with 95% CIs over the stills "
         "(mean ± std over seeds, and CIs over seeds and stills, where runs have several); the best run by "
         "validation fills each cell.",
     ]
+    parts += [stage_times_line(stage_times)] if stage_times else []
     if summary:
         parts += ["## Summary", summary]
     parts += ["## Protocol", PROTOCOL, *(f"- {note}" for note in protocol_notes(report))]
@@ -137,6 +140,28 @@ img{{max-width:100%}}</style></head><body>
 """
 
 
+STAGE_TIMES_FILE = "stage_times.json"  # the demo's wall time per stage, in its runs folder
+
+
+def read_stage_times(folders: Sequence[str | os.PathLike]) -> list[tuple[str, float]]:
+    """``(stage, seconds)`` from the first ``STAGE_TIMES_FILE`` among ``folders`` (none: [])."""
+    for folder in folders:
+        path = Path(folder) / STAGE_TIMES_FILE
+        try:
+            return [(str(name), float(seconds)) for name, seconds in json.loads(path.read_text(encoding="utf-8"))]
+        except (OSError, ValueError, TypeError):
+            continue
+    return []
+
+
+def stage_times_line(times: Sequence[tuple[str, float]]) -> str:
+    """The report header's line of stage times ('' without any)."""
+    if not times:
+        return ""
+    cells = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in times)
+    return f"Wall time of each stage before this report: {cells}; total {sum(s for _, s in times) / 60:.1f} min."
+
+
 def write_text(path: Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
@@ -154,7 +179,7 @@ def write_report(folders: Sequence[str | os.PathLike], out: str | os.PathLike, p
         curves = plot_learning_curves(best_run_per_kind(report), out / "figures")
     report.summary = summary_paragraph(report)
     report.warnings = split_warnings(report)
-    text = render_markdown(report, tables, figures, out, report.summary, confusion, curves)
+    text = render_markdown(report, tables, figures, out, report.summary, confusion, curves, read_stage_times(folders))
     write_text(out / "report.md", text)
     html = markdown.markdown(text, extensions=["tables"])
     write_text(out / "report.html", HTML_TEMPLATE.format(body=html))
