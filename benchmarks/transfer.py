@@ -41,9 +41,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from featcache.utils.progress import console  # noqa: E402
 from heads.evaluation.statistics import correct, holm_adjust, paired_comparison  # noqa: E402
+from heads.experiments.report.runs import t2sil_methods  # noqa: E402
 
 ARMS = ("method", "no-teacher", "cue0", "shuffled-teacher", "true-labels")
-METHODS = ("gan", "embed", "tsn")
+METHODS = tuple(method for method, _ in t2sil_methods())  # the transfer head methods, then TSN
 TSN_ARMS = {"method": ("cached", "instance"), "no-teacher": ("labels", "co-class"), "cue0": ("cached", "instance"),
             "shuffled-teacher": ("cached", "instance"), "true-labels": ("labels", "instance")}
 TEMPORAL = "dynamic"
