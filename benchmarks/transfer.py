@@ -290,7 +290,7 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--data-seeds", type=int, nargs="+", default=[11, 12])
     parser.add_argument("--cue", type=float, default=0.75, help="--still-motion-cue of the transfer set")
     parser.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS))
-    parser.add_argument("--methods", nargs="+", choices=METHODS, default=["tsn", "gan", "embed"])
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=["tsn", *(m for m in METHODS if m != "tsn")])
     parser.add_argument("--json", type=Path, help="write the records here")
     parser.add_argument("--quick", action="store_true", help="a tiny set, one epoch a stage: a smoke run")
     parser.add_argument("--threads", type=int, default=max(1, os.cpu_count() or 1))
