@@ -23,7 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from featcache.cache.synthetic import write_synthetic_caches  # noqa: E402
-from heads.training.methods import default_config  # noqa: E402
+from heads.training.methods import default_config, list_methods  # noqa: E402
 from heads.training.dim_reduction import DimRedStore  # noqa: E402
 from heads.training.head_data import HeadData  # noqa: E402
 from heads.training.train_head import train_head  # noqa: E402
@@ -56,8 +56,7 @@ def measure(cache: Path, methods, work: Path) -> dict:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scale", type=float, default=1.0)
-    parser.add_argument("--methods", nargs="+", default=["classifier", "gan", "embed"],
-                        choices=["classifier", "gan", "embed"])
+    parser.add_argument("--methods", nargs="+", default=list_methods(), choices=list_methods())
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)

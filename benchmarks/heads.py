@@ -29,7 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from heads.training.methods import default_config  # noqa: E402
+from heads.training.methods import default_config, list_methods  # noqa: E402
 from heads.training.head_data import HeadData  # noqa: E402
 from featcache.cache.synthetic import write_synthetic_caches  # noqa: E402
 from heads.training.dim_reduction import DimRedStore  # noqa: E402
@@ -80,10 +80,10 @@ def one_head(method: str, data, config: dict, device: str, store, parts: Parts, 
     return seconds
 
 
-def heads_table(data, store_dirs, device: str, compare_old: bool, methods=("classifier", "gan", "embed")) -> None:
+def heads_table(data, store_dirs, device: str, compare_old: bool, methods=None) -> None:
     """Each head with its default schedule (and first with the old defaults, in the same process)."""
     parts = Parts()
-    for method in methods:
+    for method in methods or list_methods():
         times = {}
         for label in (("old", "new") if compare_old else ("new",)):
             store = DimRedStore([store_dirs[label]], [store_dirs[label]])  # old and new never share a network
@@ -102,7 +102,7 @@ def main(argv=None) -> None:
     parser.add_argument("--no-grid", action="store_true")
     parser.add_argument("--no-mining", action="store_true")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--methods", nargs="+", choices=["classifier", "gan", "embed"], default=["classifier", "gan", "embed"])
+    parser.add_argument("--methods", nargs="+", choices=list_methods(), default=list_methods())
     parser.add_argument("--compare-old", action="store_true", help=f"also train each head with the defaults of {OLD_NAME}")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)

@@ -26,13 +26,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from featcache.cache.synthetic import write_synthetic_caches  # noqa: E402
-from heads.training.methods import default_config  # noqa: E402
+from heads.training.methods import default_config, list_methods  # noqa: E402
 from heads.training.dim_reduction import DimRedStore  # noqa: E402
 from heads.training.head_data import HeadData  # noqa: E402
 from heads.training.seeds import train_seeds  # noqa: E402
 from heads_profile import OLD_NAME, old_config  # noqa: E402
 
-METHODS = ("classifier", "gan", "embed")
 
 
 def cell(entry: dict | None) -> str:
@@ -44,7 +43,7 @@ def cell(entry: dict | None) -> str:
 
 def compare(data: HeadData, seeds: int, work: Path, temporal: str) -> None:
     """Each head, old schedule then new, on ``data``: seconds and test accuracies."""
-    for method in METHODS:
+    for method in list_methods():
         seconds = {}
         for label in ("old", "new"):
             store = DimRedStore([work / label], [work / label])

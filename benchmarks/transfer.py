@@ -41,9 +41,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from featcache.utils.progress import console  # noqa: E402
 from heads.evaluation.statistics import correct, holm_adjust, paired_comparison  # noqa: E402
+from heads.experiments.report.runs import t2sil_methods  # noqa: E402
 
 ARMS = ("method", "no-teacher", "cue0", "shuffled-teacher", "true-labels")
-METHODS = ("gan", "embed", "tsn")
+METHODS = tuple(method for method, _ in t2sil_methods())  # the transfer head methods, then TSN
 TSN_ARMS = {"method": ("cached", "instance"), "no-teacher": ("labels", "co-class"), "cue0": ("cached", "instance"),
             "shuffled-teacher": ("cached", "instance"), "true-labels": ("labels", "instance")}
 TEMPORAL = "dynamic"
@@ -289,7 +290,7 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--data-seeds", type=int, nargs="+", default=[11, 12])
     parser.add_argument("--cue", type=float, default=0.75, help="--still-motion-cue of the transfer set")
     parser.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS))
-    parser.add_argument("--methods", nargs="+", choices=METHODS, default=["tsn", "gan", "embed"])
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=["tsn", *(m for m in METHODS if m != "tsn")])
     parser.add_argument("--json", type=Path, help="write the records here")
     parser.add_argument("--quick", action="store_true", help="a tiny set, one epoch a stage: a smoke run")
     parser.add_argument("--threads", type=int, default=max(1, os.cpu_count() or 1))

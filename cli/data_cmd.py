@@ -6,8 +6,10 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.table import Table
 
 from cli.registry import CommandTable
+from featcache.utils.progress import make_console
 
 MAPPING_HELP = "class-mapping YAML, a shipped mapping name (ssvac40), or 'none' to keep every source class"
 
@@ -23,8 +25,7 @@ def check(
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="parallel decoders (default: up to 4)"),
 ) -> None:
     """Validate a dataset: class x split counts, and every problem with its path and reason."""
-    from featcache.utils.progress import make_console
-
+    # the library (torch, h5py, cv2 behind it) loads when the command runs: featcache --help stays fast
     from featcache.data.check import check_dataset
 
     report = check_dataset(root, deep=deep, exact_frames=exact_frames, workers=workers)
@@ -60,6 +61,7 @@ def _mapping():
 
 def _run_importer(name: str, src: Path, out: Path, mapping: Optional[str], **options) -> None:
     """``featcache.data.importers.<name>`` with the class mapping loaded, then its summary."""
+    # the library (torch, h5py, cv2 behind it) loads when the command runs: featcache --help stays fast
     from featcache.data import importers
 
     _print_summary(getattr(importers, name)(src, out, mapping=importers.ClassMapping.load(mapping), **options))
@@ -105,8 +107,7 @@ def import_stanford40(
 
 # -- rendering ----------------------------------------------------------------
 def _counts_table(report):
-    from rich.table import Table
-
+    # the library (torch, h5py, cv2 behind it) loads when the command runs: featcache --help stays fast
     from featcache.data.dataset import KINDS
 
     columns = [(kind, split) for kind in KINDS if kind in report.counts for split in report.counts[kind]]
@@ -127,9 +128,6 @@ def _cell(count: int) -> str:
 
 
 def _print_summary(summary) -> None:
-    from featcache.utils.progress import make_console
-    from rich.table import Table
-
     splits = sorted({s for by_split in summary.counts.values() for s in by_split}, key=("train", "val", "test").index)
     table = Table(title=f"{summary.source} -> {summary.root}/{summary.kind}", title_justify="left")
     table.add_column("class")

@@ -33,6 +33,7 @@ def extract_command(
     overwrite: bool = typer.Option(False, "--overwrite", hidden=True, help="Deprecated: use --restart."),
 ) -> None:
     """Backbone features of every still image, dynamic image or flow stack (resumable)."""
+    # the library (torch, h5py, cv2 behind it) loads when the command runs: featcache --help stays fast
     from featcache.extraction.extract import ExtractSettings, extract
 
     settings = ExtractSettings(

@@ -36,6 +36,7 @@ def grid_command(
 
     Resumable: configurations whose run dir already holds metrics.json with the same config are not retrained.
     """
+    # the library (torch, h5py, cv2 behind it) loads when the command runs: featcache --help stays fast
     from heads.api import fit_grid
     from heads.training.grid_report import print_grid
 

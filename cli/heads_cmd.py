@@ -9,6 +9,7 @@ import typer
 
 from cli.choices import Pairing, Temporal, device_option, method_argument, set_keys_help
 from cli.registry import CommandTable
+from featcache.utils.progress import console
 from heads.training.run_dir import default_run_dir
 
 CONFIG_HELP = "YAML file of KEY: VALUE (a run's config.yaml reruns it); --set wins over it."
@@ -36,7 +37,7 @@ def train_head_command(
     root: Optional[Path] = typer.Option(None, "--root", help="Dataset root whose still-videos.csv links stills to their videos (needed by --pairing instance)."),
 ) -> None:
     """Train a head on cached features; print val/test accuracy (still, derived temporal, fused)."""
-    from featcache.utils.progress import console
+    # the library (torch, h5py, cv2 behind it) loads when the command runs: featcache --help stays fast
     from heads.api import fit_head
     from heads.evaluation.metrics import METRICS_FILE, print_metrics
 

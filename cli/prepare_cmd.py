@@ -9,6 +9,7 @@ import typer
 
 from cli.choices import Temporal, device_option
 from cli.registry import CommandTable
+from featcache.cache.schema import TEMPORAL_KINDS
 from featcache.errors import FeatcacheError
 
 
@@ -55,7 +56,7 @@ def prepare_command(
     keep_parts: bool = typer.Option(False, "--keep-parts", help="Keep the per-video parts folder after assembling."),
 ) -> None:
     """Turn every video into dynamic images and optical-flow stacks (resumable)."""
-    from featcache.cache.schema import TEMPORAL_KINDS
+    # the library (torch, h5py, cv2 behind it) loads when the command runs: featcache --help stays fast
     from featcache.data.val_split import describe_split
     from featcache.representations.prepare import PrepareSettings, prepare
 

@@ -6,9 +6,11 @@ import os
 from pathlib import Path
 
 import typer
+from rich.table import Table
 
 from cli.registry import CommandTable
 from featcache.errors import DatasetError
+from featcache.utils.progress import make_console
 
 
 def parse_counts(text: str, splits: tuple[str, ...], what: str) -> dict[str, int]:
@@ -80,6 +82,7 @@ def synth(
 
     An interrupted run resumes when rerun with the same settings; a ROOT holding anything else is refused unless --restart is given.
     """
+    # the library (torch, h5py, cv2 behind it) loads when the command runs: featcache --help stays fast
     from featcache.data.synth.generate import SynthConfig, generate
 
     if list_classes:
@@ -99,9 +102,7 @@ def synth(
 
 def _print_classes(classes: int) -> None:
     """--list-classes: the first ``classes`` actions (2..all) with their motion twin."""
-    from featcache.utils.progress import make_console
-    from rich.table import Table
-
+    # the library (torch, h5py, cv2 behind it) loads when the command runs: featcache --help stays fast
     from featcache.data.synth.actions import ACTIONS, pair_of
 
     table = Table("label", "class", "pair", "what it shows")
@@ -112,9 +113,7 @@ def _print_classes(classes: int) -> None:
 
 def _print_dataset(root: Path, result: dict, config) -> None:
     """What was written, loading it back as a dataset first (so a broken write fails here)."""
-    from featcache.utils.progress import make_console
-    from rich.table import Table
-
+    # the library (torch, h5py, cv2 behind it) loads when the command runs: featcache --help stays fast
     from featcache.data.dataset import FolderDataset
     from featcache.data.synth.actions import ACTIONS
 

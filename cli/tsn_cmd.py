@@ -92,6 +92,7 @@ def finetune(
     config: Optional[Path] = _config(),
 ) -> None:
     """Fine-tune a backbone end to end on stills or on temporal instances (paper section 5)."""
+    # the library (torch, h5py, cv2 behind it) loads when the command runs: featcache --help stays fast
     from heads.finetune import finetune as finetune_main
 
     settings = FinetuneSettings.resolve(config, given_options(ctx, FinetuneSettings))
@@ -127,6 +128,7 @@ def tsn(
     config: Optional[Path] = _config(),
 ) -> None:
     """Teacher-student networks: distil the temporal model into the still model; prints still / derived / fused accuracy."""
+    # the library (torch, h5py, cv2 behind it) loads when the command runs: featcache --help stays fast
     from heads.finetune.tsn_seeds import train_tsn_seeds
 
     settings = TSNSettings.resolve(config, given_options(ctx, TSNSettings))

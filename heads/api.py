@@ -22,6 +22,20 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import torch
 
+from featcache.data.val_split import describe_split
+from featcache.errors import FeatcacheError
+from featcache.utils import distributed
+from featcache.utils.device import resolve_device
+from heads.evaluation.history import History
+from heads.evaluation.metrics import small_split_warnings, split_sizes
+from heads.training.dim_reduction import DimRedStore
+from heads.training.grid import GridSpec, run_grid
+from heads.training.grid_report import write_grid_csv
+from heads.training.head_data import HeadData
+from heads.training.methods import head_config, head_grid
+from heads.training.run_dir import default_run_dir, write_head_run
+from heads.training.seeds import seed_configs, train_seeds
+
 Log = Callable[[str], None]
 
 
@@ -58,8 +72,6 @@ def resolve_head_config(method: str, temporal: str, config: Mapping[str, Any] | 
                         config_file: str | os.PathLike | None = None, sets: Iterable[str] = ()) -> dict[str, Any]:
     """Defaults of ``method``/``temporal``, then ``config_file``, then ``config``, then ``KEY=VALUE`` ``sets``
     (the one resolver, :func:`heads.training.resolve.head_config`)."""
-    from heads.training.methods import head_config
-
     return head_config(method, temporal, config_file=config_file, values=config, sets=sets)
 
 
@@ -79,14 +91,6 @@ def fit_head(cache: str | os.PathLike = "cache", method: str = "gan", temporal: 
     the means, stds and per-seed values (``heads.training.seeds``); predictions and curves are the first seed's.
     ``root``: the dataset, whose ``still-videos.csv`` ``pairing=instance`` reads.
     """
-    from featcache.utils.device import resolve_device
-    from heads.training.head_data import HeadData
-    from heads.training.run_dir import write_head_run
-    from heads.evaluation.history import History
-    from heads.training.seeds import seed_configs, train_seeds
-    from heads.training.dim_reduction import DimRedStore
-    from heads.evaluation.metrics import small_split_warnings, split_sizes
-
     log = log or (lambda message: None)
     resolved = resolve_head_config(method, temporal, config, config_file, sets)
     seed_configs(resolved, seeds)  # validates seeds before any loading
@@ -121,15 +125,6 @@ def fit_grid(cache: str | os.PathLike = "cache", method: str = "gan", temporal: 
     ``out`` (default ``runs/grid-<method>-<temporal>``) and ``grid.csv``. Finished configurations
     are reused unless ``restart``. The runs come back ranked best first (by validation; with
     ``seeds`` > 1, each configuration is trained under N seeds and ranked by its mean val)."""
-    from featcache.utils.device import resolve_device
-    from featcache.errors import FeatcacheError
-    from featcache.utils import distributed
-    from heads.training.grid import GridSpec, run_grid
-    from heads.training.methods import head_grid
-    from heads.training.grid_report import write_grid_csv
-    from heads.training.run_dir import default_run_dir
-    from heads.training.seeds import seed_configs
-
     sets = list(sets)
     if not grid and not sets and config_file is None:
         raise FeatcacheError("grid: give at least one --set KEY=V1,V2,... (or a --config FILE.yaml with lists)")
@@ -148,8 +143,6 @@ def fit_grid(cache: str | os.PathLike = "cache", method: str = "gan", temporal: 
 
 def describe_data(data, device: torch.device) -> str:
     """One line on the caches a head trains on (and one on its temporal val rows)."""
-    from featcache.data.val_split import describe_split
-
     line = (f"still: {data.still_cache.path} ({data.still_cache.backbone}, {len(data.still['train'])} train rows); "
             f"{data.temporal_kind}: {data.temporal_cache.path} ({data.temporal_cache.backbone}, "
             f"{len(data.temporal['train'])} train rows); {data.num_classes} classes; device {device}"

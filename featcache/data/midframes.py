@@ -20,12 +20,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from featcache.data.val_split import carve_val
 from featcache.data.dataset import FolderDataset, Sample
 from featcache.data.still_videos import write_still_videos
 from featcache.errors import DatasetError
+from featcache.media.video import probe_video, read_frames
 from featcache.utils.progress import make_progress
 from featcache.utils.atomic import atomic_path
 
@@ -76,8 +78,6 @@ def plan_midframes(dataset: FolderDataset, out: Path, val_fraction: float = 0.1,
 
 def middle_frame(path: Path) -> np.ndarray:
     """The middle frame of a video as ``uint8 [H, W, 3]`` RGB (MediaError if unreadable)."""
-    from featcache.media.video import probe_video, read_frames
-
     info = probe_video(path)
     middle = max(int(info.num_frames) // 2, 0)
     frames = read_frames(path, start=middle, stop=middle + 1)
@@ -88,8 +88,6 @@ def middle_frame(path: Path) -> np.ndarray:
 
 
 def write_frame(frame: np.ndarray, path: Path) -> None:
-    import cv2
-
     ok, encoded = cv2.imencode(FRAME_SUFFIX, np.ascontiguousarray(frame[:, :, ::-1]))
     if not ok:
         raise DatasetError(f"{path}: could not encode the middle frame")

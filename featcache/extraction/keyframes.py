@@ -20,9 +20,16 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import h5py
 import numpy as np
+import torch
 
+from featcache.backbones import create_backbone
+from featcache.backbones.checkpoint import model_path
+from featcache.backbones.preprocessing import build_transform
+from featcache.cache.feature_cache import find_cache
 from featcache.data.dataset import FolderDataset, Sample
+from featcache.media.video import read_frames
 from featcache.utils.device import resolve_device
 from featcache.errors import CacheError, FeatcacheError, MediaError
 from featcache.utils.progress import console, make_progress
@@ -74,16 +81,12 @@ def sample_frame_indices(num_frames: int, max_frames: int) -> np.ndarray:
 # -- backbone -------------------------------------------------------------------
 def still_backbone(still_cache: Path, weights: str | os.PathLike | None, device: str):
     """The still cache's backbone with the same weights (checked by sha256), and its transform."""
-    from featcache.backbones import create_backbone
-    from featcache.backbones.preprocessing import build_transform
-
     with open_complete(still_cache, what="still feature cache") as f:
         attrs = read_root_attrs(f)
     name, expected = attrs.get("backbone"), str(attrs.get("weights", ""))
     if not name:
         raise CacheError(f"{still_cache}: no 'backbone' attribute; not a feature cache")
     if weights is None:  # a still cache built from a fine-tuned model: its default place
-        from featcache.backbones.checkpoint import model_path
 
         default = model_path(still_cache.parent, "still", name)
         weights = default if expected not in ("", "random") and default.is_file() else None
@@ -102,8 +105,6 @@ def still_backbone(still_cache: Path, weights: str | os.PathLike | None, device:
 
 
 def frame_features(frames: np.ndarray, backbone, transform, batch_size: int) -> np.ndarray:
-    import torch
-
     device = next(backbone.parameters()).device
     out = []
     with torch.inference_mode():
@@ -116,8 +117,6 @@ def frame_features(frames: np.ndarray, backbone, transform, batch_size: int) -> 
 # -- one video ------------------------------------------------------------------
 def mine_video(path: Path, backbone, transform, settings: KeyframeSettings) -> tuple[np.ndarray, np.ndarray]:
     """(frame indices [k], features [k, D]) of one video's key frames."""
-    from featcache.media.video import read_frames
-
     frames = read_frames(path)
     chosen = sample_frame_indices(len(frames), settings.max_frames)
     features = frame_features(frames[chosen], backbone, transform, settings.batch_size)
@@ -159,8 +158,6 @@ def mine_keyframes(
 ) -> Path:
     """Mine key frames of every train video of ``root`` into ``<cache>/keyframes-<backbone>.h5``
     (resumed per video; ``restart`` discards the file and its parts first)."""
-    from featcache.cache.feature_cache import find_cache
-
     dataset = FolderDataset(root)
     if not dataset.has("videos") or "train" not in dataset.splits("videos"):
         raise FeatcacheError(f"{dataset.root}: no videos/train folder; key frames come from training videos")
@@ -207,8 +204,6 @@ def mine_keyframes(
 
 
 def assemble(out: Path, videos: list[Sample], results, still_attrs: dict, model, fingerprint: dict, dataset_root: Path) -> None:
-    import h5py
-
     done = [v for v in videos if v.path in results]
     counts = [len(results[v.path][0]) for v in done]
     with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:

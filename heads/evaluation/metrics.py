@@ -24,9 +24,15 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+import torch
+from rich.table import Table
 
 from featcache.errors import FeatcacheError
 from featcache.utils.atomic import atomic_path
+from featcache.utils.progress import make_console
+from heads.evaluation.calibration import apply_temperature, expected_calibration_error, fit_temperature
+from heads.evaluation.class_metrics import confusion, mean_average_precision, top_k_correct
+from heads.evaluation.statistics import correct, gain_over_baseline
 from heads.evaluation.uncertainty import (  # noqa: F401  (re-exported: one place to import them from)
     NARROW_MARK,
     NO_VIDEOS,
@@ -108,8 +114,6 @@ def fuse(*probs: Any):
             raise ValueError(f"fuse(): input {i} is not a probability matrix; apply softmax() first")
     fused = np.mean(arrays, axis=0)
     if hasattr(probs[0], "detach"):
-        import torch
-
         return torch.as_tensor(fused, dtype=probs[0].dtype, device=probs[0].device)
     return fused
 
@@ -211,8 +215,6 @@ def stream_probs(still: Mapping[str, Any], derived: Mapping[str, Any] | None,
     first divides each stream's logits by its own temperature, fitted on val
     (``heads.evaluation.calibration``); without a val split the temperatures are 1.
     """
-    from heads.evaluation.calibration import fit_temperature
-
     streams: dict[str, dict[str, Any] | None] = {name: None for name in ALL_STREAMS}
     streams["still"] = dict(still)
     if derived is None:
@@ -231,8 +233,6 @@ def stream_probs(still: Mapping[str, Any], derived: Mapping[str, Any] | None,
 def fused_streams(still: Any, derived: Any, temperatures: Mapping[str, float]) -> dict[str, Any]:
     """``fused`` (the paper's mean of the two softmaxes) and ``fused_calibrated`` (each stream first
     scaled by its temperature, ``{"still": t, "derived": t}``) of one set of images."""
-    from heads.evaluation.calibration import apply_temperature
-
     calibrated = (apply_temperature(still, temperatures["still"]), apply_temperature(derived, temperatures["derived"]))
     return {"fused": fuse(still, derived), "fused_calibrated": fuse(*calibrated)}
 
@@ -242,8 +242,6 @@ def add_uncertainty(metrics: dict[str, Any], streams: Mapping[str, Any], labels:
     """Second-wave keys (CONTRACT.md): per stream ``val_ci``/``test_ci`` (95% interval over images,
     or videos with ``clusters``), ``top5``, ``map``, ``confusion`` and ``ece`` (on test); ``gain`` of
     each stream over the still baseline (paired, same test images, with its ``mde``); the ``temperatures``."""
-    from heads.evaluation.statistics import correct, gain_over_baseline
-
     clusters = clusters or {}
 
     for stream in ALL_STREAMS:
@@ -268,9 +266,6 @@ def add_uncertainty(metrics: dict[str, Any], streams: Mapping[str, Any], labels:
 def stream_test_metrics(probs: Any, labels: Any) -> dict[str, Any]:
     """``top5`` (with ``top5_ci``), ``map``, ``confusion``, ``ece`` of one stream on the test split
     (None without one)."""
-    from heads.evaluation.calibration import expected_calibration_error
-    from heads.evaluation.class_metrics import confusion, mean_average_precision, top_k_correct
-
     if probs is None or labels is None or len(labels) == 0:
         return {"top5": None, "top5_ci": None, "map": None, "confusion": None, "ece": None}
     p, y = _check_probs_labels(probs, labels)
@@ -335,9 +330,6 @@ def read_metrics(run_dir: str | os.PathLike) -> dict[str, Any]:
 def print_metrics(metrics: Mapping[str, Any], console=None) -> None:
     """A rich table: one row per stream; val / test accuracy in percent with the 95% CI (and
     mean ± std over seeds), the paired gain over the still baseline on test, and the ECE."""
-    from featcache.utils.progress import make_console
-    from rich.table import Table
-
     title = f"{metrics.get('method', '?')}"
     if metrics.get("temporal"):
         title += f" ({metrics['temporal']})"

@@ -15,6 +15,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from heads.evaluation.statistics import accuracy_ci, holm_adjust, significance_mark
+
 # Why an interval is known to be too narrow (``ci_too_narrow``, docs/metrics.md).
 ONE_SEED = "one seed: seed variance not covered"
 NO_VIDEOS = "instances of one video counted as independent"
@@ -23,8 +25,6 @@ NARROW_MARK = "†"  # after an interval flagged ``ci_too_narrow`` in tables and
 
 def ci_or_none(correctness: Any, clusters: Any = None) -> list[float] | None:
     """The 95% CI of bool ``[N]`` (or ``[S, N]`` over seeds; ``clusters``: the rows' videos); None for none."""
-    from heads.evaluation.statistics import accuracy_ci
-
     if correctness is None or np.asarray(correctness).size == 0:
         return None
     return [None if not math.isfinite(v) else round(float(v), 4) for v in accuracy_ci(correctness, clusters=clusters)]
@@ -57,8 +57,6 @@ def mark_too_narrow(metrics: dict[str, Any], reason: str | None) -> None:
 def add_run_holm(gains: dict[str, Any]) -> None:
     """``p_holm`` on each gain entry: Holm's adjustment over the run's own gains (its streams against
     the still baseline, one family); the raw ``p_value`` stays beside it."""
-    from heads.evaluation.statistics import holm_adjust
-
     named = [(name, g) for name, g in gains.items() if isinstance(g, dict) and g.get("p_value") is not None]
     for (_, gain), adjusted in zip(named, holm_adjust([g["p_value"] for _, g in named])):
         gain["p_holm"] = round(adjusted, 6)
@@ -83,8 +81,6 @@ def format_gain(gain: Mapping[str, Any] | None, missing: str = "-", p_value: flo
                 mde: bool = False) -> str:
     """``+4.2 [0.8, 7.5]† *`` (``mde``: `` (MDE 6.1)``): the mark of ``p_value`` when given (the report's
     Holm-adjusted p), else of the run's ``p_holm``, else of the raw ``p_value``; † when the CI is too narrow."""
-    from heads.evaluation.statistics import significance_mark
-
     if not gain or gain.get("test") is None:
         return missing
     ci = gain.get("test_ci") or [None, None]

@@ -26,10 +26,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from featcache.cache.temporal_cache import read_temporal
 from featcache.data.dataset import FolderDataset
 from featcache.data.val_split import DEFAULT_VAL_FRACTION, DEFAULT_VAL_SEED, carve_val, carved_record
 from featcache.errors import DatasetError
 from featcache.cache.schema import SPLIT_CODE
+from featcache.media.images import read_image
 from heads.samplers.co_class import draw_co_class
 
 Transform = Callable[[np.ndarray], torch.Tensor]
@@ -60,8 +62,6 @@ class StillImages(Dataset):
         return out
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        from featcache.media.images import read_image
-
         sample = self.samples[index]
         return self.transform(read_image(self.dataset.path(sample))), int(sample.label)
 
@@ -74,8 +74,6 @@ class TemporalInstances(Dataset):
     """
 
     def __init__(self, path: str | os.PathLike, kind: str, split: str, transform: Transform):
-        from featcache.cache.temporal_cache import read_temporal
-
         self.path = Path(path)
         self.kind = kind
         self.split = split
@@ -98,8 +96,6 @@ class TemporalInstances(Dataset):
     @property
     def data(self):
         if self._pid != os.getpid():
-            from featcache.cache.temporal_cache import read_temporal
-
             self._temporal = read_temporal(self.path, self.kind)
             self._pid = os.getpid()
         return self._temporal.data
@@ -219,8 +215,6 @@ class UnlabelledStills(Dataset):
         return len(self.sources)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        from featcache.media.images import read_image
-
         return self.transform(read_image(self.dataset.root / self.sources[index])), -1
 
 

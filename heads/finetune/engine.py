@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from featcache.utils.device import resolve_device
@@ -32,6 +33,8 @@ from featcache.utils.distributed import DistEnv, detect_env, rank_device
 from featcache.errors import FeatcacheError
 from featcache.utils.progress import console, optional_progress
 from featcache.utils.atomic import atomic_path
+from featcache.utils.safe_load import torch_load
+from heads.evaluation.history import History
 
 CHECKPOINT_FORMAT = "featcache-training-state"
 NORM_TYPES = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)
@@ -102,7 +105,6 @@ def wrap_distributed(model: nn.Module, env: DistEnv, device: torch.device) -> nn
     """DistributedDataParallel under ``torchrun``, the model itself otherwise."""
     if not env.distributed:
         return model
-    from torch.nn.parallel import DistributedDataParallel
 
     device_ids = [device.index] if device.type == "cuda" else None
     return DistributedDataParallel(model, device_ids=device_ids)
@@ -237,8 +239,6 @@ def save_training_state(path: str | os.PathLike, state: dict[str, Any]) -> None:
 
 
 def load_training_state(path: str | os.PathLike) -> dict[str, Any]:
-    from featcache.utils.safe_load import torch_load
-
     path = Path(path)
     state = torch_load(path, "training checkpoint")
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
@@ -291,8 +291,6 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler, objective
     ``checkpoint_path`` when it holds the same run (``run_key``). Returns the final training-state
     dict; the best weights are loaded into ``model``. Each epoch's loss, learning rate, ``val`` score
     and ``val_values`` go to the run folder's ``history.jsonl``."""
-    from heads.evaluation.history import History
-
     env, device, amp, channels_last = run.env, run.device, run.amp, run.channels_last
     checkpoint_path = Path(checkpoint_path)
     log = log or (lambda msg: console.print(msg) if env.is_main else None)

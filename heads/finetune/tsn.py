@@ -26,6 +26,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import replace
@@ -35,13 +36,23 @@ from typing import Any
 import torch
 from torch import nn
 
+from featcache.backbones import create_backbone, default_backbone, load_checkpoint, save_checkpoint
+from featcache.backbones.preprocessing import build_transform
+from featcache.cache.feature_cache import FeatureCache
+from featcache.data.dataset import FolderDataset
+from featcache.data.still_videos import read_still_videos
 from featcache.errors import CacheError, FeatcacheError
 from featcache.utils.progress import console, optional_progress
 from featcache.cache.schema import backbone_file_tag, feature_cache_path, temporal_cache_path
 from featcache.utils.atomic import atomic_path
+from featcache.utils.safe_load import torch_load
+from heads.evaluation.metrics import accuracy, build_metrics, fuse, print_metrics, softmax, write_metrics
 from heads.finetune import engine
+from heads.finetune.datasets import (CoClassPairs, InstancePairs, StillImages, TemporalInstances, UnlabelledStills,
+                                     carve_stills_val, own_video_rows)
 from heads.finetune.defaults import TEMPERATURE, TSNSettings, input_sizes
 from heads.finetune.finetune import CHECKPOINT_FILE, model_path
+from heads.losses.distillation_loss import DistillationLoss
 from heads.training.checkpoint import MODEL_FILE
 from heads.training.config import write_config
 from heads.training.run_dir import default_run_dir
@@ -108,8 +119,6 @@ def freeze_for_tsn(backbone: nn.Module, num_convs: int = 3) -> list[str]:
 # -- models ------------------------------------------------------------------------
 def load_model(path: Path, modality: str, classes: list[str], role: str) -> nn.Module:
     """A fine-tuned featcache checkpoint for ``modality`` whose head covers ``classes``."""
-    from featcache.backbones import create_backbone, load_checkpoint
-
     if not path.exists():
         command = f"featcache finetune {modality} ROOT --model {path}"  # writes it where this run looks
         raise CacheError(f"{role} model not found: {path}; run `{command}` first or pass its path")
@@ -126,8 +135,6 @@ def targets_from_feature_cache(path: Path, keys: list[tuple[str, int]], *, teach
                                crop: int, resize: int) -> tuple[torch.Tensor | None, str]:
     """Teacher logits of the temporal instances ``keys`` (``(source, instance)``) from a feature cache
     extracted with this teacher at this crop (view 0 = centre crop); ``(None, why not)`` otherwise."""
-    from featcache.cache.feature_cache import FeatureCache
-
     if not path.exists():
         return None, f"{path} not found"
     try:
@@ -172,8 +179,6 @@ def cached_teacher_targets(teacher: nn.Module, instances, *, cache_file: Path, s
         return logits
     stamp = {"teacher": teacher.weights_id, "crop": crop, "resize": resize, "keys": keys}
     if store.exists():
-        from featcache.utils.safe_load import torch_load
-
         saved = torch_load(store, "teacher-targets file")  # tensors and plain types only
         if isinstance(saved, dict) and saved.get("stamp") == stamp:
             return saved["logits"]
@@ -191,8 +196,6 @@ def explain_targets(targets, temperature: float, classes: list[str]) -> list[str
     """What the distillation loss printed per epoch is and where its floor lies (it cannot fall below
     T² times the teacher targets' entropy), and a warning when the teacher gives one class for every
     instance (the student can then learn nothing else)."""
-    import math
-
     lines = [f"loss_distillation: T² x cross-entropy of the student's softmax against the teacher's, both at "
              f"T={temperature:g} (paper eq. 6), mean over the epoch's pairs"]
     if not isinstance(targets, torch.Tensor):  # live targets: the floor is only bounded
@@ -215,9 +218,6 @@ def explain_targets(targets, temperature: float, classes: list[str]) -> list[str
 def tsn_datasets(dataset, temporal: str, cache_dir, crop: int, resize: int) -> dict[str, Any]:
     """The student's augmented train stills, its val/test stills (None when absent) and the teacher's
     temporal training instances (centre crops)."""
-    from featcache.backbones.preprocessing import build_transform
-    from heads.finetune.datasets import StillImages, TemporalInstances, carve_stills_val
-
     still_eval = build_transform("still", train=False, crop=crop, resize=resize)
     train_stills = StillImages(dataset, "train", build_transform("still", train=True, crop=crop, resize=resize))
     splits = dataset.splits("stills")
@@ -248,10 +248,6 @@ def teacher_targets(targets: str, teacher_model: nn.Module, instances, run: engi
 
 def make_pairs(dataset, data: dict, pair_targets, pairing: str, seed: int, crop: int, resize: int):
     """The student's training pairs: co-class, or each still with its own video (+ the unlabelled stills)."""
-    from featcache.backbones.preprocessing import build_transform
-    from featcache.data.still_videos import read_still_videos
-    from heads.finetune.datasets import CoClassPairs, InstancePairs, UnlabelledStills, own_video_rows
-
     instances, where = data["instances"], str(data["temporal_path"])
     if pairing == "co-class":
         return CoClassPairs(data["train"], instances.labels, pair_targets, seed=seed, where=where)
@@ -271,8 +267,6 @@ def make_pairs(dataset, data: dict, pair_targets, pairing: str, seed: int, crop:
 
 def predict_splits(model: nn.Module, evals: dict, batch_size: int, run: engine.RunContext) -> dict:
     """``model``'s softmax on the val and test stills (None for a missing split)."""
-    from heads.evaluation.metrics import softmax
-
     def predict(split):
         loader = engine.eval_loader(evals[split], batch_size, run.env, workers=run.workers)
         return softmax(engine.evaluate(model, loader, run.device, run.env, amp=run.amp,
@@ -288,9 +282,6 @@ def train_tsn(root, settings: TSNSettings, *, cache_dir: str | os.PathLike = "ca
     ``out`` (default ``runs/tsn-<temporal>-<backbone>``; its ``config.yaml`` is the resolved
     ``settings``, which ``--config`` reruns); returns the run's metrics dict (``keep_probs``: a list
     that receives the run's still and derived softmaxes and labels, for ``heads.finetune.tsn_seeds``)."""
-    from featcache.backbones import default_backbone
-    from featcache.data.dataset import FolderDataset
-
     temporal = settings.temporal
     with engine.run_context(settings.device, amp=settings.amp, channels_last=settings.channels_last,
                             workers=settings.workers) as run:
@@ -339,10 +330,6 @@ def distil(run: engine.RunContext, still_model: nn.Module, live_teacher: nn.Modu
            still_probs: dict, config: dict[str, Any], classes: list[str], trainable: list[str], run_dir: Path,
            batch_size: int, resume: bool | None, keep_probs: list | None = None) -> dict[str, Any]:
     """Train the student on the pairs, the epoch chosen on fused val (never test); write the run."""
-    from featcache.backbones import save_checkpoint
-    from heads.losses.distillation_loss import DistillationLoss
-    from heads.evaluation.metrics import accuracy, build_metrics, fuse, print_metrics, softmax, write_metrics
-
     temporal, temperature = config["temporal"], config["temperature"]
     select = "val"  # tsn_datasets always gives val stills (carved from train when absent)
     labels = {s: evals[s].labels if evals[s] is not None else None for s in ("val", "test")}

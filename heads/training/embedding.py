@@ -9,10 +9,14 @@ from typing import Any
 
 import torch
 
+from heads.losses.triplet_margin_loss import TripletMarginLoss
+from heads.miners.faiss_semi_hard_miner import FaissSemiHardMiner
 from heads.models.embedding_network import EmbeddingNetwork
 from heads.models.linear_classifier import LinearClassifier
 from heads.nn.member_random import MemberRandom, member_generators
 from heads.optim.stacked_adam import StackedAdam
+from heads.samplers.pk_sampler import PKSampler
+from heads.samplers.positive_sampler import PositiveSampler
 from heads.training.config import PAPER_STILLS, PAPER_TEMPORAL_ROWS, epoch_passes, min_steps_at_paper_size
 from heads.training.dim_reduction import DimRedParts
 from heads.training.head_data import HeadData
@@ -92,9 +96,6 @@ def fit_embedding_classifier(data: HeadData, configs, device, phases: Phases, di
 
 
 def fit_embedding(data: HeadData, configs, device, phases: Phases, still: StillStream, dimred: DimRedParts):
-    from heads.miners.faiss_semi_hard_miner import FaissSemiHardMiner
-    from heads.losses.triplet_margin_loss import TripletMarginLoss
-
     members, first = len(configs), configs[0]
     seeds = [c["seed"] for c in configs]
     classifier = fit_embedding_classifier(data, configs, device, phases, dimred)
@@ -107,8 +108,6 @@ def fit_embedding(data: HeadData, configs, device, phases: Phases, still: StillS
     loss_fn = TripletMarginLoss(torch.tensor([c["alpha"] for c in configs]), reduction="member_mean").to(device)
     labels_t = dimred.temporal_train_labels
     miners = [FaissSemiHardMiner(dimred.compact_train[u], labels_t) for u in range(dimred.compact_train.shape[0])]
-    from heads.samplers.pk_sampler import PKSampler
-    from heads.samplers.positive_sampler import PositiveSampler
 
     train = data.still["train"]
     samplers = [PKSampler(train.labels, first["classes_per_batch"], first["instances_per_class"], generator=g)

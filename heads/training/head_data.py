@@ -17,10 +17,12 @@ import json
 import os
 from dataclasses import dataclass, field
 
+from featcache.data.still_videos import read_still_videos
 from featcache.errors import CacheError
 from featcache.cache.feature_cache import FeatureCache, SplitData, check_same_classes, find_cache
 from featcache.cache.schema import feature_cache_path
 from featcache.data.val_split import DEFAULT_VAL_FRACTION, DEFAULT_VAL_SEED, carve_val, carved_record
+from heads.samplers.instance_sampler import InstanceSampler, video_groups
 
 
 @dataclass
@@ -68,15 +70,11 @@ class HeadData:
         temporal_path = find_cache(cache_dir, temporal, temporal_backbone)
         data = cls.from_caches(FeatureCache.open(still_path), FeatureCache.open(temporal_path))
         if root is not None:
-            from featcache.data.still_videos import read_still_videos
-
             data.still_videos = read_still_videos(root)
         return data
 
     def instance_sampler(self):
         """The own-video draw of ``pairing=instance`` for the still train rows (FeatcacheError when none is linked)."""
-        from heads.samplers.instance_sampler import InstanceSampler, video_groups
-
         still_group, temporal_group = video_groups(self.still["train"].source, self.temporal["train"].source,
                                                    self.still_videos)
         return InstanceSampler(still_group, temporal_group, self.temporal["train"].labels,

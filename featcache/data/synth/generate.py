@@ -26,6 +26,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from featcache.data.dataset import CLASSES_FILE
@@ -34,6 +35,7 @@ from featcache.errors import DatasetError, MediaError
 from featcache.cache.schema import SPLIT_CODE, SPLITS, VIDEO_SPLITS
 from featcache.data.synth.actions import ACTIONS_BY_NAME, DEFAULT_CLASSES, MAX_CLASSES, Action, pair_of, select_actions
 from featcache.data.synth.samples import VIDEO_FRAMES, render_still, render_video
+from featcache.utils.progress import make_progress
 
 GENERATOR_VERSION = 3  # bump when the rendering changes: old datasets then no longer resume
 MANIFEST = "synth.json"
@@ -158,8 +160,6 @@ def _tmp_path(root: Path, job: Job) -> Path:
 
 
 def write_still(path: Path, tmp: Path, image: np.ndarray) -> None:
-    import cv2
-
     ok, data = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     if not ok:
         raise MediaError(f"{path}: JPEG encoding failed")
@@ -169,8 +169,6 @@ def write_still(path: Path, tmp: Path, image: np.ndarray) -> None:
 
 def write_video(path: Path, tmp: Path, frames: np.ndarray, fps: float) -> None:
     """MJPG in AVI with OpenCV's built-in writer (no FFmpeg needed), checked by decoding it back."""
-    import cv2
-
     height, width = frames.shape[1:3]
     writer = cv2.VideoWriter(str(tmp), cv2.CAP_OPENCV_MJPEG, cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
     if not writer.isOpened():
@@ -187,8 +185,6 @@ def write_video(path: Path, tmp: Path, frames: np.ndarray, fps: float) -> None:
 
 
 def _count_frames(path: Path) -> tuple[int, int, int]:
-    import cv2
-
     capture = cv2.VideoCapture(str(path))
     count, shape = 0, (0, 0)
     while True:
@@ -228,8 +224,6 @@ def run_job(root: Path, config: SynthConfig, job: Job) -> str:
 
 
 def _worker_init() -> None:
-    import cv2
-
     cv2.setNumThreads(1)  # parallelism comes from the processes
 
 
@@ -338,8 +332,6 @@ Seed {config.seed}: the same settings always give byte-identical files (see synt
 def generate(root: str | os.PathLike, config: SynthConfig, *, overwrite: bool = False, workers: int = 1,
              show_progress: bool = True) -> dict:
     """Write the dataset; returns {"written", "skipped", "resumed", "seconds", "counts"}."""
-    from featcache.utils.progress import make_progress
-
     root = Path(root).expanduser()
     started = time.perf_counter()
     resumed = prepare_root(root, config, overwrite)

@@ -10,7 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
+
 from featcache.utils.atomic import atomic_path
+from heads.evaluation.history import read_history
 from heads.experiments.report.runs import Run, method_label, temporal_label
 
 PANELS = (("derived", "Derived temporal - still (Fig. 7)"), ("fused", "Fused - still (Fig. 8)"))
@@ -32,6 +35,7 @@ def class_improvements(per_class: dict[str, Any], split: str = "test") -> dict[s
 def plot_improvements(improvements: dict[str, dict[str, float]], title: str, path: Path,
                       image_means: dict[str, float] | None = None) -> Path:
     """``image_means``: each stream's gain over the test images (Table 5), printed beside the class mean."""
+    # matplotlib is heavy and only the figures need it
     import matplotlib
 
     matplotlib.use("Agg")
@@ -60,6 +64,7 @@ def plot_improvements(improvements: dict[str, dict[str, float]], title: str, pat
 
 def save_figure(fig, title: str, path: Path, dpi: int) -> Path:
     """Title, layout, PNG written under a temporary name and renamed; the figure is closed."""
+    # matplotlib is heavy and only the figures need it
     import matplotlib.pyplot as plt
 
     fig.suptitle(title, fontsize=11)
@@ -112,6 +117,7 @@ def plot_curves(entries: Sequence[dict], title: str, path: Path) -> Path | None:
     phases = curve_series(entries)
     if not phases:
         return None
+    # matplotlib is heavy and only the figures need it
     import matplotlib
 
     matplotlib.use("Agg")
@@ -133,8 +139,6 @@ def plot_curves(entries: Sequence[dict], title: str, path: Path) -> Path | None:
 
 def plot_learning_curves(runs: Sequence[Run], out_dir: Path) -> list[tuple[str, Path]]:
     """Learning curves of every run given that left a ``history.jsonl``; [(title, png)]."""
-    from heads.evaluation.history import read_history
-
     figures = []
     for run in runs:
         entries = read_history(run.path)
@@ -167,11 +171,11 @@ def plot_confusion(run: Run | None, out_dir: Path) -> tuple[str, Path] | None:
     panels = [(s, label) for s, label in CONFUSION_PANELS if (run.metrics.get(s) or {}).get("confusion")]
     if not panels:
         return None
+    # matplotlib is heavy and only the figures need it
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
     size = max(3.2, 0.42 * len(run.metrics[panels[0][0]]["confusion"]) + 1.6)
     fig, axes = plt.subplots(1, len(panels), figsize=(size * len(panels), size), squeeze=False)

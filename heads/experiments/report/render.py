@@ -26,11 +26,16 @@ Modules: ``runs`` (finding and reading run folders) -> ``tables`` (rows) -> ``si
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Sequence
 
+import markdown
+from rich.table import Table
+
 from featcache.utils.atomic import atomic_path
+from featcache.utils.progress import make_console
 from heads.experiments.report.plots import plot_class_improvements, plot_confusion, plot_learning_curves
 from heads.experiments.report.runs import (
     PROTOCOL, Report, best_run, best_run_per_kind, collect_runs, protocol_notes, selected_t2sil_runs,
@@ -140,8 +145,6 @@ STAGE_TIMES_FILE = "stage_times.json"  # the demo's wall time per stage, in its 
 
 def read_stage_times(folders: Sequence[str | os.PathLike]) -> list[tuple[str, float]]:
     """``(stage, seconds)`` from the first ``STAGE_TIMES_FILE`` among ``folders`` (none: [])."""
-    import json
-
     for folder in folders:
         path = Path(folder) / STAGE_TIMES_FILE
         try:
@@ -166,8 +169,6 @@ def write_text(path: Path, text: str) -> None:
 
 def write_report(folders: Sequence[str | os.PathLike], out: str | os.PathLike, plots: bool = True) -> tuple[Report, dict, Path]:
     """Collect the runs under ``folders`` and write ``out/report.md``, ``out/report.html`` and figures."""
-    import markdown
-
     out = Path(out)
     report = collect_runs(folders)
     tables = build_tables(report)
@@ -188,10 +189,6 @@ def write_report(folders: Sequence[str | os.PathLike], out: str | os.PathLike, p
 def print_report(tables: dict, report_path: Path, console=None, summary: str = "",
                  warnings: Sequence[str] = ()) -> None:
     """The tables as rich tables in the terminal, then where the report is (``warnings`` first, one line each)."""
-    from rich.table import Table
-
-    from featcache.utils.progress import make_console
-
     console = console or make_console()
     for line in warnings:
         console.print(line, markup=False)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from heads.evaluation.metrics import format_gain
+from heads.evaluation.metrics import format_gain, small_split_warnings
 from heads.evaluation.statistics import ALPHA, holm_adjust, is_significant
 from heads.experiments.report.runs import TEMPORAL_LABELS, t2sil_methods
 from heads.experiments.report.tables import DASH, fmt
@@ -218,8 +218,6 @@ def narrow_reasons(report) -> list[str]:
 
 def split_warnings(report) -> list[str]:
     """One line per small val/test split (or one without some class) among the report's runs (``images``)."""
-    from heads.evaluation.metrics import small_split_warnings
-
     lines: list[str] = []
     for run in report.runs:
         confusion = (run.metrics.get("still") or {}).get("confusion") or []

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from heads.evaluation.metrics import format_accuracy
-from heads.experiments.report.runs import TEMPORAL_LABELS, t2sil_methods, Report, Run
+from heads.experiments.report.runs import TEMPORAL_LABELS, Report, Run, cached_feature_methods, t2sil_methods
 
 DASH = "—"
 
@@ -33,9 +33,6 @@ def _cell(report: Report, run: Run | None, stream: str, split: str, what: str) -
     return format_accuracy(run.metrics.get(stream), split, DASH)
 
 
-HEAD_METHODS = ("classifier", "gan", "embed", "oracle")  # runs that train a linear still model on cached features
-
-
 def still_baseline(report: Report, experiment: str = "main") -> Run | None:
     """The still-image baseline: a ``featcache baseline`` still run, else the still model every head
     run trains on the cached still features (the same baseline its gains and Table 4 are against),
@@ -43,7 +40,7 @@ def still_baseline(report: Report, experiment: str = "main") -> Run | None:
     run = report.best("still", None, experiment)
     if run is not None:
         return run
-    heads = [r for r in report.runs if r.method in HEAD_METHODS and r.experiment == experiment
+    heads = [r for r in report.runs if r.method in cached_feature_methods() and r.experiment == experiment
              and r.value("still", "test") is not None]
     return max(heads, key=lambda r: (r.value("still", "val") or -1.0, str(r.path)), default=None)
 
@@ -80,7 +77,7 @@ def table1(report: Report) -> list[list[str]]:
 def temporal_classifier_run(report: Report, temporal: str) -> Run | None:
     """A ``train-head classifier`` run, else a head run that trained the same temporal classifier
     (the dimensionality-reduction network every head and the oracle train on the cached features)."""
-    for method in ("classifier", *HEAD_METHODS):
+    for method in ("classifier", *cached_feature_methods()):
         run = report.best(method, temporal)
         if run is not None and ((run.metrics.get("temporal_classifier") or {}).get("test")) is not None:
             return run

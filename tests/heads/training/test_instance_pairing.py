@@ -7,6 +7,7 @@ import torch
 
 from featcache.errors import FeatcacheError
 from heads.samplers.instance_sampler import InstanceSampler, video_groups
+from heads.training.methods import transfer_methods
 from heads.training.train_head import train_head
 from tests.heads_fixtures import fast_config, head_data, synthetic_cache_dir  # noqa: F401
 
@@ -33,7 +34,7 @@ def test_linked_rows_draw_their_own_video_and_the_rest_their_class(head_data):
         assert int(temporal.labels[row]) == int(still.labels[i])
 
 
-@pytest.mark.parametrize("method", ["gan", "embed"])
+@pytest.mark.parametrize("method", [m.name for m in transfer_methods()])
 def test_heads_train_with_instance_pairing(head_data, method):
     head_data.still_videos = link_stills(head_data)
     try:
