@@ -14,7 +14,7 @@ else
 TORCH := torch torchvision
 endif
 
-.PHONY: demo test install clean docs
+.PHONY: demo test install clean docs gpu-check
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest
+
+# Every CUDA path on small generated and real data, one table (under 8 minutes on one GPU).
+gpu-check: $(VENV)/.installed
+	$(PY) benchmarks/gpu_check.py --device cuda
 
 docs: $(VENV)/.installed
 	$(PY) -m cli.commands_doc > docs/commands.md.tmp && mv docs/commands.md.tmp docs/commands.md

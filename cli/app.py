@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import importlib
 import sys
+from importlib.metadata import PackageNotFoundError, version
 
 import typer
 
+import featcache
 from cli import data_cmd, extract_cmd, grid_cmd, heads_cmd, predict_cmd, prepare_cmd, report_cmd, synth_cmd, tsn_cmd
 from featcache.errors import FeatcacheError
 from featcache.utils.atomic import writing
@@ -33,13 +35,9 @@ app.add_typer(data_app, name="data")
 
 def package_version() -> str:
     """The installed distribution's version (the one version source), else the source tree's."""
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return version("featcache")
     except PackageNotFoundError:  # run from a source tree that was never installed
-        import featcache
-
         return getattr(featcache, "__version__", "unknown")
 
 

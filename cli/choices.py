@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from enum import Enum
 
+import typer
+
 from featcache.cache.schema import MODALITIES, TEMPORAL_KINDS
+from heads.finetune.defaults import PAIRINGS
 
 
 def choices(name: str, values) -> type[Enum]:
@@ -14,12 +17,14 @@ def choices(name: str, values) -> type[Enum]:
 
 Modality = choices("Modality", MODALITIES)
 Temporal = choices("Temporal", TEMPORAL_KINDS)
+Pairing = choices("Pairing", PAIRINGS)  # co-class (the paper's) | instance
 
 
 def check_device(spec: str) -> str:
     """The one ``--device`` check (:func:`featcache.utils.device.resolve_device`), run while the
     command line is parsed: an invalid or unavailable device stops the command before any
     work, with one line. ``auto`` becomes ``cuda`` or ``cpu``."""
+    # the library (torch, h5py, cv2 behind it) loads when the command runs: featcache --help stays fast
     from featcache.utils.device import resolve_device
 
     return str(resolve_device(spec))
@@ -27,8 +32,6 @@ def check_device(spec: str) -> str:
 
 def device_option(note: str = ""):
     """``--device auto|cpu|cuda[:N]``, default auto, the same on every command that computes."""
-    import typer
-
     return typer.Option("auto", "--device", metavar="auto|cpu|cuda[:N]", callback=check_device,
                         help="auto: CUDA when present, else the CPU; or cpu, cuda, cuda:N." + (f" {note}" if note else ""))
 
@@ -36,8 +39,6 @@ def device_option(note: str = ""):
 def check_method(name: str) -> str:
     """A registered head method (:mod:`heads.training.registry`), checked while the command line is
     parsed: a usage error listing the registered ones otherwise."""
-    import typer
-
     from heads.training.methods import list_methods  # the methods import torch: only when a command runs
 
     if name not in list_methods():
@@ -47,8 +48,6 @@ def check_method(name: str) -> str:
 
 def method_argument(help: str):
     """The ``METHOD`` argument of train-head and grid: any registered head method."""
-    import typer
-
     return typer.Argument(..., metavar="METHOD", callback=check_method,
                           help=f"{help} A registered head method; they are listed, with their defaults, below.")
 

@@ -15,6 +15,8 @@ import typing
 
 import typer
 
+from cli.app import app
+
 # Typer carries its own copy of click; the walk below relies only on the attributes both have.
 
 HEADER = """# featcache commands
@@ -116,8 +118,6 @@ def _options_of_root(group) -> list[str]:
 
 
 def commands_markdown() -> str:
-    from cli.app import app
-
     root = typer.main.get_command(app)
     return HEADER + "\n" + "\n".join(_walk("featcache", root, None)).rstrip() + "\n"
 

@@ -6,8 +6,10 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.table import Table
 
 from cli.registry import CommandTable
+from featcache.utils.progress import make_console
 
 MAPPING_HELP = "class-mapping YAML, a shipped mapping name (ssvac40), or 'none' to keep every source class"
 
@@ -24,14 +26,13 @@ def check(
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="parallel decoders (default: up to 4)"),
 ) -> None:
     """Validate a dataset (class x split counts, every problem with its path and reason) or a cache folder."""
-    from rich.console import Console
-
+    # the library (torch, h5py, cv2 behind it) loads when the command runs: featcache --help stays fast
     from featcache.data.check import check_dataset, is_cache_folder
 
     if is_cache_folder(root):
         return _check_caches(root, deep)
     report = check_dataset(root, deep=deep, exact_frames=exact_frames, workers=workers)
-    console = Console()
+    console = make_console()
     if report.classes:
         console.print(_counts_table(report))
     for warning in report.warnings:
@@ -41,7 +42,7 @@ def check(
     for skipped in report.skipped:
         console.print(f"[yellow]skipped:[/] {skipped}", highlight=False, soft_wrap=True)
     unsupported = f", {len(report.skipped)} file(s) of an unsupported type skipped" if report.skipped else ""
-    err = Console(stderr=True)
+    err = make_console(stderr=True)
     for problem in report.problems:
         err.print(f"[red]problem:[/] {problem}", highlight=False, soft_wrap=True)
     depth = "decoded" if deep else "checked (existence only; --deep decodes them)"
@@ -87,6 +88,7 @@ def _mapping():
 
 def _run_importer(name: str, src: Path, out: Path, mapping: Optional[str], **options) -> None:
     """``featcache.data.importers.<name>`` with the class mapping loaded, then its summary."""
+    # the library (torch, h5py, cv2 behind it) loads when the command runs: featcache --help stays fast
     from featcache.data import importers
 
     _print_summary(getattr(importers, name)(src, out, mapping=importers.ClassMapping.load(mapping), **options))
@@ -132,8 +134,7 @@ def import_stanford40(
 
 # -- rendering ----------------------------------------------------------------
 def _counts_table(report):
-    from rich.table import Table
-
+    # the library (torch, h5py, cv2 behind it) loads when the command runs: featcache --help stays fast
     from featcache.data.dataset import KINDS
 
     columns = [(kind, split) for kind in KINDS if kind in report.counts for split in report.counts[kind]]
@@ -154,9 +155,6 @@ def _cell(count: int) -> str:
 
 
 def _print_summary(summary) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     splits = sorted({s for by_split in summary.counts.values() for s in by_split}, key=("train", "val", "test").index)
     table = Table(title=f"{summary.source} -> {summary.root}/{summary.kind}", title_justify="left")
     table.add_column("class")
@@ -166,7 +164,7 @@ def _print_summary(summary) -> None:
         table.add_row(name, *(_cell(by_split.get(s, 0)) for s in splits))
     table.add_section()
     table.add_row("[bold]total", *(str(sum(b.get(s, 0) for b in summary.counts.values())) for s in splits))
-    console = Console()
+    console = make_console()
     console.print(table)
     skipped = sum(summary.skipped_classes.values())
     if summary.skipped_classes:

@@ -29,10 +29,11 @@ def extract_command(
     crop: Optional[int] = typer.Option(None, "--crop", help="Square crop size (default: the backbone's: 224, or a timm model's input size)."),
     dtype: Dtype = typer.Option(Dtype.float32, "--dtype", help="Storage type of the features."),
     shard_size: int = typer.Option(256, "--shard-size", help="Rows per resumable shard."),
-    restart: bool = typer.Option(False, "--restart", help="Start over: discard this cache and its unfinished parts (default: resume them, refusing other settings)."),
+    restart: bool = typer.Option(False, "--restart", help="Start over: discard this cache and its unfinished parts (default: resume them, refusing other settings or a stale cache whose input changed)."),
     overwrite: bool = typer.Option(False, "--overwrite", hidden=True, help="Deprecated: use --restart."),
 ) -> None:
     """Backbone features of every still image, dynamic image or flow stack (resumable)."""
+    # the library (torch, h5py, cv2 behind it) loads when the command runs: featcache --help stays fast
     from featcache.extraction.extract import ExtractSettings, extract
 
     settings = ExtractSettings(

@@ -18,7 +18,7 @@ commands = CommandTable()  # registered by cli.app
 def grid_command(
     method: str = method_argument("The head to tune."),
     sets: List[str] = typer.Option([], "--set", help="KEY=V1,V2,...: values to try (repeatable); the grid is their cartesian product over the defaults (keys listed below). "
-             "Epochs are at least ceil(min_steps / batches per epoch) (see train-head --help)."),
+             "Epochs take at least min_steps * sqrt(rows / the paper's rows) steps (see train-head --help)."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file of KEY: VALUE or KEY: [V1, V2] (lists vary); --set wins over it."),
     cache: Path = typer.Option(Path("cache"), "--cache", help="Folder with still-*.h5 and <temporal>-*.h5 feature caches."),
     temporal: Temporal = typer.Option(Temporal.flow, "--temporal", help="Temporal modality the head learns from."),
@@ -36,6 +36,7 @@ def grid_command(
 
     Resumable: configurations whose run dir already holds metrics.json with the same config are not retrained.
     """
+    # the library (torch, h5py, cv2 behind it) loads when the command runs: featcache --help stays fast
     from heads.api import fit_grid
     from heads.training.grid_report import print_grid
 

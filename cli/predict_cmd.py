@@ -6,9 +6,14 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
 
 from cli.choices import device_option
 from cli.registry import CommandTable
+from featcache.errors import FeatcacheError
+from featcache.utils.progress import console
 
 commands = CommandTable()  # registered by cli.app
 
@@ -22,10 +27,7 @@ def predict_command(
     device: str = device_option(),
 ) -> None:
     """Label still images with a trained run: top-k classes and probabilities per stream (still, derived, fused, fused_calibrated); a temporal model labels videos (stream temporal)."""
-    from rich.markup import escape
-
-    from featcache.errors import FeatcacheError
-    from featcache.utils.progress import console
+    # the library (torch, h5py, cv2 behind it) loads when the command runs: featcache --help stays fast
     from heads.inference.loaded_run import load_run
     from heads.inference.predict_files import check_output, media_files, predict_files, write_predictions
 
@@ -53,9 +55,7 @@ def predict_command(
 
 def print_predictions(model, rows, k: int) -> None:
     """A rich table: one row per input and stream, its top-k classes with probabilities."""
-    from rich.console import Console
-    from rich.table import Table
-
+    # the library (torch, h5py, cv2 behind it) loads when the command runs: featcache --help stays fast
     from heads.inference.predict_files import top_k
 
     table = Table(title=f"{model.method}{f' ({model.temporal})' if model.temporal else ''}: {model.path}")

@@ -9,6 +9,7 @@ import typer
 
 from cli.choices import Temporal, device_option
 from cli.registry import CommandTable
+from featcache.cache.schema import TEMPORAL_KINDS
 from featcache.errors import FeatcacheError
 
 
@@ -51,11 +52,11 @@ def prepare_command(
     workers: int = typer.Option(0, "--workers", help="Processes computing videos in parallel (0: min(2, CPU count))."),
     val_videos: float = typer.Option(0.2, "--val-videos", help="Without ROOT/videos/val: the share of each class's train videos that becomes val videos (seeded, whole videos; recorded in temporal.h5). Every epoch and temperature is chosen on them, never on test."),
     val_seed: int = typer.Option(0, "--val-seed", help="Seed of the val-video draw (without ROOT/videos/val)."),
-    restart: bool = typer.Option(False, "--restart", help="Discard unfinished parts (and any existing file) and start over."),
+    restart: bool = typer.Option(False, "--restart", help="Discard unfinished parts (and any existing file) and start over; needed to replace a finished temporal.h5 built with other settings."),
     keep_parts: bool = typer.Option(False, "--keep-parts", help="Keep the per-video parts folder after assembling."),
 ) -> None:
     """Turn every video into dynamic images and optical-flow stacks (resumable)."""
-    from featcache.cache.schema import TEMPORAL_KINDS
+    # the library (torch, h5py, cv2 behind it) loads when the command runs: featcache --help stays fast
     from featcache.data.val_split import describe_split
     from featcache.representations.prepare import PrepareSettings, prepare
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from typer.core import TyperCommand
+
 
 class CommandTable:
     """The commands one module defines, until :meth:`register` adds them to the typer apps."""
@@ -35,8 +37,6 @@ class CommandTable:
 def lazy_epilog_command(epilog: Callable[[], str]) -> type:
     """A typer command class whose help ends with ``epilog()``, computed when the help is shown (so
     building the app, e.g. for ``featcache --help``, does not import what the epilog needs)."""
-    from typer.core import TyperCommand
-
     class LazyEpilogCommand(TyperCommand):
         def format_help(self, ctx, formatter) -> None:
             self.epilog = epilog()

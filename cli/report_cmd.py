@@ -12,6 +12,7 @@ from cli.choices import choices, device_option
 from cli.heads_cmd import CONFIG_HELP
 from cli.registry import CommandTable
 from featcache.errors import FeatcacheError
+from featcache.utils.progress import make_console
 from heads.training.run_dir import default_run_dir
 
 Baseline = choices("Baseline", ("still", "aug-frames"))
@@ -36,6 +37,7 @@ def keyframes_command(
     restart: bool = typer.Option(False, "--restart", help="Start over: discard the key-frame file and its unfinished parts."),
 ) -> None:
     """Mine key frames from every training video (x-means on frame features; resumable)."""
+    # the library (torch, h5py, cv2 behind it) loads when the command runs: featcache --help stays fast
     from featcache.extraction.keyframes import KeyframeSettings, mine_keyframes
 
     if max_clusters < 1 or max_frames < 1:
@@ -59,6 +61,7 @@ def baseline_command(
     seeds: int = typer.Option(1, "--seeds", help="Train under N seeds (stacked members): mean ± std over seeds."),
 ) -> None:
     """Table 1 baselines: the still model, and Aug. Still+Frame (still + key frames)."""
+    # the library (torch, h5py, cv2 behind it) loads when the command runs: featcache --help stays fast
     from featcache.extraction.keyframes import keyframes_cache_path, mine_keyframes
     from featcache.cache.feature_cache import FeatureCache, find_cache
     from heads.experiments.baselines import still_config, train_baseline
@@ -87,15 +90,14 @@ def oracle_command(
     device: str = device_option(),
 ) -> None:
     """Table 4: the oracle upper bound (still + a co-class unseen temporal instance)."""
-    from rich.console import Console
-
+    # the library (torch, h5py, cv2 behind it) loads when the command runs: featcache --help stays fast
     from heads.evaluation.metrics import METRICS_FILE
     from heads.experiments.oracle import run_oracle
 
     if runs < 1:
         raise FeatcacheError(f"--runs must be >= 1, got {runs}")
     kinds = ORACLE_KINDS if temporal is TemporalOrBoth.both else (temporal.value,)
-    console = Console()
+    console = make_console()
     for kind in kinds:
         metrics = run_oracle(cache, kind, runs=runs, seed=seed, backbone=backbone, device=device,
                              out=out / kind, experiment=experiment.value)
@@ -120,6 +122,7 @@ def report_command(
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Class-wise improvement figures (Figures 7-8)."),
 ) -> None:
     """The paper's Tables 1-4 and Figures 7-8 from every metrics.json under RUNS."""
+    # the library (torch, h5py, cv2 behind it) loads when the command runs: featcache --help stays fast
     from heads.experiments.report.render import print_report, runs_read_line, write_report
 
     report, tables, path = write_report(runs or [Path("runs")], out, plots=plots)
@@ -140,6 +143,7 @@ def demo_command(
     tsn_seeds: Optional[int] = typer.Option(None, "--tsn-seeds", help="Seeds of each teacher-student network (one full run each; default: --seeds)."),
 ) -> None:
     """The whole T2SIL pipeline from nothing: data, representations, features, heads, oracle, report."""
+    # the library (torch, h5py, cv2 behind it) loads when the command runs: featcache --help stays fast
     from heads.experiments.demo import run_demo
 
     run_demo(out, classes=classes, seed=seed, quick=quick, restart=restart, device=device, seeds=seeds,
@@ -154,6 +158,7 @@ def midframes_command(
     seed: int = typer.Option(0, "--seed", help="Seed choosing the videos whose frames become val stills."),
 ) -> None:
     """Section 5.4: a dataset whose stills are the videos' middle frames (no domain shift)."""
+    # the library (torch, h5py, cv2 behind it) loads when the command runs: featcache --help stays fast
     from featcache.data.midframes import build_midframes
 
     dataset = build_midframes(root, out, val_fraction=val_fraction, seed=seed)

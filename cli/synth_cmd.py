@@ -6,9 +6,11 @@ import os
 from pathlib import Path
 
 import typer
+from rich.table import Table
 
 from cli.registry import CommandTable
 from featcache.errors import DatasetError
+from featcache.utils.progress import make_console
 
 
 def parse_counts(text: str, splits: tuple[str, ...], what: str) -> dict[str, int]:
@@ -64,6 +66,11 @@ def synth(
     shuffle_videos: bool = typer.Option(
         False, "--shuffle-videos",
         help="Negative control: each video shows a random class's action, so videos carry no label information."),
+    unlabelled_stills: int = typer.Option(
+        0, "--unlabelled-stills", min=0,
+        help="Stills per train video, each of that video's own figure (its body, clothes, timing) at another moment, "
+             "under stills/unlabelled/ (labels unknown to the methods) and linked to the video in still-videos.csv: "
+             "the stills TSN's student learns from with --pairing instance."),
     workers: int = typer.Option(
         min(2, os.cpu_count() or 1), "--workers", help="Processes rendering in parallel."),
     restart: bool = typer.Option(
@@ -75,6 +82,7 @@ def synth(
 
     An interrupted run resumes when rerun with the same settings; a ROOT holding anything else is refused unless --restart is given.
     """
+    # the library (torch, h5py, cv2 behind it) loads when the command runs: featcache --help stays fast
     from featcache.data.synth.generate import SynthConfig, generate
 
     if list_classes:
@@ -86,7 +94,7 @@ def synth(
         videos=parse_counts(videos_per_class, ("train", "val", "test"), "--videos-per-class"),
         frames=frames, still_size=parse_size(still_size, "--still-size"),
         video_size=parse_size(video_size, "--video-size"), still_motion_cue=still_motion_cue,
-        shuffle_videos=shuffle_videos,
+        shuffle_videos=shuffle_videos, unlabelled_stills=unlabelled_stills,
     )
     result = generate(root, config, overwrite=restart or overwrite, workers=max(1, workers))
     _print_dataset(root, result, config)
@@ -94,26 +102,22 @@ def synth(
 
 def _print_classes(classes: int) -> None:
     """--list-classes: the first ``classes`` actions (2..all) with their motion twin."""
-    from rich.console import Console
-    from rich.table import Table
-
+    # the library (torch, h5py, cv2 behind it) loads when the command runs: featcache --help stays fast
     from featcache.data.synth.actions import ACTIONS, pair_of
 
     table = Table("label", "class", "pair", "what it shows")
     for action in ACTIONS[: max(2, min(classes, len(ACTIONS)))]:
         table.add_row(str(action.id), action.name, pair_of(action).name, action.description)
-    Console().print(table)
+    make_console().print(table)
 
 
 def _print_dataset(root: Path, result: dict, config) -> None:
     """What was written, loading it back as a dataset first (so a broken write fails here)."""
-    from rich.console import Console
-    from rich.table import Table
-
+    # the library (torch, h5py, cv2 behind it) loads when the command runs: featcache --help stays fast
     from featcache.data.dataset import FolderDataset
     from featcache.data.synth.actions import ACTIONS
 
-    console = Console()
+    console = make_console()
     dataset = FolderDataset(root)  # check that what was written loads
     verb = "resumed" if result["resumed"] else "wrote"
     console.print(

@@ -13,12 +13,12 @@ from typing import Optional
 
 import typer
 
-from cli.choices import Modality, Temporal, choices, device_option
+from cli.choices import Modality, Pairing, Temporal, choices, device_option
 from cli.registry import CommandTable
 from heads.finetune.defaults import (CPU_CROP, CPU_RESIZE, FINETUNE_DEFAULTS, GPU_CROP, GPU_RESIZE, TARGET_MODES,
                                      TEMPERATURE, TSN_DEFAULTS, FinetuneSettings, TSNSettings)
 
-Targets = choices("Targets", sorted(TARGET_MODES))  # cached, live: the order --help lists
+Targets = choices("Targets", sorted(TARGET_MODES))  # cached, labels, live: the order --help lists
 
 
 commands = CommandTable()  # registered by cli.app
@@ -92,6 +92,7 @@ def finetune(
     config: Optional[Path] = _config(),
 ) -> None:
     """Fine-tune a backbone end to end on stills or on temporal instances (paper section 5)."""
+    # the library (torch, h5py, cv2 behind it) loads when the command runs: featcache --help stays fast
     from heads.finetune import finetune as finetune_main
 
     settings = FinetuneSettings.resolve(config, given_options(ctx, FinetuneSettings))
@@ -109,7 +110,8 @@ def tsn(
     out: Optional[Path] = typer.Option(None, help="run folder (default: runs/tsn-<temporal>-<backbone>)"),
     student: Optional[Path] = typer.Option(None, help="still model to start from (default: CACHE/models/still-<backbone>.pt)"),
     teacher: Optional[Path] = typer.Option(None, help="temporal teacher (default: CACHE/models/<temporal>-<backbone>.pt)"),
-    targets: Targets = typer.Option(Targets.cached, help="teacher soft targets: cached (looked up once) or live (teacher runs every step)"),
+    targets: Targets = typer.Option(Targets.cached, help="teacher soft targets: cached (looked up once) or live (teacher runs every step); labels: no teacher, the paired instance's label one-hot (a control)"),
+    pairing: Pairing = typer.Option(Pairing.co_class, help="co-class: each still with a random video of its class (the paper); instance: a still with its own video (ROOT/still-videos.csv), plus the unlabelled stills (ROOT/stills/unlabelled/)"),
     temperature: Optional[float] = typer.Option(None, help=f"softmax temperature (default, Table 9: {TEMPERATURE['flow']:g} flow, {TEMPERATURE['dynamic']:g} dynamic)"),
     lr: float = typer.Option(TSN_DEFAULTS["lr"], help="RMSProp learning rate (Table 9)"),
     epochs: int = _epochs(TSN_DEFAULTS["epochs"]),
@@ -126,6 +128,7 @@ def tsn(
     config: Optional[Path] = _config(),
 ) -> None:
     """Teacher-student networks: distil the temporal model into the still model; prints still / derived / fused accuracy."""
+    # the library (torch, h5py, cv2 behind it) loads when the command runs: featcache --help stays fast
     from heads.finetune.tsn_seeds import train_tsn_seeds
 
     settings = TSNSettings.resolve(config, given_options(ctx, TSNSettings))

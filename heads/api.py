@@ -22,6 +22,21 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import torch
 
+from featcache.data.val_split import describe_split
+from featcache.errors import FeatcacheError
+from featcache.utils import distributed
+from featcache.utils.atomic import writing
+from featcache.utils.device import resolve_device
+from heads.evaluation.history import History
+from heads.evaluation.metrics import small_split_warnings, split_sizes
+from heads.training.dim_reduction import DimRedStore
+from heads.training.grid import GridSpec, run_grid
+from heads.training.grid_report import write_grid_csv
+from heads.training.head_data import HeadData
+from heads.training.methods import head_config, head_grid
+from heads.training.run_dir import default_run_dir, write_head_run
+from heads.training.seeds import seed_configs, train_seeds
+
 Log = Callable[[str], None]
 
 
@@ -58,8 +73,6 @@ def resolve_head_config(method: str, temporal: str, config: Mapping[str, Any] | 
                         config_file: str | os.PathLike | None = None, sets: Iterable[str] = ()) -> dict[str, Any]:
     """Defaults of ``method``/``temporal``, then ``config_file``, then ``config``, then ``KEY=VALUE`` ``sets``
     (the one resolver, :func:`heads.training.resolve.head_config`)."""
-    from heads.training.methods import head_config
-
     return head_config(method, temporal, config_file=config_file, values=config, sets=sets)
 
 
@@ -67,7 +80,8 @@ def fit_head(cache: str | os.PathLike = "cache", method: str = "gan", temporal: 
              config: Mapping[str, Any] | None = None, config_file: str | os.PathLike | None = None,
              sets: Iterable[str] = (), out: str | os.PathLike | None = None, device: str | torch.device = "auto",
              backbone: str | None = None, temporal_backbone: str | None = None, progress: bool = False,
-             log: Log | None = None, experiment: str = "main", seeds: int = 1) -> HeadRun:
+             log: Log | None = None, experiment: str = "main", seeds: int = 1,
+             root: str | os.PathLike | None = None) -> HeadRun:
     """Train one head of ``method`` (a registered head method: ``heads.list_methods()``) on the caches in ``cache``.
 
     With ``out`` (a run folder) it writes ``metrics.json``, ``model.pt``, ``history.jsonl`` and
@@ -76,21 +90,13 @@ def fit_head(cache: str | os.PathLike = "cache", method: str = "gan", temporal: 
     ``experiment`` labels the run for the report (main, or midframe for section 5.4).
     ``seeds`` > 1 trains seeds seed..seed+N-1 as members of one stacked model: the metrics hold
     the means, stds and per-seed values (``heads.training.seeds``); predictions and curves are the first seed's.
+    ``root``: the dataset, whose ``still-videos.csv`` ``pairing=instance`` reads.
     """
-    from featcache.utils.atomic import writing
-    from featcache.utils.device import resolve_device
-    from heads.training.head_data import HeadData
-    from heads.training.run_dir import write_head_run
-    from heads.evaluation.history import History
-    from heads.training.seeds import seed_configs, train_seeds
-    from heads.training.dim_reduction import DimRedStore
-    from heads.evaluation.metrics import small_split_warnings, split_sizes
-
     log = log or (lambda message: None)
     resolved = resolve_head_config(method, temporal, config, config_file, sets)
     seed_configs(resolved, seeds)  # validates seeds before any loading
     torch_device = resolve_device(device)
-    data = HeadData.load(cache, temporal, backbone, temporal_backbone)
+    data = HeadData.load(cache, temporal, backbone, temporal_backbone, root)
     log(describe_data(data, torch_device))
     for line in small_split_warnings(split_sizes({s: data.still[s].labels for s in data.still}, data.classes),
                                      data.num_classes):
@@ -122,15 +128,6 @@ def fit_grid(cache: str | os.PathLike = "cache", method: str = "gan", temporal: 
     ``out`` (default ``runs/grid-<method>-<temporal>``) and ``grid.csv``. Finished configurations
     are reused unless ``restart``. The runs come back ranked best first (by validation; with
     ``seeds`` > 1, each configuration is trained under N seeds and ranked by its mean val)."""
-    from featcache.utils.device import resolve_device
-    from featcache.errors import FeatcacheError
-    from featcache.utils import distributed
-    from heads.training.grid import GridSpec, run_grid
-    from heads.training.methods import head_grid
-    from heads.training.grid_report import write_grid_csv
-    from heads.training.run_dir import default_run_dir
-    from heads.training.seeds import seed_configs
-
     sets = list(sets)
     if not grid and not sets and config_file is None:
         raise FeatcacheError("grid: give at least one --set KEY=V1,V2,... (or a --config FILE.yaml with lists)")
@@ -149,8 +146,6 @@ def fit_grid(cache: str | os.PathLike = "cache", method: str = "gan", temporal: 
 
 def describe_data(data, device: torch.device) -> str:
     """One line on the caches a head trains on (and one on its temporal val rows)."""
-    from featcache.data.val_split import describe_split
-
     line = (f"still: {data.still_cache.path} ({data.still_cache.backbone}, {len(data.still['train'])} train rows); "
             f"{data.temporal_kind}: {data.temporal_cache.path} ({data.temporal_cache.backbone}, "
             f"{len(data.temporal['train'])} train rows); {data.num_classes} classes; device {device}"

@@ -6,6 +6,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from featcache.backbones.weights import load_weights_file
 from featcache.errors import FeatcacheError
 from featcache.cache.schema import backbone_file_tag
 from featcache.utils.atomic import save_torch
@@ -21,8 +24,6 @@ def model_path(cache_dir: str | os.PathLike, modality: str, backbone: str) -> Pa
 
 def save_checkpoint(path: str | os.PathLike, backbone, *, classes: list[str], modality: str, extra: dict | None = None) -> Path:
     """Write ``backbone`` (trunk + head) as a plain dict, atomically."""
-    import torch
-
     if backbone.num_classes and len(classes) != backbone.num_classes:
         raise ValueError(f"{len(classes)} class names for a head with {backbone.num_classes} outputs")
     checkpoint = {
@@ -51,8 +52,6 @@ def check_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> dict[str
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """The checkpoint dict at ``path``, checked for the featcache format."""
-    from featcache.backbones.weights import load_weights_file
-
     state = load_weights_file(path)
     if not is_checkpoint(state):
         raise FeatcacheError(f"{path}: not a featcache backbone checkpoint (format != {CHECKPOINT_FORMAT!r})")

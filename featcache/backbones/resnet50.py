@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torchvision.models import resnet50
 
 from featcache.backbones.base import IMAGENET_MEAN, IMAGENET_STD, Backbone
 from featcache.backbones.registry import BackboneConfig, register_backbone
@@ -33,8 +34,6 @@ RESNET50_FILES = tuple(Path(url).name for url in RESNET50_URLS)
 class ResNet50(Backbone):
     def __init__(self, *, modality: str = "still", num_classes: int = 0):
         super().__init__(modality=modality, num_classes=num_classes)
-        from torchvision.models import resnet50
-
         self.model = resnet50(weights=None)
         self.model.fc = nn.Identity()  # the ImageNet head is not a head for our classes
 

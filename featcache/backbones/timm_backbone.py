@@ -25,7 +25,7 @@ SUPPORTED_INTERPOLATIONS = ("bilinear", "bicubic")  # what the one resize (antia
 
 
 def import_timm():
-    try:
+    try:  # optional (featcache[timm]): only timm backbones need it
         import timm
     except ImportError:
         raise FeatcacheError("timm backbones need the timm package: pip install 'featcache[timm]'") from None

@@ -8,7 +8,10 @@ import socket
 from functools import lru_cache
 from pathlib import Path
 
+import torch
+
 from featcache.errors import FeatcacheError
+from featcache.utils.safe_load import torch_load
 
 OFFLINE_ENV = "FEATCACHE_OFFLINE"  # set to 1 to never try a download
 
@@ -30,8 +33,6 @@ def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
 
 def load_weights_file(path: str | os.PathLike) -> dict:
     """A weights file (plain state dict or featcache checkpoint) as a dict on the CPU."""
-    from featcache.utils.safe_load import torch_load
-
     path = Path(path).expanduser()
     if not path.is_file():
         raise FeatcacheError(f"weights file not found: {path}")
@@ -45,7 +46,7 @@ def load_weights_file(path: str | os.PathLike) -> dict:
 
 def load_safetensors_file(path: Path) -> dict:
     """A ``.safetensors`` state dict on the CPU (the safetensors package comes with timm)."""
-    try:
+    try:  # optional (featcache[timm]): only .safetensors files need it
         from safetensors.torch import load_file
     except ImportError:
         raise FeatcacheError(f"{path}: reading .safetensors needs the safetensors package: pip install 'featcache[timm]'") from None
@@ -58,8 +59,6 @@ def load_safetensors_file(path: Path) -> dict:
 
 def hub_checkpoint_dir() -> Path:
     """Where torchvision keeps downloaded weights: ``$TORCH_HOME/hub/checkpoints``."""
-    import torch
-
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
@@ -73,8 +72,6 @@ def find_in_hub_cache(file_names: tuple[str, ...]) -> Path | None:
 
 def download_to_hub_cache(url: str, timeout: float = 20.0) -> Path | None:
     """Download ``url`` into the torch hub cache; None when there is no network."""
-    import torch
-
     if os.environ.get(OFFLINE_ENV, "") not in ("", "0"):
         return None
     target = hub_checkpoint_dir() / Path(url).name

@@ -12,6 +12,7 @@ centre crop; ``split(name, all_views=True)`` flattens every view into rows (for 
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ import numpy as np
 import torch
 
 from featcache.errors import CacheError
+from featcache.cache.lineage import check_input
 from featcache.cache.schema import (MODALITIES, SPLIT_CODE, feature_cache_path, open_complete, read_checked,
                                     read_root_attrs, read_rows)
 
@@ -37,6 +39,12 @@ class SplitData:
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
+
+
+def read_sources(arrays: dict[str, np.ndarray], attrs: dict[str, Any]) -> list[str]:
+    """Every source a cache read: its rows' and those it skipped (the files its lineage covers)."""
+    skipped = attrs.get("skipped", "[]")
+    return [str(s) for s in arrays["source"]] + [str(s) for s, _ in json.loads(skipped)]
 
 
 class FeatureCache:
@@ -58,6 +66,7 @@ class FeatureCache:
             arrays["features"] = read_checked(f["features"])  # checksums verified: a damaged row stops here
             if "logits" in f:
                 arrays["logits"] = read_checked(f["logits"])
+        check_input(path, attrs, read_sources(arrays, attrs))
         return cls(path, attrs, arrays)
 
     # -- metadata -------------------------------------------------------------
@@ -115,20 +124,24 @@ class FeatureCache:
         return [name for name, code in SPLIT_CODE.items() if code in present]
 
     # -- data -----------------------------------------------------------------
-    def split(self, name: str, all_views: bool = False) -> SplitData:
+    def split(self, name: str, all_views: bool = False, dtype: Any = np.float32) -> SplitData:
         """Rows of split ``name`` ('train', 'val', 'test') as tensors.
 
         With augmented views, ``all_views=False`` returns view 0 (the centre crop) and
-        ``all_views=True`` returns every view as its own row (labels repeated).
+        ``all_views=True`` returns every view as its own row (labels repeated). Features and
+        logits come as ``dtype`` (float32, whatever the file stores); ``dtype=None`` keeps the
+        stored type (a float16 cache stays half, e.g. to move to a GPU at half the bytes).
         """
         if name not in SPLIT_CODE:
             raise CacheError(f"unknown split {name!r}; expected one of {', '.join(SPLIT_CODE)}")
         mask = self._arrays["split"] == SPLIT_CODE[name]
-        features = self._arrays["features"][mask].astype(np.float32)
+        features = self._arrays["features"][mask]
+        features = features if dtype is None else features.astype(dtype)
         labels = self._arrays["labels"][mask].astype(np.int64)
         source = [str(s) for s in self._arrays["source"][mask]]
         instance = self._arrays["instance"][mask].astype(np.int64)
-        logits = self._arrays["logits"][mask].astype(np.float32) if self.has_logits else None
+        logits = self._arrays["logits"][mask] if self.has_logits else None
+        logits = logits if logits is None or dtype is None else logits.astype(dtype)
         if features.ndim == 3:
             if all_views:
                 views = features.shape[1]
@@ -184,11 +197,12 @@ def find_cache(cache_dir: str | os.PathLike, modality: str, backbone: str | None
     if backbone:
         path = feature_cache_path(cache_dir, modality, backbone)
         if not path.exists():
-            raise CacheError(f"no {modality} cache for backbone {backbone!r}: {path} not found; run featcache extract")
+            raise CacheError(f"no {modality} cache for backbone {backbone!r}: {path} not found; "
+                             f"run: featcache extract ROOT --modality {modality} --backbone {backbone} --cache {cache_dir}")
         return path
     found = sorted(cache_dir.glob(f"{modality}-*.h5"))
     if not found:
-        raise CacheError(f"no {modality} feature cache in {cache_dir}; run: featcache extract ROOT --modality {modality}")
+        raise CacheError(f"no {modality} feature cache in {cache_dir}; run: featcache extract ROOT --modality {modality} --cache {cache_dir}")
     if len(found) > 1:
         names = ", ".join(p.name for p in found)
         raise CacheError(f"several {modality} caches in {cache_dir} ({names}); choose one with --backbone")

@@ -40,7 +40,7 @@ STRING_DTYPE = h5py.string_dtype("utf-8")
 # Row datasets every cache and every temporal group has, with their dtypes.
 ROW_FIELDS = {"labels": np.int64, "split": np.int8, "source": STRING_DTYPE, "instance": np.int32}
 # Root attributes stored as JSON text.
-JSON_ATTRS = ("preprocessing", "classes", "video_split")
+JSON_ATTRS = ("preprocessing", "classes", "video_split", "input")
 
 TEMPORAL_FILE = "temporal.h5"
 # Every numeric dataset carries checksums: block sums of BLOCK_ROWS rows in /checksums (feature caches,

@@ -29,13 +29,13 @@ def write_feature_cache(path: str | os.PathLike, *, modality: str, backbone: str
     with atomic_path(path, "feature cache", reserve=features.nbytes + 64 * rows + 2**20) as tmp:
         with h5py.File(tmp, "w") as f:
             write_root_attrs(f, modality=modality, backbone=backbone, weights="random",
-                             preprocessing={"synthetic": True}, classes=list(classes))
+                             preprocessing={"synthetic": True}, classes=list(classes),
+                             input={"from": "synthetic"})
             write_checksums(f.create_dataset("features", data=features))
             write_rows(f, labels=labels, split=split,
                        source=[f"synthetic/{modality}/{i:06d}" for i in range(rows)], instance=np.zeros(rows))
             if logits is not None:
-                logits = np.asarray(logits, dtype=np.float32)
-                write_checksums(f.create_dataset("logits", data=logits))
+                write_checksums(f.create_dataset("logits", data=np.asarray(logits, dtype=dtype)))
             mark_complete(f)
     return path
 
@@ -48,8 +48,9 @@ def write_synthetic_caches(cache_dir: str | os.PathLike, *, num_classes: int = 6
                            still_rows: dict[str, int] | None = None, temporal_rows: dict[str, int] | None = None,
                            temporal: tuple[str, ...] = ("flow", "dynamic"), latent_dim: int = 16,
                            instance_sd: float = 0.6, feature_sd: float = 0.5, backbone: str = "synthetic",
-                           seed: int = 0) -> dict[str, Path]:
-    """Still and temporal caches over the same classes; returns ``{modality: path}``."""
+                           seed: int = 0, dtype: str = "float32") -> dict[str, Path]:
+    """Still and temporal caches over the same classes; returns ``{modality: path}``. ``dtype``
+    (float32 or float16) is the storage type: the same ``seed`` gives the same values, rounded."""
     rng = np.random.default_rng(seed)
     still_rows = still_rows or {"train": 40 * num_classes, "val": 10 * num_classes, "test": 20 * num_classes}
     temporal_rows = temporal_rows or {"train": 60 * num_classes, "test": 20 * num_classes}
@@ -68,12 +69,12 @@ def write_synthetic_caches(cache_dir: str | os.PathLike, *, num_classes: int = 6
     features = latent @ mixing + feature_sd * rng.normal(size=(len(labels), dim)).astype(np.float32)
     paths["still"] = write_feature_cache(feature_cache_path(cache_dir, "still", backbone), modality="still",
                                          backbone=backbone, classes=classes, features=features, labels=labels,
-                                         split=split)
+                                         split=split, dtype=dtype)
     for kind in temporal:
         mixing = rng.normal(size=(latent_dim, dim)).astype(np.float32) / np.sqrt(latent_dim)
         latent, labels, split = draw(temporal_rows)
         features = latent @ mixing + feature_sd * rng.normal(size=(len(labels), dim)).astype(np.float32)
         paths[kind] = write_feature_cache(feature_cache_path(cache_dir, kind, backbone), modality=kind,
                                           backbone=backbone, classes=classes, features=features, labels=labels,
-                                          split=split)
+                                          split=split, dtype=dtype)
     return paths

@@ -70,7 +70,8 @@ def read_temporal(path: str | os.PathLike, kind: str) -> TemporalSet:
     f = open_complete(path, what="temporal cache")
     if kind not in f:
         f.close()
-        raise CacheError(f"{path}: no /{kind} group (prepared without it); rerun featcache prepare")
+        raise CacheError(f"{path}: no /{kind} group (prepared without it); rerun featcache prepare ROOT --cache {path.parent} --restart"
+                         + ("" if kind == "flow" else " (without --only flow)"))
     group = f[kind]
     attrs = read_root_attrs(f)
     attrs.update(read_root_attrs(group))

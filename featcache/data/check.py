@@ -18,6 +18,10 @@ from pathlib import Path
 from featcache.data.dataset import KINDS, FolderDataset
 from featcache.data.val_split import DEFAULT_VAL_FRACTION
 from featcache.errors import FeatcacheError, MediaError
+from featcache.media.files import frame_files
+from featcache.media.images import read_image
+from featcache.media.video import probe_video, read_frames
+from featcache.utils.progress import make_progress
 
 
 @dataclass(frozen=True)
@@ -101,12 +105,8 @@ def check_file(kind: str, path: Path, *, deep: bool = False, exact_frames: bool 
         return None
     try:
         if kind == "stills":
-            from featcache.media.images import read_image
-
             read_image(path)
         else:
-            from featcache.media.video import probe_video, read_frames
-
             info = probe_video(path, exact=exact_frames)
             if info.num_frames < 2:
                 return Problem(str(path), f"only {info.num_frames} frame(s); a video needs at least two")
@@ -118,14 +118,10 @@ def check_file(kind: str, path: Path, *, deep: bool = False, exact_frames: bool 
 
 
 def _first_frame(folder: Path) -> Path:
-    from featcache.media.files import frame_files
-
     return (frame_files(folder) or [folder])[0]
 
 
 def _check_files(files, *, deep: bool, exact_frames: bool, workers: int | None, progress: bool) -> list[Problem]:
-    from featcache.utils.progress import make_progress
-
     workers = workers or min(4, os.cpu_count() or 1)
     problems: list[Problem] = []
     what = "decoding" if deep else "checking"

@@ -1,8 +1,10 @@
 """The one loader of datasets in folder layout (CONTRACT.md)::
 
     ROOT/stills/{train,val,test}/<class>/<image>
+    ROOT/stills/unlabelled/<image>  # optional: stills whose labels are unknown (transfer methods only)
     ROOT/videos/{train,val,test}/<class>/<video>   # videos/val is optional
     ROOT/classes.txt            # optional, fixes the class order
+    ROOT/still-videos.csv       # optional: the video each still comes from (featcache.data.still_videos)
 
 Without ``videos/val``, :meth:`FolderDataset.videos_with_val` carves the val videos from the
 train videos (seeded, class-stratified, :mod:`featcache.data.val_split`); ``prepare`` makes that
@@ -31,6 +33,7 @@ from featcache.media.files import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, is_frame_f
 
 CLASSES_FILE = "classes.txt"
 KINDS = {"stills": (SPLITS, IMAGE_EXTENSIONS), "videos": (VIDEO_SPLITS, VIDEO_EXTENSIONS)}
+UNLABELLED = "unlabelled"  # ROOT/stills/unlabelled/<image>: no class folders, not a split
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,7 @@ class FolderDataset:
         base = self.root / kind
         out: dict[str, dict[str, list[str]]] = {}
         for split_dir in sorted(base.iterdir()):
-            if split_dir.name.startswith("."):
+            if split_dir.name.startswith(".") or (kind == "stills" and split_dir.name == UNLABELLED):
                 continue
             if not split_dir.is_dir() or split_dir.name not in splits:
                 raise DatasetError(
@@ -173,6 +176,15 @@ class FolderDataset:
     def stills(self, split: str | None = None) -> list[Sample]:
         """Still images of one split (or all splits), in canonical order."""
         return self._samples("stills", split)
+
+    def unlabelled_stills(self) -> list[str]:
+        """Paths (relative to the root, sorted) of the stills under ``stills/unlabelled/``; [] without it."""
+        folder = self.root / "stills" / UNLABELLED
+        if not folder.is_dir():
+            return []
+        extensions = KINDS["stills"][1]
+        return sorted(p.relative_to(self.root).as_posix() for p in folder.rglob("*")
+                      if p.is_file() and p.suffix.lower() in extensions and not p.name.startswith("."))
 
     def videos(self, split: str | None = None) -> list[Sample]:
         """Videos of one split (or all splits), in canonical order."""

@@ -8,6 +8,7 @@ images are the middle frames of ROOT's videos, so there is no still/video domain
     OUT/stills/test/<class>/<video stem>.png    # middle frames of test videos
     OUT/videos/{train,test}/<class>/<video>     # symlinks to ROOT's videos (temporal data unchanged)
     OUT/classes.txt                             # ROOT's class order
+    OUT/still-videos.csv                        # each still's video (``featcache.data.still_videos``)
 
 Every file is written under a temporary name and renamed into place, so a rerun after a
 crash skips the finished frames and redoes only the missing ones.
@@ -19,11 +20,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from featcache.data.val_split import carve_val
 from featcache.data.dataset import FolderDataset, Sample
+from featcache.data.still_videos import write_still_videos
 from featcache.errors import DatasetError
+from featcache.media.video import probe_video, read_frames
 from featcache.utils.progress import make_progress
 from featcache.utils.atomic import atomic_path
 
@@ -74,8 +78,6 @@ def plan_midframes(dataset: FolderDataset, out: Path, val_fraction: float = 0.1,
 
 def middle_frame(path: Path) -> np.ndarray:
     """The middle frame of a video as ``uint8 [H, W, 3]`` RGB (MediaError if unreadable)."""
-    from featcache.media.video import probe_video, read_frames
-
     info = probe_video(path)
     middle = max(int(info.num_frames) // 2, 0)
     frames = read_frames(path, start=middle, stop=middle + 1)
@@ -86,8 +88,6 @@ def middle_frame(path: Path) -> np.ndarray:
 
 
 def write_frame(frame: np.ndarray, path: Path) -> None:
-    import cv2
-
     ok, encoded = cv2.imencode(FRAME_SUFFIX, np.ascontiguousarray(frame[:, :, ::-1]))
     if not ok:
         raise DatasetError(f"{path}: could not encode the middle frame")
@@ -123,4 +123,6 @@ def build_midframes(root: str | os.PathLike, out: str | os.PathLike, val_fractio
         link_video(dataset.path(plan.video), plan.video_link)
     with atomic_path(out / "classes.txt") as tmp:
         tmp.write_text("\n".join(dataset.classes) + "\n", encoding="utf-8")
+    write_still_videos(out, {p.still_path.relative_to(out).as_posix(): p.video_link.relative_to(out).as_posix()
+                             for p in plans})
     return FolderDataset(out)

@@ -28,6 +28,7 @@ from rich.markup import escape
 from torch.utils.data import DataLoader
 
 from featcache.backbones import create_backbone, default_backbone
+from featcache.cache.lineage import files_input, temporal_input
 from featcache.cache.parts import discard_parts, keeping_parts, open_parts, parts_folder
 from featcache.cache.schema import feature_cache_path, temporal_cache_path
 from featcache.extraction.extract_settings import ExtractSettings, cache_identity, check_existing, input_size
@@ -106,11 +107,12 @@ def _extract(root: Path, cache_dir: Path, settings: ExtractSettings, env, restar
     report = ExtractReport(path=path, backbone=name, backbone_description=backbone.describe(), device=str(device), rows=len(rows), logits=logits)
     say(f"backbone: {report.backbone_description} on {device}")
 
-    identity = cache_identity(settings, name, backbone.weights_id, rows, logits, backbone.data_config())
+    identity = cache_identity(settings, name, backbone.weights_id, rows, logits, backbone.data_config(),
+                              source_input(root, cache_dir, settings.modality, rows))
     parts = parts_folder(path)
     if restart:  # rank 0 discards the cache and its parts before any rank looks at them
         distributed.on_main(env, lambda: (discard_parts(parts), path.unlink(missing_ok=True)))
-    if check_existing(path, identity):
+    if check_existing(path, identity, cache_dir):
         _report_up_to_date(report, start)
         return report
 
@@ -151,6 +153,13 @@ def _source_rows(root: Path, cache_dir: Path, settings: ExtractSettings, say) ->
     for source, reason in rows.unsupported:
         say(f"[yellow]skipped[/] {escape(source)}: {escape(reason)}")
     return rows
+
+
+def source_input(root: Path, cache_dir: Path, modality: str, rows: SourceRows) -> dict:
+    """The lineage recorded in the cache: the temporal.h5 group, or the image files, it reads."""
+    if modality == "still":
+        return files_input(root, rows.source)
+    return temporal_input(temporal_cache_path(cache_dir), modality, root)
 
 
 def _report_up_to_date(report: ExtractReport, start: float) -> None:

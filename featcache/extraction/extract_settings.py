@@ -10,12 +10,14 @@ from typing import Any
 import h5py
 
 from featcache.backbones.preprocessing import preprocessing_config
+from featcache.cache.lineage import StaleCacheError, check_input, same_input, stale_message
 from featcache.cache.schema import read_root_attrs
 from featcache.errors import CacheError, FeatcacheError
 from featcache.extraction.sources import SourceRows
 
 FEATURE_DTYPES = ("float32", "float16")
-IDENTITY_KEYS = ("modality", "backbone", "weights", "preprocessing", "classes", "rows_sha256", "dtype", "logits")
+IDENTITY_KEYS = ("modality", "backbone", "weights", "preprocessing", "classes", "rows_sha256", "dtype", "logits", "input")
+STORED_KEYS = ("modality", "backbone", "weights", "preprocessing", "classes", "rows_sha256", "input")  # root attributes
 
 
 @dataclass
@@ -55,8 +57,9 @@ def input_size(settings: ExtractSettings, data_config: dict) -> dict[str, Any]:
 
 
 def cache_identity(settings: ExtractSettings, backbone_name: str, weights_id: str, rows: SourceRows, logits: bool,
-                   data_config: dict | None = None) -> dict[str, Any]:
-    """Everything that makes a cache's values what they are; two runs mix only if equal."""
+                   data_config: dict | None = None, source_input: dict | None = None) -> dict[str, Any]:
+    """Everything that makes a cache's values what they are; two runs mix only if equal.
+    ``source_input`` is the lineage (:mod:`featcache.cache.lineage`): what the rows were read from."""
     data_config = data_config or {"crop": 224, "resize": 256, "interpolation": "bilinear"}
     native = {"backbone_input": data_config["native"]} if "native" in data_config else {}
     return {
@@ -70,6 +73,7 @@ def cache_identity(settings: ExtractSettings, backbone_name: str, weights_id: st
         "rows_sha256": rows.digest(),
         "dtype": settings.dtype,
         "logits": bool(logits),
+        "input": source_input,
     }
 
 
@@ -80,7 +84,7 @@ def file_identity(path: Path) -> dict[str, Any] | None:
             attrs = read_root_attrs(f)
             if not attrs.get("complete"):
                 return None
-            identity = {k: attrs.get(k) for k in ("modality", "backbone", "weights", "preprocessing", "classes", "rows_sha256")}
+            identity = {k: attrs.get(k) for k in STORED_KEYS}
             identity["dtype"] = str(f["features"].dtype) if "features" in f else None
             identity["logits"] = "logits" in f
             return identity
@@ -89,19 +93,31 @@ def file_identity(path: Path) -> dict[str, Any] | None:
 
 
 def identity_difference(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """The keys that differ; the input only where the old cache recorded one (and then by
+    :func:`~featcache.cache.lineage.same_input`: settings and content, not where the dataset lies)."""
     differ = []
     for key in IDENTITY_KEYS:
-        if old.get(key) != new.get(key):
+        if key == "input":
+            if old.get(key) is not None and new.get(key) is not None and not same_input(old[key], new[key]):
+                differ.append(key)
+        elif old.get(key) != new.get(key):
             differ.append("file list" if key == "rows_sha256" else key)
     return differ
 
 
-def check_existing(path: Path, identity: dict[str, Any]) -> bool:
-    """True when ``path`` already holds exactly this cache; raise if it holds another."""
+def check_existing(path: Path, identity: dict[str, Any], cache_dir: Path | None = None) -> bool:
+    """True when ``path`` already holds exactly this cache; raise if it holds another (a stale
+    one, whose input changed, with :class:`StaleCacheError`)."""
     if not path.exists():
         return False
     existing = file_identity(path)
-    if existing is not None and not identity_difference(existing, identity):
+    differ = identity_difference(existing, identity) if existing is not None else ["?"]
+    if existing is not None and not differ:
+        if existing.get("input") is None:  # made before lineage: kept, and said
+            check_input(path, existing, ())
         return True
+    if differ == ["input"]:
+        raise StaleCacheError(stale_message(path, existing["input"], identity["input"], identity["modality"],
+                                            None if cache_dir is None else str(cache_dir)))
     reason = "is not a finished cache" if existing is None else "was built with other " + ", ".join(identity_difference(existing, identity))
     raise CacheError(f"{path} {reason}; refusing to mix them: use another --cache DIR or pass --restart")

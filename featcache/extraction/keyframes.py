@@ -20,13 +20,21 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import h5py
 import numpy as np
+import torch
 
+from featcache.backbones import create_backbone
+from featcache.backbones.checkpoint import model_path
+from featcache.backbones.preprocessing import build_transform
+from featcache.cache.feature_cache import find_cache
 from featcache.data.dataset import FolderDataset, Sample
+from featcache.media.video import read_frames
 from featcache.utils.device import resolve_device
 from featcache.errors import CacheError, FeatcacheError, MediaError
 from featcache.utils.progress import console, make_progress
 from featcache.cache.parts import discard_parts, keeping_parts, open_parts, part_path, parts_folder, read_part, write_part
+from featcache.cache.lineage import files_input
 from featcache.cache.schema import KEYFRAMES, SPLIT_CODE, feature_cache_path, mark_complete, open_complete, read_root_attrs, write_checksums, write_root_attrs, write_rows
 from featcache.utils.atomic import atomic_path
 from featcache.extraction.xmeans import XMeans
@@ -73,16 +81,12 @@ def sample_frame_indices(num_frames: int, max_frames: int) -> np.ndarray:
 # -- backbone -------------------------------------------------------------------
 def still_backbone(still_cache: Path, weights: str | os.PathLike | None, device: str):
     """The still cache's backbone with the same weights (checked by sha256), and its transform."""
-    from featcache.backbones import create_backbone
-    from featcache.backbones.preprocessing import build_transform
-
     with open_complete(still_cache, what="still feature cache") as f:
         attrs = read_root_attrs(f)
     name, expected = attrs.get("backbone"), str(attrs.get("weights", ""))
     if not name:
         raise CacheError(f"{still_cache}: no 'backbone' attribute; not a feature cache")
     if weights is None:  # a still cache built from a fine-tuned model: its default place
-        from featcache.backbones.checkpoint import model_path
 
         default = model_path(still_cache.parent, "still", name)
         weights = default if expected not in ("", "random") and default.is_file() else None
@@ -101,8 +105,6 @@ def still_backbone(still_cache: Path, weights: str | os.PathLike | None, device:
 
 
 def frame_features(frames: np.ndarray, backbone, transform, batch_size: int) -> np.ndarray:
-    import torch
-
     device = next(backbone.parameters()).device
     out = []
     with torch.inference_mode():
@@ -115,8 +117,6 @@ def frame_features(frames: np.ndarray, backbone, transform, batch_size: int) -> 
 # -- one video ------------------------------------------------------------------
 def mine_video(path: Path, backbone, transform, settings: KeyframeSettings) -> tuple[np.ndarray, np.ndarray]:
     """(frame indices [k], features [k, D]) of one video's key frames."""
-    from featcache.media.video import read_frames
-
     frames = read_frames(path)
     chosen = sample_frame_indices(len(frames), settings.max_frames)
     features = frame_features(frames[chosen], backbone, transform, settings.batch_size)
@@ -158,8 +158,6 @@ def mine_keyframes(
 ) -> Path:
     """Mine key frames of every train video of ``root`` into ``<cache>/keyframes-<backbone>.h5``
     (resumed per video; ``restart`` discards the file and its parts first)."""
-    from featcache.cache.feature_cache import find_cache
-
     dataset = FolderDataset(root)
     if not dataset.has("videos") or "train" not in dataset.splits("videos"):
         raise FeatcacheError(f"{dataset.root}: no videos/train folder; key frames come from training videos")
@@ -181,7 +179,7 @@ def mine_keyframes(
         open_parts(parts, fingerprint, what="key-frame mining")
         videos = dataset.videos("train")
         results = _mine_videos(dataset, videos, parts, model, transform, settings)
-        assemble(out, videos, results, attrs, model, fingerprint)
+        assemble(out, videos, results, attrs, model, fingerprint, dataset.root)
     discard_parts(parts)
     return out
 
@@ -213,9 +211,7 @@ def _mine_videos(dataset: FolderDataset, videos: list[Sample], parts: Path, mode
     return results
 
 
-def assemble(out: Path, videos: list[Sample], results, still_attrs: dict, model, fingerprint: dict) -> None:
-    import h5py
-
+def assemble(out: Path, videos: list[Sample], results, still_attrs: dict, model, fingerprint: dict, dataset_root: Path) -> None:
     done = [v for v in videos if v.path in results]
     counts = [len(results[v.path][0]) for v in done]
     features = np.concatenate([results[v.path][1] for v in done]).astype(np.float32)
@@ -224,6 +220,7 @@ def assemble(out: Path, videos: list[Sample], results, still_attrs: dict, model,
         write_root_attrs(
             f, modality=KEYFRAMES, backbone=model.name, weights=model.weights_id, classes=list(still_attrs["classes"]),
             preprocessing={**(still_attrs.get("preprocessing") or {}), "keyframes": fingerprint},
+            input=files_input(dataset_root, [v.path for v in done]),
         )
         write_checksums(f.create_dataset("features", data=features))
         write_rows(

@@ -63,7 +63,7 @@ def flush_shard(parts: Path, k: int, buf: dict, dtype: str, logits: bool, dim: i
     features = np.stack(buf["features"]).astype(dtype) if buf["features"] else np.zeros(shape, dtype)
     scores = None
     if logits:
-        scores = np.stack(buf["logits"]).astype(np.float32) if buf["logits"] else np.zeros((0,), np.float32)
+        scores = np.stack(buf["logits"]).astype(dtype) if buf["logits"] else np.zeros((0,), dtype)
     write_shard(shard_path(parts, k), np.array(buf["rows"], dtype=np.int64), features, scores, buf["failed"])
 
 
@@ -87,13 +87,13 @@ def assemble(path: Path, parts: Path, shards: list[range], rows: SourceRows, ide
     size = np.prod(feature_shape) * np.dtype(identity["dtype"]).itemsize + (np.prod(logit_shape) * 4 if logit_shape else 0)
     with atomic_path(path, "feature cache", reserve=int(size) + 64 * n + 2**20) as tmp:
         with h5py.File(tmp, "w") as f:
-            attrs = {k: identity[k] for k in ("modality", "backbone", "weights", "preprocessing", "classes", "rows_sha256")}
+            attrs = {k: identity[k] for k in ("modality", "backbone", "weights", "preprocessing", "classes", "rows_sha256", "input")}
             write_root_attrs(f, **attrs, weights_path=weights_path, skipped=json.dumps(skipped),
                              video_split=rows.video_split)
             features = f.create_dataset("features", shape=feature_shape, dtype=identity["dtype"])  # contiguous: loads fastest
             scores = None
             if logit_shape:
-                scores = f.create_dataset("logits", shape=logit_shape, dtype=np.float32)
+                scores = f.create_dataset("logits", shape=logit_shape, dtype=identity["dtype"])
             at = 0
             for k in range(len(shards)):  # stream shard by shard: memory stays one shard
                 shard = read_shard(shard_path(parts, k))

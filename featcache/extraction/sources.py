@@ -18,9 +18,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from featcache.cache.temporal_cache import read_temporal
+from featcache.data.dataset import FolderDataset
 from featcache.errors import CacheError, DatasetError, FeatcacheError
 from featcache.backbones.preprocessing import build_transform
 from featcache.cache.schema import SPLIT_CODE, temporal_cache_path
+from featcache.media.images import read_image
 
 
 @dataclass
@@ -47,8 +50,6 @@ class SourceRows:
 
 
 def still_rows(root: str | os.PathLike) -> SourceRows:
-    from featcache.data.dataset import FolderDataset
-
     dataset = FolderDataset(root)
     samples = dataset.stills()
     if not samples:
@@ -65,9 +66,6 @@ def still_rows(root: str | os.PathLike) -> SourceRows:
 
 def temporal_rows(root: str | os.PathLike, cache_dir: str | os.PathLike, kind: str) -> SourceRows:
     """Rows of ``kind`` in ``DIR/temporal.h5``; its classes must be the dataset's."""
-    from featcache.data.dataset import FolderDataset
-    from featcache.cache.temporal_cache import read_temporal
-
     path = temporal_cache_path(cache_dir)
     if not path.exists():
         raise CacheError(f"{path} not found; run first: featcache prepare {root} --cache {cache_dir}")
@@ -82,7 +80,7 @@ def temporal_rows(root: str | os.PathLike, cache_dir: str | os.PathLike, kind: s
         )
     classes = FolderDataset(root).classes
     if classes != rows.classes:
-        raise CacheError(f"{path}: classes differ from dataset {root} ({len(rows.classes)} vs {len(classes)}); rerun featcache prepare")
+        raise CacheError(f"{path}: classes differ from dataset {root} ({len(rows.classes)} vs {len(classes)}); rerun featcache prepare {root} --cache {cache_dir} --restart")
     if not len(rows):
         raise CacheError(f"{path}: /{kind} has no rows; nothing to extract")
     return rows
@@ -130,8 +128,6 @@ class StillImageViews(ViewDataset):
         self.root = Path(root)
 
     def load(self, index: int) -> np.ndarray:
-        from featcache.media.images import read_image
-
         return read_image(self.root / self.rows.source[index])
 
 
@@ -144,8 +140,6 @@ class TemporalImageViews(ViewDataset):
         self._set, self._pid = None, None
 
     def load(self, index: int) -> np.ndarray:
-        from featcache.cache.temporal_cache import read_temporal
-
         if self._pid != os.getpid():  # h5py handles must not cross a fork
             self._set, self._pid = read_temporal(self.path, self.kind), os.getpid()
         return self._set.row(index)

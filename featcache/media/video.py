@@ -28,6 +28,7 @@ import numpy as np  # noqa: E402
 
 from featcache.errors import MediaError  # noqa: E402
 from featcache.media.files import frame_files  # noqa: E402
+from featcache.media.images import read_image
 
 MAX_PLAUSIBLE_FRAMES = 10_000_000
 
@@ -113,6 +114,7 @@ def _read_cv2(path: Path, size, start: int, stop: int | None) -> np.ndarray:
 
 # -- PyAV ---------------------------------------------------------------------
 def _av_frames(path: Path):
+    # PyAV: the fallback decoder, loaded only when OpenCV cannot read a video
     import av
 
     try:
@@ -128,6 +130,7 @@ def _av_frames(path: Path):
 
 
 def _decode_av(container, stream):
+    # PyAV: the fallback decoder, loaded only when OpenCV cannot read a video
     import av
 
     try:
@@ -175,16 +178,12 @@ def _folder_frames(path: Path) -> list[Path]:
 
 
 def _probe_folder(path: Path) -> VideoInfo:
-    from featcache.media.images import read_image
-
     frames = _folder_frames(path)
     first = read_image(frames[0])
     return VideoInfo(len(frames), first.shape[0], first.shape[1], 0.0)
 
 
 def _read_folder(path: Path, size, start: int, stop: int | None) -> np.ndarray:
-    from featcache.media.images import read_image
-
     frames = [_resize(read_image(frame), size) for frame in _folder_frames(path)[start:stop]]
     return np.stack(frames) if frames else np.empty((0, 0, 0, 3), np.uint8)
 

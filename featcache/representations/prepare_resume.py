@@ -43,6 +43,26 @@ def refuse_other_tvl1(path: Path, found: dict | None, wanted: dict) -> None:
         )
 
 
+def options_to_keep(old: dict | None, new: dict) -> str:
+    """The prepare options that give the old file's settings where they differ from this run's."""
+    old = old or {}
+    bits = []
+    if old.get("size") != new.get("size") and old.get("size"):
+        bits.append(f"--size {'x'.join(str(v) for v in old['size'])}")
+    if old.get("kinds") and old.get("kinds") != new.get("kinds"):
+        bits.append(f"--only {old['kinds'][0]}" if len(old["kinds"]) == 1 else "no --only")
+    flow_old, flow_new = old.get("flow") or {}, new.get("flow") or {}
+    if flow_old and flow_old.get("method") != flow_new.get("method"):
+        bits.append(f"--flow {flow_old['method']}")
+    if flow_old and flow_new and flow_old.get("frames") != flow_new.get("frames"):
+        bits.append(f"--flow-frames {flow_old['frames']}")
+    dyn_old, dyn_new = old.get("dynamic") or {}, new.get("dynamic") or {}
+    for key in ("window", "stride", "count"):
+        if dyn_old and dyn_new and dyn_old.get(key) != dyn_new.get(key):
+            bits.append(f"--{key} {dyn_old[key]}")
+    return " ".join(bits) or "the same options as before"
+
+
 def existing_final(path: Path, settings: PrepareSettings, restart: bool = False) -> tuple[dict | None, str]:
     """(root attrs of a complete temporal.h5 with the same settings or None, why not)."""
     if not path.exists():
@@ -57,6 +77,11 @@ def existing_final(path: Path, settings: PrepareSettings, restart: bool = False)
     if attrs.get("preprocessing") != settings.preprocessing():
         if not restart:
             refuse_other_tvl1(path, attrs.get("preprocessing"), settings.preprocessing())
+            raise CacheError(
+                f"{path} was built with other settings ({describe(attrs.get('preprocessing'))}); this run would use "
+                f"{describe(settings.preprocessing())}; rerun with {options_to_keep(attrs.get('preprocessing'), settings.preprocessing())} "
+                f"to keep it, or pass --restart to rebuild it (the feature caches extracted from it then go stale)"
+            )
         return None, (
             f"{path} was built with other settings ({describe(attrs.get('preprocessing'))}); "
             f"rebuilding with {describe(settings.preprocessing())}"

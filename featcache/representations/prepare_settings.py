@@ -12,6 +12,7 @@ from featcache.errors import FeatcacheError
 from featcache.representations import dynamic_image, optical_flow
 from featcache.representations.tvl1_torch import TVL1Params
 from featcache.utils import distributed
+from featcache.utils.device import resolve_device
 
 DEFAULT_SIZE = (256, 340)  # UCF-101 flow convention: frames resized to H=256, W=340
 
@@ -136,7 +137,6 @@ def resolve_flow_settings(settings: PrepareSettings, env: distributed.DistEnv) -
     and ``tvl1`` named by its implementation."""
     if "flow" not in settings.kinds:
         return settings
-    from featcache.utils.device import resolve_device  # the one device resolver (imports torch: late)
 
     device = str(distributed.rank_device(resolve_device(settings.flow_device), env))
     return dataclasses.replace(settings, flow_device=device, flow_method=optical_flow.resolve_flow_method(settings.flow_method, device))

@@ -4,12 +4,14 @@ gzip data, ``complete=True`` last, renamed into place (read it with
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from featcache.cache.lineage import CONTENT_ATTR, hash_rows
 from featcache.cache.parts import part_path
 from featcache.cache.schema import SCHEMA_VERSION, checksum_filter, SPLIT_CODE, mark_complete, write_root_attrs, write_rows
 from featcache.cache.temporal_cache import INDEX_GROUP
@@ -25,6 +27,7 @@ def assemble(out: Path, dataset: FolderDataset, samples, stamps, parts: Path, se
     (where the val videos came from) is recorded as a root attribute."""
     rows: dict[str, dict[str, list]] = {k: {"labels": [], "split": [], "source": [], "instance": []} for k in settings.kinds}
     frames_col = []
+    checksums = {k: hashlib.sha256() for k in settings.kinds}  # each group's content: what feature caches record
     reserve = sum(p.stat().st_size for p in parts.glob("*.npz")) + 2**20  # the parts hold the same gzip-like data
     with atomic_path(out, "temporal cache", reserve=reserve) as tmp, h5py.File(tmp, "w") as f:
         groups = {}
@@ -52,6 +55,7 @@ def assemble(out: Path, dataset: FolderDataset, samples, stamps, parts: Path, se
                         data = groups[kind]["data"]
                         data.resize(data.shape[0] + len(block), axis=0)
                         data[-len(block):] = block
+                        hash_rows(checksums[kind], block, sample.path, sample.label, SPLIT_CODE[sample.split])
                         r = rows[kind]
                         r["labels"] += [sample.label] * len(block)
                         r["split"] += [SPLIT_CODE[sample.split]] * len(block)
@@ -64,6 +68,7 @@ def assemble(out: Path, dataset: FolderDataset, samples, stamps, parts: Path, se
             group.attrs["modality"] = kind
             group.attrs["classes"] = json.dumps(dataset.classes)
             group.attrs["preprocessing"] = json.dumps({"size": list(settings.size), **settings.group_preprocessing(kind)}, sort_keys=True)
+            group.attrs[CONTENT_ATTR] = checksums[kind].hexdigest()
         index = f.create_group(INDEX_GROUP)
         write_index(index, samples, stamps, frames_col, errors)
         write_root_attrs(

@@ -28,6 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence, TypeVar
 
+import cv2
+import torch
+import torch.distributed as dist
+
 from featcache.errors import CacheError, FeatcacheError, WriteError
 from featcache.utils.atomic import writing
 
@@ -75,23 +79,17 @@ def setup() -> DistEnv:
     env = detect_env()
     if not env.distributed:
         return env
-    import torch
-    import torch.distributed as dist
 
     if not dist.is_initialized():
         timeout = float(os.environ.get("FEATCACHE_DIST_TIMEOUT_S", DEFAULT_TIMEOUT_S))
         dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=timeout))
         atexit.register(_teardown)
-        import cv2
-
         torch.set_num_threads(rank_threads(env))
         cv2.setNumThreads(rank_threads(env))  # decoding and resizing: no more threads than the rank's share
     return env
 
 
 def _teardown() -> None:
-    import torch.distributed as dist
-
     if dist.is_initialized():
         dist.destroy_process_group()
 
@@ -105,8 +103,6 @@ def rank_threads(env: DistEnv) -> int:
 
 def rank_device(device, env: DistEnv):
     """A bare ``cuda`` becomes this rank's GPU, ``cuda:LOCAL_RANK``; other devices are kept."""
-    import torch
-
     device = torch.device(device)
     if device.type == "cuda" and device.index is None and env.distributed:
         device = torch.device("cuda", env.local_rank % max(1, torch.cuda.device_count()))
@@ -116,8 +112,6 @@ def rank_device(device, env: DistEnv):
 # -- small messages ------------------------------------------------------------------------
 def barrier(env: DistEnv) -> None:
     if env.distributed:
-        import torch.distributed as dist
-
         dist.barrier()
 
 
@@ -125,7 +119,6 @@ def all_gather(env: DistEnv, obj: T) -> list[T]:
     """Every rank's ``obj``, in rank order (``[obj]`` in one process)."""
     if not env.distributed:
         return [obj]
-    import torch.distributed as dist
 
     out: list[Any] = [None] * env.world_size
     dist.all_gather_object(out, obj)
@@ -136,7 +129,6 @@ def broadcast(env: DistEnv, obj: T) -> T:
     """Rank 0's ``obj`` on every rank."""
     if not env.distributed:
         return obj
-    import torch.distributed as dist
 
     box = [obj if env.is_main else None]
     dist.broadcast_object_list(box, src=0)

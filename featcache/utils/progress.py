@@ -1,6 +1,9 @@
-"""The one progress bar style used by every long-running command."""
+"""The one progress bar style used by every long-running command, and the one way a rich
+console is made (:func:`make_console`)."""
 
 import contextlib
+import sys
+from typing import IO
 
 from rich.console import Console
 from rich.progress import (
@@ -13,7 +16,22 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-console = Console(stderr=True)
+# Output that is not a terminal (a log file, a pipe, a Slurm job) has no width to fit: rich's
+# default there is 80 columns, which squeezes wide tables and cuts numbers off with "…". Such
+# output gets lines as long as their content instead (a table's natural width).
+LOG_WIDTH = 100_000
+
+
+def make_console(stderr: bool = False, file: IO[str] | None = None) -> Console:
+    """A rich Console: a terminal's own width, or unlimited width when writing to a file or pipe."""
+    stream = file if file is not None else (sys.stderr if stderr else sys.stdout)
+    probe = Console(file=stream)
+    if probe.is_terminal:
+        return Console(stderr=stderr, file=file)
+    return Console(stderr=stderr, file=file, width=LOG_WIDTH)
+
+
+console = make_console(stderr=True)
 
 
 def make_progress(rate_unit: str | None = None) -> Progress:

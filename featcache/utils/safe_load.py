@@ -13,13 +13,13 @@ import pickle
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from featcache.errors import FeatcacheError
 
 
 def torch_load(path: str | os.PathLike, what: str) -> Any:
     """The contents of ``path`` (a ``what``, for messages) on the CPU, or a one-line FeatcacheError."""
-    import torch
-
     path = Path(path)
     if not path.is_file():
         raise FeatcacheError(f"{path}: {what} not found")

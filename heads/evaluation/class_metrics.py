@@ -13,6 +13,7 @@ import math
 from typing import Any
 
 import numpy as np
+from sklearn.metrics import average_precision_score, confusion_matrix
 
 TOP_K = 5
 
@@ -43,8 +44,6 @@ def top_k_accuracy(probs: Any, labels: Any, k: int = TOP_K) -> float | None:
 
 def mean_average_precision(probs: Any, labels: Any) -> float | None:
     """Mean over classes (with at least one positive image) of the one-vs-rest average precision, percent."""
-    from sklearn.metrics import average_precision_score
-
     p, y = _arrays(probs, labels)
     present = [c for c in range(p.shape[1]) if np.any(y == c)]
     if not present:
@@ -56,8 +55,6 @@ def mean_average_precision(probs: Any, labels: Any) -> float | None:
 
 def confusion(probs: Any, labels: Any) -> list[list[int]]:
     """``[C, C]`` counts of (true class, top-1 predicted class) as nested lists."""
-    from sklearn.metrics import confusion_matrix
-
     p, y = _arrays(probs, labels)
     matrix = confusion_matrix(y, p.argmax(axis=1), labels=np.arange(p.shape[1]))
     return matrix.astype(int).tolist()

@@ -79,6 +79,7 @@ class History:
 
     def _scalars(self, phase: str, epoch: int, entry: Mapping[str, Any]) -> None:
         if self._writer is None:
+            # optional (featcache[tensorboard]): loaded only when its curves are written
             from torch.utils.tensorboard import SummaryWriter
 
             self._writer = SummaryWriter(log_dir=str(self.run_dir / TENSORBOARD_DIR))

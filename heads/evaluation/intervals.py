@@ -48,12 +48,14 @@ class Estimate:
 
 def t_quantile(df: float, level: float) -> float:
     """The ``level`` quantile of Student's t with ``df`` degrees of freedom (normal for df = inf)."""
+    # scipy (through scikit-learn, slow to import): only these intervals need it
     from scipy.stats import norm, t
 
     return float(norm.ppf(level)) if not math.isfinite(df) else float(t.ppf(level, max(df, 1.0)))
 
 
 def t_two_sided_p(statistic: float, df: float) -> float:
+    # scipy (through scikit-learn, slow to import): only these intervals need it
     from scipy.stats import norm, t
 
     tail = norm.sf(abs(statistic)) if not math.isfinite(df) else t.sf(abs(statistic), max(df, 1.0))
@@ -146,6 +148,7 @@ def tango_statistic(n12: int, n21: int, n: int, delta: float) -> float:
 
 def tango_interval(n12: int, n21: int, n: int, quantile: float) -> tuple[float, float]:
     """Tango's score interval of the paired difference (fractions): every delta the score test keeps."""
+    # scipy (through scikit-learn, slow to import): only these intervals need it
     from scipy.optimize import brentq
 
     observed = (n12 - n21) / n

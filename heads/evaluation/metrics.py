@@ -24,15 +24,23 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+import torch
+from rich.table import Table
 
 from featcache.errors import FeatcacheError
 from featcache.utils.atomic import atomic_path
+from featcache.utils.progress import make_console
+from heads.evaluation.calibration import apply_temperature, expected_calibration_error, fit_temperature
+from heads.evaluation.class_metrics import confusion, mean_average_precision, top_k_correct
+from heads.evaluation.statistics import correct, gain_over_baseline
 from heads.evaluation.uncertainty import (  # noqa: F401  (re-exported: one place to import them from)
     NARROW_MARK,
     NO_VIDEOS,
     ONE_SEED,
     add_run_holm,
     ci_or_none,
+    format_accuracy,
+    format_gain,
     mark_too_narrow,
     small_split_warnings,
     split_sizes,
@@ -106,8 +114,6 @@ def fuse(*probs: Any):
             raise ValueError(f"fuse(): input {i} is not a probability matrix; apply softmax() first")
     fused = np.mean(arrays, axis=0)
     if hasattr(probs[0], "detach"):
-        import torch
-
         return torch.as_tensor(fused, dtype=probs[0].dtype, device=probs[0].device)
     return fused
 
@@ -171,6 +177,7 @@ def build_metrics(
         "temporal": temporal,
         "config": dict(config),
         "experiment": experiment,
+        "classes": classes,
     }
     per_class: dict[str, dict[str, Any]] = {split: {} for split in EVAL_SPLITS}
     for stream in ALL_STREAMS:
@@ -208,8 +215,6 @@ def stream_probs(still: Mapping[str, Any], derived: Mapping[str, Any] | None,
     first divides each stream's logits by its own temperature, fitted on val
     (``heads.evaluation.calibration``); without a val split the temperatures are 1.
     """
-    from heads.evaluation.calibration import fit_temperature
-
     streams: dict[str, dict[str, Any] | None] = {name: None for name in ALL_STREAMS}
     streams["still"] = dict(still)
     if derived is None:
@@ -228,8 +233,6 @@ def stream_probs(still: Mapping[str, Any], derived: Mapping[str, Any] | None,
 def fused_streams(still: Any, derived: Any, temperatures: Mapping[str, float]) -> dict[str, Any]:
     """``fused`` (the paper's mean of the two softmaxes) and ``fused_calibrated`` (each stream first
     scaled by its temperature, ``{"still": t, "derived": t}``) of one set of images."""
-    from heads.evaluation.calibration import apply_temperature
-
     calibrated = (apply_temperature(still, temperatures["still"]), apply_temperature(derived, temperatures["derived"]))
     return {"fused": fuse(still, derived), "fused_calibrated": fuse(*calibrated)}
 
@@ -239,8 +242,6 @@ def add_uncertainty(metrics: dict[str, Any], streams: Mapping[str, Any], labels:
     """Second-wave keys (CONTRACT.md): per stream ``val_ci``/``test_ci`` (95% interval over images,
     or videos with ``clusters``), ``top5``, ``map``, ``confusion`` and ``ece`` (on test); ``gain`` of
     each stream over the still baseline (paired, same test images, with its ``mde``); the ``temperatures``."""
-    from heads.evaluation.statistics import correct, gain_over_baseline
-
     clusters = clusters or {}
 
     for stream in ALL_STREAMS:
@@ -265,9 +266,6 @@ def add_uncertainty(metrics: dict[str, Any], streams: Mapping[str, Any], labels:
 def stream_test_metrics(probs: Any, labels: Any) -> dict[str, Any]:
     """``top5`` (with ``top5_ci``), ``map``, ``confusion``, ``ece`` of one stream on the test split
     (None without one)."""
-    from heads.evaluation.calibration import expected_calibration_error
-    from heads.evaluation.class_metrics import confusion, mean_average_precision, top_k_correct
-
     if probs is None or labels is None or len(labels) == 0:
         return {"top5": None, "top5_ci": None, "map": None, "confusion": None, "ece": None}
     p, y = _check_probs_labels(probs, labels)
@@ -329,45 +327,9 @@ def read_metrics(run_dir: str | os.PathLike) -> dict[str, Any]:
     return metrics
 
 
-def format_accuracy(entry: Mapping[str, Any] | None, split: str, missing: str = "-") -> str:
-    """``43.3 [34.2, 52.5]`` (one seed) or ``43.3 ± 1.2 [38.0, 48.6]`` (mean ± std over seeds, CI)."""
-    value = (entry or {}).get(split)
-    if value is None:
-        return missing
-    text = f"{value:.1f}"
-    if (entry or {}).get(f"{split}_std") is not None:
-        text += f" ± {entry[f'{split}_std']:.1f}"
-    ci = (entry or {}).get(f"{split}_ci")
-    if ci and ci[0] is not None and ci[1] is not None:
-        text += f" [{ci[0]:.1f}, {ci[1]:.1f}]" + (NARROW_MARK if (entry or {}).get("ci_too_narrow") else "")
-    return text
-
-
-def format_gain(gain: Mapping[str, Any] | None, missing: str = "-", p_value: float | None = None,
-                mde: bool = False) -> str:
-    """``+4.2 [0.8, 7.5]† *`` (``mde``: `` (MDE 6.1)``): the mark of ``p_value`` when given (the report's
-    Holm-adjusted p), else of the run's ``p_holm``, else of the raw ``p_value``; † when the CI is too narrow."""
-    from heads.evaluation.statistics import significance_mark
-
-    if not gain or gain.get("test") is None:
-        return missing
-    ci = gain.get("test_ci") or [None, None]
-    text = f"{gain['test']:+.1f}"
-    if ci[0] is not None and ci[1] is not None:
-        text += f" [{ci[0]:+.1f}, {ci[1]:+.1f}]" + (NARROW_MARK if gain.get("ci_too_narrow") else "")
-    if p_value is None:
-        p_value = gain.get("p_holm", gain.get("p_value"))
-    mark = significance_mark(p_value)
-    text = f"{text} {mark}" if mark else text
-    return text + (f" (MDE {gain['mde']:.1f})" if mde and gain.get("mde") is not None else "")
-
-
 def print_metrics(metrics: Mapping[str, Any], console=None) -> None:
     """A rich table: one row per stream; val / test accuracy in percent with the 95% CI (and
     mean ± std over seeds), the paired gain over the still baseline on test, and the ECE."""
-    from rich.console import Console
-    from rich.table import Table
-
     title = f"{metrics.get('method', '?')}"
     if metrics.get("temporal"):
         title += f" ({metrics['temporal']})"
@@ -379,6 +341,7 @@ def print_metrics(metrics: Mapping[str, Any], console=None) -> None:
     for split in EVAL_SPLITS:
         table.add_column(f"{split} acc %{' (mean ± std)' if seeds else ''} [95% CI]", justify="right")
     gains = metrics.get("gain") or {}
+    finetuned = str(metrics.get("method", "")).startswith("finetune-") and metrics.get("temporal")  # its one stream: "still"
     if gains:
         table.add_column("test gain vs still [95% CI]", justify="right")
     table.add_column("ECE %", justify="right")
@@ -391,15 +354,19 @@ def print_metrics(metrics: Mapping[str, Any], console=None) -> None:
             cells.append(format_gain(gains.get(stream)))
         ece = entry.get("ece")
         cells.append("-" if ece is None else f"{ece:.1f}")
-        table.add_row(stream, *cells)
+        table.add_row(f"{metrics['temporal']} model" if finetuned and stream == "still" else stream, *cells)
     caption = []
+    if (config := metrics.get("config") or {}).get("best_epoch") and config.get("selected_on"):
+        caption.append(f"epoch {config['best_epoch']} kept, selected on {config['selected_on']}")
     if seeds:
         caption.append(f"{len(seeds)} seeds {seeds}")
     if gains:
         caption.append("gain: paired on the same test images, * p < 0.05, ** p < 0.01 (Holm over this run's gains)")
-    if any((metrics.get(s) or {}).get("ci_too_narrow") for s in ALL_STREAMS):
-        caption.append(f"{NARROW_MARK} CI too narrow: {next(metrics[s]['ci_too_narrow'] for s in ALL_STREAMS if (metrics.get(s) or {}).get('ci_too_narrow'))}")
+    narrow = [e["ci_too_narrow"] for e in ((metrics.get(s) or {}) for s in ALL_STREAMS) if e.get("ci_too_narrow")]
+    if narrow:
+        caption.append(f"{NARROW_MARK} CI too narrow: {narrow[0]}")
     if metrics.get("seconds") is not None:
         caption.append(f"{metrics['seconds']:.1f} s")
-    table.caption = "; ".join(caption)
-    (console or Console()).print(table)
+    console = console or make_console()
+    console.print(table)
+    console.print("; ".join(caption), highlight=False)  # below the table, not wrapped to its width

@@ -3,15 +3,19 @@
 An interval is *too narrow* when it is known to leave a source of variance out: one seed (the
 spread over training seeds is not in it) or temporal instances without their videos (several
 instances of one video counted as independent). The flag holds the reason in words; the report
-marks such cells with a dagger (docs/metrics.md).
+marks such cells with a dagger (docs/metrics.md). Also here: the cells of tables
+(``format_accuracy``, ``format_gain``: value, interval, †, significance mark, MDE) and the
+one-line warnings about small val/test splits.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
+
+from heads.evaluation.statistics import accuracy_ci, holm_adjust, significance_mark
 
 # Why an interval is known to be too narrow (``ci_too_narrow``, docs/metrics.md).
 ONE_SEED = "one seed: seed variance not covered"
@@ -21,8 +25,6 @@ NARROW_MARK = "†"  # after an interval flagged ``ci_too_narrow`` in tables and
 
 def ci_or_none(correctness: Any, clusters: Any = None) -> list[float] | None:
     """The 95% CI of bool ``[N]`` (or ``[S, N]`` over seeds; ``clusters``: the rows' videos); None for none."""
-    from heads.evaluation.statistics import accuracy_ci
-
     if correctness is None or np.asarray(correctness).size == 0:
         return None
     return [None if not math.isfinite(v) else round(float(v), 4) for v in accuracy_ci(correctness, clusters=clusters)]
@@ -55,11 +57,41 @@ def mark_too_narrow(metrics: dict[str, Any], reason: str | None) -> None:
 def add_run_holm(gains: dict[str, Any]) -> None:
     """``p_holm`` on each gain entry: Holm's adjustment over the run's own gains (its streams against
     the still baseline, one family); the raw ``p_value`` stays beside it."""
-    from heads.evaluation.statistics import holm_adjust
-
     named = [(name, g) for name, g in gains.items() if isinstance(g, dict) and g.get("p_value") is not None]
     for (_, gain), adjusted in zip(named, holm_adjust([g["p_value"] for _, g in named])):
         gain["p_holm"] = round(adjusted, 6)
+
+
+# -- cells: an accuracy or a gain with its interval and marks ---------------------------
+def format_accuracy(entry: Mapping[str, Any] | None, split: str, missing: str = "-") -> str:
+    """``43.3 [34.2, 52.5]`` (one seed) or ``43.3 ± 1.2 [38.0, 48.6]`` (mean ± std over seeds, CI)."""
+    value = (entry or {}).get(split)
+    if value is None:
+        return missing
+    text = f"{value:.1f}"
+    if (entry or {}).get(f"{split}_std") is not None:
+        text += f" ± {entry[f'{split}_std']:.1f}"
+    ci = (entry or {}).get(f"{split}_ci")
+    if ci and ci[0] is not None and ci[1] is not None:
+        text += f" [{ci[0]:.1f}, {ci[1]:.1f}]" + (NARROW_MARK if (entry or {}).get("ci_too_narrow") else "")
+    return text
+
+
+def format_gain(gain: Mapping[str, Any] | None, missing: str = "-", p_value: float | None = None,
+                mde: bool = False) -> str:
+    """``+4.2 [0.8, 7.5]† *`` (``mde``: `` (MDE 6.1)``): the mark of ``p_value`` when given (the report's
+    Holm-adjusted p), else of the run's ``p_holm``, else of the raw ``p_value``; † when the CI is too narrow."""
+    if not gain or gain.get("test") is None:
+        return missing
+    ci = gain.get("test_ci") or [None, None]
+    text = f"{gain['test']:+.1f}"
+    if ci[0] is not None and ci[1] is not None:
+        text += f" [{ci[0]:+.1f}, {ci[1]:+.1f}]" + (NARROW_MARK if gain.get("ci_too_narrow") else "")
+    if p_value is None:
+        p_value = gain.get("p_holm", gain.get("p_value"))
+    mark = significance_mark(p_value)
+    text = f"{text} {mark}" if mark else text
+    return text + (f" (MDE {gain['mde']:.1f})" if mde and gain.get("mde") is not None else "")
 
 
 # -- small evaluation sets -------------------------------------------------------------

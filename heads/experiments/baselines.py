@@ -20,13 +20,19 @@ from typing import Any, Iterable, Mapping
 import torch
 
 from featcache.errors import CacheError, FeatcacheError
+from featcache.extraction.keyframes import keyframes_cache_path
+from featcache.utils.device import resolve_device
 from featcache.utils.progress import optional_progress
 from featcache.cache.feature_cache import FeatureCache, SplitData, check_same_classes, find_cache
+from heads.evaluation.history import History, MemberHistories
 from heads.training.config import STILL_DEFAULTS
 from heads.evaluation.metrics import build_metrics
 from heads.training.head_data import HeadData
+from heads.training.loop import Phases
 from heads.training.resolve import resolve
 from heads.training.run_dir import write_head_run
+from heads.training.seeds import combine_seed_metrics, seed_configs
+from heads.training.still_model import fit_still_models
 
 BASELINES = ("still", "aug-frames")
 
@@ -60,13 +66,6 @@ def train_baseline(method: str, cache_dir: str | os.PathLike = "cache", *, backb
                    experiment: str = "main", progress: bool = True, seeds: int = 1) -> dict:
     """Train baseline ``method`` ('still' or 'aug-frames') under ``seeds`` seeds (stacked members,
     ``heads.training.seeds``); returns its metrics (written to ``out``)."""
-    from featcache.extraction.keyframes import keyframes_cache_path
-    from featcache.utils.device import resolve_device
-    from heads.evaluation.history import History, MemberHistories
-    from heads.training.seeds import combine_seed_metrics, seed_configs
-    from heads.training.loop import Phases
-    from heads.training.still_model import fit_still_models
-
     if method not in BASELINES:
         raise FeatcacheError(f"unknown baseline {method!r}; expected one of {', '.join(BASELINES)}")
     config = still_config(values=config)

@@ -18,13 +18,34 @@ Everything runs in-process through the modules' Python APIs at a small image siz
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import torch
+from rich.table import Table
+
+from featcache.backbones import default_backbone
+from featcache.backbones.checkpoint import model_path
+from featcache.cache.schema import feature_cache_path, temporal_cache_path
+from featcache.data.midframes import build_midframes
+from featcache.data.synth.generate import SynthConfig, generate
+from featcache.extraction.extract import ExtractSettings, extract
+from featcache.extraction.keyframes import KeyframeSettings, mine_keyframes
+from featcache.representations.prepare import PrepareSettings, prepare
 from featcache.utils.progress import console
+from heads.api import fit_head
+from heads.evaluation.metrics import METRICS_FILE, print_metrics, read_metrics, write_metrics
+from heads.experiments.baselines import train_baseline
+from heads.experiments.oracle import run_oracle
+from heads.experiments.report.render import STAGE_TIMES_FILE, print_report, write_report, write_text
+from heads.finetune.defaults import FinetuneSettings, TSNSettings
+from heads.finetune.finetune import finetune_model as finetune
+from heads.finetune.tsn_seeds import train_tsn_seeds as tsn
 from heads.training.methods import list_methods, transfer_methods
 
 TEMPORAL = ("flow", "dynamic")
@@ -55,8 +76,6 @@ class DemoBudget:
 
     def prepare_settings(self):
         """The demo's temporal representations (``featcache prepare`` settings)."""
-        from featcache.representations.prepare import PrepareSettings
-
         return PrepareSettings(size=(96, 128), flow_method=self.flow, bound=self.flow_bound,
                                flow_frames=self.flow_frames, count=self.dynamic_count)
 
@@ -90,10 +109,12 @@ QUICK = DemoBudget(stills={"train": 10, "val": 4, "test": 6}, videos={"train": 5
 
 
 class Stages:
-    """A rich rule per stage and the wall time each took."""
+    """A rich rule per stage and the wall time each took, kept in ``record`` (a JSON list of
+    ``[stage, seconds]``, rewritten after every stage) for the report's header."""
 
-    def __init__(self):
+    def __init__(self, record: Path | None = None):
         self.times: list[tuple[str, float]] = []
+        self.record = record
 
     def run(self, name: str, fn: Callable[[], object]):
         console.rule(f"[bold]{len(self.times) + 1}. {name}")
@@ -102,11 +123,15 @@ class Stages:
         seconds = time.perf_counter() - start
         self.times.append((name, seconds))
         console.print(f"[dim]{name}: {seconds:.1f} s[/]")
+        if self.record is not None:
+            self.save()
         return result
 
-    def summary(self) -> None:
-        from rich.table import Table
+    def save(self) -> None:
+        self.record.parent.mkdir(parents=True, exist_ok=True)
+        write_text(self.record, json.dumps([[name, round(seconds, 1)] for name, seconds in self.times]))
 
+    def summary(self) -> None:
         table = Table(title="demo stages")
         table.add_column("stage")
         table.add_column("seconds", justify="right")
@@ -117,15 +142,11 @@ class Stages:
 
 
 def done(run_dir: Path) -> bool:
-    from heads.evaluation.metrics import METRICS_FILE
-
     return (run_dir / METRICS_FILE).is_file()
 
 
 def mark_experiment(run_dir: Path, experiment: str) -> None:
     """Runs whose API has no experiment argument (TSN) get it set in their metrics.json."""
-    from heads.evaluation.metrics import read_metrics, write_metrics
-
     metrics = read_metrics(run_dir)
     if metrics.get("experiment") != experiment:
         metrics["experiment"] = experiment
@@ -135,9 +156,6 @@ def mark_experiment(run_dir: Path, experiment: str) -> None:
 # -- stage bodies ----------------------------------------------------------------
 def finetune_models(root: Path, cache: Path, runs: Path, backbone: str, budget: DemoBudget, modalities,
                     experiment: str = "main", device: str = "auto") -> None:
-    from heads.finetune.defaults import FinetuneSettings
-    from heads.finetune.finetune import finetune_model as finetune, model_path
-
     for modality in modalities:
         run_dir = runs / f"finetune-{modality}"
         if model_path(cache, modality, backbone).is_file():
@@ -152,9 +170,6 @@ def finetune_models(root: Path, cache: Path, runs: Path, backbone: str, budget: 
 
 def extract_features(root: Path, cache: Path, backbone: str, budget: DemoBudget, modalities,
                      device: str = "auto") -> None:
-    from featcache.extraction.extract import ExtractSettings, extract
-    from heads.finetune.finetune import model_path
-
     for modality in modalities:
         settings = ExtractSettings(modality=modality, backbone=backbone, weights=str(model_path(cache, modality, backbone)),
                                    crop=budget.crop, resize=budget.resize, device=device, workers=0)
@@ -164,9 +179,6 @@ def extract_features(root: Path, cache: Path, backbone: str, budget: DemoBudget,
 
 
 def train_heads(cache: Path, runs: Path, methods, experiment: str, device: str = "auto", seeds: int = 1) -> None:
-    from heads.api import fit_head
-    from heads.evaluation.metrics import print_metrics
-
     for temporal in TEMPORAL:
         for method in methods:
             run_dir = runs / f"{method}-{temporal}"
@@ -177,9 +189,6 @@ def train_heads(cache: Path, runs: Path, methods, experiment: str, device: str =
 
 def train_tsn(root: Path, cache: Path, runs: Path, backbone: str, budget: DemoBudget, experiment: str,
               device: str = "auto", seeds: int = 1) -> None:
-    from heads.finetune.defaults import TSNSettings
-    from heads.finetune.tsn_seeds import train_tsn_seeds as tsn
-
     for temporal in TEMPORAL:
         run_dir = runs / f"tsn-{temporal}"
         if not done(run_dir):
@@ -191,11 +200,6 @@ def train_tsn(root: Path, cache: Path, runs: Path, backbone: str, budget: DemoBu
 
 def baselines(root: Path, cache: Path, runs: Path, backbone: str, experiment: str, keyframes: bool,
               device: str = "auto", seeds: int = 1) -> None:
-    from featcache.extraction.keyframes import KeyframeSettings, mine_keyframes
-    from heads.experiments.baselines import train_baseline
-    from heads.evaluation.metrics import print_metrics
-    from heads.finetune.finetune import model_path
-
     methods = ["still"]
     if keyframes:
         # 16 frames a video are plenty to find at most 5 poses, at half the cost of 32.
@@ -209,8 +213,6 @@ def baselines(root: Path, cache: Path, runs: Path, backbone: str, experiment: st
 
 
 def oracle(cache: Path, runs: Path, budget: DemoBudget, device: str = "auto") -> None:
-    from heads.experiments.oracle import run_oracle
-
     for temporal in TEMPORAL:
         run_dir = runs / "oracle" / temporal
         if done(run_dir):
@@ -224,9 +226,6 @@ def oracle(cache: Path, runs: Path, budget: DemoBudget, device: str = "auto") ->
 
 def link_temporal(cache: Path, mid_cache: Path, backbone: str) -> None:
     """The mid-frame dataset links the same videos: its temporal data and models are the main ones."""
-    from featcache.backbones.checkpoint import model_path
-    from featcache.cache.schema import feature_cache_path, temporal_cache_path
-
     pairs = [(temporal_cache_path(cache), temporal_cache_path(mid_cache))]
     pairs += [(feature_cache_path(cache, t, backbone), feature_cache_path(mid_cache, t, backbone)) for t in TEMPORAL]
     pairs += [(model_path(cache, t, backbone), model_path(mid_cache, t, backbone)) for t in TEMPORAL]
@@ -240,8 +239,6 @@ def midframe_experiment(root: Path, cache: Path, mid: tuple[Path, Path, Path], b
                         *, seed: int, device: str, seeds: int, tsn_seeds: int | None = None) -> None:
     """Section 5.4 on the mid-frame dataset ``mid`` = (root, cache, runs): the still model and the
     T2SIL methods again, on the main experiment's temporal data and models (linked)."""
-    from featcache.data.midframes import build_midframes
-
     mid_root, mid_cache, mid_runs = mid
     build_midframes(root, mid_root, seed=seed)
     link_temporal(cache, mid_cache, backbone)
@@ -261,14 +258,8 @@ def run_demo(out: str | os.PathLike = "demo", *, classes: int = 6, seed: int = 0
     ``seeds`` seeds (stacked members: cheap); the report shows mean ± std over them. TSN trains
     ``tsn_seeds`` full runs (default: ``seeds``, the heads' count)."""
     tsn_seeds = seeds if tsn_seeds is None else tsn_seeds
-    import shutil
 
-    import torch
 
-    from featcache.backbones import default_backbone
-    from featcache.representations.prepare import prepare
-    from featcache.data.synth.generate import SynthConfig, generate
-    from heads.experiments.report.render import print_report, write_report
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     budget = QUICK if quick else FULL
@@ -281,7 +272,7 @@ def run_demo(out: str | os.PathLike = "demo", *, classes: int = 6, seed: int = 0
     backbone = default_backbone()
     console.print(f"featcache demo -> {out.resolve()} (backbone {backbone}, {classes} classes, seed {seed}"
                   f"{', quick' if quick else ''})")
-    stages = Stages()
+    stages = Stages(runs / STAGE_TIMES_FILE)
     # A positive control: stills never show the direction of motion, videos always do (synth.json
     # records the ideal still-only accuracy, 50% on a pair), so temporal knowledge has room to help.
     config = SynthConfig(classes=classes, seed=seed, stills=budget.stills, videos=budget.videos, still_motion_cue=0.0)

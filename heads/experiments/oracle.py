@@ -19,14 +19,30 @@ the still stream: ``oracle_runs(..., temperatures={"still": t_s, "temporal": t_t
 
 from __future__ import annotations
 
+import contextlib
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import torch
 
-from heads.evaluation.metrics import accuracy, fuse, per_class_accuracy
+from featcache.cache.schema import SPLIT_CODE
+from featcache.utils.device import resolve_device
+from featcache.utils.progress import console, optional_progress
+from heads.evaluation.calibration import apply_temperature, fit_temperature
+from heads.evaluation.history import History, MemberHistories
+from heads.evaluation.metrics import (ONE_SEED, accuracy, add_run_holm, build_metrics, fuse, mark_too_narrow,
+                                      per_class_accuracy, temporal_classifier_entry, write_metrics)
 from heads.samplers.co_class import draw_co_class
 from heads.evaluation.statistics import crossed_accuracy_ci, crossed_comparison, gain_entry
+from heads.training.config import write_config
+from heads.training.dim_reduction import DimRedStore, fit_dimred_networks
+from heads.training.head_data import HeadData
+from heads.training.loop import Phases, predict
+from heads.training.methods import head_config
+from heads.training.still_model import fit_still_models
 
 
 @dataclass
@@ -149,8 +165,6 @@ def _check_oracle_inputs(still_probs, temporal_probs, temporal_labels, eligible,
 
 def _scaled(still_probs: np.ndarray, temporal_probs: np.ndarray, temperatures: dict) -> tuple[np.ndarray, np.ndarray]:
     """Both streams' softmaxes after temperature scaling (the calibrated oracle's inputs)."""
-    from heads.evaluation.calibration import apply_temperature
-
     check_temperatures(temperatures)
     return apply_temperature(still_probs, temperatures["still"]), apply_temperature(temporal_probs, temperatures["temporal"])
 
@@ -176,8 +190,6 @@ def fit_oracle_temperatures(still_probs, still_labels, temporal_probs, temporal_
     the still model's on its val softmax; the temporal classifier's on the temporal rows the
     oracle draws for the val stills (``runs`` draws with ``seed``, the val split's own draws),
     against the val labels. Test stills are never looked at."""
-    from heads.evaluation.calibration import fit_temperature
-
     still_probs = np.asarray(still_probs, dtype=np.float64)
     still_labels = np.asarray(still_labels, dtype=np.int64)
     temporal_probs = np.asarray(temporal_probs, dtype=np.float64)
@@ -198,17 +210,6 @@ def run_oracle(cache_dir="cache", temporal: str = "dynamic", *, runs: int = 100,
     """Oracle for one temporal modality with the heads' still model and the dimensionality-
     reduction network's temporal classifier (trained on train videos only; reused from
     ``<cache>/heads`` when a head already trained it). Returns metrics (written to ``out``)."""
-    import time
-
-    from featcache.cache.schema import SPLIT_CODE
-    from heads.training.config import write_config
-    from heads.training.methods import head_config
-    from heads.evaluation.metrics import (
-        ONE_SEED, add_run_holm, build_metrics, mark_too_narrow, temporal_classifier_entry, write_metrics,
-    )
-    from heads.training.head_data import HeadData
-    from featcache.utils.device import resolve_device
-
     start = time.perf_counter()
     config = head_config("classifier", temporal, values=config)
     data = HeadData.load(cache_dir, temporal, backbone)
@@ -256,17 +257,8 @@ def run_oracle(cache_dir="cache", temporal: str = "dynamic", *, runs: int = 100,
 def _fit_heads(data, config: dict, cache_dir, device, out, progress: bool):
     """The still model and the dimensionality-reduction network (its temporal classifier), as
     ``train-head classifier`` trains them; the latter is reused from ``<cache>/heads`` when stored."""
-    import contextlib
-    from pathlib import Path
-
-    from featcache.utils.progress import optional_progress
-    from heads.evaluation.history import History, MemberHistories
-    from heads.training.dim_reduction import DimRedStore, fit_dimred_networks
-    from heads.training.loop import Phases
-    from heads.training.still_model import fit_still_models
-
     store_dir = Path(cache_dir) / "heads"
-    store = DimRedStore([store_dir], [store_dir])
+    store = DimRedStore([store_dir], [store_dir], log=console.print if progress else None)  # says when it reuses a stored one
     with contextlib.ExitStack() as stack:
         bar = stack.enter_context(optional_progress(progress))
         history = stack.enter_context(History(out)) if out is not None else None
@@ -279,11 +271,6 @@ def _fit_heads(data, config: dict, cache_dir, device, out, progress: bool):
 def _temporal_rows(data, dimred, device) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every temporal row's softmax and label, and its split code (0 train: never drawn; 1 val: drawn
     for the val stills; 2 test: drawn for the test stills)."""
-    import torch
-
-    from featcache.cache.schema import SPLIT_CODE
-    from heads.training.loop import predict
-
     names = ("train", "val", "test")
     rows = [data.temporal[name] for name in names]
     features = torch.cat([r.features for r in rows]).to(device)

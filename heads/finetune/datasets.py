@@ -6,6 +6,10 @@
   read through ``featcache.cache.temporal_cache.read_temporal``.
 - :class:`CoClassPairs`: each still image paired with a randomly sampled temporal instance of the
   same class (paper, Remark 2), resampled every epoch, deterministic under a seed.
+- :class:`UnlabelledStills`: the stills under ``stills/unlabelled/`` (label -1: unknown).
+- :class:`InstancePairs` (``--pairing instance``): each still paired with a random instance of its own
+  video (``ROOT/still-videos.csv``), the unlabelled stills after the labelled ones; a labelled still
+  with no video keeps a co-class draw.
 
 Every item is ``(input, target)``; the transform (``featcache.backbones.preprocessing.build_transform``)
 turns a uint8 ``[H, W, C]`` array into a float tensor ``[C, crop, crop]``.
@@ -22,10 +26,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from featcache.cache.temporal_cache import read_temporal
 from featcache.data.dataset import FolderDataset
 from featcache.data.val_split import DEFAULT_VAL_FRACTION, DEFAULT_VAL_SEED, carve_val, carved_record
 from featcache.errors import DatasetError
 from featcache.cache.schema import SPLIT_CODE
+from featcache.media.images import read_image
 from heads.samplers.co_class import draw_co_class
 
 Transform = Callable[[np.ndarray], torch.Tensor]
@@ -56,8 +62,6 @@ class StillImages(Dataset):
         return out
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        from featcache.media.images import read_image
-
         sample = self.samples[index]
         return self.transform(read_image(self.dataset.path(sample))), int(sample.label)
 
@@ -70,8 +74,6 @@ class TemporalInstances(Dataset):
     """
 
     def __init__(self, path: str | os.PathLike, kind: str, split: str, transform: Transform):
-        from featcache.cache.temporal_cache import read_temporal
-
         self.path = Path(path)
         self.kind = kind
         self.split = split
@@ -80,7 +82,7 @@ class TemporalInstances(Dataset):
         split_codes = np.asarray(temporal.split)
         self.rows = np.flatnonzero(split_codes == SPLIT_CODE[split])
         if self.rows.size == 0:
-            raise DatasetError(f"{self.path}: no {kind} instances in split {split!r}; rerun featcache prepare")
+            raise DatasetError(f"{self.path}: no {kind} instances in split {split!r}; rerun featcache prepare ROOT --cache {self.path.parent}")
         self.labels = np.asarray(temporal.labels, dtype=np.int64)[self.rows]
         self.sources = [str(s) for s in np.asarray(temporal.source, dtype=object)[self.rows]]
         self.instances = np.asarray(temporal.instance, dtype=np.int64)[self.rows]
@@ -94,8 +96,6 @@ class TemporalInstances(Dataset):
     @property
     def temporal(self):
         if self._pid != os.getpid():
-            from featcache.cache.temporal_cache import read_temporal
-
             self._temporal = read_temporal(self.path, self.kind)
             self._pid = os.getpid()
         return self._temporal
@@ -202,5 +202,71 @@ class CoClassPairs(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         image, _ = self.stills[index]
+        target = self.targets[int(self.partners[index])]
+        return image, target[0] if isinstance(target, tuple) else target
+
+
+class UnlabelledStills(Dataset):
+    """The stills under ``ROOT/stills/unlabelled/`` (sorted; or those of ``sources``); items are
+    ``(image, -1)``: labels unknown."""
+
+    def __init__(self, dataset: FolderDataset, transform: Transform, sources: list[str] | None = None):
+        self.dataset = dataset
+        self.sources = dataset.unlabelled_stills() if sources is None else list(sources)
+        self.labels = np.full(len(self.sources), -1, dtype=np.int64)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.transform(read_image(self.dataset.root / self.sources[index])), -1
+
+
+def own_video_rows(stills: list[str], links: dict[str, str], instance_sources: list[str], *, where: str,
+                   required: bool) -> list[np.ndarray | None]:
+    """For each still path, the temporal training rows of its own video (``links``: still -> video);
+    None for a still with no video, or whose video has no training rows (a val or test video: its
+    stills must not train). ``required``: a still with no link at all (an unlabelled still) is a DatasetError."""
+    rows_of: dict[str, list[int]] = {}
+    for row, source in enumerate(instance_sources):
+        rows_of.setdefault(source, []).append(row)
+    found: list[np.ndarray | None] = []
+    for still in stills:
+        video = links.get(still)
+        if video is None and required:
+            raise DatasetError(f"{where}: {still} has no video in still-videos.csv; instance pairing needs one")
+        found.append(np.asarray(rows_of[video], dtype=np.int64) if video in rows_of else None)
+    return found
+
+
+class InstancePairs(CoClassPairs):
+    """Still ``i`` (the labelled stills, then ``unlabelled``) paired with a random instance of its own
+    video, redrawn each epoch; a labelled still without a video gets a co-class draw."""
+
+    def __init__(self, stills: StillImages, temporal_labels: np.ndarray, targets: Dataset | torch.Tensor,
+                 own_rows: list[np.ndarray | None], unlabelled: UnlabelledStills | None = None,
+                 *, seed: int = 0, where: str = "temporal data"):
+        self.unlabelled = unlabelled
+        self.own_rows = own_rows
+        if len(own_rows) != len(stills) + (len(unlabelled) if unlabelled is not None else 0):
+            raise ValueError(f"{len(own_rows)} own-video row sets for the stills")
+        super().__init__(stills, temporal_labels, targets, seed=seed, where=where)
+
+    def set_epoch(self, epoch: int) -> None:
+        super().set_epoch(epoch)  # co-class draws for the labelled stills (kept where a still has no video)
+        rng = np.random.default_rng([int(self.seed), int(epoch), 1])
+        partners = np.concatenate([self.partners, np.full(len(self) - len(self.stills), -1, dtype=np.int64)])
+        for i, rows in enumerate(self.own_rows):
+            if rows is not None:
+                partners[i] = rows[rng.integers(len(rows))]
+        self.partners = partners
+
+    def __len__(self) -> int:
+        return len(self.stills) + (len(self.unlabelled) if self.unlabelled is not None else 0)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        labelled = index < len(self.stills)
+        image, _ = self.stills[index] if labelled else self.unlabelled[index - len(self.stills)]
         target = self.targets[int(self.partners[index])]
         return image, target[0] if isinstance(target, tuple) else target

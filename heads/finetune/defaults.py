@@ -19,7 +19,8 @@ from heads.training.settings import Key
 FINETUNE_DEFAULTS = {"epochs": 3, "lr": 0.01, "batch_size": 32, "momentum": 0.9, "weight_decay": 1e-4}
 TSN_DEFAULTS = {"lr": 2e-4, "epochs": 3, "batch_size": 32, "num_convs": 3}  # Table 9 learning rate
 TEMPERATURE = {"flow": 2.0, "dynamic": 10.0}  # Table 9
-TARGET_MODES = ("live", "cached")
+TARGET_MODES = ("live", "cached", "labels")  # labels: no teacher, one-hot targets (heads.finetune.tsn)
+PAIRINGS = ("co-class", "instance")  # co-class: the paper's (Remark 2); instance: each still with its own video
 
 # CPU-friendly image sizes: the paper's 256/224 costs ~4x more and is the default on CUDA.
 CPU_CROP, CPU_RESIZE = 112, 128
@@ -108,8 +109,9 @@ class FinetuneSettings(SettingsRecord):
 class TSNSettings(SettingsRecord):
     """What ``featcache tsn`` trains: the still ``student`` distilled from the ``temporal`` teacher
     (paths None: ``CACHE/models/<modality>-<backbone>.pt``) at ``temperature`` (None: Table 9's for
-    the modality), RMSProp; ``targets``: cached or live teacher logits; ``num_convs`` final conv
-    layers of the student train."""
+    the modality), RMSProp; ``targets``: cached or live teacher logits, or ``labels`` (no teacher: the
+    paired instance's label, one-hot); ``num_convs`` final conv layers of the student train; ``pairing``:
+    ``co-class`` (the paper's) or ``instance`` (each still with its own video, plus the unlabelled stills)."""
 
     temporal: str = "dynamic"
     student: str | None = None
@@ -120,9 +122,11 @@ class TSNSettings(SettingsRecord):
     epochs: int = TSN_DEFAULTS["epochs"]
     batch_size: int = TSN_DEFAULTS["batch_size"]  # per process
     num_convs: int = TSN_DEFAULTS["num_convs"]
+    pairing: str = "co-class"
 
     COMMAND: ClassVar[str] = "tsn"
     KEYS: ClassVar[dict[str, Key]] = {k.name: k for k in (
         Key("temporal", str, choices=TEMPORAL_KINDS), Key("student", str, optional=True),
         Key("teacher", str, optional=True), Key("targets", str, choices=TARGET_MODES),
-        Key("temperature", float, above=0, optional=True), Key("num_convs", int, minimum=1), *_shared_keys())}
+        Key("temperature", float, above=0, optional=True), Key("num_convs", int, minimum=1),
+        Key("pairing", str, choices=PAIRINGS), *_shared_keys())}

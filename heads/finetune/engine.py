@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from featcache.utils.device import resolve_device
@@ -32,6 +33,8 @@ from featcache.utils.distributed import DistEnv, detect_env, rank_device
 from featcache.errors import FeatcacheError
 from featcache.utils.progress import console, optional_progress
 from featcache.utils.atomic import save_torch, writing
+from featcache.utils.safe_load import torch_load
+from heads.evaluation.history import History
 
 CHECKPOINT_FORMAT = "featcache-training-state"
 NORM_TYPES = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)
@@ -102,7 +105,6 @@ def wrap_distributed(model: nn.Module, env: DistEnv, device: torch.device) -> nn
     """DistributedDataParallel under ``torchrun``, the model itself otherwise."""
     if not env.distributed:
         return model
-    from torch.nn.parallel import DistributedDataParallel
 
     device_ids = [device.index] if device.type == "cuda" else None
     return DistributedDataParallel(model, device_ids=device_ids)
@@ -238,8 +240,6 @@ def save_training_state(path: str | os.PathLike, state: dict[str, Any]) -> None:
 
 
 def load_training_state(path: str | os.PathLike) -> dict[str, Any]:
-    from featcache.utils.safe_load import torch_load
-
     path = Path(path)
     state = torch_load(path, "training checkpoint")
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
@@ -272,7 +272,7 @@ class Objective:
     """What a run optimises and how an epoch is judged: ``criterion(model(x), targets)`` (after
     ``targets_fn`` maps the targets: TSN's live teacher), ``score_fn(val logits)`` (higher is better;
     the best epoch's weights are kept), ``val_values(val logits)`` (more history values) and the
-    names its history uses (``phase``, ``loss_name``)."""
+    names its history uses (``phase``, ``loss_name``); ``selects`` names, in the log, what scores the epoch."""
 
     criterion: Callable
     score_fn: Callable[[torch.Tensor], float]
@@ -280,6 +280,7 @@ class Objective:
     val_values: Callable[[torch.Tensor], dict[str, float]] | None = None
     phase: str = "finetune"
     loss_name: str = "loss"
+    selects: str = "val"  # what ``score_fn`` scores, for the log: "val stills", "val videos", "fused val"
 
 
 def fit(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler, objective: Objective, train_data: Dataset,
@@ -291,8 +292,6 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler, objective
     ``checkpoint_path`` when it holds the same run (``run_key``). Returns the final training-state
     dict; the best weights are loaded into ``model``. Each epoch's loss, learning rate, ``val`` score
     and ``val_values`` go to the run folder's ``history.jsonl``."""
-    from heads.evaluation.history import History
-
     env, device, amp, channels_last = run.env, run.device, run.amp, run.channels_last
     checkpoint_path = Path(checkpoint_path)
     log = log or (lambda msg: console.print(msg) if env.is_main else None)
@@ -324,8 +323,8 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler, objective
                 history.record(objective.phase, epoch + 1, {k: v for k, v in entry.items() if k not in ("phase", "epoch")})
             if score > state["best_score"] or state["best_model"] is None:
                 state.update(best_score=score, best_epoch=epoch + 1, best_model=_state_copy(model))
-            log(f"epoch {epoch + 1}/{epochs}: loss {loss:.4f}, val {score:.2f} (best {state['best_score']:.2f}"
-                f" at epoch {state['best_epoch']})")
+            log(f"epoch {epoch + 1}/{epochs}: {objective.loss_name} {loss:.4f}, {objective.selects} {score:.2f} (selects the epoch; "
+                f"best {state['best_score']:.2f} at epoch {state['best_epoch']})")
             state.update(epoch=epoch + 1, model=_state_copy(model), optimizer=copy.deepcopy(optimizer.state_dict()),
                          scheduler=None if scheduler is None else scheduler.state_dict())
             state["rng"] = _gather_rng(env)

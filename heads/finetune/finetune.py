@@ -25,12 +25,20 @@ from typing import Any
 
 import torch
 
+from featcache.backbones import create_backbone, default_backbone, save_checkpoint, sha256_file
 from featcache.backbones.checkpoint import model_path  # the default place of fine-tuned models
+from featcache.backbones.preprocessing import build_transform
+from featcache.cache.temporal_cache import root_preprocessing
+from featcache.data.dataset import FolderDataset
+from featcache.data.val_split import describe_split
 from featcache.errors import DatasetError
 from featcache.utils.progress import console
 from featcache.cache.schema import backbone_file_tag, temporal_cache_path
+from heads.evaluation.metrics import accuracy, build_metrics, print_metrics, softmax, write_metrics
 from heads.finetune import engine
+from heads.finetune.datasets import StillImages, TemporalInstances, carve_stills_val, temporal_train_val
 from heads.finetune.defaults import FinetuneSettings, input_sizes
+from heads.training.config import write_config
 from heads.training.run_dir import TRAINING_STATE_FILE, default_run_dir
 
 CHECKPOINT_FILE = TRAINING_STATE_FILE  # the training state a run resumes from
@@ -43,11 +51,6 @@ def build_datasets(root, modality: str, cache_dir, *, crop: int, resize: int) ->
     Temporal models select on the val videos (``temporal_train_val``), stills on the val stills (without
     ``stills/val``: a seeded share carved from the train stills); ``selected_on`` says where val came from.
     """
-    from featcache.data.dataset import FolderDataset
-    from featcache.data.val_split import describe_split
-    from featcache.backbones.preprocessing import build_transform
-    from heads.finetune.datasets import StillImages, TemporalInstances, carve_stills_val, temporal_train_val
-
     dataset = FolderDataset(root)
     train_tf = build_transform(modality, train=True, crop=crop, resize=resize)
     eval_tf = build_transform(modality, train=False, crop=crop, resize=resize)
@@ -70,7 +73,7 @@ def build_datasets(root, modality: str, cache_dir, *, crop: int, resize: int) ->
     train, val, record = temporal_train_val(path, modality, train_tf, eval_tf)
     test = TemporalInstances(path, modality, "test", eval_tf)
     if train.classes and list(train.classes) != list(dataset.classes):
-        raise DatasetError(f"{path}: classes differ from {dataset.root}; rerun featcache prepare")
+        raise DatasetError(f"{path}: classes differ from {dataset.root}; rerun featcache prepare {dataset.root} --cache {path.parent} --restart")
     return {"classes": dataset.classes, "train": train, "val": val, "test": test,
             "selected_on": f"val videos: {describe_split(record)}", "video_split": record}
 
@@ -81,10 +84,6 @@ def finetune_model(root, settings: FinetuneSettings, *, cache_dir: str | os.Path
     """Fine-tune one backbone end to end as ``settings`` say; the model goes to ``out`` (default
     ``<cache>/models/<modality>-<backbone>.pt``), the run to ``run_dir`` (its ``config.yaml`` is the
     resolved ``settings``, which ``--config`` reruns). Returns the run's metrics dict."""
-    from featcache.backbones import create_backbone, default_backbone, save_checkpoint, sha256_file
-    from heads.training.config import write_config
-    from heads.evaluation.metrics import accuracy, build_metrics, print_metrics, write_metrics
-
     with engine.run_context(settings.device, amp=settings.amp, channels_last=settings.channels_last,
                             workers=settings.workers) as run:
         crop, resize = input_sizes(run.device.type, settings.crop, settings.resize)
@@ -111,16 +110,10 @@ def finetune_model(root, settings: FinetuneSettings, *, cache_dir: str | os.Path
         if run.env.is_main:
             write_config(run_dir, settings.as_dict(), f"featcache finetune {modality} {root}: resolved settings of "
                          "this run (batch_size per process); rerun it with --config this-file")
-        select = data["val"]  # never the test split
-        select_labels = torch.as_tensor(select.labels)
-        state = engine.fit(
-            model, optimizer, scheduler, engine.Objective(torch.nn.CrossEntropyLoss(),
-                                                          lambda logits: accuracy(logits, select_labels),
-                                                          phase="finetune", loss_name="loss_ce"),
-            data["train"], select, run, epochs=settings.epochs, batch_size=settings.batch_size,
-            checkpoint_path=run_dir / CHECKPOINT_FILE, run_key={**config, "classes": classes}, seed=settings.seed,
-            resume=resume,
-        )
+        state = engine.fit(  # the epoch chosen on the val split, never the test split
+            model, optimizer, scheduler, cross_entropy_objective(data), data["train"], data["val"], run,
+            epochs=settings.epochs, batch_size=settings.batch_size, checkpoint_path=run_dir / CHECKPOINT_FILE,
+            run_key={**config, "classes": classes}, seed=settings.seed, resume=resume)
         probs, labels = evaluate_splits(model, data, settings.batch_size, run)
         if not run.env.is_main:
             return {}
@@ -142,11 +135,16 @@ def finetune_model(root, settings: FinetuneSettings, *, cache_dir: str | os.Path
         return metrics
 
 
+def cross_entropy_objective(data: dict[str, Any]) -> engine.Objective:
+    """Cross-entropy, each epoch scored by accuracy on the val split (named in the log: val stills/videos)."""
+    labels = torch.as_tensor(data["val"].labels)
+    return engine.Objective(torch.nn.CrossEntropyLoss(), lambda logits: accuracy(logits, labels), phase="finetune",
+                            loss_name="loss_ce", selects=data["selected_on"].split(":")[0])
+
+
 def temporal_record(cache_dir, modality: str) -> dict[str, Any]:
     """For a temporal model, how its inputs were made from videos (``temporal.h5``'s root
     ``preprocessing``): what ``featcache predict`` needs to label a new video the same way."""
-    from featcache.cache.temporal_cache import root_preprocessing
-
     if modality == "still":
         return {}
     return {"temporal_preprocessing": root_preprocessing(temporal_cache_path(cache_dir))}
@@ -154,8 +152,6 @@ def temporal_record(cache_dir, modality: str) -> dict[str, Any]:
 
 def evaluate_splits(model, data: dict[str, Any], batch_size: int, run: engine.RunContext) -> tuple[dict, dict]:
     """Softmax and labels of the val and test splits (None for a missing split)."""
-    from heads.evaluation.metrics import softmax
-
     probs, labels = {}, {}
     for split in ("val", "test"):
         dataset = data[split]

@@ -11,8 +11,17 @@ seeds, intervals over seeds and stills, ``per_seed``. One seed is a plain ``trai
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+from featcache.backbones import default_backbone
+from featcache.cache.schema import backbone_file_tag
+from featcache.utils.progress import console
+from heads.evaluation.metrics import print_metrics, read_metrics, write_metrics
+from heads.finetune.tsn import train_tsn
+from heads.training.run_dir import default_run_dir
+from heads.training.seeds import combine_seed_metrics, seed_configs
 
 MEMBERS = "members"
 
@@ -25,16 +34,6 @@ def train_tsn_seeds(root, settings, *, seeds: int = 1, cache_dir: str | os.PathL
                     out: str | os.PathLike | None = None, resume: bool | None = None) -> dict[str, Any]:
     """``train_tsn`` with ``settings`` (a ``TSNSettings``) under ``seeds`` seeds from ``settings.seed``
     (module docstring); returns the combined metrics."""
-    from dataclasses import replace
-
-    from featcache.backbones import default_backbone
-    from featcache.cache.schema import backbone_file_tag
-    from featcache.utils.progress import console
-    from heads.evaluation.metrics import print_metrics, read_metrics, write_metrics
-    from heads.finetune.tsn import train_tsn
-    from heads.training.run_dir import default_run_dir
-    from heads.training.seeds import combine_seed_metrics, seed_configs
-
     seed_configs({"seed": settings.seed}, seeds)  # one check of the count for every command
     if seeds == 1:
         return train_tsn(root, settings, cache_dir=cache_dir, out=out, resume=resume)

@@ -32,6 +32,7 @@ from featcache.media.images import read_image
 from featcache.utils.device import resolve_device
 from featcache.utils.safe_load import torch_load
 from heads.evaluation.metrics import ALL_STREAMS, METRICS_FILE, fused_streams, read_metrics
+from heads.finetune.tsn_seeds import MEMBERS
 from heads.inference.backbone_model import (BackboneModel, preprocess, tsn_still_model, video_probabilities,
                                             video_settings)
 from heads.inference.head_model import rebuild_head
@@ -185,6 +186,9 @@ def load_run(path: str | os.PathLike, device: str | torch.device = "auto") -> Lo
         if kind == BACKBONE_FORMAT:
             return backbone_run(path, model_file, checkpoint, torch_device)
         raise FeatcacheError(f"{model_file}: neither a featcache head nor a featcache backbone checkpoint")
+    members = seed_members(path)
+    if members:  # tsn --seeds N: the first seed's run, as a multi-seed head predicts with its first seed
+        return load_run(members[0], torch_device)
     if (path / METRICS_FILE).is_file():  # a fine-tuning run folder: its model lives at --out
         metrics = read_metrics(path)
         recorded = metrics.get("model") or {}
@@ -193,6 +197,12 @@ def load_run(path: str | os.PathLike, device: str | torch.device = "auto") -> Lo
             model = BackboneModel(target, torch_device, sha256=recorded.get("sha256"), where=str(path))
             return backbone_run(path, model.path, model.checkpoint, torch_device, model)
     raise FeatcacheError(f"{path}: holds no model ({MODEL_FILE}, or a fine-tuning run's metrics.json naming one)")
+
+
+def seed_members(path: Path) -> list[Path]:
+    """The member run folders of a run trained seed after seed (``RUN_DIR/members/seed-<s>/``), lowest seed first."""
+    folders = [p for p in (path / MEMBERS).glob("seed-*") if p.is_dir() and p.name[5:].isdigit()]
+    return sorted(folders, key=lambda p: int(p.name[5:]))
 
 
 def backbone_run(path: Path, model_file: Path, checkpoint: dict, device: torch.device,

@@ -40,6 +40,7 @@ SCAN_CHUNK = 256  # anchors per float32 scan: [256, N] distances at a time
 
 def faiss_gpu_count() -> int:
     """GPUs FAISS can use: 0 with a CPU-only build (faiss-cpu) or without a visible GPU."""
+    # FAISS (and its GPU runtime) loads only when a miner is built
     import faiss
 
     return int(faiss.get_num_gpus()) if hasattr(faiss, "StandardGpuResources") and torch.cuda.is_available() else 0
@@ -86,6 +87,7 @@ class FaissSemiHardMiner(BaseSemiHardMiner):
         gpu_device: int | None = None,
         adaptive: bool = True,
     ):
+        # FAISS (and its GPU runtime) loads only when a miner is built
         import faiss
 
         device = miner_device(use_gpu, torch.as_tensor(temporal_features).device, gpu_device)

@@ -16,6 +16,7 @@ import torch
 
 from featcache.errors import FeatcacheError
 from featcache.utils.atomic import save_torch
+from featcache.utils.safe_load import torch_load
 
 CHECKPOINT_FORMAT = "featcache-head"
 MODEL_FILE = "model.pt"  # a run folder's checkpoint (heads, baselines, TSN)
@@ -39,8 +40,6 @@ def save_head_checkpoint(path: str | os.PathLike, checkpoint: Mapping[str, Any])
 
 def load_head_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """A head checkpoint written by :func:`save_head_checkpoint`, or FeatcacheError saying why not."""
-    from featcache.utils.safe_load import torch_load
-
     path = Path(path)
     if not path.is_file():
         raise FeatcacheError(f"head checkpoint not found: {path}")

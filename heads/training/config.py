@@ -6,15 +6,20 @@ resolver (defaults < ``--config`` < ``--set``) in :mod:`heads.training.resolve`.
 
 Layer sizes, lambda, alpha, learning rates and P x K sampling come from the paper
 (Tables 5-8). The paper gives no epochs or batch sizes; ours are chosen so each head
-trains in well under 30 s on a 2-core CPU at SSVAC-40 size (7k stills, 21k temporal
-rows of 2048-d) and converges on it: see ``benchmarks/heads.py``.
+trains in seconds on a 2-core CPU at SSVAC-40 size (6,821 train stills, 16,000 temporal
+train rows of 2048-d) and converges on it: see ``benchmarks/heads.py``.
 
-Schedules scale with the data: every trained part runs ``max(epochs, ceil(min_steps /
-batches per epoch))`` epochs (:func:`scheduled_epochs`). The ``*_min_steps`` defaults
-are the steps the ``*epochs`` defaults give at the paper's size (``PAPER_STILLS`` stills,
-``PAPER_TEMPORAL_ROWS`` temporal rows), so at that size the epochs stand as given, while
-a small set (a few hundred stills: one or two batches an epoch) still gets the same
-number of optimisation steps instead of a handful. Set ``*_min_steps=1`` for plain epochs.
+Schedules fit the data. Every trained part runs its ``*epochs`` (the val selection, the
+history and the progress bar count those), each of ``epoch_passes`` passes over its
+training rows: one at the paper's size (``PAPER_STILLS`` stills, ``PAPER_TEMPORAL_ROWS``
+temporal rows, where the ``*_min_steps`` defaults are exactly the steps the epochs give),
+more on a smaller set, until the part has taken its step floor, ``data_min_steps``:
+``min_steps * sqrt(rows / paper rows)``. The floor shrinks with the data, more slowly
+than an epoch: a set 100x smaller than the paper's gets 10x fewer steps (10x more
+passes) instead of the paper's step count (main 1377fda: hundreds of epochs, 160 s for
+``train-head gan`` on 6 stills) or the bare epochs (a handful of steps). The default
+synthetic set keeps its accuracies (``benchmarks/small_sets.py``). ``*_min_steps=1``
+runs plain epochs.
 
 Keys:
   seed              every random stream (weights, dropout, noise, batch order)
@@ -23,19 +28,25 @@ Keys:
                     on these classes, Resnet-Still); ``linear`` trains a softmax classifier
                     on the still features; ``auto`` takes logits when the cache has them
   still_lr, still_epochs, still_batch_size, still_weight_decay   linear still model (Adam)
-  still_min_steps   at least this many optimisation steps of the still model
+  still_min_steps   step floor of the still model at the paper's size (scaled to the data)
   d1                compact temporal dimension (dimensionality-reduction network)
   dimred_lr, dimred_epochs, dimred_batch_size, dimred_dropout    its training (Adam)
-  dimred_min_steps  at least this many steps of the dimensionality-reduction network
+  dimred_min_steps  the same for the dimensionality-reduction network
   d0, d2            generator/embedding hidden width; discriminator width (GAN)
+  d_norm            joint | separate | none: the discriminator's batch norm over the real and
+                    generated rows together (default), per batch (Table 5 as first built: D
+                    stays at chance, benchmarks/gan_discriminator.py), or no batch norm
   lambda            weight of the auxiliary classification loss (GAN, eq. 3)
   alpha             triplet margin (eq. 4)
   lr, epochs, batch_size   the head itself (RMSProp for the GAN, Adam for the embedding)
-  min_steps         at least this many steps of the head (GAN: batches; embedding: P x K batches)
+  min_steps         the same for the head (GAN: batches; embedding: P x K batches)
   dropout, noise    dropout rate and Gaussian-noise sd inside generator/embedding
-  classes_per_batch, instances_per_class   P x K batches of the embedding (Table 8: 4 x 4)
+  classes_per_batch, instances_per_class   P x K batches of the embedding (Table 8: 4 x 4; ours 8 x 8)
   classifier_lr, classifier_epochs, classifier_min_steps   the embedding classifier on compact temporal features
   select            fused | derived: the val accuracy that picks the best epoch
+  pairing           co-class | instance: the temporal rows a still meets (GAN reals, embedding
+                    positives): random (GAN) / co-class (embedding), as in the paper, or rows of the
+                    still's own video (ROOT/still-videos.csv: --root), co-class for a still without one
 """
 
 from __future__ import annotations
@@ -50,9 +61,9 @@ import yaml
 from featcache.errors import FeatcacheError
 from featcache.utils.atomic import atomic_path
 
-# The paper's set (SSVAC-40, train split): the size at which the epoch defaults are the schedule.
-PAPER_STILLS = 7000
-PAPER_TEMPORAL_ROWS = 21000
+# The paper's set (SSVAC-40, train splits as in benchmarks/heads.py): the size at which the epoch defaults are the schedule.
+PAPER_STILLS = 6821
+PAPER_TEMPORAL_ROWS = 16000
 
 
 def batches_per_epoch(rows: int, batch_size: int) -> int:
@@ -65,9 +76,19 @@ def min_steps_at_paper_size(epochs: int, rows: int, batch_size: int) -> int:
     return epochs * batches_per_epoch(rows, batch_size)
 
 
-def scheduled_epochs(epochs: int, min_steps: int, batches: int) -> int:
-    """Epochs to run: ``epochs``, or more when that many epochs of ``batches`` steps fall short of ``min_steps``."""
-    return max(int(epochs), math.ceil(int(min_steps) / max(1, int(batches))))
+def data_min_steps(min_steps: int, rows: int, paper_rows: int) -> float:
+    """The step floor of a part trained on ``rows`` rows: ``min_steps`` at the paper's size (or
+    above), ``min_steps * sqrt(rows / paper_rows)`` below it, so the floor shrinks with the data
+    but more slowly than an epoch does (a set 100x smaller gets 10x fewer steps, 10x more epochs)."""
+    return int(min_steps) * min(1.0, math.sqrt(max(0, int(rows)) / paper_rows))
+
+
+def epoch_passes(epochs: int, min_steps: int, rows: int, batch_size: int, paper_rows: int) -> int:
+    """Passes over the ``rows`` training rows in each of the ``epochs`` epochs: one, or more when
+    ``epochs`` passes fall short of the part's step floor (:func:`data_min_steps`). The val
+    selection, the history and the progress bar see ``epochs`` epochs whatever the data size."""
+    floor = data_min_steps(min_steps, rows, paper_rows)
+    return max(1, math.ceil(floor / (max(1, int(epochs)) * batches_per_epoch(rows, batch_size))))
 
 
 STILL_DEFAULTS: dict[str, Any] = {

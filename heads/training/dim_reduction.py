@@ -17,7 +17,7 @@ from heads.models.dim_reduction_network import DimReductionNetwork
 from heads.nn.member_random import MemberRandom
 from heads.optim.stacked_adam import StackedAdam
 from heads.training.checkpoint import load_head_checkpoint, member_state, save_head_checkpoint, stack_states
-from heads.training.config import DIMRED_KEYS, batches_per_epoch, part_key, scheduled_epochs
+from heads.training.config import DIMRED_KEYS, PAPER_TEMPORAL_ROWS, epoch_passes, part_key
 from heads.training.head_data import HeadData
 from heads.training.loop import Phases, fit_classifier, member_correct, predict, unique_parts
 
@@ -54,16 +54,25 @@ class DimRedStore:
 
     def save(self, data: HeadData, config: dict, state: dict, temporal_val: float, epoch: int) -> None:
         name = self.file_name(data, config)
+        saved = []
         for directory in self.save_dirs:
             try:
                 save_head_checkpoint(directory / name, {
                     "part": "dimred", "config": {k: config[k] for k in DIMRED_KEYS}, "state": state,
-                    "temporal_val": temporal_val, "selected_on": "temporal val", "epoch": epoch, "temporal_cache": str(data.temporal_cache.path),
+                    "temporal_val": temporal_val, "selected_on": "temporal val", "epoch": epoch, "epoch_base": 1,
+                    "temporal_cache": str(data.temporal_cache.path),
                 })
             except OSError as exc:
                 self.log(f"[yellow]could not save the dim-reduction network to {directory}: {exc}")
                 continue
-            self.log(f"dim-reduction network (d1={config['d1']}, seed={config['seed']}): trained, saved {directory / name}")
+            saved.append(str(directory / name))
+        where = f", saved {' and '.join(saved)}" if saved else ""
+        self.log(f"dim-reduction network (d1={config['d1']}, seed={config['seed']}): trained{where}")  # one line per training
+
+
+def stored_epoch(checkpoint: dict) -> int:
+    """A stored network's kept epoch, 1-based (networks saved before ``epoch_base`` counted from 0)."""
+    return int(checkpoint.get("epoch", -1)) + (0 if checkpoint.get("epoch_base") == 1 else 1)
 
 
 @dataclass
@@ -93,7 +102,7 @@ def fit_dimred_networks(data: HeadData, configs, device, phases: Phases, store: 
     unique, owner = unique_parts(configs, DIMRED_KEYS)
     found = [store.load(data, c) if store else None for c in unique]
     states = [f["state"] if f else None for f in found]
-    epochs = [int(f.get("epoch", -1)) if f else -1 for f in found]
+    epochs = [stored_epoch(f) if f else 0 for f in found]
     sources = ["reused" if f else "trained" for f in found]
     todo = [u for u, state in enumerate(states) if state is None]
     train, val, test = data.temporal["train"], data.temporal["val"], data.temporal["test"]
@@ -101,8 +110,9 @@ def fit_dimred_networks(data: HeadData, configs, device, phases: Phases, store: 
         group = [unique[u] for u in todo]
         model = build_dimred(data, group, device)
         optimizer = StackedAdam(model.parameters(), [c["dimred_lr"] for c in group])
-        total = scheduled_epochs(group[0]["dimred_epochs"], group[0]["dimred_min_steps"],
-                                 batches_per_epoch(len(train.labels), group[0]["dimred_batch_size"]))
+        total = group[0]["dimred_epochs"]
+        passes = epoch_passes(total, group[0]["dimred_min_steps"], len(train.labels), group[0]["dimred_batch_size"],
+                              PAPER_TEMPORAL_ROWS)
         group_owner = [todo.index(u) if u in todo else -1 for u in owner.tolist()]  # -1: reused, no curve
         keeper = fit_classifier(
             model, optimizer, train.features.to(device), train.labels.to(device), val.features.to(device),
@@ -111,6 +121,7 @@ def fit_dimred_networks(data: HeadData, configs, device, phases: Phases, store: 
             phases.start("dim-reduction network", total),
             on_epoch=lambda e, loss, acc: phases.record(
                 "dimred", e, {"loss": loss, "temporal_val": acc, "lr": optimizer.lr}, group_owner),
+            passes=passes,
         )
         for i, u in enumerate(todo):
             states[u], epochs[u] = member_state(model, i), int(keeper.epoch[i])

@@ -14,19 +14,31 @@ Expanding the ``--set`` lists is :mod:`heads.training.grid_configs`, the CSV and
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import multiprocessing
 import os
-from dataclasses import dataclass, field
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
+
+import torch
 
 from featcache.utils import distributed
 from featcache.utils.atomic import writing
 from featcache.errors import FeatcacheError
+from featcache.utils.device import resolve_device
 from featcache.utils.progress import console, optional_progress
+from heads.evaluation.history import History
 from heads.evaluation.metrics import METRICS_FILE, selection_score
-from heads.training.run_dir import RunFolderError, read_run_folder
+from heads.training.dim_reduction import DimRedStore
+from heads.training.head_data import HeadData
+from heads.training.methods import shape_key
+from heads.training.run_dir import RunFolderError, read_run_folder, write_head_run
+from heads.training.seeds import combine_seed_results, seed_configs
+from heads.training.train_head import train_group
 
 # Members per stacked model: bounds memory; larger groups are split (results unchanged).
 DEFAULT_MAX_GROUP = 64
@@ -92,8 +104,6 @@ def plan_runs(spec: GridSpec, configs: Sequence[dict[str, Any]], data_id: str, r
 
 def shape_groups(method: str, runs: Sequence[GridRun], max_group: int = DEFAULT_MAX_GROUP) -> list[list[GridRun]]:
     """Pending runs grouped by shape (order of first appearance), split to at most ``max_group``."""
-    from heads.training.methods import shape_key
-
     by_shape: dict[tuple, list[GridRun]] = {}
     for run in runs:
         if run.metrics is None:
@@ -109,8 +119,6 @@ _WORKER_DATA: dict[tuple, Any] = {}
 
 
 def load_data(spec: GridSpec):
-    from heads.training.head_data import HeadData
-
     return HeadData.load(spec.cache_dir, spec.temporal, spec.backbone, spec.temporal_backbone)
 
 
@@ -122,8 +130,6 @@ def data_identity(data) -> str:
 def dimred_store(spec: GridSpec):
     """Dim-reduction networks shared through ``<cache>/heads``; under torchrun only rank 0
     saves there (one writer per file), the others reuse what it saved or train their own."""
-    from heads.training.dim_reduction import DimRedStore
-
     parts = spec.cache_dir / "heads"
     return DimRedStore([parts], [parts] if distributed.detect_env().is_main else [])
 
@@ -132,11 +138,6 @@ def train_and_write(spec: GridSpec, data, configs: list[dict], run_dirs: list[Pa
     """Train one shape group as a stacked model (each configuration's seeds as members too);
     write each configuration's model.pt, config.yaml and history.jsonl (its first seed's curves),
     then metrics.json. Returns each configuration's (metrics, predictions of its first seed)."""
-    from heads.evaluation.history import History
-    from heads.training.run_dir import write_head_run
-    from heads.training.seeds import combine_seed_results, seed_configs
-    from heads.training.train_head import train_group
-
     members = [member for config in configs for member in seed_configs(config, spec.seeds)]
     histories = [History(run_dir) for run_dir in run_dirs]  # one learning curve per configuration
     member_histories = [h for history in histories for h in [history] + [None] * (spec.seeds - 1)]
@@ -160,8 +161,6 @@ def train_and_write(spec: GridSpec, data, configs: list[dict], run_dirs: list[Pa
 
 def _worker_train(spec: GridSpec, configs: list[dict], run_dirs: list[str], threads: int) -> list[tuple[dict, dict]]:
     """Process-pool entry point: loads the caches once per worker process."""
-    import torch
-
     torch.set_num_threads(max(1, threads))
     key = (str(spec.cache_dir), spec.temporal, spec.backbone, spec.temporal_backbone)
     if key not in _WORKER_DATA:
@@ -204,9 +203,7 @@ def rank_spec(spec: GridSpec, env) -> GridSpec:
     """Under torchrun, a bare cuda (or auto on a GPU node) becomes this rank's GPU."""
     if not env.distributed:
         return spec
-    from dataclasses import replace
 
-    from featcache.utils.device import resolve_device
 
     return replace(spec, device=str(distributed.rank_device(resolve_device(spec.device), env)))
 
@@ -233,7 +230,6 @@ def _train_groups(spec, data, runs, groups, jobs, on_group_done, show_progress) 
         if on_group_done:
             on_group_done(group)
 
-    import contextlib
 
     with contextlib.ExitStack() as stack:
         advance = lambda n: None  # noqa: E731
@@ -251,9 +247,6 @@ def _train_groups(spec, data, runs, groups, jobs, on_group_done, show_progress) 
 
 
 def _run_pool(spec: GridSpec, groups: list[list[GridRun]], jobs: int, finish, advance) -> None:
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
     threads = max(1, (os.cpu_count() or 1) // jobs)
     context = multiprocessing.get_context("spawn")  # fork after torch threads started is unsafe
     with ProcessPoolExecutor(max_workers=min(jobs, len(groups)), mp_context=context) as pool:

@@ -8,7 +8,10 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
+from rich.table import Table
+
 from featcache.utils.atomic import atomic_path
+from featcache.utils.progress import make_console
 from heads.evaluation.metrics import EVAL_SPLITS, STREAMS
 from heads.training.grid import GridRun, GridSpec
 
@@ -62,9 +65,6 @@ def write_grid_csv(out_dir: str | os.PathLike, runs: Sequence[GridRun]) -> Path:
 
 def print_grid(spec: GridSpec, runs: Sequence[GridRun], console=None, limit: int | None = None) -> None:
     """A ranked rich table with the varied keys and val/test accuracies per stream."""
-    from rich.console import Console
-    from rich.table import Table
-
     streams = [s for s in STREAMS if any(_acc(r.metrics, s, split) is not None for r in runs for split in EVAL_SPLITS)]
     seeds = f" (mean ± std over {spec.seeds} seeds)" if spec.seeds > 1 else ""
     table = Table(title=f"grid {spec.method} ({spec.temporal}): {len(runs)} configurations, ranked by "
@@ -87,4 +87,4 @@ def print_grid(spec: GridSpec, runs: Sequence[GridRun], console=None, limit: int
         cells.append("-" if seconds is None else f"{seconds:.1f}{' (reused)' if run.reused else ''}")
         cells.append(run.run_dir.name)
         table.add_row(*cells)
-    (console or Console()).print(table)
+    (console or make_console()).print(table)

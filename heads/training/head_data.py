@@ -15,12 +15,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from featcache.data.still_videos import read_still_videos
 from featcache.errors import CacheError
 from featcache.cache.feature_cache import FeatureCache, SplitData, check_same_classes, find_cache
 from featcache.cache.schema import feature_cache_path
 from featcache.data.val_split import DEFAULT_VAL_FRACTION, DEFAULT_VAL_SEED, carve_val, carved_record
+from heads.samplers.instance_sampler import InstanceSampler, video_groups
 
 
 @dataclass
@@ -32,6 +34,7 @@ class HeadData:
     still_cache: FeatureCache
     temporal_cache: FeatureCache
     temporal_val: dict | None = None  # where the temporal val rows came from (recorded in run configs)
+    still_videos: dict[str, str] = field(default_factory=dict)  # still -> its video (ROOT/still-videos.csv)
 
     @classmethod
     def from_caches(cls, still_cache: FeatureCache, temporal_cache: FeatureCache) -> "HeadData":
@@ -54,17 +57,28 @@ class HeadData:
 
     @classmethod
     def load(cls, cache_dir: str | os.PathLike, temporal: str, backbone: str | None = None,
-             temporal_backbone: str | None = None) -> "HeadData":
+             temporal_backbone: str | None = None, root: str | os.PathLike | None = None) -> "HeadData":
         """Find and open ``still-<backbone>.h5`` and ``<temporal>-<temporal_backbone>.h5``.
 
         ``temporal_backbone`` defaults to ``backbone`` when that cache exists, else to the
-        only temporal cache of the kind.
+        only temporal cache of the kind. ``root``: the dataset, whose ``still-videos.csv`` links
+        stills to their videos (``pairing=instance``).
         """
         still_path = find_cache(cache_dir, "still", backbone)
         if temporal_backbone is None and backbone and feature_cache_path(cache_dir, temporal, backbone).exists():
             temporal_backbone = backbone
         temporal_path = find_cache(cache_dir, temporal, temporal_backbone)
-        return cls.from_caches(FeatureCache.open(still_path), FeatureCache.open(temporal_path))
+        data = cls.from_caches(FeatureCache.open(still_path), FeatureCache.open(temporal_path))
+        if root is not None:
+            data.still_videos = read_still_videos(root)
+        return data
+
+    def instance_sampler(self):
+        """The own-video draw of ``pairing=instance`` for the still train rows (FeatcacheError when none is linked)."""
+        still_group, temporal_group = video_groups(self.still["train"].source, self.temporal["train"].source,
+                                                   self.still_videos)
+        return InstanceSampler(still_group, temporal_group, self.temporal["train"].labels,
+                               where=f"{self.still_cache.path}: ")
 
     @property
     def num_classes(self) -> int:

@@ -67,13 +67,16 @@ def unique_parts(configs: Sequence[dict], keys: Sequence[str]) -> tuple[list[dic
 
 
 class BestKeeper:
-    """Per-member copy of the best state so far; ties keep the earlier epoch."""
+    """Per-member copy of the best state so far; ties keep the earlier epoch.
+
+    ``update`` takes the loop's 0-based epoch index; ``epoch`` holds the kept epoch 1-based,
+    as ``history.jsonl`` numbers it (and ``selected_epoch`` in ``metrics.json``; 0: none kept)."""
 
     def __init__(self, module: nn.Module, members: int):
         self.module = module
         self.state = {k: v.detach().clone() for k, v in module.state_dict().items()}
         self.score = torch.full((members,), -float("inf"))
-        self.epoch = torch.full((members,), -1, dtype=torch.long)
+        self.epoch = torch.zeros(members, dtype=torch.long)
 
     def update(self, scores: torch.Tensor, epoch: int) -> None:
         scores = scores.detach().cpu()
@@ -83,7 +86,7 @@ class BestKeeper:
         for name, value in self.module.state_dict().items():
             self.state[name][improved.to(value.device)] = value.detach()[improved.to(value.device)]
         self.score = torch.where(improved, scores, self.score)
-        self.epoch[improved] = epoch
+        self.epoch[improved] = epoch + 1  # 1-based, as history.jsonl
 
     def restore(self) -> None:
         self.module.load_state_dict(self.state)
@@ -109,13 +112,14 @@ class Phases:
 
 
 # -- linear classifiers (still model, dim-reduction network, embedding classifier) ----
-def train_classifier_epoch(model, optimizer, x, labels, batch_size, rng, owner=None) -> torch.Tensor:
-    """One epoch of per-member cross-entropy; returns the mean loss per member."""
+def train_classifier_epoch(model, optimizer, x, labels, batch_size, rng, owner=None, passes: int = 1) -> torch.Tensor:
+    """One epoch (``passes`` shuffled passes over the rows) of per-member cross-entropy;
+    returns the mean loss per member."""
     model.train()
     members, rows = len(rng), labels.shape[-1]
-    order = rng.randperm(rows)
     totals, steps = torch.zeros(members), 0
-    for start in batch_starts(rows, batch_size):
+    orders = (rng.randperm(rows) for _ in range(passes))
+    for order, start in ((order, start) for order in orders for start in batch_starts(rows, batch_size)):
         index = order[:, start : start + batch_size]
         logits = model(take(x, index, owner))
         y = take(labels, index, None if labels.dim() == 1 else owner)
@@ -129,15 +133,15 @@ def train_classifier_epoch(model, optimizer, x, labels, batch_size, rng, owner=N
 
 
 def fit_classifier(model, optimizer, train_x, train_y, select_x, select_y, epochs, batch_size, rng,
-                   advance, owner=None, classify=None, on_epoch=None) -> BestKeeper:
-    """Train for ``epochs``, keeping each member's best epoch by accuracy on the selection
+                   advance, owner=None, classify=None, on_epoch=None, passes: int = 1) -> BestKeeper:
+    """Train for ``epochs`` of ``passes`` passes each, keeping each member's best epoch by accuracy on the selection
     rows (the last epoch when there are none); the model ends in its best state.
     ``on_epoch(epoch, losses [G], accuracies [G] or None)`` sees every epoch."""
     members = len(rng)
     keeper = BestKeeper(model, members)
     classify = classify or model
     for epoch in range(epochs):
-        losses = train_classifier_epoch(model, optimizer, train_x, train_y, batch_size, rng, owner)
+        losses = train_classifier_epoch(model, optimizer, train_x, train_y, batch_size, rng, owner, passes)
         accuracies = None
         if select_x is None:
             scores = torch.full((members,), float(epoch))

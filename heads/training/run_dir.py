@@ -10,6 +10,8 @@ from typing import Any
 
 from featcache.errors import FeatcacheError
 
+from heads.training.config import write_config
+
 RUNS_DIR = Path("runs")
 
 
@@ -23,9 +25,9 @@ def default_run_dir(*parts: str, timestamp: bool = False) -> Path:
 def write_head_run(run_dir: Path, checkpoint: dict, config: dict, header: str, metrics: dict) -> None:
     """A head's run folder: ``model.pt``, ``config.yaml`` (``header`` on top), then ``metrics.json``,
     last: its presence marks the run finished (a grid resumes on it)."""
+    # torch (metrics, checkpoints) loads on first write: the CLI imports run_dir at startup
     from heads.evaluation.metrics import write_metrics
     from heads.training.checkpoint import MODEL_FILE, save_head_checkpoint
-    from heads.training.config import write_config
 
     save_head_checkpoint(run_dir / MODEL_FILE, checkpoint)
     write_config(run_dir, config, header)

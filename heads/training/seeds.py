@@ -26,7 +26,12 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from heads.evaluation.metrics import ALL_STREAMS, EVAL_SPLITS, add_run_holm, ci_or_none, mark_too_narrow, stream_probs
+from featcache.errors import FeatcacheError
+from heads.evaluation.class_metrics import top_k_correct
+from heads.evaluation.metrics import (ALL_STREAMS, EVAL_SPLITS, add_run_holm, ci_or_none, mark_too_narrow,
+                                      stream_probs, temporal_classifier_entry)
+from heads.evaluation.statistics import accuracy_ci, correct, gain_over_baseline, mean_std
+from heads.training.train_head import HeadResult, train_group
 
 PER_SEED_KEYS = ("val", "test", "val_ci", "test_ci")
 
@@ -34,8 +39,6 @@ PER_SEED_KEYS = ("val", "test", "val_ci", "test_ci")
 def seed_configs(config: Mapping[str, Any], seeds: int) -> list[dict[str, Any]]:
     """``seeds`` copies of ``config`` with seeds ``config["seed"] + k``."""
     if seeds < 1:
-        from featcache.errors import FeatcacheError
-
         raise FeatcacheError(f"--seeds {seeds}: expected an integer >= 1")
     return [dict(config, seed=int(config["seed"]) + k) for k in range(seeds)]
 
@@ -45,17 +48,12 @@ def _round(value: float | None) -> float | None:
 
 
 def _mean(values: Sequence[Any]) -> float | None:
-    from heads.evaluation.statistics import mean_std
-
     return _round(mean_std(values)[0])
 
 
 def _stream_correctness(probs_list: Sequence[Mapping[str, Any]]) -> list[dict[str, dict[str, np.ndarray]]]:
     """Per seed: stream -> split -> bool correctness ``[N]`` (the streams rebuilt from the probs), and
     stream -> ``"top5"`` -> top-5 correctness on test (None with no more than 5 classes)."""
-    from heads.evaluation.class_metrics import top_k_correct
-    from heads.evaluation.statistics import correct
-
     out = []
     for probs in probs_list:
         labels = probs["labels"]
@@ -81,8 +79,6 @@ def combine_seed_metrics(metrics_list: Sequence[Mapping[str, Any]],
     """
     if len(metrics_list) == 1:
         return dict(metrics_list[0])
-    from heads.evaluation.statistics import accuracy_ci, gain_over_baseline, mean_std
-
     first = metrics_list[0]
     combined = copy.deepcopy(dict(first))
     seeds = [int(m["config"]["seed"]) for m in metrics_list]
@@ -126,10 +122,6 @@ def combine_seed_metrics(metrics_list: Sequence[Mapping[str, Any]],
 def _combine_temporal_classifier(metrics_list, probs_list) -> dict[str, Any]:
     """Mean and std over seeds; the CI of the seed mean over the temporal test instances when
     every seed brought its per-instance correctness."""
-    from heads.evaluation.statistics import mean_std
-
-    from heads.evaluation.metrics import temporal_classifier_entry
-
     values = [m["temporal_classifier"]["test"] for m in metrics_list]
     entry = {"test": _mean(values), "test_std": _round(mean_std(values)[1])}
     correct = [p.get("temporal_correct") for p in probs_list]
@@ -176,8 +168,6 @@ def seed_probs(result) -> dict[str, Any]:
 def combine_seed_results(results: Sequence[Any]):
     """One ``HeadResult`` for the seeds of one configuration: combined metrics; the checkpoint
     of the first seed with every seed's state under ``seed_states`` (``seeds`` names them)."""
-    from heads.training.train_head import HeadResult
-
     first = results[0]
     metrics = combine_seed_metrics([r.metrics for r in results], [seed_probs(r) for r in results])
     checkpoint = dict(first.checkpoint)
@@ -190,6 +180,4 @@ def combine_seed_results(results: Sequence[Any]):
 
 def train_seeds(method: str, data, config: Mapping[str, Any], seeds: int = 1, device="cpu", **kwargs):
     """``train_group`` over the seeds of one configuration, combined into one ``HeadResult``."""
-    from heads.training.train_head import train_group
-
     return combine_seed_results(train_group(method, data, seed_configs(config, seeds), device, **kwargs))

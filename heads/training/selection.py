@@ -28,14 +28,21 @@ def selection_scores(still: StillStream, derived_val: torch.Tensor, labels: torc
     return primary + 1e-4 * secondary  # secondary <= 0.01: below any primary difference (N_val < 10^4)
 
 
+def run_passes(run_epoch, passes: int) -> dict:
+    """``run_epoch()`` ``passes`` times: per-member tensors averaged over the passes, other values of the last."""
+    runs = [dict(run_epoch()) for _ in range(max(1, passes))]
+    return {key: sum(r[key] for r in runs) / len(runs) if isinstance(value, torch.Tensor) else value
+            for key, value in runs[-1].items()}
+
+
 def train_selected(run_epoch, derive, keeper: BestKeeper, data: HeadData, configs, still: StillStream,
-                   epochs: int, advance, device, record=None) -> dict:
-    """Run the head's ``epochs``, keeping each member's best epoch by its val selection score
+                   epochs: int, advance, device, record=None, passes: int = 1) -> dict:
+    """Run the head's ``epochs`` (each ``passes`` calls of ``run_epoch``), keeping each member's best epoch by its val selection score
     (the last epoch when there is no val split); returns the derived softmax of val and test.
     ``record(epoch, values)`` gets the epoch's losses (``run_epoch``'s dict) and val accuracies."""
     members, val = len(configs), data.still.get("val")
     for epoch in range(epochs):
-        values = dict(run_epoch())
+        values = run_passes(run_epoch, passes)
         if val is None:
             scores = torch.full((members,), float(epoch))
         else:

@@ -154,4 +154,5 @@ declare(
     positive_int("d0", shape=True), positive_float("lr"), positive_int("epochs", shape=True),
     batch_int("batch_size"), positive_int("min_steps", shape=True), rate("dropout"), non_negative_float("noise"),
     Key("select", str, choices=("fused", "derived")),
+    Key("pairing", str, choices=("co-class", "instance"), shape=True),
 )

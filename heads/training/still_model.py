@@ -11,7 +11,7 @@ from heads.models.linear_classifier import LinearClassifier
 from heads.nn.member_random import MemberRandom
 from heads.optim.stacked_adam import StackedAdam
 from heads.training.checkpoint import member_state
-from heads.training.config import STILL_KEYS, batches_per_epoch, scheduled_epochs
+from heads.training.config import PAPER_STILLS, STILL_KEYS, epoch_passes
 from heads.training.head_data import HeadData
 from heads.training.loop import Phases, fit_classifier, predict, unique_parts
 
@@ -48,8 +48,8 @@ def fit_still_models(data: HeadData, configs, device, phases: Phases) -> StillSt
                             weight_decay=[c["still_weight_decay"] for c in unique])
     train, val = data.still["train"], data.still.get("val")
     first = unique[0]
-    epochs = scheduled_epochs(first["still_epochs"], first["still_min_steps"],
-                              batches_per_epoch(len(train.labels), first["still_batch_size"]))
+    epochs = first["still_epochs"]
+    passes = epoch_passes(epochs, first["still_min_steps"], len(train.labels), first["still_batch_size"], PAPER_STILLS)
     keeper = fit_classifier(
         model, optimizer, train.features.to(device), train.labels.to(device),
         None if val is None else val.features.to(device), None if val is None else val.labels,
@@ -57,6 +57,7 @@ def fit_still_models(data: HeadData, configs, device, phases: Phases) -> StillSt
         phases.start("still model", epochs),
         on_epoch=lambda e, loss, acc: phases.record("still", e, {"loss": loss, "val_still": acc, "lr": optimizer.lr},
                                                     owner),
+        passes=passes,
     )
     for split in splits:
         probs[split] = predict(model, data.still[split].features.to(device), len(unique)).softmax(-1)[owner]

@@ -35,6 +35,7 @@ import torch
 
 from featcache.utils.device import resolve_device
 from featcache.utils.progress import optional_progress
+from heads.evaluation.history import MemberHistories
 from heads.training.checkpoint import member_state
 from heads.training.dim_reduction import DimRedStore, fit_dimred_networks
 from heads.evaluation.metrics import build_metrics, fuse, temporal_classifier_entry
@@ -78,8 +79,6 @@ def train_group(method: str, data: HeadData, configs: Sequence[dict], device: st
                 histories: Sequence[Any] | None = None) -> list[HeadResult]:
     """Train ``len(configs)`` heads of ``method`` as one stacked model; one result per config.
     ``histories``: one :class:`heads.evaluation.history.History` (or None) per config for its learning curves."""
-    from heads.evaluation.history import MemberHistories
-
     configs = [dict(c) for c in configs]
     check_group(method, configs)
     device = resolve_device(device)

@@ -21,6 +21,8 @@ import os
 from importlib import resources
 from pathlib import Path
 
+import yaml
+
 from featcache.errors import DatasetError
 
 SOURCES = ("ucf101", "hmdb51", "stanford40")
@@ -69,8 +71,6 @@ class ClassMapping:
 
     @classmethod
     def from_yaml(cls, text: str, *, origin: str = "<mapping>") -> "ClassMapping":
-        import yaml
-
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:

@@ -24,6 +24,8 @@ from pathlib import Path
 from featcache.data.dataset import CLASSES_FILE, read_classes_file
 from featcache.errors import DatasetError
 from featcache.data.importers.class_mapping import ClassMapping
+from featcache.utils.atomic import atomic_path
+from featcache.utils.progress import make_progress
 
 MANIFEST_FORMAT = "featcache-import"
 
@@ -178,8 +180,6 @@ class LayoutWriter:
         return todo, present
 
     def _write_classes(self, classes: list[str]) -> None:
-        from featcache.utils.atomic import atomic_path
-
         path = self.root / CLASSES_FILE
         text = "".join(f"{c}\n" for c in classes)
         if path.exists() and path.read_text(encoding="utf-8") == text:
@@ -188,8 +188,6 @@ class LayoutWriter:
             tmp.write_text(text, encoding="utf-8")
 
     def _create_links(self, todo: list[tuple[Path, Path]], *, progress: bool) -> None:
-        from featcache.utils.progress import make_progress
-
         if not todo:
             return
         with make_progress() as bar:
@@ -220,7 +218,5 @@ def _split_order(split: str) -> int:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    from featcache.utils.atomic import atomic_path
-
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")

@@ -4,6 +4,8 @@ Layout (CONTRACT.md)::
 
     ROOT/stills/{train,val,test}/<class>/<class>_<split>_<index>.jpg
     ROOT/videos/{train,val,test}/<class>/<class>_<split>_<index>.avi     # MJPG, readable by OpenCV and PyAV
+    ROOT/stills/unlabelled/still_<hash>.jpg   # --unlabelled-stills K: K stills of each train video's own figure
+    ROOT/still-videos.csv                     # ... each linked to its video (featcache.data.still_videos)
     ROOT/classes.txt    ROOT/README.txt (the classes explained)    ROOT/synth.json (settings, complete flag)
 
 Every sample has its own RNG seeded from (seed, kind, split, class, index), so files are
@@ -15,6 +17,7 @@ an interrupted run resumes by rendering only the missing files (same settings re
 
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing
 import os
@@ -23,19 +26,22 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from featcache.data.dataset import CLASSES_FILE
+from featcache.data.still_videos import STILL_VIDEOS_FILE, write_still_videos
 from featcache.errors import DatasetError, MediaError
 from featcache.cache.schema import SPLIT_CODE, SPLITS, VIDEO_SPLITS
 from featcache.data.synth.actions import ACTIONS_BY_NAME, DEFAULT_CLASSES, MAX_CLASSES, Action, pair_of, select_actions
 from featcache.data.synth.samples import VIDEO_FRAMES, render_still, render_video
+from featcache.utils.progress import make_progress
 
 GENERATOR_VERSION = 3  # bump when the rendering changes: old datasets then no longer resume
 MANIFEST = "synth.json"
 README = "README.txt"
 TMP_DIR = ".synth-tmp"
-KIND_CODE = {"stills": 0, "videos": 1}
+KIND_CODE = {"stills": 0, "videos": 1, "unlabelled": 2}
 JPEG_QUALITY = 92
 VIDEO_QUALITY = 85
 MIN_FRAMES = 40  # dynamic images need 40 frames; the flow stacks need 61 (see featcache.representations)
@@ -55,6 +61,7 @@ class SynthConfig:
     fps: float = 25.0
     still_motion_cue: float = 0.0  # probability that a still's motion blur shows the direction
     shuffle_videos: bool = False  # negative control: each video shows a random class's action
+    unlabelled_stills: int = 0  # stills per train video, of its own figure, under stills/unlabelled/
 
     def __post_init__(self):
         if not 2 <= self.classes <= MAX_CLASSES:
@@ -66,6 +73,8 @@ class SynthConfig:
         for kind, splits in (("stills", self.stills), ("videos", self.videos)):
             if set(splits) - set(SPLITS if kind == "stills" else VIDEO_SPLITS) or any(n < 0 for n in splits.values()):
                 raise DatasetError(f"bad {kind} counts per class: {splits}")
+        if self.unlabelled_stills < 0:
+            raise DatasetError(f"--unlabelled-stills must be >= 0, got {self.unlabelled_stills}")
         if not 0.0 <= self.still_motion_cue <= 1.0:
             raise DatasetError(f"--still-motion-cue must be between 0 and 1, got {self.still_motion_cue}")
         if min(self.still_size) < 32 or min(self.video_size) < 32:
@@ -97,15 +106,24 @@ class SynthConfig:
 
 @dataclass(frozen=True)
 class Job:
-    kind: str  # stills | videos
+    kind: str  # stills | videos | unlabelled (a still of the figure of video (split, action, index))
     split: str
     action: str
     index: int
+    copy: int = 0  # unlabelled: which of the video's stills
 
     @property
     def path(self) -> str:
+        if self.kind == "unlabelled":  # the name must not tell the class
+            digest = hashlib.sha256(f"{self.split}:{self.action}:{self.index}:{self.copy}".encode()).hexdigest()[:12]
+            return f"stills/unlabelled/still_{digest}.jpg"
         ext = ".jpg" if self.kind == "stills" else ".avi"
         return f"{self.kind}/{self.split}/{self.action}/{self.action}_{self.split}_{self.index:04d}{ext}"
+
+    @property
+    def video(self) -> "Job":
+        """The video an unlabelled still shows the figure of."""
+        return Job("videos", self.split, self.action, self.index)
 
 
 def plan(config: SynthConfig) -> list[Job]:
@@ -115,13 +133,25 @@ def plan(config: SynthConfig) -> list[Job]:
         for split, count in counts.items():
             for action in config.actions:
                 jobs.extend(Job(kind, split, action.name, i) for i in range(count))
+    for action in config.actions:
+        jobs.extend(Job("unlabelled", "train", action.name, i, k)
+                    for i in range(config.videos.get("train", 0)) for k in range(config.unlabelled_stills))
     return jobs
 
 
 def sample_rng(config: SynthConfig, job: Job) -> np.random.Generator:
-    """The sample's own RNG, from (seed, kind, split, class id, index): order-free and stable."""
+    """The sample's own RNG, from (seed, kind, split, class id, index[, copy]): order-free and stable."""
     action = ACTIONS_BY_NAME[job.action]
-    return np.random.default_rng([config.seed, KIND_CODE[job.kind], SPLIT_CODE[job.split], action.id, job.index])
+    copy = [job.copy] if job.kind == "unlabelled" else []
+    return np.random.default_rng([config.seed, KIND_CODE[job.kind], SPLIT_CODE[job.split], action.id, job.index, *copy])
+
+
+def video_action(config: SynthConfig, job: Job) -> tuple[Action, np.random.Generator]:
+    """The action video ``job`` shows and its RNG, ready to draw the video's figure."""
+    action, rng = ACTIONS_BY_NAME[job.action], sample_rng(config, job)
+    if config.shuffle_videos:  # drawn from the sample's own RNG: still order-free and stable
+        action = config.actions[int(rng.integers(config.classes))]
+    return action, rng
 
 
 # -- writing one file -----------------------------------------------------------
@@ -130,8 +160,6 @@ def _tmp_path(root: Path, job: Job) -> Path:
 
 
 def write_still(path: Path, tmp: Path, image: np.ndarray) -> None:
-    import cv2
-
     ok, data = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     if not ok:
         raise MediaError(f"{path}: JPEG encoding failed")
@@ -141,8 +169,6 @@ def write_still(path: Path, tmp: Path, image: np.ndarray) -> None:
 
 def write_video(path: Path, tmp: Path, frames: np.ndarray, fps: float) -> None:
     """MJPG in AVI with OpenCV's built-in writer (no FFmpeg needed), checked by decoding it back."""
-    import cv2
-
     height, width = frames.shape[1:3]
     writer = cv2.VideoWriter(str(tmp), cv2.CAP_OPENCV_MJPEG, cv2.VideoWriter_fourcc(*"MJPG"), fps, (width, height))
     if not writer.isOpened():
@@ -159,8 +185,6 @@ def write_video(path: Path, tmp: Path, frames: np.ndarray, fps: float) -> None:
 
 
 def _count_frames(path: Path) -> tuple[int, int, int]:
-    import cv2
-
     capture = cv2.VideoCapture(str(path))
     count, shape = 0, (0, 0)
     while True:
@@ -173,11 +197,14 @@ def _count_frames(path: Path) -> tuple[int, int, int]:
 
 
 def render_job(config: SynthConfig, job: Job) -> np.ndarray:
-    action, rng = ACTIONS_BY_NAME[job.action], sample_rng(config, job)
     if job.kind == "stills":
+        action, rng = ACTIONS_BY_NAME[job.action], sample_rng(config, job)
         return render_still(action, rng, tuple(config.still_size), motion_cue=config.still_motion_cue)
-    if config.shuffle_videos:  # drawn from the sample's own RNG: still order-free and stable
-        action = config.actions[int(rng.integers(config.classes))]
+    if job.kind == "unlabelled":  # the video's action and figure, the still's own moment and setting
+        action, figure_rng = video_action(config, job.video)
+        return render_still(action, sample_rng(config, job), tuple(config.still_size),
+                            motion_cue=config.still_motion_cue, figure_rng=figure_rng)
+    action, rng = video_action(config, job)
     return render_video(action, rng, config.frames, tuple(config.video_size))
 
 
@@ -189,7 +216,7 @@ def run_job(root: Path, config: SynthConfig, job: Job) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     pixels = render_job(config, job)
     tmp = _tmp_path(root, job)
-    if job.kind == "stills":
+    if job.kind != "videos":
         write_still(path, tmp, pixels)
     else:
         write_video(path, tmp, pixels, config.fps)
@@ -197,8 +224,6 @@ def run_job(root: Path, config: SynthConfig, job: Job) -> str:
 
 
 def _worker_init() -> None:
-    import cv2
-
     cv2.setNumThreads(1)  # parallelism comes from the processes
 
 
@@ -237,7 +262,7 @@ def remove_outputs(root: Path) -> None:
     for name in ("stills", "videos", TMP_DIR):
         if (root / name).is_dir():
             shutil.rmtree(root / name)
-    for name in (CLASSES_FILE, README, MANIFEST):
+    for name in (CLASSES_FILE, README, MANIFEST, STILL_VIDEOS_FILE):
         (root / name).unlink(missing_ok=True)
 
 
@@ -298,6 +323,8 @@ Stills: {config.still_size[1]}x{config.still_size[0]} JPEG, subject large and ce
         motion blur along each limb's motion; per class {config.stills}.
 Videos: {config.video_size[1]}x{config.video_size[0]} MJPG AVI, {config.frames} frames at {config.fps:g} fps, subject small
         and off-centre, camera shake, sensor noise, plain backgrounds; per class {config.videos}.
+Unlabelled stills: {config.unlabelled_stills} per train video (stills/unlabelled/, each of its video's own figure at
+        another moment, the same cue; still-videos.csv links it to the video; labels unknown to the methods).
 Seed {config.seed}: the same settings always give byte-identical files (see synth.json).
 """
 
@@ -305,8 +332,6 @@ Seed {config.seed}: the same settings always give byte-identical files (see synt
 def generate(root: str | os.PathLike, config: SynthConfig, *, overwrite: bool = False, workers: int = 1,
              show_progress: bool = True) -> dict:
     """Write the dataset; returns {"written", "skipped", "resumed", "seconds", "counts"}."""
-    from featcache.utils.progress import make_progress
-
     root = Path(root).expanduser()
     started = time.perf_counter()
     resumed = prepare_root(root, config, overwrite)
@@ -337,6 +362,10 @@ def generate(root: str | os.PathLike, config: SynthConfig, *, overwrite: bool = 
         kind: {split: n * config.classes for split, n in splits.items()}
         for kind, splits in (("stills", config.stills), ("videos", config.videos))
     }
+    if config.unlabelled_stills:
+        unlabelled = [job for job in jobs if job.kind == "unlabelled"]
+        write_still_videos(root, {job.path: job.video.path for job in unlabelled})
+        counts["stills"]["unlabelled"] = len(unlabelled)
     write_manifest(root, config, complete=True, counts=counts)  # last: the dataset is finished
     return {**tally, "resumed": resumed, "seconds": time.perf_counter() - started, "counts": counts}
 

@@ -98,12 +98,14 @@ def still_exposure(t: float, exposure: float, cue: bool, steps: int) -> tuple[np
 
 
 def render_still(action: Action, rng: np.random.Generator, size: tuple[int, int] = STILL_SIZE,
-                 blur: bool = True, motion_cue: float = 0.0) -> np.ndarray:
+                 blur: bool = True, motion_cue: float = 0.0, figure_rng: np.random.Generator | None = None) -> np.ndarray:
     """A still photo ``uint8 [H, W, 3]`` RGB. ``blur=False`` renders the same photo without motion blur.
 
     ``motion_cue``: the probability that this still's blur shows the direction of motion.
+    ``figure_rng``: draw the figure from it instead (a video's fresh RNG: the still then shows that
+    video's own figure, body, clothes, timing and facing, at another moment and in a still's setting).
     """
-    figure = Figure.sample(action, rng)
+    figure = Figure.sample(action, rng if figure_rng is None else figure_rng)
     height, width = size
     start, end = action.moving_interval(figure.timing)  # taken while the figure moves
     t = float(rng.uniform(start, end))

@@ -10,7 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
+
 from featcache.utils.atomic import atomic_path
+from heads.evaluation.history import read_history
 from heads.experiments.report.runs import Run, method_label, temporal_label
 
 PANELS = (("derived", "Derived temporal - still (Fig. 7)"), ("fused", "Fused - still (Fig. 8)"))
@@ -29,7 +32,10 @@ def class_improvements(per_class: dict[str, Any], split: str = "test") -> dict[s
     return out
 
 
-def plot_improvements(improvements: dict[str, dict[str, float]], title: str, path: Path) -> Path:
+def plot_improvements(improvements: dict[str, dict[str, float]], title: str, path: Path,
+                      image_means: dict[str, float] | None = None) -> Path:
+    """``image_means``: each stream's gain over the test images (Table 5), printed beside the class mean."""
+    # matplotlib is heavy and only the figures need it
     import matplotlib
 
     matplotlib.use("Agg")
@@ -45,7 +51,10 @@ def plot_improvements(improvements: dict[str, dict[str, float]], title: str, pat
         ax.axvline(0.0, color="black", linewidth=0.8)
         improved = sum(d > 0 for d in deltas)
         mean = sum(deltas) / len(deltas)
-        ax.set_title(f"{label}\n{improved}/{len(classes)} classes improved, mean {mean:+.1f} pp", fontsize=9)
+        # the mean over classes (each class counts once), not Table 5's gain (the mean over test images)
+        image = (image_means or {}).get(stream)
+        means = f"class mean {mean:+.1f} pp" + ("" if image is None else f"; image mean {image:+.1f} pp (Table 5)")
+        ax.set_title(f"{label}\n{improved}/{len(classes)} classes improved; {means}", fontsize=9)
         ax.set_xlabel("accuracy change (percentage points)")
         ax.set_yticks(range(len(classes)))
         ax.set_yticklabels(classes, fontsize=8)
@@ -55,6 +64,7 @@ def plot_improvements(improvements: dict[str, dict[str, float]], title: str, pat
 
 def save_figure(fig, title: str, path: Path, dpi: int) -> Path:
     """Title, layout, PNG written under a temporary name and renamed; the figure is closed."""
+    # matplotlib is heavy and only the figures need it
     import matplotlib.pyplot as plt
 
     fig.suptitle(title, fontsize=11)
@@ -76,7 +86,10 @@ def plot_class_improvements(runs: Sequence[Run], out_dir: Path) -> list[tuple[st
         experiment = "" if run.experiment == "main" else f", {run.experiment}"
         title = f"{method_label(run.method)} ({modality}{experiment})"
         name = f"{run.experiment}-{run.method}-{run.temporal}.png"
-        figures.append((title, plot_improvements(improvements, title, Path(out_dir) / name)))
+        gains = run.metrics.get("gain") or {}
+        image_means = {stream: gains[stream]["test"] for stream in improvements
+                       if (gains.get(stream) or {}).get("test") is not None}
+        figures.append((title, plot_improvements(improvements, title, Path(out_dir) / name, image_means)))
     return figures
 
 
@@ -104,6 +117,7 @@ def plot_curves(entries: Sequence[dict], title: str, path: Path) -> Path | None:
     phases = curve_series(entries)
     if not phases:
         return None
+    # matplotlib is heavy and only the figures need it
     import matplotlib
 
     matplotlib.use("Agg")
@@ -125,8 +139,6 @@ def plot_curves(entries: Sequence[dict], title: str, path: Path) -> Path | None:
 
 def plot_learning_curves(runs: Sequence[Run], out_dir: Path) -> list[tuple[str, Path]]:
     """Learning curves of every run given that left a ``history.jsonl``; [(title, png)]."""
-    from heads.evaluation.history import read_history
-
     figures = []
     for run in runs:
         entries = read_history(run.path)
@@ -141,6 +153,16 @@ def plot_learning_curves(runs: Sequence[Run], out_dir: Path) -> list[tuple[str, 
 CONFUSION_PANELS = (("still", "Still"), ("fused", "Fused (paper)"), ("fused_calibrated", "Fused (calibrated)"))
 
 
+def confusion_class_names(run: Run, count: int) -> list[str]:
+    """The axis labels of a ``count`` x ``count`` confusion matrix: ``classes`` of metrics.json (every
+    class, in label order), else the per-class keys when they are all there (runs written before
+    ``classes`` was; those keys leave out classes without test stills), else the label numbers."""
+    classes = list(run.metrics.get("classes") or [])
+    if len(classes) != count:
+        classes = list(((run.metrics.get("per_class") or {}).get("test") or {}).get("still") or [])
+    return classes if len(classes) == count else [str(i) for i in range(count)]
+
+
 def plot_confusion(run: Run | None, out_dir: Path) -> tuple[str, Path] | None:
     """Test confusion matrices of ``run`` (still and fused streams side by side): colour = share
     of the true class (row), number = count (summed over seeds). None when the run has none."""
@@ -149,14 +171,13 @@ def plot_confusion(run: Run | None, out_dir: Path) -> tuple[str, Path] | None:
     panels = [(s, label) for s, label in CONFUSION_PANELS if (run.metrics.get(s) or {}).get("confusion")]
     if not panels:
         return None
+    # matplotlib is heavy and only the figures need it
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
-    classes = list(((run.metrics.get("per_class") or {}).get("test") or {}).get("still") or [])
-    size = max(3.2, 0.42 * len(classes) + 1.6)
+    size = max(3.2, 0.42 * len(run.metrics[panels[0][0]]["confusion"]) + 1.6)
     fig, axes = plt.subplots(1, len(panels), figsize=(size * len(panels), size), squeeze=False)
     for ax, (stream, label) in zip(axes[0], panels):
         counts = np.asarray(run.metrics[stream]["confusion"], dtype=float)
@@ -166,7 +187,7 @@ def plot_confusion(run: Run | None, out_dir: Path) -> tuple[str, Path] | None:
             if count:
                 ax.text(j, i, f"{int(count)}", ha="center", va="center", fontsize=7,
                         color="white" if shares[i, j] > 0.6 else "black")
-        names = classes if len(classes) == len(counts) else [str(i) for i in range(len(counts))]
+        names = confusion_class_names(run, len(counts))
         ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
         ax.set_yticks(range(len(names)), names, fontsize=7)
         ax.set_xlabel("predicted class")

@@ -26,11 +26,16 @@ Modules: ``runs`` (finding and reading run folders) -> ``tables`` (rows) -> ``si
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Sequence
 
+import markdown
+from rich.table import Table
+
 from featcache.utils.atomic import atomic_path, writing
+from featcache.utils.progress import make_console
 from heads.experiments.report.plots import plot_class_improvements, plot_confusion, plot_learning_curves
 from heads.experiments.report.runs import (
     PROTOCOL, Report, best_run, best_run_per_kind, collect_runs, protocol_notes, selected_t2sil_runs,
@@ -62,11 +67,13 @@ def build_tables(report: Report) -> dict[str, tuple[str, list[list[str]]]]:
                    f"Test: {baseline_text(base, 'test')}), percentage points, mean ± std over runs "
                    f"[95% CI over stills]; the paper's plain softmax average, and the same draws fused after "
                    f"temperature scaling each stream (fitted on val).", table4(report)),
-        "table5": ("Table 5: Test gains over the still baseline in points [95% CI], paired on the same stills "
+        "table5": ("Table 5: Test gains over each run's own still baseline (its still model's test accuracy, "
+                   "shown: the head runs' linear still model, TSN's fine-tuned still network) in points [95% CI], paired on the same stills "
                    "(* p < 0.05, ** p < 0.01 after Holm's adjustment over every gain in this table, one family; the raw "
                    "p-values are in each run's metrics.json); (MDE x): the smallest gain the test would detect with 80% "
-                   "power at 5% two-sided, from its test set; the paper / calibrated oracle gain, the share of it the paper / "
-                   "calibrated fusion recovers (when that oracle gain is significant) and each stream's expected calibration "
+                   "power at 5% two-sided, from its test set; the paper / calibrated oracle gain (over the oracle's still baseline, "
+                   "named where it is another), the share of it the paper / calibrated fusion recovers (when that oracle gain is "
+                   "significant and over the same baseline) and each stream's expected calibration "
                    "error (%, 15 bins).", gains_table(report)),
         "table6": ("Table 6: Top-5 accuracy [95% CI] (more than 5 classes only) and mean average precision over "
                    "classes on test, percent.", table6(report)),
@@ -74,13 +81,15 @@ def build_tables(report: Report) -> dict[str, tuple[str, list[list[str]]]]:
 
 
 def render_markdown(report: Report, tables, figures: list[tuple[str, Path]], out: Path, summary: str = "",
-                    confusion: tuple[str, Path] | None = None, curves: Sequence[tuple[str, Path]] = ()) -> str:
+                    confusion: tuple[str, Path] | None = None, curves: Sequence[tuple[str, Path]] = (),
+                    stage_times: Sequence[tuple[str, float]] = ()) -> str:
     parts = [
         "# featcache report: Temporal-to-Still Image Learning",
         f"{len(report.runs)} runs collected. Accuracies in percent with 95% CIs over the stills "
         "(mean ± std over seeds, and CIs over seeds and stills, where runs have several); the best run by "
         "validation fills each cell.",
     ]
+    parts += [stage_times_line(stage_times)] if stage_times else []
     if summary:
         parts += ["## Summary", summary]
     parts += ["## Protocol", PROTOCOL, *(f"- {note}" for note in protocol_notes(report))]
@@ -89,7 +98,10 @@ def render_markdown(report: Report, tables, figures: list[tuple[str, Path]], out
     parts += figure_section("Confusion matrices", "", [confusion] if confusion else [], out)
     parts += figure_section("Class-wise analysis (Figures 7-8)",
                             "Per-class improvement over the still baseline on the test stills: derived temporal "
-                            "stream (left, Fig. 7) and fusion with the still stream (right, Fig. 8).", figures, out)
+                            "stream (left, Fig. 7) and fusion with the still stream (right, Fig. 8). Each panel's "
+                            "*class mean* weighs every class with test stills the same; its *image mean* is Table 5's gain, "
+                            "the mean over the test stills: the two differ when classes have unequal numbers of test stills.",
+                            figures, out)
     parts += figure_section("Learning curves", "Per-epoch losses and accuracies from each run's history.jsonl "
                             "(the best run by validation of every method, modality and experiment).", curves, out)
     notes = []
@@ -134,6 +146,28 @@ img{{max-width:100%}}</style></head><body>
 """
 
 
+STAGE_TIMES_FILE = "stage_times.json"  # the demo's wall time per stage, in its runs folder
+
+
+def read_stage_times(folders: Sequence[str | os.PathLike]) -> list[tuple[str, float]]:
+    """``(stage, seconds)`` from the first ``STAGE_TIMES_FILE`` among ``folders`` (none: [])."""
+    for folder in folders:
+        path = Path(folder) / STAGE_TIMES_FILE
+        try:
+            return [(str(name), float(seconds)) for name, seconds in json.loads(path.read_text(encoding="utf-8"))]
+        except (OSError, ValueError, TypeError):
+            continue
+    return []
+
+
+def stage_times_line(times: Sequence[tuple[str, float]]) -> str:
+    """The report header's line of stage times ('' without any)."""
+    if not times:
+        return ""
+    cells = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in times)
+    return f"Wall time of each stage before this report: {cells}; total {sum(s for _, s in times) / 60:.1f} min."
+
+
 def write_text(path: Path, text: str) -> None:
     with atomic_path(path, "report") as tmp:
         tmp.write_text(text, encoding="utf-8")
@@ -144,12 +178,10 @@ def write_report(folders: Sequence[str | os.PathLike], out: str | os.PathLike, p
     out = Path(out)
     report = collect_runs(folders)
     with writing(kept="no run folder was changed (the report only reads them)", resume="rerun featcache report"):
-        return _write_report(report, out, plots)
+        return _write_report(report, out, plots, folders)
 
 
-def _write_report(report: Report, out: Path, plots: bool) -> tuple[Report, dict, Path]:
-    import markdown
-
+def _write_report(report: Report, out: Path, plots: bool, folders: Sequence[str | os.PathLike]) -> tuple[Report, dict, Path]:
     tables = build_tables(report)
     figures, confusion, curves = [], None, []
     if plots:
@@ -158,7 +190,7 @@ def _write_report(report: Report, out: Path, plots: bool) -> tuple[Report, dict,
         curves = plot_learning_curves(best_run_per_kind(report), out / "figures")
     report.summary = summary_paragraph(report)
     report.warnings = split_warnings(report)
-    text = render_markdown(report, tables, figures, out, report.summary, confusion, curves)
+    text = render_markdown(report, tables, figures, out, report.summary, confusion, curves, read_stage_times(folders))
     write_text(out / "report.md", text)
     html = markdown.markdown(text, extensions=["tables"])
     write_text(out / "report.html", HTML_TEMPLATE.format(body=html))
@@ -168,10 +200,7 @@ def _write_report(report: Report, out: Path, plots: bool) -> tuple[Report, dict,
 def print_report(tables: dict, report_path: Path, console=None, summary: str = "",
                  warnings: Sequence[str] = ()) -> None:
     """The tables as rich tables in the terminal, then where the report is (``warnings`` first, one line each)."""
-    from rich.console import Console
-    from rich.table import Table
-
-    console = console or Console()
+    console = console or make_console()
     for line in warnings:
         console.print(line, markup=False)
     for caption, rows in tables.values():

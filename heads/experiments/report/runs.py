@@ -17,7 +17,7 @@ from typing import Any, Sequence
 from featcache.data.val_split import describe_split
 from featcache.errors import FeatcacheError
 from heads.evaluation.metrics import selection_score
-from heads.training.methods import transfer_methods
+from heads.training.methods import list_methods, transfer_methods
 from heads.training.run_dir import RunFolderError, find_run_folders, read_run_folder
 
 # The report's columns and their order (not featcache.cache.schema.MODALITIES, the cache's modalities).
@@ -154,8 +154,10 @@ PROTOCOL = (
     "the test videos; we never do."
 )
 
-# Heads whose temporal parts (dim-reduction network, embedding classifier, oracle draws) choose on val videos.
-TEMPORAL_PART_METHODS = ("classifier", "gan", "embed", "oracle")
+def cached_feature_methods() -> tuple[str, ...]:
+    """The runs that train on cached features (a linear still model, a dim-reduction network whose
+    temporal parts choose on val videos): every registered head method and the oracle."""
+    return (*list_methods(), "oracle")
 
 
 def protocol_notes(report: Report) -> list[str]:
@@ -180,4 +182,4 @@ def _chose_on_test(run: Run) -> bool:
     selected_on = str((run.metrics.get("config") or {}).get("selected_on", ""))
     if selected_on in ("test", "fused test"):
         return True
-    return run.method in TEMPORAL_PART_METHODS and run.temporal is not None and "temporal_val" not in run.metrics
+    return run.method in cached_feature_methods() and run.temporal is not None and "temporal_val" not in run.metrics

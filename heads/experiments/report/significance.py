@@ -9,7 +9,9 @@ gains are one family: its significance marks and verdicts use Holm-adjusted p-va
 every gain Table 5 shows (:func:`holm_p`; the raw p stays in each run's ``metrics.json``). The
 share of the oracle a method recovers is its fused gain divided by the oracle gain; it is
 reported only when the oracle gain itself is significant after adjustment (a ratio to a gain
-indistinguishable from zero means nothing).
+indistinguishable from zero means nothing) and both gains are over the same still baseline (TSN's is
+its own fine-tuned still network, not the head runs' linear still model the oracle uses); the
+baseline of each row is shown, and the oracle's where it is another.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from heads.evaluation.metrics import format_gain
+from heads.evaluation.metrics import format_gain, small_split_warnings
 from heads.evaluation.statistics import ALPHA, holm_adjust, is_significant
 from heads.experiments.report.runs import TEMPORAL_LABELS, t2sil_methods
 from heads.experiments.report.tables import DASH, fmt
@@ -64,10 +66,21 @@ def holm_p(report) -> dict[tuple[str, str, str], float]:
     return dict(zip([key for key, _ in family], holm_adjust([gain["p_value"] for _, gain in family])))
 
 
-def recovered_share(gain: dict | None, oracle: dict | None, oracle_p: float | None = None) -> float | None:
-    """Fused gain / oracle gain, in percent; None unless the oracle gain is significant (``oracle_p``:
-    its adjusted p-value, else its own) and positive."""
-    if not gain or not oracle or gain.get("test") is None or oracle.get("test") is None:
+def same_baseline(run, oracle_run) -> bool:
+    """Whether a run's gains and the oracle's are over the same still baseline (the same test accuracy:
+    every head run trains the same linear still model; TSN's is its own fine-tuned still network)."""
+    if run is None or oracle_run is None:
+        return False
+    mine, theirs = run.value("still", "test"), oracle_run.value("still", "test")
+    return mine is not None and theirs is not None and abs(mine - theirs) < 1e-6
+
+
+def recovered_share(gain: dict | None, oracle: dict | None, oracle_p: float | None = None,
+                    comparable: bool = True) -> float | None:
+    """Fused gain / oracle gain, in percent; None unless both are over the same still baseline
+    (``comparable``) and the oracle gain is significant (``oracle_p``: its adjusted p-value, else its
+    own) and positive."""
+    if not comparable or not gain or not oracle or gain.get("test") is None or oracle.get("test") is None:
         return None
     if not is_significant(oracle.get("p_value") if oracle_p is None else oracle_p) or oracle["test"] <= 0:
         return None
@@ -88,22 +101,27 @@ def gains_table(report) -> list[list[str]]:
     adjusted = holm_p(report)
     header = ["Method", "Modality", *(f"{name} gain" for _, name in GAIN_STREAMS),
               "Oracle gain (paper / calibrated)", "Oracle recovered (paper / calibrated)",
-              "ECE still / derived / fused", "Seeds"]
+              "ECE still / derived / fused", "Still baseline (test)", "Seeds"]
     rows = [header]
     for temporal, modality in TEMPORAL_LABELS:
         # Each fusion is measured against the oracle fused the same way.
         oracles = {s: oracle_gain(report, temporal, s) for s in ("fused", "fused_calibrated")}
+        oracle_run = report.best("oracle", temporal)
         for method, name in t2sil_methods():
             run = report.best(method, temporal)
             if run is None:
                 continue
-            shares = [fmt_share(recovered_share(gain_of(run, s), oracles[s], adjusted.get(("oracle", temporal, s))))
-                      for s in ("fused", "fused_calibrated")]
+            comparable = same_baseline(run, oracle_run)
+            shares = [fmt_share(recovered_share(gain_of(run, s), oracles[s], adjusted.get(("oracle", temporal, s)),
+                                                comparable)) for s in ("fused", "fused_calibrated")]
             eces = " / ".join(fmt_ece(run, s) for s in ("still", "derived", "fused"))
             seeds = len(run.metrics.get("seeds") or [None])
             gains = [_cell(gain_of(run, s), adjusted.get((method, temporal, s))) for s, _ in GAIN_STREAMS]
-            oracle_cells = [_cell(o, adjusted.get(("oracle", temporal, s))) for s, o in oracles.items()]
-            rows.append([name, modality, *gains, " / ".join(oracle_cells), " / ".join(shares), eces, str(seeds)])
+            oracle_text = " / ".join(_cell(o, adjusted.get(("oracle", temporal, s))) for s, o in oracles.items())
+            if oracle_run is not None and not comparable:  # say which baseline the oracle's gain is over
+                oracle_text += f" (the oracle's, over a still baseline of {fmt(oracle_run.value('still', 'test'))})"
+            rows.append([name, modality, *gains, oracle_text, " / ".join(shares), eces,
+                         fmt(run.value("still", "test")), str(seeds)])
     return rows
 
 
@@ -120,8 +138,9 @@ def _oracle_sentence(report, temporal: str, modality: str, adjusted: dict) -> st
     oracle = oracle_gain(report, temporal)
     if oracle is None:
         return f"{modality}: no oracle run, so the ceiling of what temporal knowledge can add is unknown."
-    text = f"{modality}: the oracle gains {_points(oracle)} over the still baseline " \
-           f"({_verdict(adjusted.get(('oracle', temporal, 'fused')))})"
+    base = fmt(report.best("oracle", temporal).value("still", "test"))
+    text = f"{modality}: the oracle gains {_points(oracle)} over its still baseline ({base}% on test; " \
+           f"{_verdict(adjusted.get(('oracle', temporal, 'fused')))})"
     calibrated_oracle = oracle_gain(report, temporal, "fused_calibrated")
     if calibrated_oracle:
         text += f"; calibrated, {_points(calibrated_oracle)} " \
@@ -138,12 +157,15 @@ def _method_sentences(report, temporal: str, modality: str, adjusted: dict) -> l
             continue
         ran = True
         paper, calibrated = gain_of(run, "fused"), gain_of(run, "fused_calibrated")
-        share = recovered_share(paper, oracles["fused"], adjusted.get(("oracle", temporal, "fused")))
+        comparable = same_baseline(run, report.best("oracle", temporal))
+        share = recovered_share(paper, oracles["fused"], adjusted.get(("oracle", temporal, "fused")), comparable)
         text = f"{name} {_points(paper)}" + (f", {share:.0f}% of the oracle" if share is not None else "")
+        if not comparable:
+            text += f" (over its own still baseline, {fmt(run.value('still', 'test'))}%)"
         if calibrated:
             mark = ", significant" if is_significant(adjusted.get((method, temporal, "fused_calibrated"))) else ""
             share = recovered_share(calibrated, oracles["fused_calibrated"],
-                                    adjusted.get(("oracle", temporal, "fused_calibrated")))
+                                    adjusted.get(("oracle", temporal, "fused_calibrated")), comparable)
             text += f"; calibrated fusion {_points(calibrated)}{mark}" + (
                 f", {share:.0f}% of the calibrated oracle" if share is not None else "")
         (significant if is_significant(adjusted.get((method, temporal, "fused"))) else other).append(text)
@@ -196,8 +218,6 @@ def narrow_reasons(report) -> list[str]:
 
 def split_warnings(report) -> list[str]:
     """One line per small val/test split (or one without some class) among the report's runs (``images``)."""
-    from heads.evaluation.metrics import small_split_warnings
-
     lines: list[str] = []
     for run in report.runs:
         confusion = (run.metrics.get("still") or {}).get("confusion") or []

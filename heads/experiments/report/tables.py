@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from heads.evaluation.metrics import format_accuracy
-from heads.experiments.report.runs import TEMPORAL_LABELS, t2sil_methods, Report, Run
+from heads.experiments.report.runs import TEMPORAL_LABELS, Report, Run, cached_feature_methods, t2sil_methods
 
 DASH = "—"
 
@@ -33,28 +33,55 @@ def _cell(report: Report, run: Run | None, stream: str, split: str, what: str) -
     return format_accuracy(run.metrics.get(stream), split, DASH)
 
 
+def still_baseline(report: Report, experiment: str = "main") -> Run | None:
+    """The still-image baseline: a ``featcache baseline`` still run, else the still model every head
+    run trains on the cached still features (the same baseline its gains and Table 4 are against),
+    from the head run whose still model is best on val."""
+    run = report.best("still", None, experiment)
+    if run is not None:
+        return run
+    heads = [r for r in report.runs if r.method in cached_feature_methods() and r.experiment == experiment
+             and r.value("still", "test") is not None]
+    return max(heads, key=lambda r: (r.value("still", "val") or -1.0, str(r.path)), default=None)
+
+
 def table1(report: Report) -> list[list[str]]:
     rows = [["Model", "Trained on", "Evaluated on", "Val", "Test"]]
-    for method, name, trained in (("still", "Still image", "still images"), ("aug-frames", "Aug. Still+Frame", "still + key frames")):
-        run = report.best(method, None)
-        counts = _train_counts(run)
+    for method, name, trained in (("still", "Still image", "still images"), ("aug-frames", "Aug. Still+Frame", "still + key frames"),
+                                  ("finetune-still", "Still image, fine-tuned (Resnet-Still)", "still images, end to end")):
+        run = still_baseline(report) if method == "still" else report.best(method, None)
+        if run is None and method == "finetune-still":
+            continue  # an optional row: only when `featcache finetune still` ran
+        source = f", the still model of {run.method} run {run.path}" if run is not None and run.method != method else ""
         rows.append([
-            name, trained + counts, "still images",
+            name, trained + _train_counts(run) + source, "still images",
             _cell(report, run, "still", "val", f"Table 1 {name} val"),
             _cell(report, run, "still", "test", f"Table 1 {name} test"),
         ])
     for temporal, modality in TEMPORAL_LABELS:
         # The fine-tuned temporal backbone (Resnet-Opt./Dyn.) when there is one, else the
-        # temporal classifier on cached features; both choose their epoch on the val videos.
+        # temporal classifier on cached features; each cell from its own split (val or test videos).
         finetuned = report.best(f"finetune-{temporal}", temporal)
-        run = finetuned or report.best("classifier", temporal)
-        accuracy = _temporal_model_accuracy(run)
+        run = finetuned or temporal_classifier_run(report, temporal)
+        accuracy = _temporal_model_accuracy(run, "test")
         if accuracy == DASH:
             report.missing.append(f"Table 1 temporal model ({modality})")
         trained = f"{modality} (train videos)" + ("" if finetuned or run is None else ", cached features")
-        val = format_accuracy(run.metrics.get("still"), "val", DASH) if finetuned else DASH
-        rows.append([f"Temporal model ({modality})", trained, f"{modality} (val / test videos)", val, accuracy])
+        if run is not None and not finetuned and run.method != "classifier":
+            trained += f", the temporal classifier of {run.method} run {run.path}"
+        rows.append([f"Temporal model ({modality})", trained, f"{modality} (val / test videos)",
+                     _temporal_model_accuracy(run, "val"), accuracy])
     return rows
+
+
+def temporal_classifier_run(report: Report, temporal: str) -> Run | None:
+    """A ``train-head classifier`` run, else a head run that trained the same temporal classifier
+    (the dimensionality-reduction network every head and the oracle train on the cached features)."""
+    for method in ("classifier", *cached_feature_methods()):
+        run = report.best(method, temporal)
+        if run is not None and ((run.metrics.get("temporal_classifier") or {}).get("test")) is not None:
+            return run
+    return None
 
 
 def _train_counts(run: Run | None) -> str:
@@ -63,18 +90,17 @@ def _train_counts(run: Run | None) -> str:
     return f" ({'+'.join(parts)})" if parts else ""
 
 
-def _temporal_model_accuracy(run: Run | None) -> str:
-    """A temporal classifier's own accuracy on the test videos (its epoch was chosen on the val videos), with its
-    CI over the test instances (and, for the classifier head, the std over seeds). The instances of
-    one video are correlated, so this CI is narrower than one over videos would be."""
+def _temporal_model_accuracy(run: Run | None, split: str) -> str:
+    """A temporal model's own accuracy on the ``split`` videos (a fine-tuned backbone's one stream, or a
+    head's temporal classifier, recorded on test only), with its CI as metrics.json records it (and, for
+    the classifier head, the std over seeds); never another split's value."""
     if run is None:
         return DASH
-    if run.method == "classifier":
-        return format_accuracy(run.metrics.get("temporal_classifier"), "test", DASH)
+    if run.metrics.get("temporal_classifier"):
+        return format_accuracy(run.metrics.get("temporal_classifier"), split, DASH)
     for stream in ("still", "derived"):
-        for split in ("test", "val"):
-            if run.value(stream, split) is not None:
-                return format_accuracy(run.metrics.get(stream), split, DASH)
+        if run.value(stream, split) is not None:
+            return format_accuracy(run.metrics.get(stream), split, DASH)
     return DASH
 
 
@@ -123,7 +149,7 @@ def baseline_text(run: Run | None, split: str) -> str:
 def table4(report: Report) -> list[list[str]]:
     rows = [["", *(f"{name} {split}" for _, name in TEMPORAL_LABELS for split in ("Val", "Test"))]]
     # The paper's plain average, then the same draws fused after temperature scaling (val-fitted).
-    for key, label in (("improvement", "Oracle test"), ("improvement_calibrated", "Oracle test, calibrated")):
+    for key, label in (("improvement", "Oracle (paper fusion)"), ("improvement_calibrated", "Oracle (calibrated fusion)")):
         row, calibrated = [label], key != "improvement"
         for temporal, modality in TEMPORAL_LABELS:
             run = report.best("oracle", temporal)
@@ -155,5 +181,5 @@ def table6(report: Report) -> list[list[str]]:
 
 
 def oracle_baseline(report: Report) -> Run | None:
-    """The run whose still stream is the oracle's baseline (an oracle run, else the still run)."""
-    return next((r for t, _ in TEMPORAL_LABELS if (r := report.best("oracle", t))), None) or report.best("still", None)
+    """The run whose still stream is the oracle's baseline (an oracle run, else the still baseline)."""
+    return next((r for t, _ in TEMPORAL_LABELS if (r := report.best("oracle", t))), None) or still_baseline(report)

@@ -56,6 +56,12 @@ def test_midframes_dataset_holds_the_middle_frames(video_root, tmp_path):
         pixels = read_image(dataset.path(sample))
         expected = frame_value(video_index, NUM_FRAMES // 2)
         assert abs(float(pixels.mean()) - expected) < 4  # MJPG is lossy, grey levels 20 apart
+    # Each still is linked to its video (still-videos.csv), whichever split the still went to.
+    from featcache.data.still_videos import read_still_videos
+
+    links = read_still_videos(out)
+    assert sorted(links) == sorted(s.path for s in dataset.stills())
+    assert all(Path(v).stem == Path(s).stem and (out / v).exists() for s, v in links.items())
     # Videos are links to the originals, not copies.
     link = out / "videos" / "train" / "clap" / "v00.avi"
     assert link.is_symlink() and link.resolve() == (video_root / "videos/train/clap/v00.avi").resolve()

@@ -154,9 +154,11 @@ def test_other_settings_are_not_mixed_with_old_parts(dataset, tmp_path):
     report = prepare(dataset, cache, farneback, workers=1, restart=True)
     assert report.computed == 5
     assert load(cache / "temporal.h5")["attrs"]["preprocessing"]["flow"]["method"] == "farneback"
-    # A complete file with other settings is rebuilt, never reused.
+    # A complete file with other settings is never silently replaced: refused, rebuilt with --restart.
     only_dynamic = PrepareSettings(size=(32, 40), kinds=("dynamic",))
-    report = prepare(dataset, cache, only_dynamic, workers=1)
+    with pytest.raises(CacheError, match="other settings.*rerun with no --only --flow farneback to keep it, or pass --restart"):
+        prepare(dataset, cache, only_dynamic, workers=1)
+    report = prepare(dataset, cache, only_dynamic, workers=1, restart=True)
     assert report.computed == 5
     out = load(cache / "temporal.h5")
     assert "flow" not in out and out["attrs"]["preprocessing"]["kinds"] == ["dynamic"]

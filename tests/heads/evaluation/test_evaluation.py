@@ -95,7 +95,7 @@ def test_build_metrics_schema_and_values(tmp_path):
     still, derived, labels = _streams()
     config = {"lr": 0.001, "lambda": 1.0, "seed": 0}
     m = build_metrics("gan", "flow", config, still, derived, labels, CLASSES, seconds=3.21)
-    assert set(m) == {"method", "temporal", "config", "experiment", "still", "derived", "fused", "per_class", "seconds",
+    assert set(m) == {"method", "temporal", "config", "experiment", "classes", "still", "derived", "fused", "per_class", "seconds",
                       "fused_calibrated", "gain", "temperatures", "images"}
     assert m["method"] == "gan" and m["temporal"] == "flow" and m["experiment"] == "main"
     assert m["config"] == config and m["seconds"] == pytest.approx(3.21)

@@ -9,8 +9,6 @@ from typer.testing import CliRunner
 
 from cli.app import app
 from heads.finetune import engine
-from featcache.cache.feature_cache import FeatureCache, find_cache
-from heads.training.config import batches_per_epoch, scheduled_epochs
 from heads.training.methods import default_config
 from heads.evaluation.history import History, read_history, tensorboard_available
 from tests.heads_fixtures import synthetic_cache_dir  # noqa: F401
@@ -151,9 +149,6 @@ def test_baseline_and_oracle_runs_leave_curves_and_config(synthetic_cache_dir, t
                                  "--out", str(tmp_path / "o"), "--device", "cpu"])
     assert result.exit_code == 0, result.output
     phases = [e["phase"] for e in lines(tmp_path / "o" / "flow")]
-    train_rows = len(FeatureCache.open(find_cache(synthetic_cache_dir, "still")).split("train").labels)
-    still = default_config("classifier", "flow")  # the oracle's still model: default epochs, raised to the step minimum
-    expected = scheduled_epochs(still["still_epochs"], still["still_min_steps"],
-                                batches_per_epoch(train_rows, still["still_batch_size"]))
-    assert phases.count("still") == expected and set(phases) <= {"still", "dimred"}  # dimred may be reused from the cache
+    still = default_config("classifier", "flow")  # the oracle's still model: its default epochs (a small set: more passes each)
+    assert phases.count("still") == still["still_epochs"] and set(phases) <= {"still", "dimred"}  # dimred may be reused from the cache
     assert (tmp_path / "o" / "flow" / "config.yaml").is_file()

@@ -87,7 +87,7 @@ def test_tables_hold_the_right_numbers(runs_dir):
     assert t3["GAN"] == [DASH] * 4
 
     t4 = table4(report)
-    assert t4[1] == ["Oracle test", "3.4 ± 0.7", "4.4 ± 0.3", "4.7 ± 0.6", "5.7 ± 0.3"]
+    assert t4[1] == ["Oracle (paper fusion)", "3.4 ± 0.7", "4.4 ± 0.3", "4.7 ± 0.6", "5.7 ± 0.3"]
 
 
 def test_report_files_render(runs_dir, tmp_path):
@@ -95,7 +95,7 @@ def test_report_files_render(runs_dir, tmp_path):
     report, tables, md_path = write_report([runs_dir], out)
     text = md_path.read_text()
     assert "| Derived temporal | GAN | 89.3 | 83.7 | 88.6 | 83.4 |" in text
-    assert "| Oracle test | 3.4 ± 0.7 | 4.4 ± 0.3 | 4.7 ± 0.6 | 5.7 ± 0.3 |" in text
+    assert "| Oracle (paper fusion) | 3.4 ± 0.7 | 4.4 ± 0.3 | 4.7 ± 0.6 | 5.7 ± 0.3 |" in text
     assert "Still baseline on test mid-frames: 76.8% [70.1, 83.0]." in text
     assert "(Val: 88.2%, Test: 84.2%)" in text  # the oracle's still stream (no CI in this fixture)
     assert "Table 2 Derived temporal TSN Optical-flow val" in text  # missing cells are named in the notes
@@ -143,3 +143,21 @@ def test_best_run_is_chosen_on_val_only_and_unranked_runs_are_named(tmp_path):
     assert "## Protocol" in text and "One departure from the paper" in text
     assert "Not ranked:" in text and "gan-b" in text
     assert "older featcache that chose epochs or temperatures on test data" in text and "ft-1" in text
+
+
+def test_demo_stage_times_reach_the_report_header(runs_dir, tmp_path):
+    from heads.experiments.demo import Stages
+    from heads.experiments.report.render import STAGE_TIMES_FILE, read_stage_times
+
+    stages = Stages(runs_dir / STAGE_TIMES_FILE)
+    stages.run("synthetic dataset", lambda: None)
+    assert [name for name, _ in read_stage_times([runs_dir])] == ["synthetic dataset"]  # kept after every stage
+    stages.run("heads", lambda: sum(range(1000)))
+    times = read_stage_times([tmp_path / "elsewhere", runs_dir])
+    assert [name for name, _ in times] == ["synthetic dataset", "heads"] and all(s >= 0 for _, s in times)
+    _, _, md_path = write_report([runs_dir], tmp_path / "report", plots=False)
+    header = md_path.read_text(encoding="utf-8").split("## ")[0]
+    assert "Wall time of each stage before this report: synthetic dataset " in header and "heads " in header
+    assert "total" in header
+    (runs_dir / STAGE_TIMES_FILE).write_text("not json", encoding="utf-8")
+    assert read_stage_times([runs_dir]) == []  # a damaged record is left out, not an error

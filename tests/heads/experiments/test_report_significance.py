@@ -73,7 +73,7 @@ def test_report_tables_summary_and_confusion_figure(runs, tmp_path):
     assert paper_oracle.startswith(f"{oracle['gain']['fused']['test']:+.1f} [")
     assert calibrated_oracle.startswith(f"{oracle['gain']['fused_calibrated']['test']:+.1f} [")
     t4 = table4(report)
-    assert t4[2][0] == "Oracle test, calibrated" and "[" in t4[2][2]
+    assert t4[2][0] == "Oracle (calibrated fusion)" and "[" in t4[2][2]
     assert t4[2][2].startswith(f"{oracle['improvement_calibrated']['test']['mean']:.1f} ± ")
     t6 = {(row[0], row[1]): row[2:] for row in table6(report)[1:]}
     top5, top5_ci = gan["still"]["top5"], gan["still"]["top5_ci"]

@@ -199,3 +199,16 @@ def test_folders_without_a_model_are_one_line_errors(tmp_path):
     with pytest.raises(FeatcacheError, match="model file") as error:  # safe_load's one line, naming the file
         load_run(tmp_path / "broken", "cpu")
     assert str(error.value).startswith(str(tmp_path / "broken" / MODEL_FILE)) and len(str(error.value).splitlines()) == 1
+
+
+def test_a_run_of_several_seeds_predicts_with_its_first_seed(trained_runs, tmp_path):
+    """``tsn --seeds N`` keeps each seed's run under ``members/seed-<s>/``: the first seed predicts."""
+    run_dir = tmp_path / "tsn-seeds"
+    for seed in (3, 4, 10):
+        shutil.copytree(trained_runs.tsn, run_dir / "members" / f"seed-{seed}")
+    shutil.copy(trained_runs.tsn / "metrics.json", run_dir / "metrics.json")
+    (run_dir / "members" / "seed-4" / MODEL_FILE).write_bytes(b"damaged: must not be read")
+    run = load_run(run_dir, device="cpu")
+    assert run.path == run_dir / "members" / "seed-3" and run.kind == "tsn"
+    images = trained_runs.test_stills()[:3]
+    np.testing.assert_array_equal(run.predict(images)["fused"], load_run(trained_runs.tsn, "cpu").predict(images)["fused"])
