@@ -121,6 +121,8 @@ def shuffle_temporal_labels(source: Path, target: Path, seed: int, groups=("",))
 
     import h5py
 
+    from featcache.cache.schema import write_checksums
+
     if target.exists():
         return
     tmp = target.with_name(f".{target.name}.tmp")
@@ -129,6 +131,7 @@ def shuffle_temporal_labels(source: Path, target: Path, seed: int, groups=("",))
         for group in groups:
             g = f[group] if group else f
             g["labels"][...] = shuffled_labels(g["labels"][:], g["split"][:], g["source"][:], seed)
+            write_checksums(g["labels"])  # relabelled in place: its block checksums follow
     os.replace(tmp, target)
 
 

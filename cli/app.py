@@ -4,7 +4,9 @@ Each command group lives in its own module, its commands marked in a ``commands`
 Modules import torch and friends inside the command functions, so ``featcache --help``
 stays fast. Every error ends the process with ONE line on stderr,
 ``featcache: error: <message>``, and a non-zero exit code, never a traceback: user errors
-(:class:`FeatcacheError`, exit 1) and command-line mistakes (click's usage errors, exit 2).
+(:class:`FeatcacheError`, exit 1), write failures (a full disk, a read-only folder, a refused
+permission or quota: :func:`featcache.utils.atomic.writing`, exit 1) and command-line mistakes
+(click's usage errors, exit 2).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import typer
 import featcache
 from cli import data_cmd, extract_cmd, grid_cmd, heads_cmd, predict_cmd, prepare_cmd, report_cmd, synth_cmd, tsn_cmd
 from featcache.errors import FeatcacheError
+from featcache.utils.atomic import writing
 
 app = typer.Typer(
     name="featcache",
@@ -84,7 +87,8 @@ def usage_message(exc: Exception) -> str:
 def main(args: list[str] | None = None) -> None:
     interrupted = "interrupted; finished work is kept, rerun the same command to resume"
     try:
-        code = app(args=args, prog_name="featcache", standalone_mode=False)
+        with writing():  # a write failure no inner block named: one line with the file the OSError names
+            code = app(args=args, prog_name="featcache", standalone_mode=False)
     except FeatcacheError as exc:
         fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     except click_exception_types() as exc:

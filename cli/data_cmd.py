@@ -19,15 +19,18 @@ commands = CommandTable()  # registered by cli.app
 
 @commands.command("check", data=True)
 def check(
-    root: Path = typer.Argument(..., help="dataset root in folder layout"),
-    deep: bool = typer.Option(False, "--deep", help="decode every image and open every video (>= 2 frames)"),
+    root: Path = typer.Argument(..., help="dataset root in folder layout, or a cache folder (*.h5)"),
+    deep: bool = typer.Option(False, "--deep", help="decode every image and open every video (>= 2 frames); "
+                                                    "in a cache folder: read every cache back, verifying its checksums"),
     exact_frames: bool = typer.Option(False, "--exact-frames", help="with --deep: count video frames by decoding whole videos"),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="parallel decoders (default: up to 4)"),
 ) -> None:
-    """Validate a dataset: class x split counts, and every problem with its path and reason."""
+    """Validate a dataset (class x split counts, every problem with its path and reason) or a cache folder."""
     # the library (torch, h5py, cv2 behind it) loads when the command runs: featcache --help stays fast
-    from featcache.data.check import check_dataset
+    from featcache.data.check import check_dataset, is_cache_folder
 
+    if is_cache_folder(root):
+        return _check_caches(root, deep)
     report = check_dataset(root, deep=deep, exact_frames=exact_frames, workers=workers)
     console = make_console()
     if report.classes:
@@ -47,6 +50,30 @@ def check(
         console.print(f"[green]ok[/]: {report.checked} files {depth}, {len(report.classes)} classes{unsupported}", highlight=False)
         return
     err.print(f"featcache: error: {len(report.problems)} problem(s) in {report.root}{unsupported}", highlight=False)
+    raise typer.Exit(1)
+
+
+def _check_caches(folder: Path, deep: bool) -> None:
+    """``data check CACHE``: each cache file finished and, with --deep, every checksum verified."""
+    from rich.console import Console
+
+    from featcache.data.check import check_cache_folder
+
+    console, err = Console(), Console(stderr=True)
+    checks = check_cache_folder(folder, deep=deep)
+    for check in checks:
+        state = "[red]damaged[/]" if check.problems else "[green]ok[/]"
+        unchecked = f"; no checksums in {', '.join(check.unchecked)}" if check.unchecked else ""
+        console.print(f"{state} {check.path}: {check.datasets} datasets, {check.rows} rows{unchecked}",
+                      highlight=False, soft_wrap=True)
+        for problem in check.problems:
+            err.print(f"[red]problem:[/] {problem}", highlight=False, soft_wrap=True)
+    bad = [c for c in checks if c.problems]
+    depth = "read back, every checksum verified" if deep else "opened (--deep reads every chunk back)"
+    if not bad:
+        console.print(f"[green]ok[/]: {len(checks)} cache file(s) in {folder} {depth}", highlight=False)
+        return
+    err.print(f"featcache: error: {len(bad)} of {len(checks)} cache file(s) in {folder} damaged", highlight=False)
     raise typer.Exit(1)
 
 

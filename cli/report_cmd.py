@@ -123,12 +123,13 @@ def report_command(
 ) -> None:
     """The paper's Tables 1-4 and Figures 7-8 from every metrics.json under RUNS."""
     # the library (torch, h5py, cv2 behind it) loads when the command runs: featcache --help stays fast
-    from heads.experiments.report.render import print_report, write_report
+    from heads.experiments.report.render import print_report, runs_read_line, write_report
 
     report, tables, path = write_report(runs or [Path("runs")], out, plots=plots)
     print_report(tables, path, summary=report.summary, warnings=report.warnings)
-    if report.skipped:
-        typer.echo(f"{len(report.skipped)} unreadable metrics.json skipped (listed in the report)", err=True)
+    for line in report.skipped:
+        typer.echo(f"skipped: {line}", err=True)
+    typer.echo(runs_read_line(report), err=bool(report.skipped))
 
 @commands.command("demo")
 def demo_command(

@@ -15,3 +15,24 @@ class CacheError(FeatcacheError):
 
 class MediaError(FeatcacheError):
     """An image or video cannot be decoded (corrupt, empty, too short)."""
+
+
+class WriteError(FeatcacheError):
+    """A file could not be written: no space, a read-only file system, no permission, over quota.
+
+    Its one line says what was being written and where, why, what was kept and how to resume;
+    :func:`featcache.utils.atomic.writing` builds it from the ``OSError`` (the one translation).
+    """
+
+    def __init__(self, what: str, path: str, reason: str, fix: str, kept: str | None = None, resume: str | None = None):
+        super().__init__(what, path, reason)
+        self.what, self.path, self.reason, self.fix = what, path, reason, fix
+        self.kept, self.resume = kept, resume
+
+    def __reduce__(self):  # rebuilt whole when it crosses from a worker process
+        return type(self), (self.what, self.path, self.reason, self.fix, self.kept, self.resume)
+
+    def __str__(self) -> str:
+        kept = self.kept or "finished work is kept"
+        resume = self.resume or "rerun the same command to resume"
+        return f"could not write {self.what} {self.path}: {self.reason}; {kept}; {self.fix}, then {resume}"

@@ -25,6 +25,7 @@ import torch
 from featcache.data.val_split import describe_split
 from featcache.errors import FeatcacheError
 from featcache.utils import distributed
+from featcache.utils.atomic import writing
 from featcache.utils.device import resolve_device
 from heads.evaluation.history import History
 from heads.evaluation.metrics import small_split_warnings, split_sizes
@@ -103,12 +104,14 @@ def fit_head(cache: str | os.PathLike = "cache", method: str = "gan", temporal: 
     run_dir = Path(out) if out is not None else None
     folders = [d for d in (run_dir, Path(cache) / "heads") if d is not None]
     store = DimRedStore(folders, folders, log=log)
-    with History(run_dir) if run_dir else contextlib.nullcontext() as history:
-        result = train_seeds(method, data, resolved, seeds, torch_device, dimred_store=store, progress=progress,
-                             histories=[history] + [None] * (seeds - 1))
-    result.metrics["experiment"] = experiment
-    if run_dir is not None:
-        write_head_run(run_dir, result.checkpoint, result.config, config_header(method, temporal, cache), result.metrics)
+    unfinished = f"{run_dir} is unfinished (no metrics.json: reports skip it)" if run_dir else "nothing"
+    with writing(kept=unfinished, resume="rerun the same command (a head trains again from its seed, to the same metrics)"):
+        with History(run_dir) if run_dir else contextlib.nullcontext() as history:
+            result = train_seeds(method, data, resolved, seeds, torch_device, dimred_store=store, progress=progress,
+                                 histories=[history] + [None] * (seeds - 1))
+        result.metrics["experiment"] = experiment
+        if run_dir is not None:
+            write_head_run(run_dir, result.checkpoint, result.config, config_header(method, temporal, cache), result.metrics)
     labels = {s: data.still[s].labels if s in data.still else None for s in ("val", "test")}
     return HeadRun(method, temporal, result.config, result.metrics, result.predictions, labels, data.classes,
                    result.checkpoint, run_dir)

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from featcache.cache.feature_cache import FeatureCache
-from featcache.cache.schema import SPLIT_CODE
+from featcache.cache.schema import SPLIT_CODE, write_checksums
 from featcache.cache.synthetic import write_feature_cache, write_synthetic_caches
 from heads.api import fit_grid, fit_head
 from heads.experiments.oracle import run_oracle
@@ -67,6 +67,7 @@ def permute_dataset(root: Path) -> None:
         for kind in ("dynamic", "flow"):
             group = f[kind]
             group["labels"][...] = permuted(group["labels"][()], group["split"][()], 11)
+            write_checksums(group["labels"])  # relabelled in place: its block checksums follow
 
 
 def val_view(value, path=()):

@@ -11,7 +11,7 @@ import torch
 from featcache.backbones.weights import load_weights_file
 from featcache.errors import FeatcacheError
 from featcache.cache.schema import backbone_file_tag
-from featcache.utils.atomic import atomic_path
+from featcache.utils.atomic import save_torch
 
 CHECKPOINT_FORMAT = "featcache-backbone"
 CHECKPOINT_KEYS = ("format", "backbone", "modality", "in_channels", "num_classes", "classes", "state_dict", "extra")
@@ -36,10 +36,7 @@ def save_checkpoint(path: str | os.PathLike, backbone, *, classes: list[str], mo
         "state_dict": {k: v.detach().cpu() for k, v in backbone.state_dict().items()},
         "extra": dict(extra or {}),
     }
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        torch.save(checkpoint, tmp)
-    return path
+    return save_torch(checkpoint, path, "backbone checkpoint")
 
 
 def is_checkpoint(state: dict) -> bool:

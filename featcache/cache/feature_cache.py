@@ -23,7 +23,8 @@ import torch
 
 from featcache.errors import CacheError
 from featcache.cache.lineage import check_input
-from featcache.cache.schema import MODALITIES, SPLIT_CODE, feature_cache_path, open_complete, read_root_attrs, read_rows
+from featcache.cache.schema import (MODALITIES, SPLIT_CODE, feature_cache_path, open_complete, read_checked,
+                                    read_root_attrs, read_rows)
 
 
 @dataclass
@@ -62,9 +63,9 @@ class FeatureCache:
             if "features" not in f:
                 raise CacheError(f"{path}: no 'features' dataset; not a feature cache")
             arrays = read_rows(f)
-            arrays["features"] = f["features"][()]
+            arrays["features"] = read_checked(f["features"])  # checksums verified: a damaged row stops here
             if "logits" in f:
-                arrays["logits"] = f["logits"][()]
+                arrays["logits"] = read_checked(f["logits"])
         check_input(path, attrs, read_sources(arrays, attrs))
         return cls(path, attrs, arrays)
 

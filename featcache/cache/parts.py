@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from featcache.errors import CacheError
-from featcache.utils.atomic import atomic_path
+from featcache.utils.atomic import atomic_path, writing
 
 PARTS_SUFFIX = ".parts"
 SETTINGS_FILE = "settings.json"
@@ -67,9 +67,22 @@ def open_parts(
                 "settings to resume, or pass --restart to discard it"
             )
         return
-    folder.mkdir(parents=True)
-    with atomic_path(marker_file) as tmp:
+    with writing("parts folder", folder):
+        folder.mkdir(parents=True)
+    with atomic_path(marker_file, "parts marker") as tmp:
         tmp.write_text(json.dumps(wanted, indent=1, sort_keys=True), encoding="utf-8")
+
+
+def keeping_parts(final: str | os.PathLike, unit: str):
+    """The outer :func:`~featcache.utils.atomic.writing` block of a resumable run writing ``final``:
+    a write failure says how many finished parts (``unit``: videos, shards) ``<final>.parts`` keeps."""
+    folder = parts_folder(final)
+
+    def kept() -> str:
+        done = len(list(folder.glob("*.npz"))) if folder.is_dir() else 0
+        return f"{done} finished {unit} kept in {folder}" if done else f"no finished {unit} yet"
+
+    return writing(kept=kept, resume="rerun the same command to resume")
 
 
 def discard_parts(folder: Path) -> None:
@@ -79,7 +92,7 @@ def discard_parts(folder: Path) -> None:
 def write_part(path: Path, arrays: dict[str, Any], *, compressed: bool = False) -> None:
     """One finished unit of work as an ``.npz`` of plain arrays, atomically and synced to disk."""
     save = np.savez_compressed if compressed else np.savez
-    with atomic_path(path) as tmp:
+    with atomic_path(path, "part") as tmp:
         with open(tmp, "wb") as fh:  # a file object keeps numpy from appending ".npz"
             save(fh, **arrays)
             fh.flush()

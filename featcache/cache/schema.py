@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,12 @@ ROW_FIELDS = {"labels": np.int64, "split": np.int8, "source": STRING_DTYPE, "ins
 JSON_ATTRS = ("preprocessing", "classes", "video_split", "input")
 
 TEMPORAL_FILE = "temporal.h5"
+# Every numeric dataset carries checksums: block sums of BLOCK_ROWS rows in /checksums (feature caches,
+# row datasets), HDF5's Fletcher-32 on temporal.h5's row chunks. False: only benchmarks/checksums.py sets
+# it, to time the same writes without them.
+CHECKSUMS = True
+CHECKSUM_GROUP = "checksums"
+BLOCK_ROWS = 256
 
 
 def feature_cache_path(cache_dir: str | os.PathLike, modality: str, backbone: str) -> Path:
@@ -96,21 +103,158 @@ def mark_complete(f: h5py.File) -> None:
     f.attrs["complete"] = True
 
 
+def checksum_filter() -> bool:
+    """Whether new datasets get checksums (:data:`CHECKSUMS`): ``temporal.h5``'s row data through
+    HDF5's Fletcher-32 filter, every other numeric dataset through :func:`write_checksums`."""
+    return CHECKSUMS
+
+
+def block_checksums(array: np.ndarray, block_rows: int = BLOCK_ROWS) -> np.ndarray:
+    """One uint64 per ``block_rows`` rows: the sum, wrapping at 2**64, of the block's bytes read as
+    little-endian 64-bit words (zero-padded). Any change within one word (every flipped bit or byte,
+    any torn sector but for a 2**-64 chance) changes it; it runs at memory speed (a Fletcher-32
+    filter doubles a feature cache's load time, benchmarks/checksums.py)."""
+    rows = np.ascontiguousarray(array).reshape(len(array), -1).view(np.uint8)
+    if rows.shape[1] % 8 == 0 and len(rows):  # whole words a row: one vectorised pass, then per block
+        row_sums = rows.view("<u8").sum(axis=1, dtype=np.uint64)
+        return np.add.reduceat(row_sums, np.arange(0, len(rows), block_rows), dtype=np.uint64)
+    out = np.empty(-(-len(rows) // block_rows), dtype=np.uint64)
+    for b, start in enumerate(range(0, len(rows), block_rows)):
+        block = rows[start : start + block_rows].reshape(-1)
+        if len(block) % 8:
+            block = np.concatenate([block, np.zeros(-len(block) % 8, np.uint8)])
+        out[b] = block.view("<u8").sum(dtype=np.uint64)
+    return out
+
+
+def _checksum_key(dataset: h5py.Dataset) -> str:
+    return dataset.name.strip("/").replace("/", ".")
+
+
+def write_checksums(dataset: h5py.Dataset) -> None:
+    """Store the block checksums of a finished ``dataset`` in ``/checksums/<name>`` (read back
+    ``64 * BLOCK_ROWS`` rows at a time); every read by :func:`read_checked` verifies them. Call it
+    again after changing a dataset in place (e.g. relabelled rows): it replaces them."""
+    if not CHECKSUMS or not dataset.shape or dataset.dtype.kind not in "iuf":
+        return
+    step = 64 * BLOCK_ROWS
+    sums = [block_checksums(dataset[s : s + step]) for s in range(0, dataset.shape[0], step)]
+    group = dataset.file.require_group(CHECKSUM_GROUP)
+    if _checksum_key(dataset) in group:
+        del group[_checksum_key(dataset)]
+    stored = group.create_dataset(
+        _checksum_key(dataset), data=np.concatenate(sums) if sums else np.zeros(0, np.uint64))
+    stored.attrs["block_rows"] = BLOCK_ROWS
+
+
+def stored_checksums(dataset: h5py.Dataset) -> tuple[np.ndarray, int] | None:
+    """(block checksums, rows per block) of ``dataset``, or None when it has none of its own."""
+    group = dataset.file.get(CHECKSUM_GROUP)
+    stored = group.get(_checksum_key(dataset)) if group is not None else None
+    return None if stored is None else (stored[()], int(stored.attrs["block_rows"]))
+
+
 def write_rows(group: h5py.Group, *, labels, split, source, instance) -> None:
-    """Write the four row datasets (labels, split, source, instance) into ``group``."""
+    """Write the four row datasets (labels, split, source, instance) into ``group``; the numeric
+    ones checksummed (a string dataset's text lives on HDF5's heap, where no checksum reaches)."""
     values = {"labels": labels, "split": split, "source": source, "instance": instance}
     for name, dtype in ROW_FIELDS.items():
         data = values[name]
         if dtype is STRING_DTYPE:
-            data = np.array([str(s) for s in data], dtype=object)
+            group.create_dataset(name, data=np.array([str(s) for s in data], dtype=object), dtype=dtype)
         else:
-            data = np.asarray(data, dtype=dtype)
-        group.create_dataset(name, data=data, dtype=dtype)
+            write_checksums(group.create_dataset(name, data=np.asarray(data, dtype=dtype), dtype=dtype))
+
+
+def has_checksums(dataset: h5py.Dataset) -> bool:
+    return bool(dataset.fletcher32) or stored_checksums(dataset) is not None
+
+
+def rebuild_hint(f: h5py.File) -> str:
+    """How to write ``f`` again: the command that made it, with ``--restart``."""
+    modality = f.attrs.get("modality", "")
+    modality = modality.decode() if isinstance(modality, bytes) else str(modality)
+    command = {"temporal": "prepare", KEYFRAMES: "keyframes"}.get(modality, "extract")
+    return f"rerun featcache {command} with --restart to write it again"
+
+
+_NOTICED: set[str] = set()
+
+
+def notice_unchecked(dataset: h5py.Dataset, stored: tuple | None = None) -> None:
+    """One line on stderr, once per file, when ``dataset`` carries no checksums (written by an older featcache)."""
+    path = dataset.file.filename
+    if path in _NOTICED or dataset.dtype.kind not in "iuf" or dataset.size == 0 or dataset.fletcher32 or stored:
+        return
+    if stored is None and stored_checksums(dataset) is not None:
+        return
+    _NOTICED.add(path)
+    print(f"note: {path} has no checksums (written by an older featcache), so damage in it cannot be detected; "
+          f"{rebuild_hint(dataset.file)} with them", file=sys.stderr)
+
+
+def _mismatches(data: np.ndarray, sums: np.ndarray, block_rows: int, first_block: int = 0) -> list[tuple[int, int]]:
+    found = block_checksums(data, block_rows)
+    bad = np.flatnonzero(found != sums[first_block : first_block + len(found)])
+    start = first_block * block_rows
+    return [(start + b * block_rows, min(start + (b + 1) * block_rows, start + len(data))) for b in bad]
+
+
+def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for a, b in ranges:
+        if merged and merged[-1][1] == a:
+            merged[-1] = (merged[-1][0], b)
+        else:
+            merged.append((a, b))
+    return merged
+
+
+def damaged_rows(dataset: h5py.Dataset) -> list[tuple[int, int]]:
+    """The ``[start, stop)`` row ranges of ``dataset`` that fail a checksum (its own block sums, or
+    HDF5's Fletcher-32/gzip on a chunk), read a block or chunk at a time."""
+    n = dataset.shape[0] if dataset.shape else 0
+    stored = stored_checksums(dataset)
+    step = stored[1] if stored else dataset.chunks[0] if dataset.chunks else max(n, 1)
+    bad: list[tuple[int, int]] = []
+    for block, start in enumerate(range(0, n, step)):
+        stop = min(start + step, n)
+        try:
+            data = dataset[start:stop]
+        except OSError:
+            bad.append((start, stop))
+            continue
+        if stored:
+            bad += _mismatches(data, stored[0], step, block)
+    return _merge(bad)
+
+
+def damage_error(dataset: h5py.Dataset, rows: list[tuple[int, int]]) -> CacheError:
+    """The one-line error of a dataset that fails its checksum: the file, the dataset, the rows."""
+    shown = ", ".join(f"{a}-{b - 1}" if b - a > 1 else str(a) for a, b in rows[:6]) + (", ..." if len(rows) > 6 else "")
+    count = sum(b - a for a, b in rows)
+    return CacheError(f"{dataset.file.filename}: dataset {dataset.name} rows {shown or '?'} ({count} of "
+                      f"{dataset.shape[0]}) fail their checksum: the file is damaged on disk; {rebuild_hint(dataset.file)}")
+
+
+def read_checked(dataset: h5py.Dataset, index: Any = ()) -> np.ndarray:
+    """``dataset[index]`` (all of it by default), its checksums verified as it is read; a mismatch
+    raises :func:`damage_error` naming the file, the dataset and the damaged rows."""
+    stored = stored_checksums(dataset) if index == () or not dataset.fletcher32 else None
+    notice_unchecked(dataset, stored or ())
+    try:
+        data = dataset[index]
+    except OSError:  # HDF5's Fletcher-32 (or gzip) refused a chunk
+        rows = damaged_rows(dataset) if index == () else [(int(index), int(index) + 1)] if np.ndim(index) == 0 else []
+        raise damage_error(dataset, rows) from None
+    if index == () and stored is not None and (bad := _mismatches(data, *stored)):
+        raise damage_error(dataset, _merge(bad))
+    return data
 
 
 def read_rows(group: h5py.Group) -> dict[str, np.ndarray]:
     """The four row datasets of ``group`` as numpy arrays (``source`` as str objects)."""
-    rows = {name: group[name][()] for name in ROW_FIELDS}
+    rows = {name: read_checked(group[name]) for name in ROW_FIELDS}
     rows["source"] = np.array(
         [s.decode("utf-8") if isinstance(s, bytes) else s for s in rows["source"]], dtype=object
     )

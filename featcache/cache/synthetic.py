@@ -14,7 +14,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from featcache.cache.schema import SPLIT_CODE, feature_cache_path, mark_complete, write_root_attrs, write_rows
+from featcache.cache.schema import SPLIT_CODE, feature_cache_path, mark_complete, write_checksums, write_root_attrs, write_rows
 
 from featcache.utils.atomic import atomic_path
 
@@ -25,16 +25,17 @@ def write_feature_cache(path: str | os.PathLike, *, modality: str, backbone: str
     """One finished ``<modality>-<backbone>.h5`` (written under a temporary name, renamed)."""
     path = Path(path)
     rows = len(labels)
-    with atomic_path(path) as tmp:
+    features = np.asarray(features, dtype=dtype)
+    with atomic_path(path, "feature cache", reserve=features.nbytes + 64 * rows + 2**20) as tmp:
         with h5py.File(tmp, "w") as f:
             write_root_attrs(f, modality=modality, backbone=backbone, weights="random",
                              preprocessing={"synthetic": True}, classes=list(classes),
                              input={"from": "synthetic"})
-            f.create_dataset("features", data=np.asarray(features, dtype=dtype))
+            write_checksums(f.create_dataset("features", data=features))
             write_rows(f, labels=labels, split=split,
                        source=[f"synthetic/{modality}/{i:06d}" for i in range(rows)], instance=np.zeros(rows))
             if logits is not None:
-                f.create_dataset("logits", data=np.asarray(logits, dtype=dtype))
+                write_checksums(f.create_dataset("logits", data=np.asarray(logits, dtype=dtype)))
             mark_complete(f)
     return path
 

@@ -14,7 +14,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from featcache.cache.schema import SPLIT_CODE, TEMPORAL_KINDS, open_complete, read_root_attrs, read_rows
+from featcache.cache.schema import SPLIT_CODE, TEMPORAL_KINDS, open_complete, read_checked, read_root_attrs, read_rows
 from featcache.errors import CacheError
 
 INDEX_GROUP = "videos"  # per-video bookkeeping (source, stamp, frames, error)
@@ -47,6 +47,10 @@ class TemporalSet:
     def indices(self, split: str) -> np.ndarray:
         """Row indices of one split ('train', 'val' or 'test')."""
         return np.flatnonzero(self.split == SPLIT_CODE[split])
+
+    def row(self, index: int) -> np.ndarray:
+        """``data[index]``, its checksum verified: a damaged row raises a CacheError naming file, dataset and row."""
+        return read_checked(self.data, int(index))
 
     def close(self) -> None:
         self.file.close()

@@ -175,3 +175,26 @@ def _reason(message: str, path: Path) -> str:
     """MediaError messages start with the path; keep only the reason."""
     prefix = f"{path}: "
     return message[len(prefix):] if message.startswith(prefix) else message
+
+
+# -- a cache folder: `featcache data check CACHE [--deep]` ------------------------------------------
+def is_cache_folder(root: str | os.PathLike) -> bool:
+    """A folder of HDF5 caches (``*.h5``, no ``classes.txt``) rather than a dataset."""
+    root = Path(root).expanduser()
+    return root.is_dir() and not (root / "classes.txt").exists() and any(root.glob("*.h5"))
+
+
+def check_cache_folder(folder: str | os.PathLike, *, deep: bool = False, progress: bool = True) -> list:
+    """Every cache file of ``folder`` opened (finished?) and, with ``deep``, read back chunk by chunk,
+    every checksum verified: one :class:`featcache.cache.verify.FileCheck` per file."""
+    from featcache.cache.verify import cache_files, verify_file
+    from featcache.utils.progress import make_progress
+
+    files = cache_files(Path(folder).expanduser())
+    checks = []
+    with make_progress() as bar:
+        task = bar.add_task("verifying caches" if deep else "opening caches", total=len(files), visible=progress)
+        for path in files:
+            checks.append(verify_file(path, deep=deep))
+            bar.advance(task)
+    return checks

@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader
 
 from featcache.backbones import create_backbone, default_backbone
 from featcache.cache.lineage import files_input, temporal_input
-from featcache.cache.parts import discard_parts, open_parts, parts_folder
+from featcache.cache.parts import discard_parts, keeping_parts, open_parts, parts_folder
 from featcache.cache.schema import feature_cache_path, temporal_cache_path
 from featcache.extraction.extract_settings import ExtractSettings, cache_identity, check_existing, input_size
 from featcache.extraction.image_features import backbone_outputs, default_batch_size, prepare_backbone
@@ -87,8 +87,10 @@ def extract(
     Under torchrun the shards are shared out across ranks, each on its own device, and rank 0
     assembles the file (the other ranks return a report of their own share, ``assembled=False``)."""
     env = distributed.setup()
-    with distributed.CacheLock(cache_dir, env, "extract"):
-        return _extract(Path(root), Path(cache_dir), settings or ExtractSettings(), env, restart, on_event)
+    settings = settings or ExtractSettings()
+    final = feature_cache_path(cache_dir, settings.modality, settings.backbone or default_backbone())
+    with keeping_parts(final, "shards"), distributed.CacheLock(cache_dir, env, "extract"):
+        return _extract(Path(root), Path(cache_dir), settings, env, restart, on_event)
 
 
 def _extract(root: Path, cache_dir: Path, settings: ExtractSettings, env, restart, on_event) -> ExtractReport:

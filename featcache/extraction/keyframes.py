@@ -33,9 +33,9 @@ from featcache.media.video import read_frames
 from featcache.utils.device import resolve_device
 from featcache.errors import CacheError, FeatcacheError, MediaError
 from featcache.utils.progress import console, make_progress
-from featcache.cache.parts import discard_parts, open_parts, part_path, parts_folder, read_part, write_part
+from featcache.cache.parts import discard_parts, keeping_parts, open_parts, part_path, parts_folder, read_part, write_part
 from featcache.cache.lineage import files_input
-from featcache.cache.schema import KEYFRAMES, SPLIT_CODE, feature_cache_path, mark_complete, open_complete, read_root_attrs, write_root_attrs, write_rows
+from featcache.cache.schema import KEYFRAMES, SPLIT_CODE, feature_cache_path, mark_complete, open_complete, read_root_attrs, write_checksums, write_root_attrs, write_rows
 from featcache.utils.atomic import atomic_path
 from featcache.extraction.xmeans import XMeans
 
@@ -175,8 +175,18 @@ def mine_keyframes(
     if existing_is_current(out, fingerprint):
         console.print(f"key frames up to date: {out}")
         return out
-    open_parts(parts, fingerprint, what="key-frame mining")
-    videos = dataset.videos("train")
+    with keeping_parts(out, "videos"):
+        open_parts(parts, fingerprint, what="key-frame mining")
+        videos = dataset.videos("train")
+        results = _mine_videos(dataset, videos, parts, model, transform, settings)
+        assemble(out, videos, results, attrs, model, fingerprint, dataset.root)
+    discard_parts(parts)
+    return out
+
+
+def _mine_videos(dataset: FolderDataset, videos: list[Sample], parts: Path, model, transform,
+                 settings: KeyframeSettings) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each video's key frames, from its part when one is finished (written as it is mined)."""
     results: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     errors: list[str] = []
     with make_progress(rate_unit="videos/s") as progress:
@@ -198,21 +208,21 @@ def mine_keyframes(
         console.print(f"[yellow]skipped[/] {line}")
     if not results:
         raise FeatcacheError(f"{dataset.root}: no training video could be decoded; see the messages above")
-    assemble(out, videos, results, attrs, model, fingerprint, dataset.root)
-    discard_parts(parts)
-    return out
+    return results
 
 
 def assemble(out: Path, videos: list[Sample], results, still_attrs: dict, model, fingerprint: dict, dataset_root: Path) -> None:
     done = [v for v in videos if v.path in results]
     counts = [len(results[v.path][0]) for v in done]
-    with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
+    features = np.concatenate([results[v.path][1] for v in done]).astype(np.float32)
+    with atomic_path(out, "key-frame cache", reserve=features.nbytes + 64 * len(features) + 2**20) as tmp, \
+            h5py.File(tmp, "w") as f:
         write_root_attrs(
             f, modality=KEYFRAMES, backbone=model.name, weights=model.weights_id, classes=list(still_attrs["classes"]),
             preprocessing={**(still_attrs.get("preprocessing") or {}), "keyframes": fingerprint},
             input=files_input(dataset_root, [v.path for v in done]),
         )
-        f.create_dataset("features", data=np.concatenate([results[v.path][1] for v in done]).astype(np.float32))
+        write_checksums(f.create_dataset("features", data=features))
         write_rows(
             f,
             labels=np.repeat([v.label for v in done], counts),

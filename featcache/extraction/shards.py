@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 
 from featcache.cache.parts import read_part, write_part
-from featcache.cache.schema import mark_complete, write_root_attrs, write_rows
+from featcache.cache.schema import mark_complete, write_checksums, write_root_attrs, write_rows
 from featcache.errors import CacheError, MediaError
 from featcache.extraction.sources import SourceRows
 from featcache.utils.atomic import atomic_path
@@ -83,17 +83,17 @@ def assemble(path: Path, parts: Path, shards: list[range], rows: SourceRows, ide
         raise MediaError(f"no row could be read ({len(skipped)} failed, first: {skipped[0][1] if skipped else '?'}); no cache written")
     n = len(kept_rows)
     feature_shape = (n,) + first["features"].shape[1:]
-    with atomic_path(path) as tmp:
+    logit_shape = (n,) + first["logits"].shape[1:] if identity["logits"] else None
+    size = np.prod(feature_shape) * np.dtype(identity["dtype"]).itemsize + (np.prod(logit_shape) * 4 if logit_shape else 0)
+    with atomic_path(path, "feature cache", reserve=int(size) + 64 * n + 2**20) as tmp:
         with h5py.File(tmp, "w") as f:
             attrs = {k: identity[k] for k in ("modality", "backbone", "weights", "preprocessing", "classes", "rows_sha256", "input")}
             write_root_attrs(f, **attrs, weights_path=weights_path, skipped=json.dumps(skipped),
                              video_split=rows.video_split)
-            chunk = (min(n, 256),) + feature_shape[1:]
-            features = f.create_dataset("features", shape=feature_shape, dtype=identity["dtype"], chunks=chunk)
+            features = f.create_dataset("features", shape=feature_shape, dtype=identity["dtype"])  # contiguous: loads fastest
             scores = None
-            if identity["logits"]:
-                logit_shape = (n,) + first["logits"].shape[1:]
-                scores = f.create_dataset("logits", shape=logit_shape, dtype=identity["dtype"], chunks=(min(n, 256),) + logit_shape[1:])
+            if logit_shape:
+                scores = f.create_dataset("logits", shape=logit_shape, dtype=identity["dtype"])
             at = 0
             for k in range(len(shards)):  # stream shard by shard: memory stays one shard
                 shard = read_shard(shard_path(parts, k))
@@ -103,6 +103,9 @@ def assemble(path: Path, parts: Path, shards: list[range], rows: SourceRows, ide
                     if scores is not None:
                         scores[at : at + m] = shard["logits"]
                 at += m
+            for dataset in (features, scores):  # block checksums, verified on every read
+                if dataset is not None:
+                    write_checksums(dataset)
             write_rows(
                 f,
                 labels=rows.labels[kept_rows],

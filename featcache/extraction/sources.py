@@ -142,7 +142,7 @@ class TemporalImageViews(ViewDataset):
     def load(self, index: int) -> np.ndarray:
         if self._pid != os.getpid():  # h5py handles must not cross a fork
             self._set, self._pid = read_temporal(self.path, self.kind), os.getpid()
-        return np.asarray(self._set.data[index])
+        return self._set.row(index)
 
     def close(self) -> None:
         if self._set is not None and self._pid == os.getpid():

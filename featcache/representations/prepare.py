@@ -34,7 +34,7 @@ import cv2
 import h5py
 import torch
 
-from featcache.cache.parts import discard_parts, parts_folder
+from featcache.cache.parts import discard_parts, keeping_parts, parts_folder
 from featcache.cache.schema import temporal_cache_path
 from featcache.cache.temporal_cache import read_failed
 from featcache.data.dataset import FolderDataset
@@ -159,7 +159,7 @@ def prepare(
     Under torchrun the videos are shared out across ranks and rank 0 assembles the file
     (the other ranks return a report of their own share, ``assembled=False``)."""
     env = distributed.setup()
-    with distributed.CacheLock(cache_dir, env, "prepare"):
+    with keeping_parts(temporal_cache_path(cache_dir), "videos"), distributed.CacheLock(cache_dir, env, "prepare"):
         return _prepare(root, cache_dir, resolve_flow_settings(settings or PrepareSettings(), env), env, workers, restart, keep_parts)
 
 

@@ -100,7 +100,10 @@ def seed_parts_from_final(final: Path, parts: Path, samples, stamps, settings: P
             part = part_path(parts, source)
             if error or source not in wanted or stamps.get(source) != stamp or part.exists():
                 continue
-            arrays = {kind: f[kind]["data"][np.flatnonzero(row_sources[kind] == source)] for kind in settings.kinds}
+            try:
+                arrays = {kind: f[kind]["data"][np.flatnonzero(row_sources[kind] == source)] for kind in settings.kinds}
+            except OSError:  # a damaged row (checksum or codec): this video is computed again
+                continue
             write_video_part(part, source, stamp, int(frames), arrays)
             seeded += 1
     return seeded

@@ -13,7 +13,7 @@ import numpy as np
 
 from featcache.cache.lineage import CONTENT_ATTR, hash_rows
 from featcache.cache.parts import part_path
-from featcache.cache.schema import SCHEMA_VERSION, SPLIT_CODE, mark_complete, write_root_attrs, write_rows
+from featcache.cache.schema import SCHEMA_VERSION, checksum_filter, SPLIT_CODE, mark_complete, write_root_attrs, write_rows
 from featcache.cache.temporal_cache import INDEX_GROUP
 from featcache.data.dataset import FolderDataset
 from featcache.representations.prepare_video import read_video_part
@@ -28,7 +28,8 @@ def assemble(out: Path, dataset: FolderDataset, samples, stamps, parts: Path, se
     rows: dict[str, dict[str, list]] = {k: {"labels": [], "split": [], "source": [], "instance": []} for k in settings.kinds}
     frames_col = []
     checksums = {k: hashlib.sha256() for k in settings.kinds}  # each group's content: what feature caches record
-    with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
+    reserve = sum(p.stat().st_size for p in parts.glob("*.npz")) + 2**20  # the parts hold the same gzip-like data
+    with atomic_path(out, "temporal cache", reserve=reserve) as tmp, h5py.File(tmp, "w") as f:
         groups = {}
         for kind in settings.kinds:
             channels = 3 if kind == "dynamic" else 2 * settings.stack
@@ -36,7 +37,7 @@ def assemble(out: Path, dataset: FolderDataset, samples, stamps, parts: Path, se
             group = f.create_group(kind)
             group.create_dataset(
                 "data", shape=(0, *shape), maxshape=(None, *shape), dtype=np.uint8,
-                chunks=(1, *shape), compression="gzip", compression_opts=1, shuffle=False,
+                chunks=(1, *shape), compression="gzip", compression_opts=1, shuffle=False, fletcher32=checksum_filter(),
             )
             groups[kind] = group
         with make_progress() as progress:

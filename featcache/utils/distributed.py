@@ -32,7 +32,8 @@ import cv2
 import torch
 import torch.distributed as dist
 
-from featcache.errors import CacheError, FeatcacheError
+from featcache.errors import CacheError, FeatcacheError, WriteError
+from featcache.utils.atomic import writing
 
 LOCK_FILE = ".featcache.lock"
 HEARTBEAT_S = 30.0
@@ -231,17 +232,22 @@ class CacheLock:
             _HELD[key] += 1
             return
         self._created = not self.path.parent.exists()  # removed again if the job leaves it empty
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         me = {"host": socket.gethostname(), "pid": os.getpid(), "start": _process_start(os.getpid()),
               "job": job_id(), "command": self.what, "since": time.strftime("%Y-%m-%d %H:%M:%S")}
         for _ in range(3):
             try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                with writing("lock file", self.path, kept="nothing was started"):
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                    fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 self._take_over_if_stale()
                 continue
-            with os.fdopen(fd, "w") as fh:
-                json.dump(me, fh)
+            try:
+                with writing("lock file", self.path, kept="nothing was started"), os.fdopen(fd, "w") as fh:
+                    json.dump(me, fh)
+            except WriteError:
+                self.path.unlink(missing_ok=True)  # an empty lock would block the next run
+                raise
             _HELD[key] = 1
             self._thread = threading.Thread(target=self._heartbeat, daemon=True)
             self._thread.start()

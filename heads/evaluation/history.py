@@ -19,6 +19,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import torch
 
+from featcache.utils.atomic import atomic_path, writing
+
 HISTORY_FILE = "history.jsonl"
 TENSORBOARD_DIR = "tensorboard"
 
@@ -58,11 +60,9 @@ class History:
         self._started = False
 
     def start(self, entries: Iterable[Mapping[str, Any]] = ()) -> "History":
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         lines = "".join(json.dumps({k: _plain(v) for k, v in e.items()}) + "\n" for e in entries)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(lines, encoding="utf-8")
-        os.replace(tmp, self.path)
+        with atomic_path(self.path, "training history") as tmp:
+            tmp.write_text(lines, encoding="utf-8")
         self._started = True
         return self
 
@@ -71,7 +71,7 @@ class History:
         if not self._started:
             self.start()
         entry = {"phase": phase, "epoch": int(epoch), **{k: _plain(v) for k, v in values.items()}}
-        with open(self.path, "a", encoding="utf-8") as f:
+        with writing("training history", self.path), open(self.path, "a", encoding="utf-8") as f:
             f.write(json.dumps(entry) + "\n")
         if self.use_tensorboard:
             self._scalars(phase, int(epoch), entry)

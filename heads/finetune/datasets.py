@@ -94,11 +94,15 @@ class TemporalInstances(Dataset):
         return int(self.rows.size)
 
     @property
-    def data(self):
+    def temporal(self):
         if self._pid != os.getpid():
             self._temporal = read_temporal(self.path, self.kind)
             self._pid = os.getpid()
-        return self._temporal.data
+        return self._temporal
+
+    @property
+    def data(self):
+        return self.temporal.data
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -115,7 +119,8 @@ class TemporalInstances(Dataset):
         return out
 
     def raw(self, index: int) -> np.ndarray:
-        return np.asarray(self.data[int(self.rows[index])])
+        """One row, its checksum verified: a damaged row stops training with one line naming it."""
+        return self.temporal.row(int(self.rows[index]))
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         return self.transform(self.raw(index)), int(self.labels[index])

@@ -32,7 +32,7 @@ from featcache.utils.device import resolve_device
 from featcache.utils.distributed import DistEnv, detect_env, rank_device
 from featcache.errors import FeatcacheError
 from featcache.utils.progress import console, optional_progress
-from featcache.utils.atomic import atomic_path
+from featcache.utils.atomic import save_torch, writing
 from featcache.utils.safe_load import torch_load
 from heads.evaluation.history import History
 
@@ -233,9 +233,10 @@ def restore_rng(state: dict[str, Any]) -> None:
 
 
 def save_training_state(path: str | os.PathLike, state: dict[str, Any]) -> None:
-    """Write a training checkpoint atomically: a kill leaves the previous one intact."""
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    """Write a training checkpoint atomically: a kill or a full disk leaves the previous one intact."""
+    with writing(kept=f"the previous epoch's training state is kept in {path}" if Path(path).exists() else
+                 "no epoch was finished", resume="rerun the same command to resume from it"):
+        save_torch(state, path, "training checkpoint")
 
 
 def load_training_state(path: str | os.PathLike) -> dict[str, Any]:

@@ -39,9 +39,9 @@ from heads.finetune import engine
 from heads.finetune.datasets import StillImages, TemporalInstances, carve_stills_val, temporal_train_val
 from heads.finetune.defaults import FinetuneSettings, input_sizes
 from heads.training.config import write_config
-from heads.training.run_dir import default_run_dir
+from heads.training.run_dir import TRAINING_STATE_FILE, default_run_dir
 
-CHECKPOINT_FILE = "checkpoint.pt"
+CHECKPOINT_FILE = TRAINING_STATE_FILE  # the training state a run resumes from
 
 
 

@@ -44,7 +44,7 @@ from featcache.data.still_videos import read_still_videos
 from featcache.errors import CacheError, FeatcacheError
 from featcache.utils.progress import console, optional_progress
 from featcache.cache.schema import backbone_file_tag, feature_cache_path, temporal_cache_path
-from featcache.utils.atomic import atomic_path
+from featcache.utils.atomic import save_torch
 from featcache.utils.safe_load import torch_load
 from heads.evaluation.metrics import accuracy, build_metrics, fuse, print_metrics, softmax, write_metrics
 from heads.finetune import engine
@@ -187,8 +187,7 @@ def cached_teacher_targets(teacher: nn.Module, instances, *, cache_file: Path, s
     logits = compute_teacher_logits(teacher, instances, device, env, batch_size=batch_size, workers=workers,
                                     amp=amp, channels_last=channels_last)
     if env.is_main:
-        with atomic_path(store) as tmp:
-            torch.save({"stamp": stamp, "logits": logits}, tmp)
+        save_torch({"stamp": stamp, "logits": logits}, store, "teacher-targets file")
     return logits
 
 

@@ -37,6 +37,7 @@ from heads.inference.backbone_model import (BackboneModel, preprocess, tsn_still
                                             video_settings)
 from heads.inference.head_model import rebuild_head
 from heads.training.checkpoint import CHECKPOINT_FORMAT as HEAD_FORMAT, MODEL_FILE
+from heads.training.run_dir import read_run_folder
 
 Images = Sequence[Any]  # image paths (str / PathLike) or uint8 [H, W, 3] RGB arrays
 VIDEO_STREAM = "temporal"  # a temporal model's stream: its mean softmax over a video's instances
@@ -174,6 +175,8 @@ def load_run(path: str | os.PathLike, device: str | torch.device = "auto") -> Lo
     torch_device = resolve_device(device)
     if not path.exists():
         raise FeatcacheError(f"{path}: run folder not found")
+    if path.is_dir() and (path / METRICS_FILE).is_file():
+        read_run_folder(path)  # a damaged run folder stops here, named with why (a lone model.pt is whole: atomic)
     model_file = path if path.is_file() else path / MODEL_FILE
     if model_file.is_file():
         checkpoint = torch_load(model_file, "model file")

@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 import torch
 
 from featcache.errors import FeatcacheError
-from featcache.utils.atomic import atomic_path
+from featcache.utils.atomic import save_torch
 from featcache.utils.safe_load import torch_load
 
 CHECKPOINT_FORMAT = "featcache-head"
@@ -35,10 +35,7 @@ def stack_states(states: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, torc
 
 def save_head_checkpoint(path: str | os.PathLike, checkpoint: Mapping[str, Any]) -> Path:
     """``torch.save`` under a temporary name, renamed into place when complete."""
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        torch.save({"format": CHECKPOINT_FORMAT, **checkpoint}, tmp)
-    return path
+    return save_torch({"format": CHECKPOINT_FORMAT, **checkpoint}, path, "head checkpoint")
 
 
 def load_head_checkpoint(path: str | os.PathLike) -> dict[str, Any]:

@@ -27,15 +27,16 @@ from typing import Any, Callable, Sequence
 import torch
 
 from featcache.utils import distributed
+from featcache.utils.atomic import writing
 from featcache.errors import FeatcacheError
 from featcache.utils.device import resolve_device
-from featcache.utils.progress import optional_progress
+from featcache.utils.progress import console, optional_progress
 from heads.evaluation.history import History
-from heads.evaluation.metrics import METRICS_FILE, read_metrics, selection_score
+from heads.evaluation.metrics import METRICS_FILE, selection_score
 from heads.training.dim_reduction import DimRedStore
 from heads.training.head_data import HeadData
 from heads.training.methods import shape_key
-from heads.training.run_dir import write_head_run
+from heads.training.run_dir import RunFolderError, read_run_folder, write_head_run
 from heads.training.seeds import combine_seed_results, seed_configs
 from heads.training.train_head import train_group
 
@@ -90,9 +91,10 @@ def plan_runs(spec: GridSpec, configs: Sequence[dict[str, Any]], data_id: str, r
         run = GridRun(dict(config), run_dir)
         if not restart and (run_dir / METRICS_FILE).is_file():
             try:
-                metrics = read_metrics(run_dir)
-            except FeatcacheError:
-                metrics = None  # a broken file is retrained and replaced
+                metrics = read_run_folder(run_dir)
+            except RunFolderError as exc:  # a damaged run is named, retrained and replaced
+                console.print(f"[yellow]note:[/] {exc}; training this configuration again", highlight=False, soft_wrap=True)
+                metrics = None
             same_seeds = len(metrics.get("seeds") or [None]) == spec.seeds if metrics else False
             if metrics and same_seeds and metrics.get("config") == run.config and metrics.get("method") == spec.method:
                 run.metrics, run.reused = metrics, True
@@ -184,7 +186,9 @@ def run_grid(
     if jobs < 1:
         raise FeatcacheError(f"--jobs {jobs}: expected an integer >= 1")
     env = distributed.setup()
-    with distributed.CacheLock(spec.out_dir, env, "grid"):
+    finished = f"configurations finished so far are kept in {spec.out_dir} (each with its metrics.json)"
+    with writing(kept=finished, resume="rerun the same command to resume (finished ones are reused)"), \
+            distributed.CacheLock(spec.out_dir, env, "grid"):
         spec = rank_spec(spec, env)
         data = data if data is not None else load_data(spec)
         runs = distributed.on_main(env, lambda: plan_runs(spec, configs, data_identity(data), restart))

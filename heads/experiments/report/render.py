@@ -34,7 +34,7 @@ from typing import Sequence
 import markdown
 from rich.table import Table
 
-from featcache.utils.atomic import atomic_path
+from featcache.utils.atomic import atomic_path, writing
 from featcache.utils.progress import make_console
 from heads.experiments.report.plots import plot_class_improvements, plot_confusion, plot_learning_curves
 from heads.experiments.report.runs import (
@@ -113,11 +113,17 @@ def render_markdown(report: Report, tables, figures: list[tuple[str, Path]], out
     notes += [f"{NARROW_MARK} marks an interval known to be too narrow: {reason}." for reason in narrow_reasons(report)]
     if notes:
         parts += ["## Notes", *(f"- {n}" for n in notes)]
-    parts.append("## Runs\n" + "\n".join(
+    parts.append(f"## Runs\n{runs_read_line(report)}.\n\n" + "\n".join(
         f"- `{r.path}`: {r.method}" + (f" ({r.temporal})" if r.temporal else "") + f", {r.experiment}"
         for r in sorted(report.runs, key=lambda r: str(r.path))
     ))
     return "\n\n".join(parts) + "\n"
+
+
+def runs_read_line(report: Report) -> str:
+    """How many run folders the report read and skipped: nothing leaves its count unsaid."""
+    skipped = f"; {len(report.skipped)} skipped (half-written or damaged, listed under Notes)" if report.skipped else ""
+    return f"{len(report.runs)} run folder(s) read{skipped}"
 
 
 def figure_section(heading: str, text: str, figures: Sequence[tuple[str, Path]], out: Path) -> list[str]:
@@ -163,7 +169,7 @@ def stage_times_line(times: Sequence[tuple[str, float]]) -> str:
 
 
 def write_text(path: Path, text: str) -> None:
-    with atomic_path(path) as tmp:
+    with atomic_path(path, "report") as tmp:
         tmp.write_text(text, encoding="utf-8")
 
 
@@ -171,6 +177,11 @@ def write_report(folders: Sequence[str | os.PathLike], out: str | os.PathLike, p
     """Collect the runs under ``folders`` and write ``out/report.md``, ``out/report.html`` and figures."""
     out = Path(out)
     report = collect_runs(folders)
+    with writing(kept="no run folder was changed (the report only reads them)", resume="rerun featcache report"):
+        return _write_report(report, out, plots, folders)
+
+
+def _write_report(report: Report, out: Path, plots: bool, folders: Sequence[str | os.PathLike]) -> tuple[Report, dict, Path]:
     tables = build_tables(report)
     figures, confusion, curves = [], None, []
     if plots:

@@ -16,8 +16,9 @@ from typing import Any, Sequence
 
 from featcache.data.val_split import describe_split
 from featcache.errors import FeatcacheError
-from heads.evaluation.metrics import METRICS_FILE, read_metrics, selection_score
+from heads.evaluation.metrics import selection_score
 from heads.training.methods import list_methods, transfer_methods
+from heads.training.run_dir import RunFolderError, find_run_folders, read_run_folder
 
 # The report's columns and their order (not featcache.cache.schema.MODALITIES, the cache's modalities).
 TEMPORAL_LABELS = (("flow", "Optical-flow"), ("dynamic", "Dynamic images"))
@@ -65,7 +66,7 @@ class Run:
 @dataclass
 class Report:
     runs: list[Run]
-    skipped: list[str] = field(default_factory=list)  # unreadable metrics files, one line each
+    skipped: list[str] = field(default_factory=list)  # half-written or damaged run folders, one line each
     missing: list[str] = field(default_factory=list)  # table cells without a run
     warnings: list[str] = field(default_factory=list)  # small val/test splits, one line each
     summary: str = ""  # the plain-language paragraph (heads.experiments.report.significance)
@@ -91,23 +92,27 @@ class Report:
 
 
 def collect_runs(folders: Sequence[str | os.PathLike]) -> Report:
-    """Every ``metrics.json`` under ``folders`` (a folder may itself be a run directory)."""
+    """Every run folder under ``folders`` (a folder may itself be a run folder): the finished
+    ones are read; half-written or damaged ones (no or an unreadable ``metrics.json``, a
+    ``model.pt`` that does not load) are skipped, each named with why in ``Report.skipped``."""
     runs, skipped = [], []
     for folder in folders:
         folder = Path(folder)
         if not folder.exists():
             raise FeatcacheError(f"runs folder not found: {folder}")
-        files = [folder] if folder.is_file() else sorted(folder.rglob(METRICS_FILE))
-        for path in files:
+        for run_dir in find_run_folders(folder):
             try:
-                metrics = read_metrics(path)
-            except FeatcacheError as exc:  # one broken run must not hide the others
+                metrics = read_run_folder(run_dir)
+            except RunFolderError as exc:  # one broken run must not hide the others
                 skipped.append(str(exc))
                 continue
             if not metrics.get("member_of"):  # a seed of a combined run (tsn --seeds): read through that run
-                runs.append(Run(path.parent, metrics))
+                runs.append(Run(run_dir, metrics))
     if not runs:
         where = ", ".join(str(f) for f in folders)
+        if skipped:
+            raise FeatcacheError(f"no finished run under {where}: {len(skipped)} run folder(s) skipped, "
+                                 f"first: {skipped[0]}")
         raise FeatcacheError(f"no metrics.json found under {where}; run train-head, tsn, oracle or demo first")
     return Report(runs=runs, skipped=skipped)
 

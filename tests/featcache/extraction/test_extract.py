@@ -24,7 +24,7 @@ import featcache.extraction.extract as extract_module
 from featcache.extraction.extract import ExtractSettings, extract
 from featcache.cache.feature_cache import FeatureCache
 from featcache.backbones.preprocessing import build_transform
-from featcache.cache.schema import SPLIT_CODE, mark_complete, read_root_attrs, write_root_attrs, write_rows
+from featcache.cache.schema import SPLIT_CODE, write_checksums, mark_complete, read_root_attrs, write_root_attrs, write_rows
 
 REPO = Path(__file__).resolve().parents[3]
 CLASSES = ["jump", "run", "wave"]
@@ -161,8 +161,10 @@ def test_resume_after_stop_gives_identical_file(tmp_path, monkeypatch):
 
 def assert_same_cache(a: Path, b: Path) -> None:
     with h5py.File(a, "r") as fa, h5py.File(b, "r") as fb:
-        assert set(fa) == set(fb)
-        for name in fa:
+        names: list[str] = []
+        fa.visititems(lambda name, item: names.append(name) if isinstance(item, h5py.Dataset) else None)
+        assert set(fa) == set(fb) and "checksums/features" in names  # the block checksums too
+        for name in names:
             assert np.array_equal(fa[name][()], fb[name][()]), name
         assert read_root_attrs(fa) == read_root_attrs(fb)
 
@@ -312,6 +314,7 @@ def test_val_videos_and_their_record_are_carried_into_the_feature_cache(tmp_path
         split = f["flow"]["split"][()]
         split[np.flatnonzero(split == SPLIT_CODE["train"])[:2]] = SPLIT_CODE["val"]  # one video's two rows
         f["flow"]["split"][...] = split
+        write_checksums(f["flow"]["split"])  # changed in place: its block checksums follow
     report = run(root, cache, modality="flow")
     cache_file = FeatureCache.open(report.path)
     assert cache_file.split_names() == ["train", "val", "test"] and len(cache_file.split("val")) == 2

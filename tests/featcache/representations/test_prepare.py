@@ -11,7 +11,7 @@ from featcache.errors import CacheError, MediaError
 from featcache.cache.temporal_cache import read_temporal
 from featcache.cache.parts import part_path
 from featcache.representations.prepare import PrepareSettings, prepare
-from featcache.cache.schema import SPLIT_CODE, read_root_attrs, read_rows
+from featcache.cache.schema import SPLIT_CODE, has_checksums, read_root_attrs, read_rows
 
 SETTINGS = PrepareSettings(size=(32, 40), flow_method="dis")
 
@@ -74,6 +74,8 @@ def test_end_to_end_contract_schema(dataset, tmp_path):
     assert flow["data"].shape == (26, 32, 40, 20) and flow["data"].dtype == np.uint8
     assert dyn["attrs"]["modality"] == "dynamic" and flow["attrs"]["modality"] == "flow"
     assert flow["attrs"]["classes"] == ["jump", "wave"] and flow["attrs"]["preprocessing"]["method"] == "dis"
+    with h5py.File(tmp_path / "cache" / "temporal.h5", "r") as f:  # every row's chunk checksummed
+        assert all(f[kind]["data"].fletcher32 and has_checksums(f[kind]["labels"]) for kind in ("dynamic", "flow"))
     assert dyn["labels"].dtype == np.int64 and dyn["split"].dtype == np.int8 and dyn["instance"].dtype == np.int32
     assert list(dyn["source"][:10]) == ["videos/train/jump/a.avi"] * 6 + ["videos/train/jump/b.mp4"] * 4
     assert list(dyn["instance"][:10]) == [0, 1, 2, 3, 4, 5, 0, 1, 2, 3]
