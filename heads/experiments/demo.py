@@ -258,9 +258,6 @@ def run_demo(out: str | os.PathLike = "demo", *, classes: int = 6, seed: int = 0
     ``seeds`` seeds (stacked members: cheap); the report shows mean ± std over them. TSN trains
     ``tsn_seeds`` full runs (default: ``seeds``, the heads' count)."""
     tsn_seeds = seeds if tsn_seeds is None else tsn_seeds
-
-
-
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     budget = QUICK if quick else FULL
     out = Path(out)
