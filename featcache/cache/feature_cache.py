@@ -136,12 +136,12 @@ class FeatureCache:
             raise CacheError(f"unknown split {name!r}; expected one of {', '.join(SPLIT_CODE)}")
         mask = self._arrays["split"] == SPLIT_CODE[name]
         features = self._arrays["features"][mask]
-        features = features if dtype is None else features.astype(dtype)
+        features = features if dtype is None else features.astype(dtype, copy=False)
         labels = self._arrays["labels"][mask].astype(np.int64)
         source = [str(s) for s in self._arrays["source"][mask]]
         instance = self._arrays["instance"][mask].astype(np.int64)
         logits = self._arrays["logits"][mask] if self.has_logits else None
-        logits = logits if logits is None or dtype is None else logits.astype(dtype)
+        logits = logits if logits is None or dtype is None else logits.astype(dtype, copy=False)
         if features.ndim == 3:
             if all_views:
                 views = features.shape[1]

@@ -73,6 +73,23 @@ def test_a_flipped_byte_anywhere_in_the_features_is_caught_and_named(tmp_path):
         assert "rerun featcache extract with --restart" in str(caught.value)
 
 
+def test_the_direct_read_equals_hdf5s_and_refuses_damage(tmp_path):
+    """The fast path (contiguous data read straight from the file, summed piece by piece) gives
+    exactly what HDF5 reads, and hands a damaged dataset back to HDF5's path to be named."""
+    path = feature_cache(tmp_path / "still-b.h5", rows=5000, dim=96)  # several 1 MiB pieces
+    with h5py.File(path, "r") as f:
+        for name in ("features", "labels", "split", "instance"):
+            direct = schema._read_raw_checked(f[name], *schema.stored_checksums(f[name]))
+            assert direct is not None and direct.dtype == f[name].dtype
+            np.testing.assert_array_equal(direct, f[name][()])
+    (_, start, size), = storage(path, "features")
+    flip(path, start + size - 1)  # the last byte: the short last block
+    with h5py.File(path, "r") as f:
+        assert schema._read_raw_checked(f["features"], *schema.stored_checksums(f["features"])) is None
+    with pytest.raises(CacheError, match="dataset /features rows 4864-4999"):
+        FeatureCache.open(path)
+
+
 def test_a_damaged_label_is_caught_too(tmp_path):
     path = feature_cache(tmp_path / "still-b.h5")
     (_, start, size), = storage(path, "labels")
