@@ -36,6 +36,14 @@ from heads.miners.base_semi_hard_miner import (
 # Unit round-off of float32, scaled per distance term in the error bound below.
 _EPS32 = 2.0**-24
 SCAN_CHUNK = 256  # anchors per float32 scan: [256, N] distances at a time
+_FLT_MAX = float(torch.finfo(torch.float32).max)
+
+
+def _rounded(values: torch.Tensor, up: bool) -> torch.Tensor:
+    """float64 ``values`` as float32, rounded up (or down): a float32 comparison with the result
+    errs only on the safe side."""
+    single = values.float()
+    return torch.nextafter(single, torch.full_like(single, torch.inf if up else -torch.inf))
 
 
 def faiss_gpu_count() -> int:
@@ -187,15 +195,18 @@ class FaissSemiHardMiner(BaseSemiHardMiner):
         float64 where float32 cannot decide: the brute-force result, with half the bytes
         read and a float32 product instead of a float64 one. With ``want_ranks``, also returns
         for anchors with a semi-hard negative how many rows lie nearer than it (its rank in a
-        FAISS search); otherwise None."""
-        anchors32 = anchors64.float()
+        FAISS search); otherwise None. The scan leaves out each anchor's squared norm (the same
+        for all its rows: it moves the thresholds instead) and gives its own class's rows inf
+        distance, which saves passes over the [B, N] distances (ranks count every class's rows,
+        as a FAISS search would)."""
+        anchors32, shift = anchors64.float(), (anchors64 * anchors64).sum(1)
         approx = torch.addmm(self._rows_sq32.expand(anchors32.shape[0], -1), anchors32, self._rows32_t, alpha=-2.0)
-        approx.add_((anchors32 * anchors32).sum(1, keepdim=True))
-        index = self._all_rows.expand(anchors64.shape[0], -1)
         labels = self.temporal_labels.expand(anchors64.shape[0], -1)
+        negatives_only = approx.masked_fill(labels == anchor_labels[:, None], torch.inf)
+        index = self._all_rows.expand(anchors64.shape[0], -1)
         best, has, nearest = self._nearest_qualifying(
-            approx, index, labels, anchors64, anchor_labels, positive_distances, tolerance)
-        ranks = (approx[has] < nearest[has, None]).sum(1) if want_ranks else None
+            negatives_only, index, labels, anchors64, anchor_labels, positive_distances, tolerance, shift)
+        ranks = (approx[has] < _rounded(nearest[has] - shift[has], up=False)[:, None]).sum(1) if want_ranks else None
         if not has.all():  # no semi-hard negative: the farthest negative, decided the same way
             rest = ~has
             negative = labels[rest] != anchor_labels[rest, None]
@@ -208,17 +219,25 @@ class FaissSemiHardMiner(BaseSemiHardMiner):
             best[rest] = farthest
         return best, has, ranks
 
-    def _nearest_qualifying(self, approx, index, labels, anchors64, anchor_labels, positive_distances, tolerance):
+    def _nearest_qualifying(self, approx, index, labels, anchors64, anchor_labels, positive_distances, tolerance,
+                            shift=None):
         """Among candidates ``index [B, M]`` with float32 distances ``approx``, the nearest
         negative farther than the positive, exactly: only candidates that can be the answer
         are re-scored in float64 (negatives above ``d(a, p) - tol`` and within ``2 tol`` of
         the nearest surely qualifying one; the others are either not farther than the
-        positive or farther than a qualifying candidate, whatever the round-off).
-        Returns (negative index, whether one exists, its float64 distance)."""
-        tol, d_ap = tolerance[:, None], positive_distances[:, None]
-        negative = labels != anchor_labels[:, None]
-        surely = torch.where(negative & (approx > d_ap + 2 * tol), approx, torch.inf).min(1, keepdim=True).values
-        rescore = negative & (approx > d_ap - tol) & (approx <= surely + 2 * tol)
+        positive or farther than a qualifying candidate, whatever the round-off). ``shift``
+        given (a scan): ``approx`` is the distance minus ``shift`` and inf on the anchor's own
+        class. The float64 thresholds are rounded outwards to float32, so the float32
+        comparisons can only let more candidates through. Returns (negative index, whether one
+        exists, its float64 distance)."""
+        tol = tolerance[:, None]
+        if shift is None:  # FAISS candidates: true distances, any class
+            approx = torch.where(labels != anchor_labels[:, None], approx, torch.inf)
+            shift = torch.zeros_like(positive_distances)
+        d_ap = (positive_distances - shift)[:, None]
+        surely = approx.masked_fill(approx <= _rounded(d_ap + 2 * tol, up=True), torch.inf).min(1, keepdim=True).values
+        high = _rounded((surely.double() + 2 * tol).clamp(max=_FLT_MAX), up=True).clamp(max=_FLT_MAX)
+        rescore = (approx > _rounded(d_ap - tol, up=False)) & (approx <= high)
         distances, candidate_labels, candidates = self._rescore(rescore, index, anchors64, anchor_labels)
         best, has, nearest, _ = select_negatives(distances, candidate_labels, candidates, anchor_labels, positive_distances)
         return best, has, nearest
