@@ -61,6 +61,7 @@ class Size:
     epochs: dict = field(default_factory=dict)  # still, dynamic, tsn
     batch_size: int = 8  # fine-tuning and TSN: a few dozen stills need small batches to take steps
     still_size: tuple = (128, 128)
+    still_exposure: float = 1.0  # data synth --still-exposure: the cue's strength
     heads: dict = field(default_factory=dict)  # GAN / embedding settings beside the defaults
 
 
@@ -94,7 +95,8 @@ def build_set(base: Path, data_seed: int, cue: float, size: Size, backbone: str)
 
     root, cache = base / "data", base / "cache"
     config = SynthConfig(classes=size.classes, seed=data_seed, stills=size.stills, videos=size.videos,
-                         still_size=size.still_size, still_motion_cue=cue, unlabelled_stills=size.unlabelled)
+                         still_size=size.still_size, still_motion_cue=cue, unlabelled_stills=size.unlabelled,
+                         still_exposure=size.still_exposure)
     generate(root, config, workers=min(2, os.cpu_count() or 1), show_progress=False)
     prepare(root, cache, PrepareSettings(size=(96, 128), kinds=(TEMPORAL,), count=4))
     for modality in ("still", TEMPORAL):

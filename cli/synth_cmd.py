@@ -63,6 +63,11 @@ def synth(
         help="How much of the direction of motion a still reveals, 0..1: the probability that its motion blur "
              "is a trail showing the direction (0: stills never show it, only videos do; 1: every still does). "
              "Ideal still-only accuracy on a pair is 50% + 50% x this; synth.json records it."),
+    still_exposure: float = typer.Option(
+        1.0, "--still-exposure", min=0.25, max=8.0,
+        help="Strength of the motion cue: a still's exposure, x the default two to five video frames. Longer "
+             "exposures draw longer trails (cue) and smears (no cue); only the trail's one-sided fade tells the "
+             "direction, so the ideal accuracies stay as --still-motion-cue gives them."),
     shuffle_videos: bool = typer.Option(
         False, "--shuffle-videos",
         help="Negative control: each video shows a random class's action, so videos carry no label information."),
@@ -94,7 +99,7 @@ def synth(
         videos=parse_counts(videos_per_class, ("train", "val", "test"), "--videos-per-class"),
         frames=frames, still_size=parse_size(still_size, "--still-size"),
         video_size=parse_size(video_size, "--video-size"), still_motion_cue=still_motion_cue,
-        shuffle_videos=shuffle_videos, unlabelled_stills=unlabelled_stills,
+        still_exposure=still_exposure, shuffle_videos=shuffle_videos, unlabelled_stills=unlabelled_stills,
     )
     result = generate(root, config, overwrite=restart or overwrite, workers=max(1, workers))
     _print_dataset(root, result, config)

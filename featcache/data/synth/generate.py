@@ -60,6 +60,7 @@ class SynthConfig:
     video_size: tuple = (96, 128)  # (H, W)
     fps: float = 25.0
     still_motion_cue: float = 0.0  # probability that a still's motion blur shows the direction
+    still_exposure: float = 1.0  # a still's exposure, x the default 2-5 video frames: the cue's strength
     shuffle_videos: bool = False  # negative control: each video shows a random class's action
     unlabelled_stills: int = 0  # stills per train video, of its own figure, under stills/unlabelled/
 
@@ -77,6 +78,8 @@ class SynthConfig:
             raise DatasetError(f"--unlabelled-stills must be >= 0, got {self.unlabelled_stills}")
         if not 0.0 <= self.still_motion_cue <= 1.0:
             raise DatasetError(f"--still-motion-cue must be between 0 and 1, got {self.still_motion_cue}")
+        if not 0.25 <= self.still_exposure <= 8.0:
+            raise DatasetError(f"--still-exposure must be between 0.25 and 8, got {self.still_exposure}")
         if min(self.still_size) < 32 or min(self.video_size) < 32:
             raise DatasetError(f"image sizes must be at least 32 pixels, got stills {self.still_size}, videos {self.video_size}")
 
@@ -199,11 +202,13 @@ def _count_frames(path: Path) -> tuple[int, int, int]:
 def render_job(config: SynthConfig, job: Job) -> np.ndarray:
     if job.kind == "stills":
         action, rng = ACTIONS_BY_NAME[job.action], sample_rng(config, job)
-        return render_still(action, rng, tuple(config.still_size), motion_cue=config.still_motion_cue)
+        return render_still(action, rng, tuple(config.still_size), motion_cue=config.still_motion_cue,
+                            exposure_scale=config.still_exposure)
     if job.kind == "unlabelled":  # the video's action and figure, the still's own moment and setting
         action, figure_rng = video_action(config, job.video)
         return render_still(action, sample_rng(config, job), tuple(config.still_size),
-                            motion_cue=config.still_motion_cue, figure_rng=figure_rng)
+                            motion_cue=config.still_motion_cue, figure_rng=figure_rng,
+                            exposure_scale=config.still_exposure)
     action, rng = video_action(config, job)
     return render_video(action, rng, config.frames, tuple(config.video_size))
 
@@ -278,8 +283,8 @@ def prepare_root(root: Path, config: SynthConfig, overwrite: bool) -> bool:
         if manifest is None:
             raise DatasetError(f"{root}: folder is not empty and holds no synthetic dataset; "
                                f"pass --restart to write into it, or choose another ROOT")
-        if manifest.get("version") != GENERATOR_VERSION or manifest.get("config") != config.as_dict():
-            old = manifest.get("config", {})
+        old = {**SynthConfig().as_dict(), **manifest.get("config", {})}  # keys added since: their defaults
+        if manifest.get("version") != GENERATOR_VERSION or old != config.as_dict():
             diff = ", ".join(f"{k} {old.get(k)!r} -> {v!r}" for k, v in config.as_dict().items() if old.get(k) != v)
             raise DatasetError(f"{root}: holds a synthetic dataset made with other settings "
                                f"({diff or 'generator version ' + str(manifest.get('version'))}); pass --restart to regenerate")
@@ -311,6 +316,8 @@ videos show it plainly; a still shows it only when its motion blur carries the c
 Still motion cue: {config.still_motion_cue:g} (--still-motion-cue, 0..1) = the probability that a still's blur is a
   fading trail behind the figure (the direction is readable); otherwise the blur is a symmetric smear
   that is identical for a motion and its reverse (the direction is not in the still at all).
+Still exposure: {config.still_exposure:g} (--still-exposure) x two to five video frames: the length of that trail or
+  smear (the cue's strength: longer is easier to see; it does not change the ideal accuracies).
 Ideal accuracies by construction (a perfect observer; the pose identifies the pair):
   still only {100 * ideal['still_only']:.1f}%   video only {100 * ideal['video_only']:.1f}%   \
 still + video {100 * ideal['still_and_video']:.1f}%

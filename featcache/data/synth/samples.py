@@ -98,10 +98,13 @@ def still_exposure(t: float, exposure: float, cue: bool, steps: int) -> tuple[np
 
 
 def render_still(action: Action, rng: np.random.Generator, size: tuple[int, int] = STILL_SIZE,
-                 blur: bool = True, motion_cue: float = 0.0, figure_rng: np.random.Generator | None = None) -> np.ndarray:
+                 blur: bool = True, motion_cue: float = 0.0, figure_rng: np.random.Generator | None = None,
+                 exposure_scale: float = 1.0) -> np.ndarray:
     """A still photo ``uint8 [H, W, 3]`` RGB. ``blur=False`` renders the same photo without motion blur.
 
     ``motion_cue``: the probability that this still's blur shows the direction of motion.
+    ``exposure_scale``: the exposure's length, x two to five video frames (longer: a longer trail or
+    smear, the cue easier to see; the same for cue and no-cue stills, so only the trail's shape tells).
     ``figure_rng``: draw the figure from it instead (a video's fresh RNG: the still then shows that
     video's own figure, body, clothes, timing and facing, at another moment and in a still's setting).
     """
@@ -109,7 +112,7 @@ def render_still(action: Action, rng: np.random.Generator, size: tuple[int, int]
     height, width = size
     start, end = action.moving_interval(figure.timing)  # taken while the figure moves
     t = float(rng.uniform(start, end))
-    exposure = float(rng.uniform(2.0, 5.0)) / (VIDEO_FRAMES - 1)  # two to five video frames long
+    exposure = exposure_scale * float(rng.uniform(2.0, 5.0)) / (VIDEO_FRAMES - 1)  # two to five video frames long
     cue = bool(rng.random() < motion_cue)
     times, weights = still_exposure(t, exposure, cue, STILL_SUBSTEPS)
     if not blur:  # the sharp moment alone (the end of a cue exposure, the middle otherwise)

@@ -249,3 +249,27 @@ def test_cue_changes_only_the_blur_on_the_figure():
     plain = render_still(action, np.random.default_rng([7, 1]), (96, 96), motion_cue=0.0).astype(int)
     cued = render_still(action, np.random.default_rng([7, 1]), (96, 96), motion_cue=1.0).astype(int)
     assert 0 < (np.abs(plain - cued).max(axis=-1) > 10).mean() < 0.25  # the figure, not the scene
+
+
+def test_still_exposure_lengthens_the_trail_and_keeps_old_datasets_resumable(tmp_path):
+    action = ACTIONS_BY_NAME["swipe_right"]
+
+    def still(scale):
+        return render_still(action, np.random.default_rng([7, 1]), (96, 96), motion_cue=1.0, exposure_scale=scale)
+
+    np.testing.assert_array_equal(still(1.0), render_still(action, np.random.default_rng([7, 1]), (96, 96),
+                                                           motion_cue=1.0))  # 1: today's bytes
+    sharp = render_still(action, np.random.default_rng([7, 1]), (96, 96), motion_cue=1.0, blur=False).astype(int)
+    smeared = [(np.abs(still(s).astype(int) - sharp).max(axis=-1) > 10).mean() for s in (1.0, 4.0)]
+    assert smeared[1] > 1.5 * smeared[0] > 0  # a longer exposure: a longer trail
+    with pytest.raises(DatasetError, match="still-exposure"):
+        SynthConfig(still_exposure=20)
+    assert SynthConfig(still_exposure=4).ideal_accuracies() == SynthConfig().ideal_accuracies()
+    root = tmp_path / "old"
+    generate(root, SynthConfig(seed=1, **TINY), show_progress=False)
+    manifest = (root / MANIFEST).read_text()
+    (root / MANIFEST).write_text(manifest.replace('"still_exposure": 1.0,', ""))  # written before the knob
+    assert "still_exposure" not in (root / MANIFEST).read_text()
+    generate(root, SynthConfig(seed=1, **TINY), show_progress=False)  # resumes: the default is what it used
+    readme = (root / "README.txt").read_text()
+    assert "Still exposure: 1 (--still-exposure)" in readme

@@ -72,7 +72,8 @@ def test_schedule_is_the_paper_epochs_at_its_size_and_a_data_scaled_floor_below(
                        ("dimred_epochs", "dimred_min_steps", 256, PAPER_TEMPORAL_ROWS)],
         "gan": [("epochs", "min_steps", 128, PAPER_STILLS)],
         "embed": [("epochs", "min_steps", 16, PAPER_STILLS),
-                  ("classifier_epochs", "classifier_min_steps", 256, PAPER_TEMPORAL_ROWS)],
+                  ("classifier_epochs", "classifier_min_steps", 256, PAPER_TEMPORAL_ROWS),
+                  ("dimred_epochs", "dimred_min_steps", 256, PAPER_TEMPORAL_ROWS)],  # its own: 4 epochs
     }
     for method, rows in parts.items():
         config = default_config(method, "dynamic")
