@@ -84,13 +84,27 @@ def usage_message(exc: Exception) -> str:
     return message
 
 
+def error_line(exc: FeatcacheError) -> str:
+    """The one line of a featcache error. Raised inside a DataLoader worker, torch re-raises it in
+    the main process with "Caught X in DataLoader worker process N." and the worker's traceback as
+    its text: the line wanted is the traceback's last, without its "module.X: " prefix."""
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    if lines[0].startswith("Caught ") and "Original Traceback" in str(exc):
+        last = lines[-1]
+        prefix = f"{type(exc).__module__}.{type(exc).__qualname__}: "
+        return last[len(prefix):] if last.startswith(prefix) else last.split(": ", 1)[-1]
+    return lines[0]
+
+
 def main(args: list[str] | None = None) -> None:
     interrupted = "interrupted; finished work is kept, rerun the same command to resume"
     try:
         with writing():  # a write failure no inner block named: one line with the file the OSError names
             code = app(args=args, prog_name="featcache", standalone_mode=False)
     except FeatcacheError as exc:
-        fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        fail(error_line(exc))
     except click_exception_types() as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":  # a bare group: its help, as click prints it
             exc.show()
