@@ -13,6 +13,8 @@ Tables (accuracies in percent; a missing entry is "—" and listed in the notes)
 5. Gains over the still baseline (``heads.experiments.report.significance``): each method's derived,
    paper-fused and calibrated-fused gain with CI and significance marks, the oracle gain,
    the share of it each method recovers, per-stream ECE; then a plain-language summary.
+6. Transfer, when a folder holds ``transfer.json`` (``benchmarks/transfer.py --json``): the
+   method-positive control's arms (``transfer_table``).
 
 Accuracy cells read ``val [low, high]`` (95% CI over the stills; over seeds and stills for runs
 over several seeds, read ``mean ± std [low, high]``; over videos for temporal models). A ``†``
@@ -45,6 +47,7 @@ from heads.experiments.report.significance import gains_table, narrow_reasons, s
 from heads.experiments.report.tables import (
     DASH, baseline_text, midframe_baseline, oracle_baseline, table1, table2, table3, table4, table6,
 )
+from heads.experiments.report.transfer_table import read_transfer_records, transfer_section
 
 
 def markdown_table(rows: list[list[str]]) -> str:
@@ -82,7 +85,7 @@ def build_tables(report: Report) -> dict[str, tuple[str, list[list[str]]]]:
 
 def render_markdown(report: Report, tables, figures: list[tuple[str, Path]], out: Path, summary: str = "",
                     confusion: tuple[str, Path] | None = None, curves: Sequence[tuple[str, Path]] = (),
-                    stage_times: Sequence[tuple[str, float]] = ()) -> str:
+                    stage_times: Sequence[tuple[str, float]] = (), transfer: tuple[list, Path | None, str] = ([], None, "")) -> str:
     parts = [
         "# featcache report: Temporal-to-Still Image Learning",
         f"{len(report.runs)} runs collected. Accuracies in percent with 95% CIs over the stills "
@@ -95,6 +98,7 @@ def render_markdown(report: Report, tables, figures: list[tuple[str, Path]], out
     parts += ["## Protocol", PROTOCOL, *(f"- {note}" for note in protocol_notes(report))]
     for caption, rows in tables.values():
         parts += [f"## {caption.split(':')[0]}", caption, markdown_table(rows)]
+    parts += transfer_section(*transfer, markdown_table)
     parts += figure_section("Confusion matrices", "", [confusion] if confusion else [], out)
     parts += figure_section("Class-wise analysis (Figures 7-8)",
                             "Per-class improvement over the still baseline on the test stills: derived temporal "
@@ -190,7 +194,8 @@ def _write_report(report: Report, out: Path, plots: bool, folders: Sequence[str 
         curves = plot_learning_curves(best_run_per_kind(report), out / "figures")
     report.summary = summary_paragraph(report)
     report.warnings = split_warnings(report)
-    text = render_markdown(report, tables, figures, out, report.summary, confusion, curves, read_stage_times(folders))
+    text = render_markdown(report, tables, figures, out, report.summary, confusion, curves, read_stage_times(folders),
+                           read_transfer_records(folders))
     write_text(out / "report.md", text)
     html = markdown.markdown(text, extensions=["tables"])
     write_text(out / "report.html", HTML_TEMPLATE.format(body=html))

@@ -161,3 +161,24 @@ def test_demo_stage_times_reach_the_report_header(runs_dir, tmp_path):
     assert "total" in header
     (runs_dir / STAGE_TIMES_FILE).write_text("not json", encoding="utf-8")
     assert read_stage_times([runs_dir]) == []  # a damaged record is left out, not an error
+
+
+def test_report_shows_the_transfer_table_and_names_a_damaged_one(runs_dir, tmp_path):
+    import json
+
+    records = [{"arm": "method", "method": "tsn", "temporal": "dynamic", "data_seed": 23, "gain": 7.2,
+                "ci": [3.6, 10.9], "ci_family": [1.5, 12.9], "p": 1e-4, "p_holm": 0.002, "derived_gain": 5.2,
+                "derived_ci": [1.0, 9.5], "still_test": 54.2, "direction_right": 63.0},
+               {"arm": "cue0", "method": "gan", "temporal": "dynamic", "data_seed": 23, "gain": -0.4, "ci": [-2.0, 1.1],
+                "ci_family": [-3.1, 2.2], "p": 0.6, "p_holm": 1.0, "derived_gain": -1.0, "derived_ci": [-3.0, 1.0],
+                "still_test": 44.1, "direction_right": None}]
+    (runs_dir / "transfer.json").write_text(json.dumps(records))
+    text = write_report([runs_dir], tmp_path / "report", plots=False)[2].read_text()
+    assert "## Transfer (method-positive control)" in text
+    assert "| 23 | method | tsn | 54.2 | +5.2 [+1.0, +9.5] | +7.2 [+3.6, +10.9] | [+1.5, +12.9] | 0.002 | 63% |" in text
+    assert "| 23 | cue0 | gan | 44.1 | -1.0 [-3.0, +1.0] | -0.4 [-2.0, +1.1] | [-3.1, +2.2] | 1.000 | - |" in text
+    (runs_dir / "transfer.json").write_text("[{")  # half-written: said in its section, the report still written
+    text = write_report([runs_dir], tmp_path / "report", plots=False)[2].read_text()
+    assert f"Not shown: {runs_dir / 'transfer.json'}: cannot read it" in text
+    (runs_dir / "transfer.json").unlink()
+    assert "## Transfer" not in write_report([runs_dir], tmp_path / "report", plots=False)[2].read_text()
