@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import os
 import random
 import time
@@ -212,6 +213,15 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, env: Di
 
 
 # -- checkpoints ----------------------------------------------------------------
+def model_history(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The per-epoch history a model file keeps: without wall times (``history.jsonl`` has them), so
+    the same training writes the same bytes, and a resumed run the model an uninterrupted one writes
+    (its sha256 is the weights identity caches and predict record). Rebuilt through JSON, whose
+    decoder shares equal keys, so a resumed run's history (read back from its checkpoint) pickles
+    to the bytes of one kept in memory."""
+    return json.loads(json.dumps([{k: v for k, v in entry.items() if k != "seconds"} for entry in history]))
+
+
 def capture_rng() -> dict[str, Any]:
     """Every RNG's state as tensors and plain types (loadable with ``weights_only=True``)."""
     name, key, pos, has_gauss, gauss = np.random.get_state()

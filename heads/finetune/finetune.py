@@ -125,7 +125,7 @@ def finetune_model(root, settings: FinetuneSettings, *, cache_dir: str | os.Path
                                 clusters=clusters)
         save_checkpoint(out, model, classes=classes, modality=modality, extra={
             "method": method, "val": metrics["still"]["val"], "test": metrics["still"]["test"],
-            "best_epoch": state["best_epoch"], "history": state["history"], "crop": crop, "resize": resize,
+            "best_epoch": state["best_epoch"], "history": engine.model_history(state["history"]), "crop": crop, "resize": resize,
             **temporal_record(cache_dir, modality),
         })
         metrics["model"] = {"path": str(out.resolve()), "sha256": sha256_file(out)}  # what `featcache predict RUN_DIR` loads

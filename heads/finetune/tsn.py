@@ -353,7 +353,7 @@ def distil(run: engine.RunContext, still_model: nn.Module, live_teacher: nn.Modu
                             classes=classes, seconds=time.perf_counter() - run.start)
     save_checkpoint(run_dir / MODEL_FILE, still_model, classes=classes, modality="still", extra={
         "method": "tsn", "temporal": temporal, "temperature": temperature, "teacher": config["teacher"],
-        "trainable": trainable, "best_epoch": state["best_epoch"], "history": state["history"],
+        "trainable": trainable, "best_epoch": state["best_epoch"], "history": engine.model_history(state["history"]),
         "derived": metrics["derived"], "fused": metrics["fused"], "crop": config["crop"], "resize": config["resize"],
         # what heads.inference needs for the still and fused_calibrated streams
         "still_model": {"path": str(Path(config["student"]).resolve()), "sha256": config["student_weights"]},
