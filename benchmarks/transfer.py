@@ -1,8 +1,8 @@
 """Can the methods transfer anything? A synthetic setting where transfer must help, with controls.
 
 Per data seed, ``featcache data synth`` renders a set whose stills carry a subtle direction cue
-(``--still-motion-cue``, default 0.75: three stills in four show which way the figure moves, in a
-faint blur trail), few labelled stills a class and many unlabelled stills, each of one train video's
+(``--still-motion-cue``, default 1: every still's blur is a trail that fades into the past, six times
+the default exposure, ``--still-exposure 6``), few labelled stills a class and many unlabelled stills, each of one train video's
 own figure (``--unlabelled-stills``, linked in ``still-videos.csv``). The still model is fine-tuned on
 the labelled stills; the dynamic-image teacher on the videos. Arms (``--arms``):
 
@@ -21,7 +21,7 @@ family's Bonferroni level (1 - 0.05 / rows: holds for every row at once), and "d
 test stills the fused stream puts in the right pair of classes, the share it also gives the right
 direction (50%: none recovered). Nothing is selected on test (TSN's epoch: fused val).
 
-    python benchmarks/transfer.py --data-seeds 11 12 --json transfer.json
+    python benchmarks/transfer.py --data-seeds 23 24 --json transfer.json
     python benchmarks/transfer.py --quick --out /tmp/transfer                # smoke run (a test runs it)
 """
 
@@ -62,13 +62,17 @@ class Size:
     batch_size: int = 8  # fine-tuning and TSN: a few dozen stills need small batches to take steps
     still_size: tuple = (128, 128)
     still_exposure: float = 1.0  # data synth --still-exposure: the cue's strength
+    tsn: dict = field(default_factory=dict)  # TSN settings beside the defaults, the same in every arm
     heads: dict = field(default_factory=dict)  # GAN / embedding settings beside the defaults
 
 
-# Small enough for a shared 2-core machine. 12 labelled stills a class let the still model tell the pairs
-# apart by pose, so what a teacher can add is the direction; 4 unlabelled stills per train video.
-FULL = Size(classes=4, stills={"train": 12, "val": 6, "test": 40}, videos={"train": 8, "test": 3}, unlabelled=4,
-            crop=48, resize=56, epochs={"still": 12, "dynamic": 10, "tsn": 4}, still_size=(64, 64))
+# Tuned on data seed 5 only (the runs are in the closing note of #21). 60 labelled stills a class, enough for
+# the still model to learn most of the pose, against 288 unlabelled ones (12 from each of 24 train videos a
+# class); 112-px crops; a 6x exposure (a trail long enough to see, one-sided only in its fade); a teacher of
+# 24 videos a class (val about 90%); 200 test stills a class, to see a gain of a few points.
+FULL = Size(classes=4, stills={"train": 60, "val": 10, "test": 200}, videos={"train": 24, "test": 3}, unlabelled=12,
+            crop=112, resize=128, epochs={"still": 12, "dynamic": 15, "tsn": 12}, batch_size=16,
+            still_size=(128, 128), still_exposure=6.0)
 QUICK = Size(classes=2, stills={"train": 2, "val": 2, "test": 3}, videos={"train": 2, "test": 1}, unlabelled=2,
              crop=64, resize=72, epochs={"still": 1, "dynamic": 1, "tsn": 1}, still_size=(72, 72),
              heads={"epochs": 1, "min_steps": 1, "dimred_epochs": 1, "dimred_min_steps": 1, "classifier_epochs": 1,
@@ -156,7 +160,7 @@ def tsn_arm(arm: str, root: Path, cache: Path, runs: Path, size: Size, backbone:
     run_dir = runs / f"tsn-{arm}"
     settings = TSNSettings(temporal=TEMPORAL, backbone=backbone, teacher=None if teacher is None else str(teacher),
                            targets=targets, pairing=pairing, epochs=size.epochs["tsn"], batch_size=size.batch_size,
-                           crop=size.crop, resize=size.resize, device="cpu")
+                           crop=size.crop, resize=size.resize, device="cpu", **size.tsn)
     train_tsn(root, settings, cache_dir=cache, out=run_dir)
     return {"derived": predict_stills(run_dir / "model.pt", root, size)}
 
@@ -289,8 +293,8 @@ def main(argv=None) -> list[dict]:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("runs/transfer"))
-    parser.add_argument("--data-seeds", type=int, nargs="+", default=[11, 12])
-    parser.add_argument("--cue", type=float, default=0.75, help="--still-motion-cue of the transfer set")
+    parser.add_argument("--data-seeds", type=int, nargs="+", default=[23, 24])
+    parser.add_argument("--cue", type=float, default=1.0, help="--still-motion-cue of the transfer set")
     parser.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS))
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=["tsn", *(m for m in METHODS if m != "tsn")])
     parser.add_argument("--json", type=Path, help="write the records here")
