@@ -83,10 +83,10 @@ def folder_size(path: Path) -> int:
 
 def comparable(metrics: dict, *paths: Path) -> str:
     """metrics.json without what differs between two identical runs: timings, the run's own paths and
-    whether the dim-reduction network was trained or reused from the cache (the same network)."""
+    whether the dim-reduction network and still model were trained or reused from the cache (the same ones)."""
     def clean(value):
         if isinstance(value, dict):
-            return {k: clean(v) for k, v in value.items() if k not in ("seconds", "dimred_source")}
+            return {k: clean(v) for k, v in value.items() if k not in ("seconds", "dimred_source", "still_source")}
         if isinstance(value, list):
             return [clean(v) for v in value]
         if isinstance(value, str):

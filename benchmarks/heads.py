@@ -76,7 +76,7 @@ def one_head(method: str, data, config: dict, device: str, store, parts: Parts, 
         seconds, result = timed(lambda: train_head(method, data, config, device, dimred_store=store))
     pk = f", P x K {config['classes_per_batch']} x {config['instances_per_class']}" if method == "embed" else ""
     print(f"  {method:<10} {label:<4} {seconds:6.1f} s  test % [95% CI]: {summary(result.metrics)}")
-    print(f"  {'':<10} {'':<4} parts: {parts.line(taken)} (dim-reduction {result.metrics['dimred_source']}{pk})")
+    print(f"  {'':<10} {'':<4} parts: {parts.line(taken)} (still model {result.metrics['still_source']}, dim-reduction {result.metrics['dimred_source']}{pk})")
     return seconds
 
 

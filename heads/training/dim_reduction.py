@@ -1,7 +1,8 @@
 """The dimensionality-reduction network: FC d1 tanh BN, dropout, FC C on real temporal features,
 its epoch chosen on the temporal val rows (val videos; the paper uses the test videos, we never
 read a test label before the final evaluation), then frozen. Its compact temporal space and
-classifier serve the GAN and embedding heads; trained networks are shared on disk (``DimRedStore``)."""
+classifier serve the GAN and embedding heads; trained networks (and still models,
+``heads.training.still_model``) are shared on disk (``DimRedStore``)."""
 
 from __future__ import annotations
 
@@ -17,15 +18,21 @@ from heads.models.dim_reduction_network import DimReductionNetwork
 from heads.nn.member_random import MemberRandom
 from heads.optim.stacked_adam import StackedAdam
 from heads.training.checkpoint import load_head_checkpoint, member_state, save_head_checkpoint, stack_states
-from heads.training.config import DIMRED_KEYS, PAPER_TEMPORAL_ROWS, epoch_passes, part_key
+from heads.training.config import DIMRED_KEYS, PAPER_TEMPORAL_ROWS, STILL_KEYS, epoch_passes, part_key
 from heads.training.head_data import HeadData
 from heads.training.loop import Phases, fit_classifier, member_correct, predict, unique_parts
 
 Log = Callable[[str], None]
 
 
+# part -> (its config keys, how the log names it, the cache whose rows it learns, the name of its val score)
+STORED_PARTS = {"dimred": (DIMRED_KEYS, "dim-reduction network", "temporal", "temporal_val"),
+                "still": (STILL_KEYS, "still model", "still", "val")}
+
+
 class DimRedStore:
-    """Trained dim-reduction networks on disk, named by temporal cache and their config keys.
+    """Trained dim-reduction networks and still models on disk, named by the cache they learn from
+    (its rows, labels and split) and their config keys: the same part is trained once per cache.
 
     Looked up in ``search_dirs`` in order (the run dir, then ``<cache>/heads``), saved to
     every directory of ``save_dirs``.
@@ -37,37 +44,47 @@ class DimRedStore:
         self.log = log or (lambda message: None)
 
     @staticmethod
-    def file_name(data: HeadData, config: dict) -> str:
-        keys = repr(part_key(config, DIMRED_KEYS))
+    def file_name(data: HeadData, config: dict, part: str = "dimred") -> str:
+        keys = repr(part_key(config, STORED_PARTS[part][0]))
+        if part == "still":
+            digest = hashlib.sha256(f"{data.still_identity()}|{keys}".encode()).hexdigest()[:12]
+            return f"still-{backbone_file_tag(data.still_cache.backbone)}-{digest}.pt"
         digest = hashlib.sha256(f"{data.temporal_identity()}|{keys}".encode()).hexdigest()[:12]
         return f"dimred-{data.temporal_kind}-{backbone_file_tag(data.temporal_cache.backbone)}-{digest}.pt"
 
-    def load(self, data: HeadData, config: dict) -> dict | None:
-        name = self.file_name(data, config)
+    @staticmethod
+    def describe(config: dict, part: str) -> str:
+        size = f"d1={config['d1']}, " if part == "dimred" else ""
+        return f"{STORED_PARTS[part][1]} ({size}seed={config['seed']})"
+
+    def load(self, data: HeadData, config: dict, part: str = "dimred") -> dict | None:
+        name = self.file_name(data, config, part)
         for directory in self.search_dirs:
             path = directory / name
             if path.is_file():
                 checkpoint = load_head_checkpoint(path)
-                self.log(f"dim-reduction network (d1={config['d1']}, seed={config['seed']}): reused {path}")
+                self.log(f"{self.describe(config, part)}: reused {path}")
                 return checkpoint
         return None
 
-    def save(self, data: HeadData, config: dict, state: dict, temporal_val: float, epoch: int) -> None:
-        name = self.file_name(data, config)
+    def save(self, data: HeadData, config: dict, state: dict, score: float, epoch: int, part: str = "dimred") -> None:
+        keys, _, cache, score_name = STORED_PARTS[part]
+        name = self.file_name(data, config, part)
+        cache_path = data.temporal_cache.path if cache == "temporal" else data.still_cache.path
         saved = []
         for directory in self.save_dirs:
             try:
                 save_head_checkpoint(directory / name, {
-                    "part": "dimred", "config": {k: config[k] for k in DIMRED_KEYS}, "state": state,
-                    "temporal_val": temporal_val, "selected_on": "temporal val", "epoch": epoch, "epoch_base": 1,
-                    "temporal_cache": str(data.temporal_cache.path),
+                    "part": part, "config": {k: config[k] for k in keys}, "state": state,
+                    score_name: score, "selected_on": f"{score_name.replace('_', ' ')}", "epoch": epoch, "epoch_base": 1,
+                    f"{cache}_cache": str(cache_path),
                 })
             except OSError as exc:
-                self.log(f"[yellow]could not save the dim-reduction network to {directory}: {exc}")
+                self.log(f"[yellow]could not save the {STORED_PARTS[part][1]} to {directory}: {exc}")
                 continue
             saved.append(str(directory / name))
         where = f", saved {' and '.join(saved)}" if saved else ""
-        self.log(f"dim-reduction network (d1={config['d1']}, seed={config['seed']}): trained{where}")  # one line per training
+        self.log(f"{self.describe(config, part)}: trained{where}")  # one line per training
 
 
 def stored_epoch(checkpoint: dict) -> int:

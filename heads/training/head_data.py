@@ -88,18 +88,25 @@ class HeadData:
         """A short fingerprint of the temporal cache (backbone, weights, rows, content sample) and of
         the labels and split of the rows a dim-reduction network learns and is chosen on (train and
         val: a relabelled cache written in place gets a new network, test labels play no part)."""
-        train, val = self.temporal["train"], self.temporal["val"]
-        cache = self.temporal_cache
+        return self._identity(self.temporal_cache, self.temporal)
+
+    def still_identity(self) -> str:
+        """The same fingerprint of the still cache and its train and val rows (a still model's)."""
+        return self._identity(self.still_cache, self.still)
+
+    def _identity(self, cache: FeatureCache, splits: dict[str, SplitData]) -> str:
+        train, val = splits["train"], splits.get("val")
         labels = hashlib.sha256()
         for name, rows in (("train", train), ("val", val)):
-            labels.update(name.encode() + rows.labels.numpy().astype("<i8").tobytes())
-            labels.update("\n".join(rows.source).encode())
+            if rows is not None:
+                labels.update(name.encode() + rows.labels.numpy().astype("<i8").tobytes())
+                labels.update("\n".join(rows.source).encode())
         summary = {
             "modality": cache.modality,
             "backbone": cache.backbone,
             "weights": str(cache.attrs.get("weights", "")),
             "classes": self.classes,
-            "rows": [len(train), len(val), len(self.temporal["test"])],
+            "rows": [len(splits[s]) if splits.get(s) is not None else 0 for s in ("train", "val", "test")],
             "dim": cache.feature_dim,
             "sample": [round(float(v), 5) for v in train.features[:: max(1, len(train) // 64)].sum(dim=1)[:64]],
             "labels": labels.hexdigest(),

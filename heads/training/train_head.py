@@ -86,7 +86,7 @@ def train_group(method: str, data: HeadData, configs: Sequence[dict], device: st
     with contextlib.ExitStack() as stack:
         bar = stack.enter_context(optional_progress(progress))
         phases = Phases(bar, MemberHistories(histories, len(configs)))
-        still = fit_still_models(data, configs, device, phases)
+        still = fit_still_models(data, configs, device, phases, dimred_store)
         dimred = fit_dimred_networks(data, configs, device, phases, dimred_store)
         derived, parts, epochs = get_method(method).fit(data, configs, device, phases, still, dimred)
     seconds = (time.perf_counter() - start) / len(configs)
@@ -101,6 +101,7 @@ def train_group(method: str, data: HeadData, configs: Sequence[dict], device: st
                                                                    data.temporal["test"].source)
         metrics["selected_epoch"] = {"still": still.epochs[g], "dimred": dimred.epochs[g], method: epochs[g]}
         metrics["dimred_source"] = dimred.sources[g]
+        metrics["still_source"] = still.sources[g]
         metrics["temporal_val"] = data.temporal_val  # the val videos the epochs above were chosen on
         metrics["backbones"] = {"still": data.still_cache.backbone, "temporal": data.temporal_cache.backbone}
         checkpoint = {

@@ -86,6 +86,24 @@ def test_dim_reduction_network_is_saved_and_reused(head_data, tmp_path):
     assert second.metrics["temporal_classifier"] == first.metrics["temporal_classifier"]
 
 
+def test_still_model_is_saved_and_reused_with_the_same_predictions(head_data, tmp_path):
+    messages = []
+    store = DimRedStore([tmp_path], [tmp_path], log=messages.append)
+    alone = train_head("classifier", head_data, fast_config("classifier"))  # no store: trained, nothing saved
+    first = train_head("classifier", head_data, fast_config("classifier"), dimred_store=store)
+    assert len(list(tmp_path.glob("still-synthetic-*.pt"))) == 1 and first.metrics["still_source"] == "trained"
+    assert any(m.startswith("still model (seed=0): trained, saved") for m in messages)
+    second = train_head("gan", head_data, fast_config("gan", epochs=1), dimred_store=store)
+    assert second.metrics["still_source"] == "reused" and any(m.startswith("still model (seed=0): reused") for m in messages)
+    for run in (first, second):
+        assert run.metrics["still"] == alone.metrics["still"]  # reused or trained: the same still stream
+        for split in ("val", "test"):
+            assert torch.equal(run.predictions["still"][split], alone.predictions["still"][split])
+        assert run.metrics["selected_epoch"]["still"] == alone.metrics["selected_epoch"]["still"]
+    other = train_head("classifier", head_data, fast_config("classifier", still_lr=0.002), dimred_store=store)
+    assert other.metrics["still_source"] == "trained" and len(list(tmp_path.glob("still-synthetic-*.pt"))) == 2
+
+
 def test_checkpoint_round_trip_rebuilds_the_generator(head_data, tmp_path):
     result = train_head("gan", head_data, fast_config("gan", epochs=1))
     path = save_head_checkpoint(tmp_path / "model.pt", result.checkpoint)
