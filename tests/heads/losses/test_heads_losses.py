@@ -52,7 +52,7 @@ def test_selection_uses_fused_or_derived_val_accuracy_per_member():
     still = torch.tensor([[0.9, 0.1], [0.6, 0.4]])  # right, wrong
     derived = torch.tensor([[0.3, 0.7], [0.1, 0.9]])  # wrong, right
     # fused: [0.6, 0.4] right, [0.35, 0.65] right -> 100 %; derived alone 50 %
-    stream = StillStream("linear", {"val": torch.stack([still, still]), "test": None}, [{}, {}], [0, 0])
+    stream = StillStream("linear", {"val": torch.stack([still, still]), "test": None}, [{}, {}], [0, 0], ["trained"] * 2)
     scores = selection_scores(stream, torch.stack([derived, derived]), labels,
                               [{"select": "fused"}, {"select": "derived"}])
     torch.testing.assert_close(scores, torch.tensor([100.0 + 50e-4, 50.0 + 100e-4]))
