@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 import torch
 
 from featcache.cache.schema import backbone_file_tag
+from featcache.errors import FeatcacheError
 from heads.models.dim_reduction_network import DimReductionNetwork
 from heads.nn.member_random import MemberRandom
 from heads.optim.stacked_adam import StackedAdam
@@ -62,7 +63,11 @@ class DimRedStore:
         for directory in self.search_dirs:
             path = directory / name
             if path.is_file():
-                checkpoint = load_head_checkpoint(path)
+                try:
+                    checkpoint = load_head_checkpoint(path)
+                except FeatcacheError as exc:  # a damaged stored part: say how to get it back
+                    raise FeatcacheError(f"{exc}; it is a stored {STORED_PARTS[part][1]}: delete it and rerun "
+                                         "to train it again") from None
                 self.log(f"{self.describe(config, part)}: reused {path}")
                 return checkpoint
         return None
@@ -76,7 +81,7 @@ class DimRedStore:
             try:
                 save_head_checkpoint(directory / name, {
                     "part": part, "config": {k: config[k] for k in keys}, "state": state,
-                    score_name: score, "selected_on": f"{score_name.replace('_', ' ')}", "epoch": epoch, "epoch_base": 1,
+                    score_name: score, "selected_on": score_name.replace("_", " "), "epoch": epoch, "epoch_base": 1,
                     f"{cache}_cache": str(cache_path),
                 })
             except OSError as exc:
@@ -85,6 +90,14 @@ class DimRedStore:
             saved.append(str(directory / name))
         where = f", saved {' and '.join(saved)}" if saved else ""
         self.log(f"{self.describe(config, part)}: trained{where}")  # one line per training
+
+
+def stored_parts(store: DimRedStore | None, data: HeadData, unique: list[dict], part: str) -> tuple[list, list, list]:
+    """Per distinct setting of ``part``: its stored state (None: to train), kept epoch (1-based; 0
+    when to train) and ``"reused"`` or ``"trained"``."""
+    found = [store.load(data, c, part) if store else None for c in unique]
+    return ([f["state"] if f else None for f in found], [stored_epoch(f) if f else 0 for f in found],
+            ["reused" if f else "trained" for f in found])
 
 
 def stored_epoch(checkpoint: dict) -> int:
@@ -117,10 +130,7 @@ def build_dimred(data: HeadData, configs, device) -> DimReductionNetwork:
 
 def fit_dimred_networks(data: HeadData, configs, device, phases: Phases, store: DimRedStore | None) -> DimRedParts:
     unique, owner = unique_parts(configs, DIMRED_KEYS)
-    found = [store.load(data, c) if store else None for c in unique]
-    states = [f["state"] if f else None for f in found]
-    epochs = [stored_epoch(f) if f else 0 for f in found]
-    sources = ["reused" if f else "trained" for f in found]
+    states, epochs, sources = stored_parts(store, data, unique, "dimred")
     todo = [u for u, state in enumerate(states) if state is None]
     train, val, test = data.temporal["train"], data.temporal["val"], data.temporal["test"]
     if todo:

@@ -12,7 +12,7 @@ from heads.nn.member_random import MemberRandom
 from heads.optim.stacked_adam import StackedAdam
 from heads.training.checkpoint import member_state, stack_states
 from heads.training.config import PAPER_STILLS, STILL_KEYS, epoch_passes
-from heads.training.dim_reduction import stored_epoch
+from heads.training.dim_reduction import stored_parts
 from heads.training.head_data import HeadData
 from heads.training.loop import Phases, fit_classifier, predict, unique_parts
 
@@ -46,10 +46,7 @@ def fit_still_models(data: HeadData, configs, device, phases: Phases, store=None
             probs[split] = data.still[split].logits.to(device).softmax(-1).unsqueeze(0).expand(members, -1, -1)
         return StillStream(mode, probs, [{} for _ in configs], [-1] * members, ["logits"] * members)
     unique, owner = unique_parts(configs, STILL_KEYS)
-    found = [store.load(data, c, "still") if store else None for c in unique]
-    states = [f["state"] if f else None for f in found]
-    epochs = [stored_epoch(f) if f else 0 for f in found]
-    sources = ["reused" if f else "trained" for f in found]
+    states, epochs, sources = stored_parts(store, data, unique, "still")
     todo = [u for u, state in enumerate(states) if state is None]
     if todo:
         trained, kept, scores = train_still_models(data, [unique[u] for u in todo], device, phases,

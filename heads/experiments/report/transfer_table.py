@@ -4,11 +4,15 @@ wrote (one per arm, method, temporal modality and data seed) as one table, when 
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Sequence
 
+from heads.evaluation.uncertainty import format_gain
+
 TRANSFER_FILE = "transfer.json"
+HEADING = "## Transfer (method-positive control)"
 COLUMNS = ["seed", "arm", "method", "still %", "derived gain [95% CI]", "fused gain [95% CI]",
            "fused, family CI", "p (Holm)", "direction right"]
 
@@ -31,9 +35,8 @@ def read_transfer_records(folders: Sequence[str | os.PathLike]) -> tuple[list[di
 
 
 def _interval(value, ci) -> str:
-    if value is None:
-        return "-"
-    return f"{value:+.1f}" + (f" [{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else "")
+    """``+7.2 [+3.6, +10.9]`` (no mark: the table's own column gives Holm's p)."""
+    return format_gain({"test": value, "test_ci": ci}, "-", p_value=math.nan)
 
 
 def transfer_rows(records: Sequence[dict]) -> list[list[str]]:
@@ -54,7 +57,7 @@ def transfer_rows(records: Sequence[dict]) -> list[list[str]]:
 def transfer_section(records: Sequence[dict], path: Path | None, problem: str, table) -> list[str]:
     """Markdown parts of the section (none without a file); ``table`` renders rows as Markdown."""
     if problem:
-        return ["## Transfer (method-positive control)", f"Not shown: {problem}."]
+        return [HEADING, f"Not shown: {problem}."]
     if not records:
         return []
     temporal = sorted({str(r.get("temporal", "?")) for r in records})
@@ -65,4 +68,4 @@ def transfer_section(records: Sequence[dict], path: Path | None, problem: str, t
             "without the cue: nothing to transfer), `shuffled-teacher` (videos with shuffled labels), `true-labels` "
             "(the ceiling). Direction right: of the stills put in the right pair of classes, the share also given "
             "the right direction (50%: none recovered).")
-    return ["## Transfer (method-positive control)", text, table(transfer_rows(records))]
+    return [HEADING, text, table(transfer_rows(records))]

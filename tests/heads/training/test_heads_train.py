@@ -3,6 +3,8 @@
 import pytest
 import torch
 
+from featcache.errors import FeatcacheError
+
 from heads.training.checkpoint import load_head_checkpoint, save_head_checkpoint
 from heads.models.generator import Generator
 from heads.nn.member_random import MemberRandom
@@ -102,6 +104,11 @@ def test_still_model_is_saved_and_reused_with_the_same_predictions(head_data, tm
         assert run.metrics["selected_epoch"]["still"] == alone.metrics["selected_epoch"]["still"]
     other = train_head("classifier", head_data, fast_config("classifier", still_lr=0.002), dimred_store=store)
     assert other.metrics["still_source"] == "trained" and len(list(tmp_path.glob("still-synthetic-*.pt"))) == 2
+    stored = next(tmp_path.glob("still-synthetic-*.pt"))
+    stored.write_bytes(stored.read_bytes()[:100])  # a torn file: named, with how to get it back
+    with pytest.raises(FeatcacheError, match=f"{stored}: .*it is a stored still model: delete it and rerun"):
+        for config in (fast_config("classifier"), fast_config("classifier", still_lr=0.002)):
+            train_head("classifier", head_data, config, dimred_store=store)
 
 
 def test_checkpoint_round_trip_rebuilds_the_generator(head_data, tmp_path):
