@@ -115,9 +115,14 @@ class FaissSemiHardMiner(BaseSemiHardMiner):
         index.add(rows32)
         self.index = index
         self._max_row_sq = float(self._rows_sq.max())
-        self._rows32_t = self.temporal_features.float().T.contiguous()  # [d, N]: the fastest layout for the scan
-        self._rows_sq32 = self._rows_sq.float()
-        self._all_rows = torch.arange(len(self), device=self.device)
+        # The scan's columns hold the rows class by class (stable: ties still go to the lowest row), so an
+        # anchor's own class is one block of columns to blank instead of a [B, N] label comparison.
+        self._scan_rows = torch.argsort(self.temporal_labels, stable=True)  # column j -> temporal row
+        self._rows32_t = self.temporal_features.float()[self._scan_rows].T.contiguous()  # [d, N]: the fastest layout
+        self._rows_sq32 = self._rows_sq.float()[self._scan_rows]
+        counts = torch.bincount(self.temporal_labels).tolist()
+        ends = torch.tensor(counts).cumsum(0).tolist()
+        self._class_columns = {c: (end - n, end) for c, (n, end) in enumerate(zip(counts, ends)) if n}
         self.stats: dict[str, int] = {}
         self.reset_stats()
 
@@ -196,28 +201,50 @@ class FaissSemiHardMiner(BaseSemiHardMiner):
         read and a float32 product instead of a float64 one. With ``want_ranks``, also returns
         for anchors with a semi-hard negative how many rows lie nearer than it (its rank in a
         FAISS search); otherwise None. The scan leaves out each anchor's squared norm (the same
-        for all its rows: it moves the thresholds instead) and gives its own class's rows inf
-        distance, which saves passes over the [B, N] distances (ranks count every class's rows,
-        as a FAISS search would)."""
+        for all its rows: it moves the thresholds instead) and gives its own class's block of
+        columns inf distance, which saves passes over the [B, N] distances (ranks count every
+        class's rows, as a FAISS search would)."""
         anchors32, shift = anchors64.float(), (anchors64 * anchors64).sum(1)
         approx = torch.addmm(self._rows_sq32.expand(anchors32.shape[0], -1), anchors32, self._rows32_t, alpha=-2.0)
-        labels = self.temporal_labels.expand(anchors64.shape[0], -1)
-        negatives_only = approx.masked_fill(labels == anchor_labels[:, None], torch.inf)
-        index = self._all_rows.expand(anchors64.shape[0], -1)
+        own = self._blank_own_class(approx, anchor_labels, keep=want_ranks)
+        index = self._scan_rows.expand(anchors64.shape[0], -1)
         best, has, nearest = self._nearest_qualifying(
-            negatives_only, index, labels, anchors64, anchor_labels, positive_distances, tolerance, shift)
-        ranks = (approx[has] < _rounded(nearest[has] - shift[has], up=False)[:, None]).sum(1) if want_ranks else None
+            approx, index, None, anchors64, anchor_labels, positive_distances, tolerance, shift)
+        ranks = None
+        if want_ranks:  # rows nearer than the answer: the other classes' columns, then the anchor's own block
+            threshold = torch.where(has, _rounded(nearest - shift, up=False), -torch.inf)[:, None]
+            ranks = self._ranks(approx, own, threshold)[has]
         if not has.all():  # no semi-hard negative: the farthest negative, decided the same way
             rest = ~has
-            negative = labels[rest] != anchor_labels[rest, None]
-            far = torch.where(negative, approx[rest], -torch.inf)
-            near_far = negative & (far >= far.max(1, keepdim=True).values - 2 * tolerance[rest, None])
+            far = approx[rest]
+            far = far.masked_fill_(far == torch.inf, -torch.inf)  # the own class's block: no negative
+            near_far = (far >= far.max(1, keepdim=True).values - 2 * tolerance[rest, None]).logical_and_(far > -torch.inf)
             distances, candidate_labels, candidates = self._rescore(near_far, index[rest], anchors64[rest], anchor_labels[rest])
             _, _, _, farthest = select_negatives(distances, candidate_labels, candidates, anchor_labels[rest],
                                                  positive_distances[rest])
             best = best.clone()
             best[rest] = farthest
         return best, has, ranks
+
+    def _blank_own_class(self, approx, anchor_labels, keep=False):
+        """Set each anchor's own-class columns of ``approx [B, N]`` to inf, in place; with ``keep``, returns
+        the blanked values as ``[(anchor rows, values [b, n_c])]`` (for the ranks), else []."""
+        kept = []
+        for label in anchor_labels.unique().tolist():
+            start, end = self._class_columns.get(label, (0, 0))
+            rows = torch.nonzero(anchor_labels == label).squeeze(1)
+            if keep:
+                kept.append((rows, approx[rows, start:end]))
+            approx[rows, start:end] = torch.inf
+        return kept
+
+    @staticmethod
+    def _ranks(approx, own, threshold):
+        """Per anchor, how many columns of ``approx`` (and of its blanked own-class block) lie below ``threshold``."""
+        ranks = (approx < threshold).sum(1)
+        for rows, values in own:
+            ranks[rows] += (values < threshold[rows]).sum(1)
+        return ranks
 
     def _nearest_qualifying(self, approx, index, labels, anchors64, anchor_labels, positive_distances, tolerance,
                             shift=None):
@@ -235,9 +262,9 @@ class FaissSemiHardMiner(BaseSemiHardMiner):
             approx = torch.where(labels != anchor_labels[:, None], approx, torch.inf)
             shift = torch.zeros_like(positive_distances)
         d_ap = (positive_distances - shift)[:, None]
-        surely = approx.masked_fill(approx <= _rounded(d_ap + 2 * tol, up=True), torch.inf).min(1, keepdim=True).values
+        surely = torch.where(approx > _rounded(d_ap + 2 * tol, up=True), approx, torch.inf).amin(1, keepdim=True)
         high = _rounded((surely.double() + 2 * tol).clamp(max=_FLT_MAX), up=True).clamp(max=_FLT_MAX)
-        rescore = (approx > _rounded(d_ap - tol, up=False)) & (approx <= high)
+        rescore = (approx > _rounded(d_ap - tol, up=False)).logical_and_(approx <= high)
         distances, candidate_labels, candidates = self._rescore(rescore, index, anchors64, anchor_labels)
         best, has, nearest, _ = select_negatives(distances, candidate_labels, candidates, anchor_labels, positive_distances)
         return best, has, nearest
