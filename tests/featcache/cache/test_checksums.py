@@ -73,10 +73,14 @@ def test_a_flipped_byte_anywhere_in_the_features_is_caught_and_named(tmp_path):
         assert "rerun featcache extract with --restart" in str(caught.value)
 
 
-def test_the_direct_read_equals_hdf5s_and_refuses_damage(tmp_path):
-    """The fast path (contiguous data read straight from the file, summed piece by piece) gives
-    exactly what HDF5 reads, and hands a damaged dataset back to HDF5's path to be named."""
-    path = feature_cache(tmp_path / "still-b.h5", rows=5000, dim=96)  # several 1 MiB pieces
+def test_the_direct_read_equals_hdf5s_and_refuses_damage(tmp_path, monkeypatch):
+    """The fast path (contiguous data read straight from the file, each piece summed by a helper
+    thread while the next is read) gives exactly what HDF5 reads, and hands a damaged dataset back
+    to HDF5's path to be named, whichever piece the damage is in."""
+    monkeypatch.setattr(schema, "RAW_PIECE_BYTES", 1 << 18)
+    path = feature_cache(tmp_path / "still-b.h5", rows=5000, dim=96)  # 1.9 MB: ten pieces of 512 rows
+    middle = tmp_path / "middle.h5"
+    shutil.copy(path, middle)
     with h5py.File(path, "r") as f:
         for name in ("features", "labels", "split", "instance"):
             direct = schema._read_raw_checked(f[name], *schema.stored_checksums(f[name]))
@@ -88,6 +92,11 @@ def test_the_direct_read_equals_hdf5s_and_refuses_damage(tmp_path):
         assert schema._read_raw_checked(f["features"], *schema.stored_checksums(f["features"])) is None
     with pytest.raises(CacheError, match="dataset /features rows 4864-4999"):
         FeatureCache.open(path)
+    flip(middle, start + 2600 * 96 * 4)  # row 2600, in a middle piece
+    with h5py.File(middle, "r") as f:
+        assert schema._read_raw_checked(f["features"], *schema.stored_checksums(f["features"])) is None
+    with pytest.raises(CacheError, match="dataset /features rows 2560-2815"):
+        FeatureCache.open(middle)
 
 
 def test_a_damaged_label_is_caught_too(tmp_path):
