@@ -356,8 +356,9 @@ def print_metrics(metrics: Mapping[str, Any], console=None) -> None:
         cells.append("-" if ece is None else f"{ece:.1f}")
         table.add_row(f"{metrics['temporal']} model" if finetuned and stream == "still" else stream, *cells)
     caption = []
-    if (config := metrics.get("config") or {}).get("best_epoch") and config.get("selected_on"):
-        caption.append(f"epoch {config['best_epoch']} kept, selected on {config['selected_on']}")
+    if (config := metrics.get("config") or {}).get("best_epoch") is not None and config.get("selected_on"):
+        kept = config["best_epoch"] or "0 (the model as it started: no epoch beat it)"
+        caption.append(f"epoch {kept} kept, selected on {config['selected_on']}")
     if seeds:
         caption.append(f"{len(seeds)} seeds {seeds}")
     if gains:

@@ -296,12 +296,14 @@ class Objective:
 def fit(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler, objective: Objective, train_data: Dataset,
         val_data: Dataset, run: RunContext, *, epochs: int, batch_size: int, checkpoint_path: str | os.PathLike,
         run_key: dict[str, Any], seed: int = 0, resume: bool | None = None,
-        log: Callable[[str], None] | None = None) -> dict[str, Any]:
+        log: Callable[[str], None] | None = None, keep_start: bool = False) -> dict[str, Any]:
     """Train for ``epochs`` epochs on ``run``'s device, scoring the validation logits with the
     objective after each one and keeping the best weights. Checkpoints every epoch; resumes from
     ``checkpoint_path`` when it holds the same run (``run_key``). Returns the final training-state
     dict; the best weights are loaded into ``model``. Each epoch's loss, learning rate, ``val`` score
-    and ``val_values`` go to the run folder's ``history.jsonl``."""
+    and ``val_values`` go to the run folder's ``history.jsonl``. ``keep_start``: the model as it starts
+    is scored too (epoch 0, no loss), so an epoch is kept only when it beats it on val; when none does,
+    ``best_epoch`` is 0 and ``model`` comes back as it started."""
     env, device, amp, channels_last = run.env, run.device, run.amp, run.channels_last
     checkpoint_path = Path(checkpoint_path)
     log = log or (lambda msg: console.print(msg) if env.is_main else None)
@@ -311,6 +313,8 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler, objective
     state = start_state(checkpoint_path, run_key, resume, model, optimizer, scheduler, env, epochs, log)
     history = History(checkpoint_path.parent).start(state["history"]) if env.is_main else None
     with optional_progress(env.is_main, "img/s") as progress:
+        if keep_start and state["epoch"] == 0:
+            score_start(model, objective, val_loader, run, state, progress, log)
         for epoch in range(state["epoch"], epochs):
             loader.sampler.set_epoch(epoch)
             if hasattr(train_data, "set_epoch"):
@@ -345,6 +349,16 @@ def fit(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler, objective
     if state["best_model"] is not None:
         model.load_state_dict(state["best_model"])
     return state
+
+
+def score_start(model: nn.Module, objective: Objective, val_loader, run: RunContext, state: dict[str, Any],
+                progress, log: Callable[[str], None]) -> None:
+    """Epoch 0 of ``keep_start``: the starting model's val score (``state["start_score"]``), the one to beat."""
+    logits = evaluate(model, val_loader, run.device, run.env, amp=run.amp, channels_last=run.channels_last,
+                      progress=progress, description="epoch 0 val")
+    score = float(objective.score_fn(logits))
+    state.update(best_score=score, best_epoch=0, best_model=_state_copy(model), start_score=score)
+    log(f"epoch 0 (as it starts): {objective.selects} {score:.2f} (a trained epoch is kept only when it beats this)")
 
 
 def start_state(checkpoint_path: Path, run_key: dict[str, Any], resume: bool | None, model: nn.Module, optimizer,

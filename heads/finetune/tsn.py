@@ -21,7 +21,9 @@
   same student schedule on the labelled stills alone; with instance pairs the unlabelled stills get
   their video's label, the ceiling of what a teacher could give them).
 - Evaluation: derived temporal = the student's softmax; fused = its mean with the still model's
-  softmax; the epoch is chosen on fused val accuracy (paper 5.1.3).
+  softmax; the epoch is chosen on fused val accuracy (paper 5.1.3), the student as it starts (the
+  still model, epoch 0) among them: an epoch is kept only when it beats it, so a distillation that
+  only harms (a teacher with nothing to give) returns the still model unchanged, ``best_epoch`` 0.
 """
 
 from __future__ import annotations
@@ -344,7 +346,7 @@ def distil(run: engine.RunContext, still_model: nn.Module, live_teacher: nn.Modu
             ("still", select_still), ("derived", softmax(logits)), ("fused", fuse(select_still, softmax(logits))))})
     state = engine.fit(still_model, optimizer, None, objective, pairs, evals[select], run, epochs=config["epochs"],
                        batch_size=batch_size, checkpoint_path=run_dir / CHECKPOINT_FILE,
-                       run_key={**config, "classes": classes}, seed=config["seed"], resume=resume)
+                       run_key={**config, "classes": classes}, seed=config["seed"], resume=resume, keep_start=True)
     derived = predict_splits(still_model, evals, batch_size, run)
     if not run.env.is_main:
         return {}

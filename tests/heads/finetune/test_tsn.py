@@ -176,7 +176,13 @@ def test_tsn_command_with_live_and_cached_targets(trained_root, tmp_path):
 def test_tsn_changes_only_the_intended_parameters(trained_root, tmp_path):
     metrics = run_tsn(trained_root, tmp_path / "run", epochs=3)
     before = load_checkpoint(trained_root / "cache" / "models" / f"still-{TINY}.pt")["state_dict"]
-    after = load_checkpoint(tmp_path / "run" / tsn.MODEL_FILE)["state_dict"]
+    state = engine.load_training_state(tmp_path / "run" / tsn.CHECKPOINT_FILE)
+    after = state["model"]  # the last epoch's weights: what training changed (the kept epoch may be 0)
+    kept = load_checkpoint(tmp_path / "run" / tsn.MODEL_FILE)
+    assert kept["extra"]["best_epoch"] == state["best_epoch"] == metrics["config"]["best_epoch"]
+    assert state["best_score"] >= state["start_score"]  # the student as it started was the one to beat
+    if state["best_epoch"] == 0:
+        assert all(torch.equal(before[name], kept["state_dict"][name]) for name in before)
     changed = {name for name in before if not torch.equal(before[name], after[name])}
     assert changed, "nothing trained"
     assert all(name.startswith(INTENDED) for name in changed), sorted(changed)
@@ -244,3 +250,25 @@ def test_config_yaml_reruns_tsn_with_identical_metrics(trained_root, tmp_path):
     assert again["per_class"] == first["per_class"] and again["config"] == first["config"]
     wins = cli_tsn(trained_root, tmp_path / "c", "--config", str(tmp_path / "a" / "config.yaml"), "--targets", "cached")
     assert wins["config"]["targets"] == "cached" and wins["config"]["seed"] == 2  # the command line wins
+
+
+@pytest.mark.parametrize("scores, kept", [((0.5, 0.4, 0.3), 0), ((0.5, 0.4, 0.6), 2), ((0.5, 0.5, 0.5), 0)])
+def test_keep_start_keeps_the_starting_model_unless_an_epoch_beats_it(trained_root, tmp_path, scores, kept):
+    """``engine.fit(keep_start=True)`` (TSN's selection): the model as it starts is epoch 0; a trained
+    epoch is kept only when its val score is higher, else the model comes back unchanged."""
+    student = tsn.load_model(trained_root / "cache" / "models" / f"still-{TINY}.pt", "still", CLASSES, "student")
+    tsn.freeze_for_tsn(student)
+    start = {k: v.clone() for k, v in student.state_dict().items()}
+    dataset = FolderDataset(trained_root)
+    stills = StillImages(dataset, "train", build_transform("still", train=True, crop=CROP, resize=RESIZE))
+    val = StillImages(dataset, "val", build_transform("still", train=False, crop=CROP, resize=RESIZE))
+    _, instances = teacher_and_instances(trained_root)
+    pairs = CoClassPairs(stills, instances.labels, instances, seed=0)
+    given = iter(scores)  # epoch 0, 1, 2's val scores, whatever the logits
+    objective = engine.Objective(DistillationLoss(10.0), lambda logits: next(given), targets_fn=teacher_and_instances(trained_root)[0])
+    optimizer = torch.optim.SGD([p for p in student.parameters() if p.requires_grad], lr=0.05)
+    state = engine.fit(student, optimizer, None, objective, pairs, val, CPU_RUN, epochs=2, batch_size=8,
+                       checkpoint_path=tmp_path / "state.pt", run_key={}, keep_start=True)
+    assert state["best_epoch"] == kept and state["start_score"] == scores[0]
+    unchanged = all(torch.equal(start[k], v) for k, v in student.state_dict().items())
+    assert unchanged == (kept == 0)
