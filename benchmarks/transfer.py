@@ -21,7 +21,7 @@ family's Bonferroni level (1 - 0.05 / rows: holds for every row at once), and "d
 test stills the fused stream puts in the right pair of classes, the share it also gives the right
 direction (50%: none recovered). Nothing is selected on test (TSN's epoch: fused val).
 
-    python benchmarks/transfer.py --data-seeds 23 24 --json transfer.json
+    python benchmarks/transfer.py --data-seeds 25 26 --json transfer.json
     python benchmarks/transfer.py --quick --out /tmp/transfer                # smoke run (a test runs it)
 """
 
@@ -66,11 +66,13 @@ class Size:
     heads: dict = field(default_factory=dict)  # GAN / embedding settings beside the defaults
 
 
-# Tuned on data seed 5 only (the runs are in the closing note of #21). 60 labelled stills a class, enough for
-# the still model to learn most of the pose, against 288 unlabelled ones (12 from each of 24 train videos a
-# class); 112-px crops; a 6x exposure (a trail long enough to see, one-sided only in its fade); a teacher of
-# 24 videos a class (val about 90%); 200 test stills a class, to see a gain of a few points.
-FULL = Size(classes=4, stills={"train": 60, "val": 10, "test": 200}, videos={"train": 24, "test": 3}, unlabelled=12,
+# Tuned on data seed 5 (and the protocol checked on seed 23; the runs are in the closing notes of #21). 60
+# labelled stills a class, enough for the still model to learn most of the pose, against 288 unlabelled ones
+# (12 from each of 24 train videos a class: 24 gave no more on seed 5 at twice the time); 112-px crops; a 6x
+# exposure (a trail long enough to see, one-sided only in its fade); a teacher of 24 videos a class (val about
+# 90%); T = 10 (the paper's; val preferred it to 2 on seed 5); 30 val stills a class to choose TSN's epoch
+# (epoch 0, the still model, among them) and 400 test stills a class, to see a gain of a few points.
+FULL = Size(classes=4, stills={"train": 60, "val": 30, "test": 400}, videos={"train": 24, "test": 3}, unlabelled=12,
             crop=112, resize=128, epochs={"still": 12, "dynamic": 15, "tsn": 12}, batch_size=16,
             still_size=(128, 128), still_exposure=6.0)
 QUICK = Size(classes=2, stills={"train": 2, "val": 2, "test": 3}, videos={"train": 2, "test": 1}, unlabelled=2,
@@ -293,7 +295,7 @@ def main(argv=None) -> list[dict]:
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("runs/transfer"))
-    parser.add_argument("--data-seeds", type=int, nargs="+", default=[23, 24])
+    parser.add_argument("--data-seeds", type=int, nargs="+", default=[25, 26])
     parser.add_argument("--cue", type=float, default=1.0, help="--still-motion-cue of the transfer set")
     parser.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS))
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=["tsn", *(m for m in METHODS if m != "tsn")])
