@@ -107,11 +107,12 @@ def load_gan_predictor(checkpoint) -> DerivedPredictor:
     return DerivedPredictor(loaded(generator, state["generator"]), loaded(dimred, state["dimred"]).classifier)
 
 
-# Table 6 (identical for both modalities).
+# Table 6 (identical for both modalities). 6 epochs, not 10: at the paper's size val keeps epoch 4 of 10 (fused val
+# 83.2-84.6% throughout, constant learning rate), so 6 give the same generator in 60% of the time.
 GAN = register_head_method(HeadMethod(
     name="gan", fit=fit_gan, help="adversarial (3.1)", label="GAN", load_predictor=load_gan_predictor,
-    defaults={"d0": 256, "d1": 128, "d2": 256, "d_norm": "joint", "lambda": 1.0, "lr": 1e-3, "epochs": 10,
-              "batch_size": 128, "min_steps": min_steps_at_paper_size(10, PAPER_STILLS, 128), "dropout": 0.5,
+    defaults={"d0": 256, "d1": 128, "d2": 256, "d_norm": "joint", "lambda": 1.0, "lr": 1e-3, "epochs": 6,
+              "batch_size": 128, "min_steps": min_steps_at_paper_size(6, PAPER_STILLS, 128), "dropout": 0.5,
               "noise": 0.01, "select": "fused", "pairing": "co-class"},
     keys=(positive_int("d2", shape=True), non_negative_float("lambda"),
           Key("d_norm", str, choices=NORMS, shape=True)),
