@@ -153,10 +153,10 @@ EMBED = register_head_method(HeadMethod(
         "dropout": 0.5, "noise": 0.01, "classifier_lr": 1e-3, "classifier_epochs": 10,
         "classifier_min_steps": min_steps_at_paper_size(10, PAPER_TEMPORAL_ROWS, 256), "select": "fused",
         "pairing": "co-class",
-        # its own dim-reduction network (d1 = 256; the GAN's and classifier's is 128): 4 epochs, not 8. At the
-        # paper's size val picks its epoch 3 of 8, so the 4 give the same network at half the time
-        # (benchmarks/heads.py: 5.5 -> 2.8 s, every accuracy equal)
-        "dimred_epochs": 4, "dimred_min_steps": min_steps_at_paper_size(4, PAPER_TEMPORAL_ROWS, 256),
+        # its own dim-reduction network (d1 = 256; the GAN's and classifier's is 128): 3 epochs, not 8. At the
+        # paper's size val picks its epoch 3 of 8, so the 3 give the same network at 3/8 of the time
+        # (benchmarks/heads.py: 5.5 -> 2.1 s, every accuracy equal)
+        "dimred_epochs": 3, "dimred_min_steps": min_steps_at_paper_size(3, PAPER_TEMPORAL_ROWS, 256),
     },
     temporal_defaults={"flow": {"d0": 256, "d1": 256, "alpha": 1.0}, "dynamic": {"d0": 128, "d1": 256, "alpha": 0.5}},  # Table 8
     keys=(non_negative_float("alpha"), positive_int("classes_per_batch", shape=True), batch_int("instances_per_class"),
