@@ -4,7 +4,7 @@
     features = backbone.forward_features(batch)                            # [B, 2048]
 
 ``weights``: None -> the backbone's ImageNet weights (resnet50: torch hub cache or download;
-efficientnet-lite0: shipped in its package); ``"random"`` -> random initialisation (tests);
+efficientnet-lite0: shipped in its package); ``"random"`` -> random initialisation, seeded (the same network in every process: tests);
 a path -> a featcache checkpoint (trunk + head for a dataset's classes) or a plain state dict
 (``.pth`` or ``.safetensors``). ``timm:<model>`` names any timm model (``pip install featcache[timm]``);
 it has no default weights: pass a local file or ``"random"``.

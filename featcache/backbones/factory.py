@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import torch
+
 from featcache.backbones import efficientnet_lite0, resnet50, timm_backbone  # noqa: F401  (register them)
 from featcache.backbones.base import Backbone
 from featcache.backbones.checkpoint import check_checkpoint, is_checkpoint
@@ -14,6 +16,8 @@ from featcache.backbones.registry import get_backbone_class, list_backbones
 from featcache.backbones.weights import load_weights_file, sha256_file
 from featcache.cache.schema import MODALITIES
 from featcache.errors import FeatcacheError
+
+RANDOM_WEIGHTS_SEED = 0  # weights="random": the same network in every process
 
 __all__ = ["create_backbone", "default_backbone", "list_backbones"]
 
@@ -39,10 +43,14 @@ def create_backbone(
     """
     if modality not in MODALITIES:
         raise FeatcacheError(f"unknown modality {modality!r}; expected one of {', '.join(MODALITIES)}")
-    model = get_backbone_class(name)(modality=modality)
     if weights is not None and str(weights) == "random":
-        model.adapt_input_channels()
+        # Seeded: every process (each torchrun rank, each rerun) builds the same network; the caller's RNG is untouched.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(RANDOM_WEIGHTS_SEED)
+            model = get_backbone_class(name)(modality=modality)
+            model.adapt_input_channels()
     else:
+        model = get_backbone_class(name)(modality=modality)
         path = Path(weights).expanduser() if weights is not None else model.locate_default_weights()
         state = load_weights_file(path)
         if is_checkpoint(state):

@@ -129,3 +129,16 @@ def test_bad_weights_file_is_one_clear_error(tmp_path):
         create_backbone("resnet50", weights=bad)
     with pytest.raises(FeatcacheError, match="not found"):
         create_backbone("resnet50", weights=tmp_path / "missing.pth")
+
+
+@pytest.mark.parametrize("modality", ["still", "flow"])
+def test_random_weights_are_the_same_network_in_every_process(modality):
+    """``weights="random"`` is seeded (torchrun ranks and reruns build one network) and leaves the caller's RNG alone."""
+    torch.manual_seed(1)
+    first = create_backbone("efficientnet-lite0", modality=modality, weights="random").state_dict()
+    after_first = torch.rand(1)
+    torch.manual_seed(2)
+    second = create_backbone("efficientnet-lite0", modality=modality, weights="random").state_dict()
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    torch.manual_seed(1)
+    assert torch.equal(torch.rand(1), after_first)  # building it drew nothing from the global RNG
