@@ -270,16 +270,15 @@ def _read_raw_checked(dataset: h5py.Dataset, sums: np.ndarray, block_rows: int) 
         summed.append(start)
 
     # A plain thread fed by a SimpleQueue: a pool's futures cost about 40 us a piece, a third of what
-    # the sums themselves cost. Labels, split codes and the like are one piece: summed inline.
+    # the sums themselves cost. A dataset of one piece is summed inline.
     ready: queue.SimpleQueue = queue.SimpleQueue()
 
     def sum_pieces() -> None:
         for start, stop in iter(ready.get, None):
             check(start, stop)
 
-    threaded = len(pieces) > 1
-    summer = threading.Thread(target=sum_pieces, daemon=True)
-    if threaded:
+    summer = threading.Thread(target=sum_pieces, daemon=True) if len(pieces) > 1 else None
+    if summer:
         summer.start()
     try:
         with open(dataset.file.filename, "rb", buffering=0) as raw:
@@ -287,12 +286,12 @@ def _read_raw_checked(dataset: h5py.Dataset, sums: np.ndarray, block_rows: int) 
             for start, stop in pieces:
                 if raw.readinto(flat[start * row_bytes : stop * row_bytes]) != (stop - start) * row_bytes:
                     return None
-                if threaded:
+                if summer:
                     ready.put((start, stop))
                 else:
                     check(start, stop)
     finally:
-        if threaded:
+        if summer:
             ready.put(None)
             summer.join()
     return out if len(summed) == len(pieces) and np.array_equal(found, sums) else None
